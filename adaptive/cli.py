@@ -1,0 +1,228 @@
+"""Command-line interface: ``adaptive validate | interim | synth``.
+
+Exit codes: 0 success; 1 unexpected error; 2 invalid config, data, scenario or output folder;
+3 a fit failed its convergence limits (no recommendation made).
+"""
+
+from __future__ import annotations
+
+import sys
+import warnings
+from datetime import date, datetime
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from adaptive.exceptions import AdaptiveError, OutputExistsError
+
+console = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
+err_console = Console(stderr=True, highlight=False)
+
+
+def _date(ctx, param, value):
+    if value is None:
+        return None
+    try:
+        return datetime.strptime(value, "%Y-%m-%d").date()
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not an ISO 8601 date (YYYY-MM-DD)") from None
+
+
+def _fail(exc: AdaptiveError) -> None:
+    err_console.print(f"[bold red]error:[/] {exc}", markup=True, soft_wrap=True)
+    sys.exit(exc.exit_code)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="rr-aml-adaptive")
+def main() -> None:
+    """Bayesian adaptive-platform decision engine for the R/R AML platform trial."""
+    warnings.filterwarnings("ignore", category=FutureWarning)
+
+
+@main.command()
+@click.option(
+    "--config", "config_path", required=True, type=click.Path(dir_okay=False), help="Trial config YAML."
+)
+@click.option("--data", "data_path", type=click.Path(dir_okay=False), help="Patient export to check too.")
+@click.option("--cutoff", callback=_date, help="Also derive endpoints as of this date (YYYY-MM-DD).")
+def validate(config_path: str, data_path: str | None, cutoff: date | None) -> None:
+    """Check a config (and a data export) and list every problem; exit 2 if any."""
+    from adaptive.config import load_config
+    from adaptive.data import load_patients
+    from adaptive.exceptions import ConfigError
+
+    try:
+        design = load_config(config_path)
+    except ConfigError as exc:
+        _fail(exc)
+    console.print(
+        f"config {config_path}: OK ({len(design.arms)} arms, {len(design.endpoints)} endpoints, "
+        f"{len(design.rules)} rules; sha256 {design.sha256[:12]})"
+    )
+    for rule in design.rules:
+        console.print(f"  - {rule}")
+    if data_path is None:
+        return
+    try:
+        table = load_patients(data_path, design)
+    except AdaptiveError as exc:
+        _fail(exc)
+    console.print(f"data {data_path}: OK ({len(table.frame)} patients; sha256 {table.sha256[:12]})")
+    warns = list(table.warnings)
+    if cutoff is not None:
+        from adaptive.derive import derive
+
+        derived = derive(table, design, cutoff)
+        warns += derived.warnings
+        console.print(f"as of {cutoff}: {len(derived.patients)} patients enrolled")
+    _print_warnings(warns)
+
+
+def _print_warnings(warns, limit: int = 25) -> None:
+    for w in warns[:limit]:
+        console.print(f"[yellow]warning:[/] {w}", soft_wrap=True)
+    if len(warns) > limit:
+        console.print(f"[yellow]... and {len(warns) - limit} more warning(s)[/]")
+
+
+def _pct(x) -> str:
+    return "-" if x is None else f"{100 * x:.1f}%"
+
+
+def print_look(report: dict) -> None:
+    """Readable summary of a look: per-arm CRc, safety, fired rules, diagnostics."""
+    title = f"{report['trial']} - interim look, data cutoff {report['cutoff']} (seed {report['seed']})"
+    table = Table(title=title, show_lines=False)
+    for col in (
+        "Arm",
+        "Status",
+        "n",
+        "CRc y/n",
+        "CRc mean (95% CrI)",
+        "P(>null)",
+        "P(>target)",
+        "30d deaths",
+        "P(30d>limit)",
+        "Rules fired",
+    ):
+        table.add_column(col, justify="left" if col in ("Arm", "Status", "Rules fired") else "right")
+    for a in report["arms"]:
+        crc = a["endpoints"]["crc"]
+        m30 = a["endpoints"].get("mortality_30d", {})
+        fired = ", ".join(r["action"] for r in a["rules"] if r["fired"]) or "-"
+        ci = (
+            f"{_pct(crc['mean'])} ({_pct(crc['ci95_low'])}-{_pct(crc['ci95_high'])})"
+            if crc.get("mean") is not None
+            else "-"
+        )
+        table.add_row(
+            f"{a['arm']} {a['label']}",
+            a["status"],
+            str(a["n_enrolled"]),
+            f"{crc['responders']}/{crc['n_evaluable']}"
+            + (f" (+{crc['n_pending']} pending)" if crc["n_pending"] else ""),
+            ci,
+            _pct(crc.get("prob_above_null")),
+            _pct(crc.get("prob_above_target")),
+            f"{m30.get('responders', '-')}/{m30.get('n_evaluable', '-')}" if m30 else "-",
+            _pct(m30.get("prob_above_limit")) if m30 else "-",
+            fired,
+        )
+    console.print(table)
+    for c in report["comparisons"]:
+        console.print(f"comparison: {c['sentence']}", soft_wrap=True)
+    d = report["diagnostics"]
+    console.print(
+        f"diagnostics: max R-hat {d['max_rhat']:.3f}, min bulk ESS {d['min_ess_bulk']:.0f}, "
+        f"divergences {d['divergences']}, converged: {d['converged']}"
+    )
+    if report["fired"]:
+        console.print("[bold]rules that fired:[/]")
+        for s in report["fired"]:
+            console.print(f"  - {s}", soft_wrap=True)
+    if report["warnings"]:
+        console.print(
+            f"[yellow]{len(report['warnings'])} data warning(s)[/] (listed in recommendations.json)"
+        )
+
+
+@main.command()
+@click.option(
+    "--config", "config_path", required=True, type=click.Path(dir_okay=False), help="Trial config YAML."
+)
+@click.option(
+    "--data",
+    "data_path",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="Patient export (.csv, .parquet, .xpt).",
+)
+@click.option("--cutoff", required=True, callback=_date, help="Data cutoff date (YYYY-MM-DD).")
+@click.option(
+    "--out", "out_dir", required=True, type=click.Path(file_okay=False), help="New (or empty) output folder."
+)
+@click.option("--seed", type=int, default=None, help="Seed (default: the config's sampler.seed).")
+def interim(config_path: str, data_path: str, cutoff: date, out_dir: str, seed: int | None) -> None:
+    """Run an interim look: fit every endpoint, evaluate the rules, write the outputs."""
+    from adaptive.exceptions import ConvergenceError
+    from adaptive.interim import run_interim
+
+    try:
+        look = run_interim(config_path, data_path, cutoff, out_dir, seed=seed)
+    except ConvergenceError as exc:
+        err_console.print(
+            f"[bold red]REFUSED:[/] {exc}\nThe look was written to {out_dir} with status "
+            "'refused' and its diagnostics; no rule was evaluated.",
+            soft_wrap=True,
+        )
+        sys.exit(exc.exit_code)
+    except AdaptiveError as exc:
+        _fail(exc)
+    print_look(look.report)
+    console.print(f"wrote {Path(out_dir) / 'recommendations.json'} and {Path(out_dir) / 'posterior.nc'}")
+
+
+@main.command()
+@click.option(
+    "--config", "config_path", required=True, type=click.Path(dir_okay=False), help="Trial config YAML."
+)
+@click.option(
+    "--scenario", "scenario_path", required=True, type=click.Path(dir_okay=False), help="Scenario YAML."
+)
+@click.option("--n", "n_patients", required=True, type=click.IntRange(1), help="Patients to simulate.")
+@click.option("--seed", type=int, required=True, help="Random seed.")
+@click.option(
+    "--out", "out_path", required=True, type=click.Path(dir_okay=False), help="CSV or Parquet file to write."
+)
+def synth(config_path: str, scenario_path: str, n_patients: int, seed: int, out_path: str) -> None:
+    """Simulate a realistic patient-level export from a scenario."""
+    from adaptive.config import load_config
+    from adaptive.output import write_text_atomic
+    from adaptive.scenario import load_scenario
+    from adaptive.synth import synthesize
+
+    try:
+        design = load_config(config_path)
+        scenario = load_scenario(scenario_path, design)
+    except AdaptiveError as exc:
+        _fail(exc)
+    df = synthesize(design, scenario, n_patients, seed)
+    out = Path(out_path)
+    if out.exists():
+        _fail(OutputExistsError(f"{out} exists; synth never overwrites a file."))
+    if out.suffix.lower() in (".parquet", ".pq"):
+        tmp = out.with_name(f".{out.name}.tmp")
+        df.to_parquet(tmp, index=False)
+        tmp.replace(out)
+    else:
+        write_text_atomic(out, df.to_csv(index=False, lineterminator="\n"))
+    console.print(f"wrote {len(df)} patients to {out} (export date {_export_date(df)})")
+
+
+def _export_date(df) -> str:
+    cols = ["enrolled_on", "response_on", "relapse_on", "death_on", "last_contact_on", "hsct_on"]
+    vals = [v for c in cols for v in df[c] if v]
+    return max(vals) if vals else "-"

@@ -1,0 +1,623 @@
+"""Trial configuration: a YAML file parsed by pydantic at the boundary into a frozen :class:`Design`.
+
+The YAML schema (``schema_version: 1``) is documented in README.md and exemplified by
+``configs/rr_aml.yaml``. Arms are data, not code: a config with 2 or 12 arms is handled the same
+way. :func:`load_config` collects *every* problem (unknown keys with a "did you mean", values out
+of range, rules naming arms or endpoints that do not exist, ...) and raises one
+:class:`~adaptive.exceptions.ConfigError` listing them all.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+import yaml
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+)
+
+from adaptive.endpoints import BINARY_ENDPOINTS
+from adaptive.exceptions import ConfigError, Problem
+from adaptive.schema_errors import did_you_mean as _did_you_mean
+from adaptive.schema_errors import pydantic_problems
+from decision_rules.rules import RULE_KINDS, Superiority
+
+ARM_STATUSES = ("active", "graduated", "dropped", "suspended", "queued")
+#: patient-table columns a routing condition may test, with the values they can take
+ROUTING_FIELDS: dict[str, tuple] = {
+    "new_drug_eligible": (True, False),
+    "idh1": (True, False),
+    "flt3_itd": (True, False),
+    "flt3_tkd": (True, False),
+    "intensive_eligible": (True, False),
+    "prior_venetoclax_3m": (True, False),
+    "karyotype_risk": ("favorable", "intermediate", "adverse"),
+}
+
+
+def _probability(v: float) -> float:
+    if not 0.0 < v < 1.0:
+        raise ValueError(f"a probability must lie strictly between 0 and 1, got {v}")
+    return v
+
+
+Probability = Annotated[float, AfterValidator(_probability)]
+PositiveFloat = Annotated[float, Field(gt=0)]
+PositiveInt = Annotated[int, Field(gt=0)]
+NonNegativeInt = Annotated[int, Field(ge=0)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# ----------------------------------------------------------------------------- priors and models
+class NormalPrior(_Strict):
+    """``Normal(mean, sd)``."""
+
+    mean: float = 0.0
+    sd: PositiveFloat
+
+
+class ScalePrior(_Strict):
+    """Prior of a between-arm standard deviation ``tau``."""
+
+    dist: Literal["half_normal", "half_cauchy"] = "half_normal"
+    scale: PositiveFloat
+
+
+class BetaPrior(_Strict):
+    """``Beta(a, b)``."""
+
+    a: PositiveFloat
+    b: PositiveFloat
+
+
+class IndependentModelCfg(_Strict):
+    """Independent Beta-binomial per arm (no borrowing), conjugate.
+
+    ``prior``: ``unit_information`` is ``Beta(m, 1 - m)`` with ``m`` the arm's null rate (one
+    patient's worth of information centred on the null), ``uniform`` is ``Beta(1, 1)``,
+    ``jeffreys`` is ``Beta(1/2, 1/2)``; or give ``{a: .., b: ..}``.
+    """
+
+    kind: Literal["independent"]
+    prior: Literal["unit_information", "uniform", "jeffreys"] | BetaPrior = "unit_information"
+
+
+class HierarchicalModelCfg(_Strict):
+    """``logit p_k = logit(null_k) + delta_k``, ``delta_k ~ Normal(mu, tau)``."""
+
+    kind: Literal["hierarchical"]
+    mu: NormalPrior
+    tau: ScalePrior
+
+
+class ExnexModelCfg(_Strict):
+    """EXNEX (Neuenschwander et al. 2016) on the ``delta_k`` scale.
+
+    With probability ``w`` arm ``k`` is exchangeable (``delta_k ~ Normal(mu, tau)``), otherwise
+    non-exchangeable with its own prior ``delta_k ~ Normal(nex.mean, nex.sd)``.
+    """
+
+    kind: Literal["exnex"]
+    mu: NormalPrior
+    tau: ScalePrior
+    nex: NormalPrior
+    w: Probability = 0.5
+
+
+ModelCfg = Annotated[
+    Union[IndependentModelCfg, HierarchicalModelCfg, ExnexModelCfg],  # noqa: UP007
+    Field(discriminator="kind"),
+]
+
+
+class EndpointCfg(_Strict):
+    """A binary endpoint to model at every look."""
+
+    model: ModelCfg
+
+
+# ----------------------------------------------------------------------------- arms and routing
+class RatesCfg(_Strict):
+    """Reference rates of one arm for one binary endpoint (cite the source in a YAML comment)."""
+
+    null_rate: Probability
+    target_rate: Probability | None = None
+    limit_rate: Probability | None = None
+
+
+class ArmCfg(_Strict):
+    """One arm of the platform."""
+
+    label: str
+    description: str = ""
+    status: Literal["active", "graduated", "dropped", "suspended", "queued"] = "active"
+    max_n: PositiveInt
+    rates: dict[str, RatesCfg]
+
+
+class RoutingCfg(_Strict):
+    """One routing step; steps are tried in order and the first whose condition holds wins.
+
+    ``when`` holds when *every* listed column has the given value; ``when_any`` holds when *any*
+    of its mappings holds. Both may be given (both must hold). A step with neither always holds.
+    """
+
+    cohort: str
+    when: dict[str, bool | str] = Field(default_factory=dict)
+    when_any: list[dict[str, bool | str]] = Field(default_factory=list)
+    arms: list[str] = Field(min_length=1)
+    allocation: dict[str, PositiveFloat] | None = None
+
+
+# ----------------------------------------------------------------------------- rules
+class ProbAboveRuleCfg(_Strict):
+    """``P(p_k > reference) <comparison> threshold`` per arm (efficacy, futility, harm)."""
+
+    id: str
+    kind: Literal["efficacy", "futility", "harm"]
+    endpoint: str
+    reference: Literal["null_rate", "target_rate", "limit_rate"] | Probability
+    threshold: Probability
+    min_evaluable: NonNegativeInt = 0
+    arms: Literal["all"] | list[str] = "all"
+
+
+class SuperiorityRuleCfg(_Strict):
+    """Pairwise comparison of two arms, typically the randomized pair."""
+
+    id: str
+    kind: Literal["superiority"]
+    endpoint: str
+    arms: list[str] = Field(min_length=2, max_length=2)
+    threshold: Probability
+    margin: Annotated[float, Field(ge=0, lt=1)] = 0.0
+    min_evaluable: NonNegativeInt = 0
+
+
+RuleCfg = Annotated[
+    Union[ProbAboveRuleCfg, SuperiorityRuleCfg],  # noqa: UP007
+    Field(discriminator="kind"),
+]
+
+
+# ----------------------------------------------------------------------------- sampler and rest
+class LimitsCfg(_Strict):
+    """Convergence limits every fit must meet before any rule is evaluated."""
+
+    max_rhat: Annotated[float, Field(gt=1.0)] = 1.01
+    min_ess_bulk: PositiveFloat = 400
+    min_ess_tail: PositiveFloat = 400
+    max_divergences: NonNegativeInt = 0
+
+
+class RetryCfg(_Strict):
+    """Sampler settings of one retry after a failed fit."""
+
+    tune: PositiveInt
+    target_accept: Probability
+
+
+class SamplerCfg(_Strict):
+    """MCMC settings."""
+
+    backend: Literal["nutpie", "pymc"] = "nutpie"
+    chains: Annotated[int, Field(ge=2)] = 4
+    draws: PositiveInt = 2000
+    tune: PositiveInt = 1000
+    target_accept: Probability = 0.9
+    seed: NonNegativeInt = 20260101
+    cores: PositiveInt | None = None
+    limits: LimitsCfg = LimitsCfg()
+    retries: list[RetryCfg] = Field(
+        default_factory=lambda: [
+            RetryCfg(tune=2000, target_accept=0.95),
+            RetryCfg(tune=4000, target_accept=0.99),
+        ]
+    )
+
+
+class AssessmentCfg(_Strict):
+    """When outcomes become known."""
+
+    response_window_days: PositiveInt = 56
+    follow_up_days: PositiveInt = 730
+
+
+class TrialCfg(_Strict):
+    """Free-text identification of the trial."""
+
+    name: str
+    registry_id: str = ""
+    start_date: date | None = None
+
+
+class ConfigFile(_Strict):
+    """The whole YAML file."""
+
+    schema_version: Literal[1]
+    trial: TrialCfg
+    assessment: AssessmentCfg = AssessmentCfg()
+    endpoints: dict[str, EndpointCfg]
+    arms: dict[str, ArmCfg] = Field(min_length=1)
+    routing: list[RoutingCfg] = Field(default_factory=list)
+    rules: list[RuleCfg] = Field(default_factory=list)
+    sampler: SamplerCfg = SamplerCfg()
+
+
+# ============================================================================= frozen design
+@dataclass(frozen=True)
+class Arm:
+    """One arm as the engine sees it."""
+
+    id: str
+    label: str
+    status: str
+    max_n: int
+    rates: Mapping[str, RatesCfg]
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class RoutingStep:
+    """One step of the routing algorithm (see :class:`RoutingCfg`)."""
+
+    cohort: str
+    when: Mapping[str, bool | str]
+    when_any: tuple[Mapping[str, bool | str], ...]
+    arms: tuple[str, ...]
+    allocation: Mapping[str, float]
+
+    @property
+    def is_randomized(self) -> bool:
+        return len(self.arms) > 1
+
+
+@dataclass(frozen=True)
+class Design:
+    """A validated trial design: everything an interim look needs besides the data."""
+
+    raw: ConfigFile
+    path: Path | None
+    sha256: str
+    arms: tuple[Arm, ...]
+    endpoints: Mapping[str, EndpointCfg]
+    routing: tuple[RoutingStep, ...]
+    rules: tuple[Any, ...]
+    sampler: SamplerCfg
+    assessment: AssessmentCfg
+
+    @property
+    def arm_ids(self) -> tuple[str, ...]:
+        return tuple(a.id for a in self.arms)
+
+    def arm(self, arm_id: str) -> Arm:
+        for a in self.arms:
+            if a.id == arm_id:
+                return a
+        raise KeyError(arm_id)
+
+    @property
+    def labels(self) -> dict[str, str]:
+        return {a.id: a.label for a in self.arms}
+
+    @property
+    def modelled_arms(self) -> tuple[str, ...]:
+        """Arms that enter the models: every arm that has opened (all but ``queued``)."""
+        return tuple(a.id for a in self.arms if a.status != "queued")
+
+    def as_dict(self) -> dict:
+        """The config as run (defaults filled in), JSON-ready."""
+        return self.raw.model_dump(mode="json")
+
+
+# ============================================================================= loading
+def _check_condition(cond: Mapping, where: str, problems: list[Problem]) -> None:
+    for col, val in cond.items():
+        if col not in ROUTING_FIELDS:
+            problems.append(
+                Problem(
+                    where,
+                    f"routing column {col!r} is not a patient-table column that routing can test "
+                    f"(one of {', '.join(ROUTING_FIELDS)}).{_did_you_mean(col, ROUTING_FIELDS)}",
+                )
+            )
+        elif val not in ROUTING_FIELDS[col]:
+            problems.append(Problem(where, f"{col} can be {ROUTING_FIELDS[col]}, got {val!r}."))
+
+
+def _cross_check(cfg: ConfigFile, source: str) -> list[Problem]:
+    """Checks that need the whole file: names that must exist, rates that must be consistent."""
+    problems: list[Problem] = []
+    arm_ids = list(cfg.arms)
+
+    def arm_ref(arm: str, where: str) -> None:
+        if arm not in cfg.arms:
+            problems.append(
+                Problem(
+                    f"{source}: {where}",
+                    f"arm {arm!r} does not exist (arms: {', '.join(arm_ids)}).{_did_you_mean(arm, arm_ids)}",
+                )
+            )
+
+    for name in cfg.endpoints:
+        if name not in BINARY_ENDPOINTS:
+            problems.append(
+                Problem(
+                    f"{source}: endpoints.{name}",
+                    f"unknown endpoint {name!r}; the engine derives {', '.join(BINARY_ENDPOINTS)}."
+                    f"{_did_you_mean(name, BINARY_ENDPOINTS)}",
+                )
+            )
+    if "crc" not in cfg.endpoints:
+        problems.append(Problem(f"{source}: endpoints", "the primary endpoint 'crc' must be configured."))
+
+    for arm_id, arm in cfg.arms.items():
+        for ep in cfg.endpoints:
+            if ep in BINARY_ENDPOINTS and ep not in arm.rates:
+                problems.append(
+                    Problem(
+                        f"{source}: arms.{arm_id}.rates",
+                        f"no rates for endpoint {ep!r}; every arm needs null_rate (and target_rate "
+                        "or limit_rate as its rules require) for every configured endpoint.",
+                    )
+                )
+        for ep, r in arm.rates.items():
+            where = f"{source}: arms.{arm_id}.rates.{ep}"
+            if ep not in cfg.endpoints:
+                problems.append(
+                    Problem(
+                        where,
+                        f"endpoint {ep!r} is not configured under 'endpoints'."
+                        f"{_did_you_mean(ep, cfg.endpoints)}",
+                    )
+                )
+                continue
+            spec = BINARY_ENDPOINTS.get(ep)
+            if spec is None or r.target_rate is None:
+                pass
+            elif spec.direction == "higher_is_better" and r.target_rate <= r.null_rate:
+                problems.append(
+                    Problem(where, f"target_rate {r.target_rate} must exceed null_rate {r.null_rate}.")
+                )
+            elif spec.direction == "lower_is_better" and r.target_rate >= r.null_rate:
+                problems.append(
+                    Problem(
+                        where,
+                        f"for {ep} (lower is better) target_rate {r.target_rate} must be below "
+                        f"null_rate {r.null_rate}.",
+                    )
+                )
+            if spec is not None and r.limit_rate is not None and spec.direction == "lower_is_better":
+                if r.limit_rate <= r.null_rate:
+                    problems.append(
+                        Problem(where, f"limit_rate {r.limit_rate} must exceed null_rate {r.null_rate}.")
+                    )
+
+    cohorts = set()
+    for i, step in enumerate(cfg.routing):
+        where = f"{source}: routing.{i}"
+        if step.cohort in cohorts:
+            problems.append(Problem(where, f"cohort {step.cohort!r} appears twice."))
+        cohorts.add(step.cohort)
+        _check_condition(step.when, f"{where}.when", problems)
+        for j, alt in enumerate(step.when_any):
+            _check_condition(alt, f"{where}.when_any.{j}", problems)
+        for arm in step.arms:
+            arm_ref(arm, f"routing.{i}.arms")
+        if step.allocation is not None:
+            if set(step.allocation) != set(step.arms):
+                problems.append(
+                    Problem(
+                        f"{where}.allocation",
+                        f"allocation must give a weight for exactly the cohort's arms {step.arms}, "
+                        f"got {sorted(step.allocation)}.",
+                    )
+                )
+
+    seen = set()
+    for i, rule in enumerate(cfg.rules):
+        where = f"{source}: rules.{i} ({rule.id})"
+        if rule.id in seen:
+            problems.append(Problem(where, f"rule id {rule.id!r} is used twice."))
+        seen.add(rule.id)
+        if rule.endpoint not in cfg.endpoints:
+            problems.append(
+                Problem(
+                    f"{where}.endpoint",
+                    f"endpoint {rule.endpoint!r} is not configured under 'endpoints' "
+                    f"({', '.join(cfg.endpoints)}).{_did_you_mean(rule.endpoint, cfg.endpoints)}",
+                )
+            )
+            continue
+        spec = BINARY_ENDPOINTS.get(rule.endpoint)
+        arms = rule.arms if isinstance(rule.arms, list) else arm_ids
+        for arm in arms:
+            arm_ref(arm, f"rules.{i}.arms")
+        if spec is None:
+            continue
+        if rule.kind in ("efficacy", "futility") and spec.direction != "higher_is_better":
+            problems.append(
+                Problem(
+                    f"{where}.kind",
+                    f"{rule.kind} rules need a higher-is-better endpoint; {rule.endpoint} is "
+                    "lower-is-better (use kind: harm).",
+                )
+            )
+        if rule.kind == "harm" and spec.direction != "lower_is_better":
+            problems.append(
+                Problem(
+                    f"{where}.kind",
+                    f"harm rules need a lower-is-better endpoint such as mortality_30d, got {rule.endpoint}.",
+                )
+            )
+        if isinstance(rule, ProbAboveRuleCfg) and isinstance(rule.reference, str):
+            for arm in arms:
+                rates = cfg.arms[arm].rates.get(rule.endpoint) if arm in cfg.arms else None
+                if rates is not None and getattr(rates, rule.reference) is None:
+                    problems.append(
+                        Problem(
+                            f"{where}.reference",
+                            f"rule uses {rule.reference} but arms.{arm}.rates.{rule.endpoint} "
+                            f"has no {rule.reference}.",
+                        )
+                    )
+        if isinstance(rule, SuperiorityRuleCfg) and rule.arms[0] == rule.arms[1]:
+            problems.append(Problem(f"{where}.arms", "a comparison needs two different arms."))
+    sc = cfg.sampler
+    if any(r.tune < sc.tune for r in sc.retries):
+        problems.append(
+            Problem(f"{source}: sampler.retries", "each retry should tune at least as long as the first fit.")
+        )
+    return problems
+
+
+def _raw_arm_refs(doc: dict, source: str) -> list[Problem]:
+    """Arm names used by rules and routing that do not exist, checked on the raw YAML.
+
+    Used when the schema check already failed, so that one run still lists these problems too.
+    """
+    arms = doc.get("arms")
+    if not isinstance(arms, dict):
+        return []
+    problems = []
+    for section in ("rules", "routing"):
+        items = doc.get(section)
+        if not isinstance(items, list):
+            continue
+        for i, item in enumerate(items):
+            used = item.get("arms") if isinstance(item, dict) else None
+            if not isinstance(used, list):
+                continue
+            for arm in used:
+                if arm not in arms:
+                    problems.append(
+                        Problem(
+                            f"{source}: {section}.{i}.arms",
+                            f"arm {arm!r} does not exist (arms: {', '.join(map(str, arms))})."
+                            f"{_did_you_mean(arm, arms)}",
+                        )
+                    )
+    return problems
+
+
+def _build_rules(cfg: ConfigFile) -> tuple:
+    rules = []
+    arm_ids = [a for a, arm in cfg.arms.items()]
+    for r in cfg.rules:
+        spec = BINARY_ENDPOINTS[r.endpoint]
+        if isinstance(r, SuperiorityRuleCfg):
+            rules.append(
+                Superiority(
+                    id=r.id,
+                    endpoint=r.endpoint,
+                    endpoint_label=spec.label,
+                    threshold=r.threshold,
+                    min_evaluable=r.min_evaluable,
+                    arms=(r.arms[0], r.arms[1]),
+                    margin_rate=r.margin,
+                    higher_is_better=spec.direction == "higher_is_better",
+                )
+            )
+            continue
+        arms = r.arms if isinstance(r.arms, list) else arm_ids
+        if isinstance(r.reference, str):
+            refs = {a: getattr(cfg.arms[a].rates[r.endpoint], r.reference) for a in arms}
+            ref_name = r.reference
+        else:
+            refs = {a: float(r.reference) for a in arms}
+            ref_name = f"{r.reference:g}"
+        rules.append(
+            RULE_KINDS[r.kind](
+                id=r.id,
+                endpoint=r.endpoint,
+                endpoint_label=spec.label,
+                threshold=r.threshold,
+                min_evaluable=r.min_evaluable,
+                references=refs,
+                reference_name=ref_name,
+            )
+        )
+    return tuple(rules)
+
+
+def parse_config(text: str, source: str = "<config>", path: Path | None = None) -> Design:
+    """Parse YAML text into a :class:`Design`, raising :class:`ConfigError` with every problem."""
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{source} line {mark.line + 1}, column {mark.column + 1}" if mark else source
+        raise ConfigError([Problem(where, f"not valid YAML: {getattr(exc, 'problem', exc)}")]) from None
+    if not isinstance(doc, dict):
+        raise ConfigError([Problem(source, "the config must be a YAML mapping (key: value) at top level.")])
+    # top-level keys starting with "x-" hold YAML anchors for reuse (as in docker compose files)
+    doc = {k: v for k, v in doc.items() if not str(k).startswith("x-")}
+    try:
+        cfg = ConfigFile.model_validate(doc)
+    except ValidationError as err:
+        raise ConfigError(pydantic_problems(err, source, ConfigFile) + _raw_arm_refs(doc, source)) from None
+    problems = _cross_check(cfg, source)
+    if problems:
+        raise ConfigError(problems)
+    arms = tuple(
+        Arm(
+            id=k,
+            label=a.label,
+            status=a.status,
+            max_n=a.max_n,
+            rates=dict(a.rates),
+            description=a.description,
+        )
+        for k, a in cfg.arms.items()
+    )
+    routing = tuple(
+        RoutingStep(
+            cohort=s.cohort,
+            when=dict(s.when),
+            when_any=tuple(dict(x) for x in s.when_any),
+            arms=tuple(s.arms),
+            allocation=dict(s.allocation) if s.allocation else {a: 1.0 for a in s.arms},
+        )
+        for s in cfg.routing
+    )
+    return Design(
+        raw=cfg,
+        path=path,
+        sha256=hashlib.sha256(text.encode()).hexdigest(),
+        arms=arms,
+        endpoints=dict(cfg.endpoints),
+        routing=routing,
+        rules=_build_rules(cfg),
+        sampler=cfg.sampler,
+        assessment=cfg.assessment,
+    )
+
+
+def load_config(path: str | Path) -> Design:
+    """Read and validate a trial config file.
+
+    Raises
+    ------
+    ConfigError
+        Listing every problem found, each with the file and the key path.
+    """
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError([Problem(str(path), f"cannot read the config file: {exc.strerror}")]) from None
+    design = parse_config(raw.decode("utf-8"), source=path.name, path=path)
+    # hash the bytes on disk, not the decoded text, so the hash matches `sha256sum`
+    return Design(**{**design.__dict__, "sha256": hashlib.sha256(raw).hexdigest()})

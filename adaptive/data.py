@@ -1,0 +1,383 @@
+"""Patient-level data: load a CSV / Parquet / SAS transport export and validate it.
+
+One row per patient. Dates are ISO 8601 (``YYYY-MM-DD``), booleans ``true``/``false``
+(case-insensitive), blank means unknown. Every problem is collected and reported together with
+the file, the row (for CSV the 1-based line number, header = line 1) and the column.
+
+Rejected (:class:`~adaptive.exceptions.DataError`): missing required columns, blank or duplicate
+``subject_id``, unknown arms, unparseable dates or booleans, responses outside CR/CRi/PR/NR/NE, a
+missing ``response_on`` for CR/CRi/PR, events dated before enrolment (response, death, relapse,
+transplant, last contact), a response after death, a relapse without a prior CR/CRi or before the
+response, unknown ``karyotype_risk`` values.
+
+Warned (kept, reported): a patient whose arm contradicts the configured routing rules, a
+``randomized`` flag that disagrees with the cohort, a last contact after death, MRD negativity
+recorded for a non-responder.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+
+import pandas as pd
+
+from adaptive.config import Design
+from adaptive.exceptions import DataError, Problem
+from adaptive.routing import route
+from adaptive.schema_errors import did_you_mean as _did_you_mean
+
+REQUIRED_COLUMNS = (
+    "subject_id",
+    "site",
+    "arm",
+    "enrolled_on",
+    "randomized",
+    "idh1",
+    "flt3_itd",
+    "flt3_tkd",
+    "intensive_eligible",
+    "prior_venetoclax_3m",
+    "best_response",
+    "response_on",
+    "mrd_negative",
+    "relapse_on",
+    "death_on",
+    "last_contact_on",
+    "hsct_on",
+)
+OPTIONAL_COLUMNS = ("new_drug_eligible", "karyotype_risk")
+BOOL_COLUMNS = (
+    "randomized",
+    "idh1",
+    "flt3_itd",
+    "flt3_tkd",
+    "intensive_eligible",
+    "prior_venetoclax_3m",
+    "mrd_negative",
+    "new_drug_eligible",
+)
+DATE_COLUMNS = ("enrolled_on", "response_on", "relapse_on", "death_on", "last_contact_on", "hsct_on")
+RESPONSES = ("CR", "CRi", "PR", "NR", "NE")
+KARYOTYPE_RISKS = ("favorable", "intermediate", "adverse")
+
+
+@dataclass(frozen=True)
+class PatientTable:
+    """Validated patients: typed columns, the source file's hash and the warnings found.
+
+    ``frame`` has one row per patient with python ``date``/``None`` in date columns,
+    ``True``/``False``/``None`` in boolean columns and ``None`` for blank strings, plus a
+    ``row_label`` column ("line 14") used in messages.
+    """
+
+    frame: pd.DataFrame
+    path: Path | None
+    sha256: str
+    warnings: tuple[Problem, ...] = field(default_factory=tuple)
+
+    @property
+    def source(self) -> str:
+        return self.path.name if self.path else "<data>"
+
+
+def _cell_str(v) -> str:
+    """Normalise one cell of a Parquet / SAS frame to the CSV string convention."""
+    if v is None:
+        return ""
+    if isinstance(v, bytes):
+        v = v.decode("utf-8", errors="replace")
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, pd.Timestamp | date):
+        return "" if pd.isna(v) else v.strftime("%Y-%m-%d")
+    try:
+        if pd.isna(v):
+            return ""
+    except (TypeError, ValueError):
+        pass
+    if isinstance(v, float) and v.is_integer():
+        return str(int(v))
+    return str(v).strip()
+
+
+def read_table(path: str | Path) -> tuple[pd.DataFrame, bytes, str]:
+    """Read a patient export as strings.
+
+    Returns
+    -------
+    frame, raw_bytes, row_word
+        ``frame`` holds only strings ("" for blank); ``row_word`` is ``"line"`` for CSV
+        (row labels are file line numbers) and ``"row"`` otherwise (1-based data rows).
+    """
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise DataError([Problem(str(path), f"cannot read the data file: {exc.strerror}")]) from None
+    suffix = path.suffix.lower()
+    try:
+        if suffix in (".csv", ".txt"):
+            df = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[], encoding="utf-8-sig")
+            return df.map(lambda s: s.strip()), raw, "line"
+        if suffix in (".parquet", ".pq"):
+            df = pd.read_parquet(path)
+        elif suffix == ".xpt":
+            import pyreadstat
+
+            # SAS transport v5 or v8; dates with a SAS date format arrive as dates
+            df, _meta = pyreadstat.read_xport(str(path))
+            df.columns = [c.lower() for c in df.columns]
+        else:
+            raise DataError(
+                [Problem(path.name, f"unsupported file type {suffix!r}; use .csv, .parquet or .xpt")]
+            )
+    except DataError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any reader failure is a data problem for the user
+        raise DataError([Problem(path.name, f"cannot parse the file: {exc}")]) from None
+    df = df.astype(object).map(_cell_str)
+    return df, raw, "row"
+
+
+def _parse_bool(s: str):
+    low = s.lower()
+    if low == "true":
+        return True
+    if low == "false":
+        return False
+    raise ValueError
+
+
+def _parse_date(s: str) -> date:
+    if len(s) != 10:
+        raise ValueError
+    return date.fromisoformat(s)
+
+
+def load_patients(path: str | Path, design: Design) -> PatientTable:
+    """Load and validate a patient export against a design.
+
+    Raises
+    ------
+    DataError
+        With every problem found (file, row/line, column, rule broken).
+    """
+    path = Path(path)
+    df, raw, row_word = read_table(path)
+    table = validate_frame(df, design, source=path.name, row_word=row_word)
+    return PatientTable(frame=table[0], path=path, sha256=hashlib.sha256(raw).hexdigest(), warnings=table[1])
+
+
+def validate_frame(
+    df: pd.DataFrame, design: Design, *, source: str = "<data>", row_word: str = "line"
+) -> tuple[pd.DataFrame, tuple[Problem, ...]]:
+    """Validate a frame of strings and return ``(typed_frame, warnings)``.
+
+    Raises
+    ------
+    DataError
+        With every problem found.
+    """
+    problems: list[Problem] = []
+    warnings: list[Problem] = []
+    missing = [c for c in REQUIRED_COLUMNS if c not in df.columns]
+    if missing:
+        hints = []
+        extra = [c for c in df.columns if c not in REQUIRED_COLUMNS + OPTIONAL_COLUMNS]
+        for m in missing:
+            hints.append(f"{m!r}{_did_you_mean(m, extra)}")
+        raise DataError([Problem(source, f"missing required column(s): {'; '.join(hints)}")])
+    df = df.copy()
+    for c in OPTIONAL_COLUMNS:
+        if c not in df.columns:
+            df[c] = ""
+    offset = 2 if row_word == "line" else 1
+    labels = [f"{row_word} {i + offset}" for i in range(len(df))]
+
+    def where(i: int, col: str) -> str:
+        return f"{source} {labels[i]}, column '{col}'"
+
+    typed: dict[str, list] = {c: [] for c in (*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS)}
+    arm_ids = design.arm_ids
+    seen: dict[str, int] = {}
+    for i, row in enumerate(df[list(typed)].itertuples(index=False, name=None)):
+        rec = dict(zip(typed, row, strict=True))
+        out: dict = {}
+        sid = rec["subject_id"]
+        if not sid:
+            problems.append(Problem(where(i, "subject_id"), "subject_id is blank; every row needs one."))
+        elif sid in seen:
+            problems.append(
+                Problem(
+                    where(i, "subject_id"),
+                    f"duplicate subject_id {sid!r} (first seen at {labels[seen[sid]]}); one row per patient.",
+                )
+            )
+        else:
+            seen[sid] = i
+        out["subject_id"] = sid or None
+        out["site"] = rec["site"] or None
+        arm = rec["arm"]
+        if not arm:
+            problems.append(Problem(where(i, "arm"), "arm is blank."))
+        elif arm not in arm_ids:
+            problems.append(
+                Problem(
+                    where(i, "arm"),
+                    f"unknown arm {arm!r}; the config defines {', '.join(arm_ids)}."
+                    f"{_did_you_mean(arm, arm_ids)}",
+                )
+            )
+        out["arm"] = arm or None
+        for col in BOOL_COLUMNS:
+            s = rec[col]
+            if not s:
+                out[col] = None
+                continue
+            try:
+                out[col] = _parse_bool(s)
+            except ValueError:
+                problems.append(Problem(where(i, col), f"{s!r} is not a boolean; use true, false or blank."))
+                out[col] = None
+        for col in DATE_COLUMNS:
+            s = rec[col]
+            if not s:
+                out[col] = None
+                continue
+            try:
+                out[col] = _parse_date(s)
+            except ValueError:
+                problems.append(
+                    Problem(where(i, col), f"cannot parse date {s!r}; expected ISO 8601 YYYY-MM-DD.")
+                )
+                out[col] = None
+        if out["enrolled_on"] is None and not rec["enrolled_on"]:
+            problems.append(Problem(where(i, "enrolled_on"), "enrolled_on is blank; it is required."))
+        resp = rec["best_response"]
+        if resp and resp not in RESPONSES:
+            problems.append(
+                Problem(
+                    where(i, "best_response"),
+                    f"{resp!r} is not a response category; use one of {', '.join(RESPONSES)} or "
+                    f"blank (not yet assessed).{_did_you_mean(resp, RESPONSES)}",
+                )
+            )
+            resp = ""
+        out["best_response"] = resp or None
+        kr = rec["karyotype_risk"]
+        if kr and kr not in KARYOTYPE_RISKS:
+            problems.append(
+                Problem(
+                    where(i, "karyotype_risk"),
+                    f"{kr!r} is not one of {', '.join(KARYOTYPE_RISKS)}.{_did_you_mean(kr, KARYOTYPE_RISKS)}",
+                )
+            )
+            kr = ""
+        out["karyotype_risk"] = kr or None
+        _check_dates(out, i, where, problems, warnings)
+        for c in typed:
+            typed[c].append(out[c])
+    frame = pd.DataFrame(typed, dtype=object)
+    frame["row_label"] = labels
+    if problems:
+        raise DataError(problems)
+    warnings += _routing_warnings(frame, design, source)
+    return frame, tuple(warnings)
+
+
+def _check_dates(out: dict, i: int, where, problems: list, warnings: list) -> None:
+    enr = out["enrolled_on"]
+    resp = out["best_response"]
+    rdate = out["response_on"]
+    if resp in ("CR", "CRi", "PR") and rdate is None:
+        problems.append(
+            Problem(where(i, "response_on"), f"best_response is {resp} but response_on is blank.")
+        )
+    if enr is not None:
+        for col in ("response_on", "death_on", "relapse_on", "hsct_on", "last_contact_on"):
+            d = out[col]
+            if d is not None and d < enr:
+                problems.append(Problem(where(i, col), f"{col} {d} is before enrolled_on {enr}."))
+    death = out["death_on"]
+    if death is not None and rdate is not None and rdate > death:
+        problems.append(Problem(where(i, "response_on"), f"response_on {rdate} is after death_on {death}."))
+    relapse = out["relapse_on"]
+    if relapse is not None:
+        if resp not in ("CR", "CRi"):
+            problems.append(
+                Problem(
+                    where(i, "relapse_on"),
+                    f"relapse_on is set but best_response is {resp or 'blank'}; "
+                    "a relapse needs a prior CR or CRi.",
+                )
+            )
+        elif rdate is not None and relapse < rdate:
+            problems.append(
+                Problem(where(i, "relapse_on"), f"relapse_on {relapse} is before response_on {rdate}.")
+            )
+        if death is not None and relapse > death:
+            problems.append(
+                Problem(where(i, "relapse_on"), f"relapse_on {relapse} is after death_on {death}.")
+            )
+    last = out["last_contact_on"]
+    if death is not None and last is not None and last > death:
+        warnings.append(
+            Problem(where(i, "last_contact_on"), f"last contact {last} is after death on {death}.")
+        )
+    if out["mrd_negative"] is True and resp not in ("CR", "CRi"):
+        warnings.append(
+            Problem(
+                where(i, "mrd_negative"),
+                f"mrd_negative is true but best_response is {resp or 'blank'}; it only counts with CR/CRi.",
+            )
+        )
+
+
+def _routing_warnings(frame: pd.DataFrame, design: Design, source: str) -> list[Problem]:
+    """Patients whose arm contradicts the routing rules (kept, but reported)."""
+    if not design.routing:
+        return []
+    warnings = []
+    cols = (
+        "new_drug_eligible",
+        "idh1",
+        "flt3_itd",
+        "flt3_tkd",
+        "intensive_eligible",
+        "prior_venetoclax_3m",
+        "karyotype_risk",
+    )
+    randomized_arms = {a for s in design.routing if s.is_randomized for a in s.arms}
+    for rec in frame.to_dict("records"):
+        r = route(design.routing, {c: rec[c] for c in cols})
+        where = f"{source} {rec['row_label']}, subject {rec['subject_id']}"
+        if r.determined and r.cohort is not None and rec["arm"] not in r.arms:
+            warnings.append(
+                Problem(
+                    f"{where}, column 'arm'",
+                    f"patient is in {rec['arm']} but the routing rules send them to cohort "
+                    f"{r.cohort!r} ({', '.join(r.arms)}) because {r.reason}.",
+                )
+            )
+        elif r.determined and r.cohort is None:
+            warnings.append(
+                Problem(f"{where}, column 'arm'", f"no routing step applies to this patient ({r.reason}).")
+            )
+        if rec["randomized"] is True and rec["arm"] not in randomized_arms:
+            warnings.append(
+                Problem(
+                    f"{where}, column 'randomized'",
+                    f"randomized is true but {rec['arm']} is not in a randomized cohort.",
+                )
+            )
+        elif rec["randomized"] is False and rec["arm"] in randomized_arms:
+            warnings.append(
+                Problem(
+                    f"{where}, column 'randomized'",
+                    f"randomized is false but {rec['arm']} is only entered by randomization.",
+                )
+            )
+    return warnings

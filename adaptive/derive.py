@@ -1,0 +1,199 @@
+"""Endpoints derived from patient rows *as of a data cutoff*.
+
+Rules (also in README.md, "Endpoint definitions"):
+
+* A patient counts only if ``enrolled_on <= cutoff``. Any date after the cutoff is treated as not
+  yet known: a death after the cutoff is ignored (the patient was alive at the cutoff), a
+  response dated after the cutoff had not happened yet.
+* **Response endpoints** (CRc = CR + CRi, ORR = CR + CRi + PR). A patient is a *responder* with a
+  qualifying response dated on or before the cutoff, a *non-responder* when assessed without one
+  (PR/NR/NE for CRc; NR/NE for ORR; NE counts as failure, intention to treat), or when they died on
+  or before the cutoff without a response. A NR/NE with no ``response_on`` counts as assessed once
+  ``response_window_days`` have passed since enrolment. Everyone else is *pending*: not yet
+  assessed, never a non-responder. A patient past the window with nothing recorded is pending and
+  flagged as *overdue* in the look's warnings.
+* **MRD-negative CRc**: a CRc responder with ``mrd_negative = true`` is a responder; with
+  ``false`` or a non-responder, a failure; a CRc responder with MRD still blank is pending.
+* **30/60-day mortality**: an event when death is recorded on or before the cutoff and at most
+  30 (60) days after enrolment; no event when the patient is known alive at day 30 (60): a death,
+  last contact, response, relapse or transplant dated on/after that day (last contacts after
+  the cutoff count as alive at the cutoff). Pending while the day has not been reached; when the
+  day has passed but the last record is earlier, the patient is *lost* (not evaluable) and
+  flagged in the warnings.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+
+import numpy as np
+import pandas as pd
+
+from adaptive.config import Design
+from adaptive.data import PatientTable
+from adaptive.exceptions import Problem
+
+RESPONSE_SETS = {"crc": ("CR", "CRi"), "orr": ("CR", "CRi", "PR")}
+MORTALITY_DAYS = {"mortality_30d": 30, "mortality_60d": 60}
+
+
+@dataclass(frozen=True)
+class ArmCounts:
+    """Counts of one binary endpoint in one arm."""
+
+    n_evaluable: int
+    responders: int
+    n_pending: int
+    n_lost: int = 0
+
+
+@dataclass(frozen=True)
+class DerivedData:
+    """Everything an interim look takes from the data, as of the cutoff."""
+
+    cutoff: date
+    patients: pd.DataFrame  # one row per enrolled patient: subject_id, arm, <endpoint> (1/0/NA)
+    n_enrolled: dict[str, int]
+    counts: dict[str, dict[str, ArmCounts]]  # endpoint -> arm -> counts
+    warnings: tuple[Problem, ...] = field(default_factory=tuple)
+
+    def arrays(self, endpoint: str, arms: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
+        """``(n_evaluable, responders)`` arrays in the order of ``arms``."""
+        c = self.counts[endpoint]
+        n = np.array([c[a].n_evaluable if a in c else 0 for a in arms], dtype=np.int64)
+        y = np.array([c[a].responders if a in c else 0 for a in arms], dtype=np.int64)
+        return n, y
+
+
+def _known(d: date | None, cutoff: date) -> date | None:
+    return d if d is not None and d <= cutoff else None
+
+
+def derive_patient(rec: dict, cutoff: date, window_days: int) -> dict:
+    """Endpoint values of one patient as of ``cutoff``.
+
+    Returns
+    -------
+    dict
+        ``{endpoint: 1 | 0 | None}`` plus ``"_flags"``: a list of ``"overdue"``/``"lost_30d"``...
+    """
+    enr: date = rec["enrolled_on"]
+    days_in = (cutoff - enr).days
+    death = _known(rec["death_on"], cutoff)
+    rdate = rec["response_on"]
+    resp = rec["best_response"]
+    flags = []
+    # --- response
+    if resp in ("CR", "CRi", "PR") and rdate is not None and rdate <= cutoff:
+        observed = resp
+    elif resp in ("NR", "NE") and (
+        (rdate is not None and rdate <= cutoff) or (rdate is None and (days_in >= window_days or death))
+    ):
+        observed = resp
+    elif death is not None:
+        observed = "death"  # died before any response: failure
+    else:
+        observed = None
+        if days_in >= window_days:
+            flags.append("overdue")
+    out: dict = {}
+    for ep, ok in RESPONSE_SETS.items():
+        out[ep] = None if observed is None else int(observed in ok)
+    if out["crc"] == 1:
+        mrd = rec["mrd_negative"]
+        out["mrd_negative_cr"] = None if mrd is None else int(mrd)
+        if mrd is None:
+            flags.append("mrd_missing")
+    else:
+        out["mrd_negative_cr"] = out["crc"]
+    # --- early mortality
+    alive_dates = [
+        _known(rec[c], cutoff) for c in ("response_on", "relapse_on", "hsct_on", "last_contact_on")
+    ]
+    if rec["last_contact_on"] is not None and rec["last_contact_on"] > cutoff:
+        alive_dates.append(cutoff)
+    if rec["death_on"] is not None and rec["death_on"] > cutoff:
+        alive_dates.append(cutoff)
+    alive_until = max([d for d in alive_dates if d is not None], default=enr)
+    for ep, days in MORTALITY_DAYS.items():
+        day = enr + timedelta(days=days)
+        if death is not None:
+            out[ep] = int(death <= day)
+        elif alive_until >= day:
+            out[ep] = 0
+        else:
+            out[ep] = None
+            if cutoff >= day:
+                flags.append(f"lost_{days}d")
+    out["_flags"] = flags
+    return out
+
+
+def derive(table: PatientTable, design: Design, cutoff: date) -> DerivedData:
+    """Derive every binary endpoint per patient and per arm as of ``cutoff``."""
+    frame = table.frame
+    enrolled = frame[[d <= cutoff for d in frame["enrolled_on"]]]
+    window = design.assessment.response_window_days
+    rows = []
+    warnings: list[Problem] = []
+    flag_text = {
+        "overdue": f"no response recorded although enrolled more than {window} days before the "
+        "cutoff; counted as pending",
+        "mrd_missing": "CR/CRi without MRD status; pending for MRD-negative CRc",
+        "lost_30d": "no record on or after day 30 and no death; not evaluable for 30-day mortality",
+        "lost_60d": "no record on or after day 60 and no death; not evaluable for 60-day mortality",
+    }
+    latest = max(
+        (
+            d
+            for c in ("enrolled_on", "response_on", "relapse_on", "death_on", "last_contact_on", "hsct_on")
+            for d in frame[c]
+            if d is not None
+        ),
+        default=cutoff,
+    )
+    if latest < cutoff:
+        warnings.append(
+            Problem(
+                table.source,
+                f"the cutoff {cutoff} is after the latest date in the data ({latest}): the export seems "
+                "to end earlier, so patients will look overdue or lost. Use a cutoff on or before "
+                f"{latest} unless the data really are complete to {cutoff}.",
+            )
+        )
+    lost: dict[tuple[str, str], int] = {}
+    for rec in enrolled.to_dict("records"):
+        d = derive_patient(rec, cutoff, window)
+        for f in d.pop("_flags"):
+            warnings.append(
+                Problem(f"{table.source} {rec['row_label']}, subject {rec['subject_id']}", flag_text[f])
+            )
+            if f.startswith("lost_"):
+                key = (f"mortality_{f.removeprefix('lost_')}", rec["arm"])
+                lost[key] = lost.get(key, 0) + 1
+        rows.append({"subject_id": rec["subject_id"], "arm": rec["arm"], **d})
+    cols = ["subject_id", "arm", *RESPONSE_SETS, "mrd_negative_cr", *MORTALITY_DAYS]
+    patients = pd.DataFrame(rows, columns=cols)
+    n_enrolled = {a: int((patients["arm"] == a).sum()) for a in design.arm_ids}
+    counts: dict[str, dict[str, ArmCounts]] = {}
+    for ep in design.endpoints:
+        per_arm = {}
+        for a in design.arm_ids:
+            vals = patients.loc[patients["arm"] == a, ep]
+            known = vals.dropna()
+            n_lost = lost.get((ep, a), 0)
+            per_arm[a] = ArmCounts(
+                n_evaluable=int(len(known)),
+                responders=int(known.sum()) if len(known) else 0,
+                n_pending=int(len(vals) - len(known)) - n_lost,
+                n_lost=n_lost,
+            )
+        counts[ep] = per_arm
+    return DerivedData(
+        cutoff=cutoff,
+        patients=patients,
+        n_enrolled=n_enrolled,
+        counts=counts,
+        warnings=tuple(warnings),
+    )

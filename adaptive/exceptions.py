@@ -1,0 +1,89 @@
+"""All exceptions raised by the engine, in one place.
+
+Every error says what went wrong, where (file, row, column, config key), what was received, what was
+expected and, where possible, how to fix it. Validation collects *all* problems before raising, so a
+statistician fixes a data export in one pass rather than one error at a time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One validation problem.
+
+    Parameters
+    ----------
+    where
+        Location in words, e.g. ``"data.csv line 14, column 'death_on'"`` or
+        ``"rr_aml.yaml: arms.arm3.rates.crc.null_rate"``.
+    message
+        What rule was broken, what was received and what was expected.
+    """
+
+    where: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.where}: {self.message}"
+
+
+class AdaptiveError(Exception):
+    """Base class of every error raised on purpose by the engine."""
+
+    exit_code = 1
+
+
+class _ProblemsError(AdaptiveError, ValueError):
+    """An error that carries a list of problems and prints all of them."""
+
+    title = "problems"
+
+    def __init__(self, problems: Iterable[Problem | str]):
+        self.problems = [p if isinstance(p, Problem) else Problem("", str(p)) for p in problems]
+        lines = [f"{len(self.problems)} {self.title}:"]
+        lines += [f"  - {p}" if p.where else f"  - {p.message}" for p in self.problems]
+        super().__init__("\n".join(lines))
+
+
+class ConfigError(_ProblemsError):
+    """The trial configuration is invalid (every problem is listed)."""
+
+    title = "configuration problem(s)"
+    exit_code = 2
+
+
+class DataError(_ProblemsError):
+    """The patient-level data are invalid (every problem is listed with file, row and column)."""
+
+    title = "data problem(s)"
+    exit_code = 2
+
+
+class ScenarioError(_ProblemsError):
+    """A simulation scenario file is invalid."""
+
+    title = "scenario problem(s)"
+    exit_code = 2
+
+
+class OutputExistsError(AdaptiveError, FileExistsError):
+    """The output folder already holds results; earlier looks are never overwritten."""
+
+    exit_code = 2
+
+
+class ConvergenceError(AdaptiveError, RuntimeError):
+    """A model fit failed the configured R-hat / ESS / divergence limits after every retry.
+
+    No recommendation may be made from such a fit.
+    """
+
+    exit_code = 3
+
+    def __init__(self, message: str, reports: list | None = None):
+        super().__init__(message)
+        self.reports = reports or []

@@ -1,0 +1,192 @@
+"""Synthetic patient-level exports that look like the real thing.
+
+Patients arrive as a Poisson process (``accrual_per_month``), at sites drawn by weight, with
+routing characteristics drawn from the scenario's prevalences. They are routed by the *config's*
+routing steps (the code that validates real data), restricted to active arms, and randomized by
+the cohort's allocation weights. Outcomes then unfold in calendar time: best response assessed
+``response_days`` after enrolment; deaths from a piecewise-constant hazard that reproduces the
+scenario's 30- and 60-day mortality and median OS; relapse after CR/CRi; transplant for some
+responders; dropout. The export is taken ``export_lag_days`` after the last enrolment and shows
+only what had happened by then (later responses blank, later deaths unknown).
+"""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import numpy as np
+import pandas as pd
+
+from adaptive.config import Design, RoutingStep
+from adaptive.data import OPTIONAL_COLUMNS, REQUIRED_COLUMNS
+from adaptive.routing import route
+from adaptive.scenario import ArmTruth, Scenario
+
+
+def death_times(truth: ArmTruth, u: np.ndarray) -> np.ndarray:
+    """Inverse-CDF death times (days) of the scenario's piecewise hazard for uniforms ``u``.
+
+    ``S(30) = 1 - m30``, ``S(60) = 1 - m60`` (constant hazard in each interval) and an exponential
+    tail after day 60 with ``S(median_os_days) = 1/2``.
+    """
+    m30, m60, med = truth.mortality_30d, truth.mortality_60d, truth.median_os_days
+    s = 1.0 - u  # survival probability reached at death
+    h1 = -np.log(1.0 - m30) / 30.0
+    h2 = -np.log((1.0 - m60) / (1.0 - m30)) / 30.0
+    h3 = np.log(2.0 * (1.0 - m60)) / (med - 60.0)
+    t = np.where(
+        s >= 1.0 - m30,
+        -np.log(s) / h1,
+        np.where(
+            s >= 1.0 - m60,
+            30.0 + -np.log(s / (1.0 - m30)) / max(h2, 1e-12),
+            60.0 + -np.log(s / (1.0 - m60)) / h3,
+        ),
+    )
+    return t
+
+
+def _active_routing(design: Design) -> tuple[RoutingStep, ...]:
+    """Routing steps restricted to active arms (a step with none is skipped)."""
+    active = {a.id for a in design.arms if a.status == "active"}
+    steps = []
+    for s in design.routing:
+        arms = tuple(a for a in s.arms if a in active)
+        if arms:
+            alloc = {a: w for a, w in s.allocation.items() if a in arms}
+            steps.append(RoutingStep(s.cohort, s.when, s.when_any, arms, alloc))
+    return tuple(steps)
+
+
+def _iso(d: date | None) -> str:
+    return "" if d is None else d.isoformat()
+
+
+def _b(x: bool | None) -> str:
+    return "" if x is None else ("true" if x else "false")
+
+
+def synthesize(design: Design, scenario: Scenario, n: int, seed: int) -> pd.DataFrame:
+    """Simulate a patient export of ``n`` enrolled patients (strings, as a CSV would hold them).
+
+    Arms close when they reach their ``max_n``; patients whose cohort has no open arm are not
+    enrolled; enrolment stops early when every arm is full.
+    """
+    rng = np.random.default_rng(seed)
+    max_n = {a.id: a.max_n for a in design.arms}
+    enrolled_n = dict.fromkeys(max_n, 0)
+    full: set[str] = set()
+    steps = _active_routing(design)
+    sites = list(scenario.sites)
+    site_p = np.array([scenario.sites[s] for s in sites], float)
+    site_p /= site_p.sum()
+    mean_gap = 30.4375 / scenario.accrual_per_month
+    prev = scenario.prevalence
+    kt = list(prev.karyotype_risk)
+    kt_p = np.array([prev.karyotype_risk[k] for k in kt], float)
+    kt_p /= kt_p.sum()
+    patients = []  # (enrolment day, arm, characteristics, randomized, site)
+    t = 0.0
+    screened = 0
+    while len(patients) < n and len(full) < len(max_n):
+        t += rng.exponential(mean_gap)
+        screened += 1
+        flt3 = rng.random() < prev.flt3
+        tkd = bool(flt3 and rng.random() < prev.flt3_tkd_given_flt3)
+        pt = {
+            "new_drug_eligible": bool(rng.random() < prev.new_drug_eligible),
+            "idh1": bool(rng.random() < prev.idh1),
+            "flt3_itd": bool(flt3 and not tkd),
+            "flt3_tkd": tkd,
+            "intensive_eligible": bool(rng.random() < prev.intensive_eligible),
+            "prior_venetoclax_3m": bool(rng.random() < prev.prior_venetoclax_3m),
+            "karyotype_risk": str(rng.choice(kt, p=kt_p)),
+        }
+        r = route(steps, pt)
+        arms = [a for a in r.arms if a not in full]
+        if not arms:
+            continue  # the patient's cohort has no open arm: not enrolled
+        step = next(s for s in steps if s.cohort == r.cohort)
+        w = np.array([step.allocation[a] for a in arms], float)
+        arm = str(rng.choice(arms, p=w / w.sum()))
+        randomized = len(r.arms) > 1
+        open_arms = sorted({a for s in steps for a in s.arms} - full)
+        if scenario.routing_deviation and rng.random() < scenario.routing_deviation:
+            arm = str(rng.choice(open_arms))
+            randomized = False
+        patients.append((int(t), arm, pt, randomized, str(rng.choice(sites, p=site_p))))
+        enrolled_n[arm] += 1
+        if enrolled_n[arm] >= max_n[arm]:
+            full.add(arm)
+    last_day = patients[-1][0] if patients else 0
+    export = scenario.start_date + timedelta(days=last_day + scenario.export_lag_days)
+    rows = []
+    for i, (day0, arm, pt, randomized, site) in enumerate(patients):
+        enrolled = scenario.start_date + timedelta(days=day0)
+        outcome = _outcomes(scenario.arms[arm], scenario, enrolled, export, rng)
+        rows.append(
+            {
+                "subject_id": f"S{i + 1:04d}",
+                "site": site,
+                "arm": arm,
+                "enrolled_on": enrolled.isoformat(),
+                "randomized": _b(randomized),
+                **{k: _b(v) if isinstance(v, bool) else v for k, v in pt.items()},
+                **outcome,
+            }
+        )
+    cols = list(REQUIRED_COLUMNS) + list(OPTIONAL_COLUMNS)
+    return pd.DataFrame(rows, columns=cols)
+
+
+def _outcomes(truth: ArmTruth, sc: Scenario, enrolled: date, export: date, rng) -> dict:
+    day = lambda t: enrolled + timedelta(days=int(np.floor(t)))  # noqa: E731
+    t_death = float(death_times(truth, rng.random(1))[0])
+    t_dropout = float(rng.exponential(365.25 / sc.dropout_per_year)) if sc.dropout_per_year else np.inf
+    t_export = (export - enrolled).days
+    t_obs_end = min(t_dropout, t_export)  # follow-up ends at dropout or export
+    lo, hi = sc.response_days
+    t_resp = float(rng.integers(lo, hi + 1))
+    cats = ["CR", "CRi", "PR", "NE"]
+    probs = [truth.cr, truth.cri, truth.pr, truth.ne]
+    u = rng.random()
+    cum = np.cumsum(probs)
+    resp = next((c for c, c_p in zip(cats, cum, strict=True) if u < c_p), "NR")
+    out = dict.fromkeys(
+        (
+            "best_response",
+            "response_on",
+            "mrd_negative",
+            "relapse_on",
+            "death_on",
+            "last_contact_on",
+            "hsct_on",
+        ),
+        "",
+    )
+    died = t_death <= t_obs_end
+    if t_resp <= min(t_death, t_obs_end):  # assessed, alive and followed at assessment
+        out["best_response"] = resp
+        if resp in ("CR", "CRi", "PR") or rng.random() >= sc.response_date_missing_for_nr:
+            out["response_on"] = _iso(day(t_resp))
+        if resp in ("CR", "CRi"):
+            if rng.random() >= sc.mrd_missing:
+                out["mrd_negative"] = _b(bool(rng.random() < truth.mrd_negative_given_crc))
+            t_rel = t_resp + float(rng.exponential(truth.median_relapse_days / np.log(2)))
+            if t_rel < min(t_death, t_obs_end):
+                out["relapse_on"] = _iso(day(t_rel))
+            if rng.random() < truth.hsct_given_crc:
+                t_hsct = t_resp + float(rng.integers(30, 121))
+                if t_hsct < min(t_death, t_obs_end, t_rel):
+                    out["hsct_on"] = _iso(day(t_hsct))
+    elif died and t_death < t_resp:
+        out["best_response"] = ""  # died before assessment: failure by derivation rules
+    if died:
+        out["death_on"] = _iso(day(t_death))
+        out["last_contact_on"] = out["death_on"]
+    else:
+        out["last_contact_on"] = _iso(day(t_obs_end))
+    # keep dates consistent after flooring to whole days
+    if out["relapse_on"] and out["death_on"] and out["relapse_on"] > out["death_on"]:
+        out["relapse_on"] = out["death_on"]
+    return out

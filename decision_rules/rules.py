@@ -1,0 +1,352 @@
+"""Decision rules are values.
+
+A rule is a frozen object built once from the config. It prints itself in words, evaluates on a
+posterior (anything with the :class:`~decision_rules.quantities.DrawsPosterior` interface: draws
+from MCMC, or an exact posterior in the simulator) and returns one :class:`RuleResult` per arm (or
+per comparison): the probability, its Monte Carlo standard error, the threshold, whether it fired,
+the signed margin to the boundary and a sentence a DSMB member can read, e.g.
+
+    "P(CRc > 35%) is 98.2% (MCSE 0.2%) for arm3 (DAV), above the required 97.5%: the efficacy
+    rule 'graduate_crc' fires (recommend: graduate)."
+
+A rule never fires before its minimum number of evaluable patients is reached; it then reports
+``evaluated = False`` and says why. The probability is still computed and reported, so the DSMB
+can watch it move.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import ClassVar, Literal
+
+from decision_rules.quantities import Estimate
+
+__all__ = [
+    "RuleResult",
+    "Efficacy",
+    "Futility",
+    "Harm",
+    "Superiority",
+    "RULE_KINDS",
+    "fmt_pct",
+]
+
+Comparison = Literal[">", "<"]
+
+
+def fmt_pct(x: float, digits: int = 1) -> str:
+    """Format a probability as a percentage for sentences ("97.5%")."""
+    s = f"{100 * x:.{digits}f}"
+    if "." in s:
+        s = s.rstrip("0").rstrip(".")
+    floor = f"{10.0**-digits:.{digits}f}"
+    if s == "100" and x < 1.0:
+        return f">{100 - float(floor):.{digits}f}%"
+    if s == "0" and x > 0.0:
+        return f"<{floor}%"
+    return s + "%"
+
+
+@dataclass(frozen=True)
+class RuleResult:
+    """The outcome of one rule for one arm (or one comparison of arms)."""
+
+    rule: str
+    kind: str
+    action: str
+    endpoint: str
+    arms: tuple[str, ...]
+    quantity: str
+    prob: float
+    mcse: float
+    threshold: float
+    comparison: Comparison
+    margin: float
+    n_evaluable: tuple[int, ...]
+    min_evaluable: int
+    evaluated: bool
+    fired: bool
+    mc_uncertain: bool
+    sentence: str
+    extra: Mapping[str, object] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        """Plain-JSON form (tuples become lists)."""
+        d = asdict(self)
+        d["arms"] = list(self.arms)
+        d["n_evaluable"] = list(self.n_evaluable)
+        d["extra"] = dict(self.extra)
+        return d
+
+
+def _name(arm: str, labels: Mapping[str, str] | None) -> str:
+    if labels and labels.get(arm) and labels[arm] != arm:
+        return f"{arm} ({labels[arm]})"
+    return arm
+
+
+@dataclass(frozen=True)
+class _ThresholdRule:
+    """Shared machinery: compare a probability with a threshold, respect a minimum sample size."""
+
+    id: str
+    endpoint: str
+    threshold: float
+    min_evaluable: int = 0
+    endpoint_label: str = ""
+
+    kind: ClassVar[str] = ""
+    action: ClassVar[str] = ""
+    comparison: ClassVar[Comparison] = ">"
+    #: how many MCSEs from the threshold a probability must be to count as Monte Carlo-certain
+    mc_z: ClassVar[float] = 2.0
+
+    def __post_init__(self):
+        if not 0.0 < self.threshold < 1.0:
+            raise ValueError(
+                f"rule {self.id!r}: threshold must lie strictly between 0 and 1, got {self.threshold}"
+            )
+        if self.min_evaluable < 0:
+            raise ValueError(f"rule {self.id!r}: min_evaluable must be >= 0, got {self.min_evaluable}")
+
+    @property
+    def label(self) -> str:
+        return self.endpoint_label or self.endpoint
+
+    def margin(self, prob: float) -> float:
+        """Signed distance to the boundary: positive means the rule's condition holds."""
+        return prob - self.threshold if self.comparison == ">" else self.threshold - prob
+
+    def decide(self, prob: float, n_evaluable: int | Sequence[int]) -> bool:
+        """Whether the rule fires for this probability and these sample sizes."""
+        ns = (n_evaluable,) if isinstance(n_evaluable, int) else tuple(n_evaluable)
+        return min(ns) >= self.min_evaluable and self.margin(prob) > 0
+
+    def _result(
+        self,
+        *,
+        arms: tuple[str, ...],
+        quantity: str,
+        est: Estimate,
+        ns: tuple[int, ...],
+        subject: str,
+        extra: Mapping[str, object] | None = None,
+    ) -> RuleResult:
+        margin = self.margin(est.prob)
+        evaluated = min(ns) >= self.min_evaluable
+        fired = evaluated and margin > 0
+        mc_uncertain = abs(margin) < self.mc_z * est.mcse
+        where = "above" if est.prob > self.threshold else "below"
+        if est.prob == self.threshold:
+            where = "equal to"
+        if est.mcse == 0.0 and est.n_draws:
+            which = "all" if est.prob == 1.0 else "none"
+            mc = f"{which} of {est.n_draws} draws"
+            bound = 1.0 - 1.0 / est.n_draws if est.prob == 1.0 else 1.0 / est.n_draws
+            shown = f"{'>' if est.prob == 1.0 else '<'}{fmt_pct(bound, 2)}"
+        else:
+            mc = f"MCSE {fmt_pct(est.mcse, 2)}"
+            shown = fmt_pct(est.prob)
+        head = (
+            f"{quantity} is {shown} ({mc}) for {subject}, "
+            f"{where} the {'required' if self.comparison == '>' else 'limit of'} "
+            f"{fmt_pct(self.threshold)}"
+        )
+        if not evaluated:
+            sentence = (
+                f"{head}; the {self.kind} rule '{self.id}' is not evaluated yet: "
+                f"{'/'.join(str(n) for n in ns)} evaluable for {self.label}, "
+                f"it needs at least {self.min_evaluable}{' per arm' if len(ns) > 1 else ''}."
+            )
+        elif fired:
+            sentence = f"{head}: the {self.kind} rule '{self.id}' fires (recommend: {self.action})."
+        else:
+            sentence = f"{head}: the {self.kind} rule '{self.id}' does not fire."
+        if evaluated and mc_uncertain:
+            sentence += (
+                f" The probability lies within {self.mc_z:g} Monte Carlo standard errors of the "
+                "threshold: refit with more draws before acting on it."
+            )
+        return RuleResult(
+            rule=self.id,
+            kind=self.kind,
+            action=self.action,
+            endpoint=self.endpoint,
+            arms=arms,
+            quantity=quantity,
+            prob=est.prob,
+            mcse=est.mcse,
+            threshold=self.threshold,
+            comparison=self.comparison,
+            margin=margin,
+            n_evaluable=ns,
+            min_evaluable=self.min_evaluable,
+            evaluated=evaluated,
+            fired=fired,
+            mc_uncertain=mc_uncertain,
+            sentence=sentence,
+            extra=dict(extra or {}),
+        )
+
+
+@dataclass(frozen=True)
+class _ProbAboveRule(_ThresholdRule):
+    """``P(p_k > reference_k) <comparison> threshold`` for each arm ``k``.
+
+    Parameters
+    ----------
+    references
+        Arm -> reference rate (the arm's null, target or limit rate); arms not listed are skipped.
+    reference_name
+        Which rate the references are (``"null_rate"``, ``"target_rate"``, ``"limit_rate"``,
+        ``"value"``), for the printout.
+    """
+
+    references: Mapping[str, float] = field(default_factory=dict)
+    reference_name: str = "reference"
+
+    def __post_init__(self):
+        super().__post_init__()
+        for arm, ref in self.references.items():
+            if not 0.0 < ref < 1.0:
+                raise ValueError(f"rule {self.id!r}: reference rate for {arm} must be in (0, 1)")
+
+    def __str__(self) -> str:
+        return (
+            f"{self.kind} rule '{self.id}' (recommend {self.action}): "
+            f"P({self.label} > {self.reference_name}) {self.comparison} {fmt_pct(self.threshold)}, "
+            f"once at least {self.min_evaluable} patients are evaluable"
+        )
+
+    def quantity(self, arm: str) -> str:
+        return f"P({self.label} > {fmt_pct(self.references[arm])})"
+
+    def evaluate(
+        self,
+        posterior,
+        n_evaluable: Mapping[str, int],
+        labels: Mapping[str, str] | None = None,
+    ) -> list[RuleResult]:
+        """Evaluate for every arm that has a reference and is in the posterior."""
+        out = []
+        for arm, ref in self.references.items():
+            if arm not in posterior.arms:
+                continue
+            est = posterior.prob_above(arm, ref)
+            out.append(
+                self._result(
+                    arms=(arm,),
+                    quantity=self.quantity(arm),
+                    est=est,
+                    ns=(int(n_evaluable.get(arm, 0)),),
+                    subject=_name(arm, labels),
+                    extra={"reference": ref, "reference_name": self.reference_name},
+                )
+            )
+        return out
+
+
+@dataclass(frozen=True)
+class Efficacy(_ProbAboveRule):
+    """Graduate an arm when ``P(p_k > reference_k) > threshold``."""
+
+    kind: ClassVar[str] = "efficacy"
+    action: ClassVar[str] = "graduate"
+    comparison: ClassVar[Comparison] = ">"
+
+
+@dataclass(frozen=True)
+class Futility(_ProbAboveRule):
+    """Drop an arm for futility when ``P(p_k > reference_k) < threshold``."""
+
+    kind: ClassVar[str] = "futility"
+    action: ClassVar[str] = "drop_futility"
+    comparison: ClassVar[Comparison] = "<"
+
+
+@dataclass(frozen=True)
+class Harm(_ProbAboveRule):
+    """Drop an arm for harm when ``P(event rate_k > limit_k) > threshold`` (e.g. 30-day deaths)."""
+
+    kind: ClassVar[str] = "harm"
+    action: ClassVar[str] = "drop_harm"
+    comparison: ClassVar[Comparison] = ">"
+
+
+@dataclass(frozen=True)
+class Superiority(_ThresholdRule):
+    """Compare two arms (a randomized pair): fires when either is better with probability > threshold.
+
+    For a higher-is-better endpoint the quantity is ``P(p_a > p_b + margin)``; the rule reports the
+    direction that is more probable and recommends dropping the inferior arm.
+    """
+
+    arms: tuple[str, str] = ("", "")
+    margin_rate: float = 0.0
+    higher_is_better: bool = True
+
+    kind: ClassVar[str] = "superiority"
+    action: ClassVar[str] = "drop_inferior"
+    comparison: ClassVar[Comparison] = ">"
+
+    def __post_init__(self):
+        super().__post_init__()
+        if len(self.arms) != 2 or self.arms[0] == self.arms[1]:
+            raise ValueError(f"rule {self.id!r}: superiority needs two different arms, got {self.arms}")
+
+    def __str__(self) -> str:
+        a, b = self.arms
+        return (
+            f"superiority rule '{self.id}' (recommend {self.action}): P({self.label} of {a} "
+            f"better than {b}) or the reverse > {fmt_pct(self.threshold)}, once at least "
+            f"{self.min_evaluable} patients per arm are evaluable"
+        )
+
+    def evaluate(
+        self,
+        posterior,
+        n_evaluable: Mapping[str, int],
+        labels: Mapping[str, str] | None = None,
+    ) -> list[RuleResult]:
+        """Evaluate the comparison; empty when either arm is absent from the posterior."""
+        a, b = self.arms
+        if a not in posterior.arms or b not in posterior.arms:
+            return []
+        est_ab = posterior.prob_better(a, b, margin=self.margin_rate, higher_is_better=self.higher_is_better)
+        est_ba = posterior.prob_better(b, a, margin=self.margin_rate, higher_is_better=self.higher_is_better)
+        # report the more probable direction, the better arm first
+        if est_ba.prob > est_ab.prob:
+            better, worse, est = b, a, est_ba
+        else:
+            better, worse, est = a, b, est_ab
+        op = ">" if self.higher_is_better else "<"
+        shift = ""
+        if self.margin_rate:
+            shift = f" {'+' if self.higher_is_better else '-'} {fmt_pct(self.margin_rate)}"
+        quantity = f"P({self.label} {better} {op} {worse}{shift})"
+        ns = (int(n_evaluable.get(better, 0)), int(n_evaluable.get(worse, 0)))
+        return [
+            self._result(
+                arms=(better, worse),
+                quantity=quantity,
+                est=est,
+                ns=ns,
+                subject=f"{_name(better, labels)} versus {_name(worse, labels)}",
+                extra={
+                    "better": better,
+                    "inferior": worse,
+                    f"prob_{a}_better": est_ab.prob,
+                    f"prob_{b}_better": est_ba.prob,
+                },
+            )
+        ]
+
+
+#: closed registry of rule kinds, chosen in the config by ``kind:``
+RULE_KINDS: dict[str, type] = {
+    "efficacy": Efficacy,
+    "futility": Futility,
+    "harm": Harm,
+    "superiority": Superiority,
+}

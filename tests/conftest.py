@@ -1,0 +1,97 @@
+"""Shared fixtures: the bundled config, small sampler settings, hand-built patient tables."""
+
+from __future__ import annotations
+
+import copy
+import io
+import warnings
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from adaptive.config import parse_config
+from adaptive.data import OPTIONAL_COLUMNS, REQUIRED_COLUMNS
+
+warnings.filterwarnings("ignore", category=FutureWarning)
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIG = ROOT / "configs" / "rr_aml.yaml"
+EXAMPLE = ROOT / "examples" / "rr_aml_synthetic.csv"
+SCENARIOS = ROOT / "configs" / "scenarios"
+
+
+def config_dict() -> dict:
+    """The bundled config as a dict (YAML anchors resolved, x- keys dropped)."""
+    doc = yaml.safe_load(CONFIG.read_text())
+    return {k: v for k, v in doc.items() if not k.startswith("x-")}
+
+
+def small_sampler(doc: dict, draws: int = 1000, tune: int = 500) -> dict:
+    """Cheap but honest sampler settings for tests."""
+    doc = copy.deepcopy(doc)
+    doc["sampler"] = {
+        **doc.get("sampler", {}),
+        "chains": 2,
+        "draws": draws,
+        "tune": tune,
+        "limits": {"max_rhat": 1.02, "min_ess_bulk": 200, "min_ess_tail": 200, "max_divergences": 0},
+        "retries": [{"tune": 1000, "target_accept": 0.95}],
+    }
+    return doc
+
+
+def write_config(tmp_path: Path, doc: dict, name: str = "config.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return path
+
+
+def design_from(doc: dict):
+    return parse_config(yaml.safe_dump(doc, sort_keys=False), "test.yaml")
+
+
+BASE_ROW = {
+    "subject_id": "S1",
+    "site": "BJ01",
+    "arm": "arm3",
+    "enrolled_on": "2026-01-01",
+    "randomized": "true",
+    "idh1": "false",
+    "flt3_itd": "false",
+    "flt3_tkd": "false",
+    "intensive_eligible": "true",
+    "prior_venetoclax_3m": "false",
+    "best_response": "",
+    "response_on": "",
+    "mrd_negative": "",
+    "relapse_on": "",
+    "death_on": "",
+    "last_contact_on": "",
+    "hsct_on": "",
+    "new_drug_eligible": "false",
+    "karyotype_risk": "intermediate",
+}
+
+
+def rows_frame(*rows: dict) -> pd.DataFrame:
+    """A string frame of patients, each row BASE_ROW updated with the given fields."""
+    recs = []
+    for i, r in enumerate(rows):
+        rec = {**BASE_ROW, "subject_id": f"S{i + 1}", **r}
+        recs.append(rec)
+    return pd.DataFrame(recs, columns=list(REQUIRED_COLUMNS) + list(OPTIONAL_COLUMNS))
+
+
+def write_csv(tmp_path: Path, df: pd.DataFrame, name: str = "data.csv") -> Path:
+    path = tmp_path / name
+    buf = io.StringIO()
+    df.to_csv(buf, index=False, lineterminator="\n")
+    path.write_text(buf.getvalue())
+    return path
+
+
+@pytest.fixture(scope="session")
+def design():
+    return parse_config(CONFIG.read_text(), "rr_aml.yaml")
