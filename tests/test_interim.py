@@ -56,8 +56,9 @@ def test_outputs_and_provenance(look, small_config):
 @pytest.mark.slow
 def test_arm_summaries(look):
     _, rep, _ = look
-    assert [a["arm"] for a in rep["arms"]] == [f"arm{i}" for i in range(1, 8)]
-    for a in rep["arms"]:
+    assert [a["arm"] for a in rep["arms"]] == [f"arm{i}" for i in range(1, 9)]
+    assert rep["arms"][-1]["status"] == "queued" and rep["arms"][-1]["endpoints"]["crc"]["mean"] is None
+    for a in rep["arms"][:-1]:
         crc = a["endpoints"]["crc"]
         for key in (
             "n_evaluable",
@@ -74,7 +75,7 @@ def test_arm_summaries(look):
         assert 0 <= crc["responders"] <= crc["n_evaluable"] <= a["n_enrolled"]
         assert set(a["endpoints"]) == {"crc", "orr", "mrd_negative_cr", "mortality_30d", "mortality_60d"}
         kinds = {r["kind"] for r in a["rules"]}
-        assert kinds == {"efficacy", "futility", "harm"}
+        assert kinds == {"efficacy", "futility", "harm", "predictive_futility"}
         for r in a["rules"]:
             assert {"prob", "mcse", "threshold", "fired", "sentence"} <= set(r)
     (cmp,) = rep["comparisons"]
@@ -85,7 +86,7 @@ def test_arm_summaries(look):
 def test_crc_posterior_matches_quadrature_of_same_counts(look):
     """The fitted EXNEX CRc posterior agrees with quadrature on the counts the look derived."""
     _, rep, _ = look
-    arms = rep["arms"]
+    arms = [a for a in rep["arms"] if a["status"] != "queued"]
     n = np.array([a["endpoints"]["crc"]["n_evaluable"] for a in arms])
     y = np.array([a["endpoints"]["crc"]["responders"] for a in arms])
     null = np.array([a["endpoints"]["crc"]["null_rate"] for a in arms])
@@ -118,7 +119,7 @@ def test_posterior_netcdf_has_one_group_per_endpoint(look):
         assert p.dims == ("chain", "draw", "arm")
         assert list(p.arm.values) == [f"arm{i}" for i in range(1, 8)]
         assert idata.constant_data["n"].values.tolist() == [
-            a["endpoints"][ep]["n_evaluable"] for a in rep["arms"]
+            a["endpoints"][ep]["n_evaluable"] for a in rep["arms"] if a["status"] != "queued"
         ]
 
 
@@ -221,7 +222,7 @@ def test_non_convergence_is_refused_loudly(tmp_path):
 def test_validate_ok_and_lists_rules(tmp_path):
     res = run("validate", "--config", "configs/rr_aml.yaml", "--data", EXAMPLE, "--cutoff", CUTOFF)
     assert res.exit_code == 0, res.output
-    assert "config configs/rr_aml.yaml: OK (7 arms, 5 endpoints, 5 rules" in res.output
+    assert "config configs/rr_aml.yaml: OK (8 arms, 5 endpoints, 6 rules" in res.output
     assert "data" in res.output and "220 patients" in res.output
 
 
@@ -244,6 +245,7 @@ def test_twelve_arm_trial_runs_the_same_way(tmp_path):
     doc["routing"] = [
         {"cohort": "all", "arms": list(doc["arms"]), "allocation": dict.fromkeys(doc["arms"], 1)}
     ]
+    doc.pop("randomization")
     doc["rules"] = [r for r in doc["rules"] if r["kind"] != "superiority"] + [
         {
             "id": "x01_vs_x02",
