@@ -93,6 +93,12 @@ def _routine(field: str, old, new, cur: dict, prev: dict, prev_cutoff: date, win
             return _after(new, prev_cutoff)
         if field == "last_contact_on" and old is not None and new is not None:
             return new > old and _after(new, prev_cutoff)
+        if field == "response_on" and old is not None and new is not None:
+            # a best response that improved later moves its date forward
+            improved = RESPONSE_RANK.get(cur.get("best_response"), 0) > RESPONSE_RANK.get(
+                prev.get("best_response"), 0
+            )
+            return improved and new > old and _after(new, prev_cutoff)
         return False
     if field == "best_response":
         resp_on = cur.get("response_on")

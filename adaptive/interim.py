@@ -552,6 +552,7 @@ def _run_look(
 
 
 def _record(look_number, report, text, out, design, table, cutoff, seed, forced, snapshot) -> LookRecord:
+    report = json.loads(text)  # the ledger holds exactly the (rounded) numbers of the file
     summary = look_summary(report)
     summary["allocation"] = {c: b["probabilities"] for c, b in (report.get("allocation") or {}).items()}
     return LookRecord(

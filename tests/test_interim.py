@@ -83,6 +83,27 @@ def test_arm_summaries(look):
 
 
 @pytest.mark.slow
+def test_recommendations_allocation_and_queue_of_the_bundled_look(look):
+    _, rep, output = look
+    from adaptive.recommend import ACTIONS
+
+    assert rep["look"]["number"] == 1 and rep["look"]["previous_look"] is None
+    assert {r["action"] for r in rep["recommendations"]} <= set(ACTIONS)
+    assert [r["arm"] for r in rep["recommendations"] if r["arm"] and r["action"] != "add_arm"] == [
+        f"arm{i}" for i in range(1, 8)
+    ]
+    alloc = rep["allocation"]["fit_no_target"]
+    assert alloc["kind"] == "thall_wathen" and sum(alloc["probabilities"].values()) == pytest.approx(1)
+    assert 0.35 - 1e-9 <= alloc["probabilities"]["arm3"] <= 0.65 + 1e-9
+    pb = alloc["inputs"]["prob_best"]
+    assert pb["arm3"] + pb["arm4"] == pytest.approx(1)
+    # the EXNEX endpoint's predictive rule works on the draws (importance reweighting)
+    pp = [r for a in rep["arms"] for r in a["rules"] if r["kind"] == "predictive_futility"]
+    assert len(pp) == 7 and all("importance reweighting" in r["extra"]["method"] for r in pp)
+    assert rep["queue"][0]["arm"] == "arm8" and "recommendations (for the DSMB" in output
+
+
+@pytest.mark.slow
 def test_crc_posterior_matches_quadrature_of_same_counts(look):
     """The fitted EXNEX CRc posterior agrees with quadrature on the counts the look derived."""
     _, rep, _ = look
