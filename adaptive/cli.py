@@ -66,6 +66,13 @@ def validate(config_path: str, data_path: str | None, cutoff: date | None) -> No
     )
     for rule in design.rules:
         console.print(f"  - {rule}")
+    for alloc in design.allocation_rules:
+        console.print(f"  - {alloc}")
+    for arm in design.arms:
+        if arm.status == "queued":
+            console.print(
+                f"  - {arm.id} ({arm.label}) is queued for cohort {arm.entry.cohort if arm.entry else '-'}"
+            )
     if data_path is None:
         return
     try:

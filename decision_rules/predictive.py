@@ -45,6 +45,7 @@ __all__ = [
     "beta_binomial_pmf",
     "beta_final_prob",
     "PredictiveArrays",
+    "beta_critical_counts",
     "predictive_prob_success_beta",
     "Prediction",
     "BetaPredictive",
@@ -111,7 +112,51 @@ class PredictiveArrays:
 
     prob: np.ndarray  # predictive probability of success
     critical_count: np.ndarray  # smallest future count Y that succeeds (m + 1 when none does)
-    prob_success_now: np.ndarray  # the final rule on the data so far (Y = 0 of m = 0)
+
+
+def _beta_binomial_pmf_fast(m, a, b, top: int) -> np.ndarray:
+    """Beta-binomial pmf ``(..., top + 1)`` by the ratio recurrence (zeros beyond ``m``)."""
+    yy = np.arange(top)
+    m_, a_, b_ = (v[..., None] for v in (m, a, b))
+    # pmf(Y + 1) / pmf(Y) = (m - Y) / (Y + 1) * (a + Y) / (b + m - Y - 1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        log_ratio = np.log((m_ - yy) * (a_ + yy)) - np.log((yy + 1.0) * (b_ + m_ - yy - 1.0))
+    log_ratio = np.where(yy < m_, log_ratio, -np.inf)
+    log0 = special.betaln(a, b + m) - special.betaln(a, b)
+    logp = np.concatenate([log0[..., None], log0[..., None] + np.cumsum(log_ratio, axis=-1)], axis=-1)
+    return np.exp(logp)
+
+
+def beta_critical_counts(a, b, m, reference, threshold) -> np.ndarray:
+    """Smallest future count ``Y`` with ``P(p > reference | Beta(a + Y, b + m - Y)) > threshold``.
+
+    ``m + 1`` where no count succeeds. The final posterior depends on the data only through
+    ``a + Y`` with ``a + b + m`` fixed, and increases with it, so the boundary is found once per
+    distinct ``(a + b + m, frac(a), reference, threshold)`` and shared by every trial with those
+    values (in a simulation: once per arm), which is what makes this fast.
+    """
+    a, b, m, ref, thr = np.broadcast_arrays(
+        np.asarray(a, float),
+        np.asarray(b, float),
+        np.asarray(m, np.int64),
+        np.asarray(reference, float),
+        np.asarray(threshold, float),
+    )
+    total = a + b + m
+    frac = a - np.floor(a)
+    whole = np.rint(a - frac).astype(np.int64)
+    keys = np.stack([total, frac, ref, thr], axis=-1).reshape(-1, 4)
+    uniq, inverse = np.unique(np.round(keys, 12), axis=0, return_inverse=True)
+    k_star = np.empty(len(uniq), np.int64)
+    for i, (s_, f_, r_, t_) in enumerate(uniq):
+        kmax = int(np.ceil(s_ - f_))
+        x = f_ + np.arange(kmax + 1)
+        ok = x < s_
+        prob = np.where(ok, special.betaincc(np.where(ok, x, 1.0), np.where(ok, s_ - x, 1.0), r_), 0.0)
+        hit = np.flatnonzero(ok & (prob > t_))
+        k_star[i] = hit[0] if hit.size else np.iinfo(np.int64).max // 2
+    crit = np.maximum(k_star[inverse.ravel()].reshape(a.shape) - whole, 0)
+    return np.minimum(crit, m + 1)
 
 
 def predictive_prob_success_beta(a, b, m, reference, threshold) -> PredictiveArrays:
@@ -126,19 +171,14 @@ def predictive_prob_success_beta(a, b, m, reference, threshold) -> PredictiveArr
     reference, threshold
         The final rule: success when ``P(p > reference) > threshold`` at ``n + m``.
     """
-    pmf = beta_binomial_pmf(m, a, b)
-    final = beta_final_prob(a, b, m, reference)
-    m_arr = np.broadcast_to(np.asarray(m, np.int64), pmf.shape[:-1])
-    valid = np.arange(pmf.shape[-1]) <= m_arr[..., None]
-    success = valid & (final > np.asarray(threshold, float)[..., None])
-    crit = np.where(success.any(-1), np.argmax(success, axis=-1), m_arr + 1)
-    now = beta_prob_above_now(a, b, reference) > np.asarray(threshold, float)
-    return PredictiveArrays(prob=(pmf * success).sum(-1), critical_count=crit, prob_success_now=now)
-
-
-def beta_prob_above_now(a, b, reference) -> np.ndarray:
-    """``P(p > reference)`` under the current ``Beta(a, b)``."""
-    return special.betaincc(np.asarray(a, float), np.asarray(b, float), np.asarray(reference, float))
+    a, b, m = np.broadcast_arrays(np.asarray(a, float), np.asarray(b, float), np.asarray(m, np.int64))
+    if np.any(m < 0):
+        raise ValueError("the number of future patients m must be >= 0")
+    top = int(m.max()) if m.size else 0
+    crit = beta_critical_counts(a, b, m, reference, threshold)
+    pmf = _beta_binomial_pmf_fast(m, a, b, top)
+    tail = np.arange(top + 1) >= crit[..., None]
+    return PredictiveArrays(prob=np.clip((pmf * tail).sum(-1), 0.0, 1.0), critical_count=crit)
 
 
 # ============================================================================= one arm at a look

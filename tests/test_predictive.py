@@ -77,6 +77,26 @@ def test_vectorized_over_trials_and_arms():
             )
 
 
+def test_shared_boundaries_equal_direct_enumeration_for_many_trials():
+    """The fast path (one boundary per distinct arm setting) equals enumerating every future count."""
+    rng = np.random.default_rng(7)
+    t = 400
+    a0 = rng.choice([0.15, 0.35, 1.0, 0.5], size=(t, 1)) * np.ones((1, 3))
+    b0 = 1.0 - np.minimum(a0, 0.5) + rng.choice([0.0, 2.0], size=(t, 1))
+    n = rng.integers(0, 45, size=(t, 3))
+    y = rng.binomial(n, 0.3)
+    m = rng.integers(0, 30, size=(t, 3))
+    ref, theta = np.array([0.15, 0.3, 0.35]), np.array([0.975, 0.9, 0.95])
+    fast = predictive_prob_success_beta(a0 + y, b0 + n - y, m, ref, theta)
+    pmf = beta_binomial_pmf(m, a0 + y, b0 + n - y)
+    final = beta_final_prob(a0 + y, b0 + n - y, m, ref)
+    valid = np.arange(pmf.shape[-1]) <= m[..., None]
+    success = valid & (final > theta[..., None])
+    np.testing.assert_allclose(fast.prob, (pmf * success).sum(-1), atol=1e-12)
+    direct_crit = np.where(success.any(-1), success.argmax(-1), m + 1)
+    np.testing.assert_array_equal(fast.critical_count, direct_crit)
+
+
 def test_final_success_flips_exactly_at_the_critical_count():
     a, b, m, ref, theta = 0.35 + 9, 0.65 + 11, 40, 0.35, 0.975
     final = beta_final_prob(a, b, m, ref)
