@@ -1,7 +1,9 @@
-"""Command-line interface: ``adaptive validate | interim | synth``.
+"""Command-line interface: ``adaptive validate | interim | history | synth``.
 
-Exit codes: 0 success; 1 unexpected error; 2 invalid config, data, scenario or output folder;
-3 a fit failed its convergence limits (no recommendation made).
+Exit codes: 0 success (including an idempotent rerun that found the identical earlier look);
+1 unexpected error; 2 invalid config, data, scenario, output folder or ledger request; 3 a fit
+failed its convergence limits (no recommendation made); 4 the look ledger is busy (another
+``adaptive interim`` holds it).
 """
 
 from __future__ import annotations
@@ -64,6 +66,13 @@ def validate(config_path: str, data_path: str | None, cutoff: date | None) -> No
     )
     for rule in design.rules:
         console.print(f"  - {rule}")
+    for alloc in design.allocation_rules:
+        console.print(f"  - {alloc}")
+    for arm in design.arms:
+        if arm.status == "queued":
+            console.print(
+                f"  - {arm.id} ({arm.label}) is queued for cohort {arm.entry.cohort if arm.entry else '-'}"
+            )
     if data_path is None:
         return
     try:
@@ -143,10 +152,40 @@ def print_look(report: dict) -> None:
         console.print("[bold]rules that fired:[/]")
         for s in report["fired"]:
             console.print(f"  - {s}", soft_wrap=True)
+    print_adaptation(report)
     if report["warnings"]:
         console.print(
             f"[yellow]{len(report['warnings'])} data warning(s)[/] (listed in recommendations.json)"
         )
+
+
+def print_adaptation(report: dict) -> None:
+    """Recommendations, allocation and data changes of a look."""
+    changes = report.get("data_changes")
+    if changes:
+        console.print(f"[bold]data changes:[/] {changes['sentence']}", soft_wrap=True)
+    for block in (report.get("allocation") or {}).values():
+        console.print(f"[bold]allocation[/] {block['sentence']}", soft_wrap=True)
+        conc = block.get("concurrent")
+        if conc and conc.get("sentence"):
+            console.print(f"  drift check: {conc['sentence']}", soft_wrap=True)
+        alt = block.get("if_recommendations_accepted")
+        if alt:
+            console.print(f"  if the recommendations are accepted: {alt['sentence']}", soft_wrap=True)
+    recs = report.get("recommendations") or []
+    if recs:
+        console.print("[bold]recommendations (for the DSMB; nothing is applied automatically):[/]")
+        for r in recs:
+            flag = " [yellow](Monte Carlo-uncertain)[/]" if r.get("mc_uncertain") else ""
+            console.print(f"  - [bold]{r['action']}[/]{flag}: {r['sentence']}", soft_wrap=True)
+
+
+def _resolve_ledger(design, ledger_path: str | None, out_dir: str) -> Path:
+    from adaptive.ledger import default_path
+
+    if ledger_path:
+        return Path(ledger_path)
+    return design.ledger_path or default_path(Path(out_dir))
 
 
 @main.command()
@@ -165,13 +204,42 @@ def print_look(report: dict) -> None:
     "--out", "out_dir", required=True, type=click.Path(file_okay=False), help="New (or empty) output folder."
 )
 @click.option("--seed", type=int, default=None, help="Seed (default: the config's sampler.seed).")
-def interim(config_path: str, data_path: str, cutoff: date, out_dir: str, seed: int | None) -> None:
-    """Run an interim look: fit every endpoint, evaluate the rules, write the outputs."""
+@click.option(
+    "--ledger",
+    "ledger_path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Look ledger (default: the config's ledger.path, else ledger.sqlite beside the --out folder).",
+)
+@click.option("--force", is_flag=True, help="Make a new look even if the ledger has one on the same inputs.")
+@click.option(
+    "--wait",
+    type=click.FloatRange(0),
+    default=900.0,
+    show_default=True,
+    help="Seconds to wait while another adaptive interim holds the ledger.",
+)
+def interim(
+    config_path: str,
+    data_path: str,
+    cutoff: date,
+    out_dir: str,
+    seed: int | None,
+    ledger_path: str | None,
+    force: bool,
+    wait: float,
+) -> None:
+    """Run an interim look: fit every endpoint, evaluate the rules, recommend, write the outputs."""
+    from adaptive.config import load_config
     from adaptive.exceptions import ConvergenceError
     from adaptive.interim import run_interim
 
     try:
-        look = run_interim(config_path, data_path, cutoff, out_dir, seed=seed)
+        design = load_config(config_path)
+        ledger = _resolve_ledger(design, ledger_path, out_dir)
+        look = run_interim(
+            design, data_path, cutoff, out_dir, seed=seed, ledger=ledger, force=force, wait=wait
+        )
     except ConvergenceError as exc:
         err_console.print(
             f"[bold red]REFUSED:[/] {exc}\nThe look was written to {out_dir} with status "
@@ -181,8 +249,112 @@ def interim(config_path: str, data_path: str, cutoff: date, out_dir: str, seed: 
         sys.exit(exc.exit_code)
     except AdaptiveError as exc:
         _fail(exc)
+    for note in look.notes:
+        console.print(f"[yellow]ledger:[/] {note}", soft_wrap=True)
+    if look.reused is not None:
+        rec = look.reused
+        console.print(
+            f"Nothing to do: the ledger {ledger} already holds {rec.describe()}, made from the same data "
+            f"(sha256 {rec.data_sha256[:12]}), config (sha256 {rec.config_sha256[:12]}) and cutoff. "
+            "Nothing was written. Use --force for a new look on the same inputs.",
+            soft_wrap=True,
+        )
+        if not Path(rec.out_dir).is_dir():
+            console.print(f"[yellow]warning:[/] its folder {rec.out_dir} no longer exists.", soft_wrap=True)
+        if rec.status != "ok":
+            err_console.print(f"[bold red]REFUSED:[/] look {rec.look} was refused (no recommendation).")
+            sys.exit(3)
+        return
     print_look(look.report)
-    console.print(f"wrote {Path(out_dir) / 'recommendations.json'} and {Path(out_dir) / 'posterior.nc'}")
+    console.print(
+        f"wrote {Path(out_dir) / 'recommendations.json'} and {Path(out_dir) / 'posterior.nc'}; "
+        f"recorded as look {look.look_number} in {ledger}"
+    )
+
+
+@main.command()
+@click.option(
+    "--ledger",
+    "ledger_path",
+    type=click.Path(dir_okay=False),
+    default="looks/ledger.sqlite",
+    show_default=True,
+    help="Look ledger to read.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for machines.")
+def history(ledger_path: str, as_json: bool) -> None:
+    """List the looks of a ledger and, per arm, how probabilities, allocation and status moved."""
+    import json
+
+    from adaptive.ledger import history as ledger_history
+
+    try:
+        hist = ledger_history(ledger_path)
+    except AdaptiveError as exc:
+        _fail(exc)
+    if as_json:
+        click.echo(json.dumps(hist, indent=2))
+        return
+    looks = Table(title=f"Looks in {ledger_path}")
+    for col in (
+        "Look",
+        "Recorded (UTC)",
+        "Cutoff",
+        "Status",
+        "Seed",
+        "Data",
+        "Config",
+        "Data changes",
+        "Actions",
+    ):
+        looks.add_column(col)
+    for lk in hist["looks"]:
+        acts: dict[str, int] = {}
+        for r in lk["recommendations"]:
+            if r["action"] != "continue":
+                acts[r["action"]] = acts.get(r["action"], 0) + 1
+        changes = lk["data_changes"]
+        looks.add_row(
+            str(lk["look"]) + (" (forced)" if lk["forced"] else ""),
+            lk["recorded_at"],
+            lk["cutoff"],
+            lk["status"],
+            str(lk["seed"]),
+            lk["data_sha256"][:10],
+            lk["config_sha256"][:10],
+            "-" if not changes else f"+{changes['n_new_patients']} new, {changes['n_cleaning']} cleaned",
+            ", ".join(f"{k} x{v}" if v > 1 else k for k, v in acts.items()) or "continue",
+        )
+    console.print(looks)
+    for arm, rows in hist["arms"].items():
+        t = Table(title=f"{arm} {rows[-1].get('label') or ''}")
+        for col in (
+            "Look",
+            "Cutoff",
+            "Status",
+            "n",
+            "CRc y/n",
+            "P(>null)",
+            "P(>target)",
+            "P(best)",
+            "Alloc",
+            "Action",
+        ):
+            t.add_column(col, justify="left" if col in ("Status", "Action") else "right")
+        for r in rows:
+            t.add_row(
+                str(r["look"]),
+                r["cutoff"],
+                r["status"] or "-",
+                str(r["n_enrolled"]),
+                f"{r['crc_responders']}/{r['crc_evaluable']}" if r["crc_evaluable"] is not None else "-",
+                _pct(r["prob_above_null"]),
+                _pct(r["prob_above_target"]),
+                _pct(r["prob_best"]),
+                _pct(r["allocation"]),
+                ", ".join(r["actions"]) or "-",
+            )
+        console.print(t)
 
 
 @main.command()

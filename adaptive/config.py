@@ -29,7 +29,8 @@ from adaptive.endpoints import BINARY_ENDPOINTS
 from adaptive.exceptions import ConfigError, Problem
 from adaptive.schema_errors import did_you_mean as _did_you_mean
 from adaptive.schema_errors import pydantic_problems
-from decision_rules.rules import RULE_KINDS, Superiority
+from decision_rules.allocation import AllocationRule
+from decision_rules.rules import PREDICTIVE_KINDS, RULE_KINDS, Superiority
 
 ARM_STATUSES = ("active", "graduated", "dropped", "suspended", "queued")
 #: patient-table columns a routing condition may test, with the values they can take
@@ -100,6 +101,8 @@ class HierarchicalModelCfg(_Strict):
     kind: Literal["hierarchical"]
     mu: NormalPrior
     tau: ScalePrior
+    #: own prior of an arm not (yet) exchangeable (see the arms' ``borrowing``)
+    nex: NormalPrior = NormalPrior(mean=0.0, sd=2.0)
 
 
 class ExnexModelCfg(_Strict):
@@ -137,6 +140,41 @@ class RatesCfg(_Strict):
     limit_rate: Probability | None = None
 
 
+class EntryCfg(_Strict):
+    """When a queued arm may open; every condition given must hold (see README, "Adding arms").
+
+    ``cohort``: the routing cohort the arm will serve. ``earliest_on``: not before this date (the
+    cutoff must be on or after it). ``max_open_arms``: only while fewer arms than this are open
+    (``active`` or ``suspended``). ``after_closure_of``: only once one of these arms has closed
+    (``dropped`` or ``graduated``): a free slot. ``when_cohort_has_no_open_arm``: only when the
+    cohort has lost every open arm.
+    """
+
+    cohort: str
+    earliest_on: date | None = None
+    max_open_arms: PositiveInt | None = None
+    after_closure_of: list[str] = Field(default_factory=list)
+    when_cohort_has_no_open_arm: bool = False
+
+
+#: evaluable patients a late-entering arm (one with an ``entry`` block) needs before it borrows
+NEW_ARM_BORROWING_BURN_IN = 10
+
+
+class BorrowingCfg(_Strict):
+    """How an arm enters the hierarchical / EXNEX models of the endpoints.
+
+    ``exchangeable_after``: until the arm has this many evaluable patients on an endpoint, it is
+    fitted with EXNEX weight 0 there (its own non-exchangeable prior; it neither borrows from nor
+    lends to the others). Default 10 for arms with an ``entry`` block (late entrants), else 0.
+    ``w``: the arm's prior probability of exchangeability once past that point (default: the
+    endpoint model's ``w``, or 1 for a ``hierarchical`` endpoint).
+    """
+
+    exchangeable_after: NonNegativeInt | None = None
+    w: Probability | None = None
+
+
 class ArmCfg(_Strict):
     """One arm of the platform."""
 
@@ -145,6 +183,10 @@ class ArmCfg(_Strict):
     status: Literal["active", "graduated", "dropped", "suspended", "queued"] = "active"
     max_n: PositiveInt
     rates: dict[str, RatesCfg]
+    opened_on: date | None = None
+    closed_on: date | None = None
+    entry: EntryCfg | None = None
+    borrowing: BorrowingCfg | None = None
 
 
 class RoutingCfg(_Strict):
@@ -186,10 +228,49 @@ class SuperiorityRuleCfg(_Strict):
     min_evaluable: NonNegativeInt = 0
 
 
+class PredictiveRuleCfg(_Strict):
+    """Predictive probability that an arm meets ``success_rule`` (an efficacy rule) at its max_n.
+
+    ``predictive_futility`` recommends dropping when it is below ``threshold``;
+    ``predictive_efficacy`` recommends graduating when it is above.
+    """
+
+    id: str
+    kind: Literal["predictive_futility", "predictive_efficacy"]
+    endpoint: str
+    success_rule: str
+    threshold: Probability
+    min_evaluable: NonNegativeInt = 0
+    arms: Literal["all"] | list[str] = "all"
+
+
 RuleCfg = Annotated[
-    Union[ProbAboveRuleCfg, SuperiorityRuleCfg],  # noqa: UP007
+    Union[ProbAboveRuleCfg, SuperiorityRuleCfg, PredictiveRuleCfg],  # noqa: UP007
     Field(discriminator="kind"),
 ]
+
+
+class RandomizationCfg(_Strict):
+    """Response-adaptive randomization of one randomized routing cohort.
+
+    The cohort's ``allocation`` weights are the fixed ratio: used during the burn-in and reported
+    as the reference. ``kind``: ``fixed``, ``thall_wathen`` or ``variance_weighted``.
+    """
+
+    cohort: str
+    kind: Literal["fixed", "thall_wathen", "variance_weighted"] = "thall_wathen"
+    endpoint: str = "crc"
+    power: Annotated[float, Field(ge=0)] | Literal["n/(2N)"] = "n/(2N)"
+    burn_in: NonNegativeInt = 0
+    min_prob: Annotated[float, Field(ge=0, lt=1)] = 0.0
+    max_prob: Annotated[float, Field(gt=0, le=1)] = 1.0
+    max_change: Annotated[float, Field(gt=0, le=1)] | None = None
+
+
+class LedgerCfg(_Strict):
+    """Where the look ledger lives (a path relative to the config file's folder)."""
+
+    path: str
 
 
 # ----------------------------------------------------------------------------- sampler and rest
@@ -253,7 +334,9 @@ class ConfigFile(_Strict):
     arms: dict[str, ArmCfg] = Field(min_length=1)
     routing: list[RoutingCfg] = Field(default_factory=list)
     rules: list[RuleCfg] = Field(default_factory=list)
+    randomization: list[RandomizationCfg] = Field(default_factory=list)
     sampler: SamplerCfg = SamplerCfg()
+    ledger: LedgerCfg | None = None
 
 
 # ============================================================================= frozen design
@@ -267,6 +350,27 @@ class Arm:
     max_n: int
     rates: Mapping[str, RatesCfg]
     description: str = ""
+    opened_on: date | None = None
+    closed_on: date | None = None
+    entry: EntryCfg | None = None
+    borrowing: BorrowingCfg | None = None
+
+    @property
+    def is_open(self) -> bool:
+        """Enrolling or able to resume (``active`` or ``suspended``): it holds a slot."""
+        return self.status in ("active", "suspended")
+
+    @property
+    def is_closed(self) -> bool:
+        """Closed for good (``dropped`` or ``graduated``)."""
+        return self.status in ("dropped", "graduated")
+
+    @property
+    def exchangeable_after(self) -> int:
+        """Evaluable patients needed before the arm is exchangeable with the others."""
+        if self.borrowing is not None and self.borrowing.exchangeable_after is not None:
+            return self.borrowing.exchangeable_after
+        return NEW_ARM_BORROWING_BURN_IN if self.entry is not None else 0
 
 
 @dataclass(frozen=True)
@@ -297,6 +401,23 @@ class Design:
     rules: tuple[Any, ...]
     sampler: SamplerCfg
     assessment: AssessmentCfg
+    allocation_rules: tuple[AllocationRule, ...] = ()
+
+    @property
+    def ledger_path(self) -> Path | None:
+        """The config's ``ledger.path`` resolved against the config file's folder (or ``None``)."""
+        if self.raw.ledger is None:
+            return None
+        p = Path(self.raw.ledger.path)
+        if not p.is_absolute() and self.path is not None:
+            p = self.path.parent / p
+        return p
+
+    def routing_step(self, cohort: str) -> RoutingStep:
+        for s in self.routing:
+            if s.cohort == cohort:
+                return s
+        raise KeyError(cohort)
 
     @property
     def arm_ids(self) -> tuple[str, ...]:
@@ -517,6 +638,9 @@ def _build_rules(cfg: ConfigFile) -> tuple:
     arm_ids = [a for a, arm in cfg.arms.items()]
     for r in cfg.rules:
         spec = BINARY_ENDPOINTS[r.endpoint]
+        if isinstance(r, PredictiveRuleCfg):
+            rules.append(_build_predictive(cfg, r))
+            continue
         if isinstance(r, SuperiorityRuleCfg):
             rules.append(
                 Superiority(
@@ -552,6 +676,188 @@ def _build_rules(cfg: ConfigFile) -> tuple:
     return tuple(rules)
 
 
+def _build_predictive(cfg: ConfigFile, r: PredictiveRuleCfg):
+    success = next(x for x in cfg.rules if x.id == r.success_rule)
+    arm_ids = list(cfg.arms)
+    success_arms = success.arms if isinstance(success.arms, list) else arm_ids
+    arms = [a for a in (r.arms if isinstance(r.arms, list) else arm_ids) if a in success_arms]
+    if isinstance(success.reference, str):
+        refs = {a: getattr(cfg.arms[a].rates[r.endpoint], success.reference) for a in arms}
+        ref_name = success.reference
+    else:
+        refs = {a: float(success.reference) for a in arms}
+        ref_name = f"{success.reference:g}"
+    return PREDICTIVE_KINDS[r.kind](
+        id=r.id,
+        endpoint=r.endpoint,
+        endpoint_label=BINARY_ENDPOINTS[r.endpoint].label,
+        threshold=r.threshold,
+        min_evaluable=r.min_evaluable,
+        success_rule=success.id,
+        success_references=refs,
+        success_threshold=success.threshold,
+        success_reference_name=ref_name,
+        max_n={a: cfg.arms[a].max_n for a in arms},
+    )
+
+
+def _build_allocation_rules(cfg: ConfigFile) -> tuple[AllocationRule, ...]:
+    out = []
+    for r in cfg.randomization:
+        step = next(s for s in cfg.routing if s.cohort == r.cohort)
+        spec = BINARY_ENDPOINTS[r.endpoint]
+        out.append(
+            AllocationRule(
+                cohort=r.cohort,
+                arms=tuple(step.arms),
+                ratio=dict(step.allocation) if step.allocation else dict.fromkeys(step.arms, 1.0),
+                kind=r.kind,
+                endpoint=r.endpoint,
+                endpoint_label=spec.label,
+                higher_is_better=spec.direction == "higher_is_better",
+                power=r.power,
+                burn_in=r.burn_in,
+                min_prob=r.min_prob,
+                max_prob=r.max_prob,
+                max_change=r.max_change,
+            )
+        )
+    return tuple(out)
+
+
+def _cross_check_adaptation(cfg: ConfigFile, source: str) -> list[Problem]:
+    """Checks of the platform-adaptation keys: randomization, predictive rules, queued arms."""
+    problems: list[Problem] = []
+    arm_ids = list(cfg.arms)
+    steps = {s.cohort: s for s in cfg.routing}
+    seen: set[str] = set()
+    for i, r in enumerate(cfg.randomization):
+        where = f"{source}: randomization.{i}"
+        if r.cohort in seen:
+            problems.append(Problem(f"{where}.cohort", f"cohort {r.cohort!r} has two randomization entries."))
+        seen.add(r.cohort)
+        step = steps.get(r.cohort)
+        if step is None:
+            problems.append(
+                Problem(
+                    f"{where}.cohort",
+                    f"no routing step has cohort {r.cohort!r} (cohorts: {', '.join(steps) or 'none'})."
+                    f"{_did_you_mean(r.cohort, steps)}",
+                )
+            )
+            continue
+        k = len(step.arms)
+        if k < 2:
+            problems.append(
+                Problem(
+                    f"{where}.cohort",
+                    f"cohort {r.cohort!r} has one arm ({step.arms[0]}); response-adaptive randomization "
+                    "needs a routing step with two or more arms.",
+                )
+            )
+            continue
+        if r.endpoint not in cfg.endpoints:
+            problems.append(
+                Problem(
+                    f"{where}.endpoint",
+                    f"endpoint {r.endpoint!r} is not configured under 'endpoints'."
+                    f"{_did_you_mean(r.endpoint, cfg.endpoints)}",
+                )
+            )
+        if r.min_prob > 1.0 / k:
+            problems.append(
+                Problem(
+                    f"{where}.min_prob",
+                    f"min_prob {r.min_prob} cannot be given to all {k} arms of {r.cohort!r}; "
+                    f"use at most 1/{k} = {1.0 / k:.4g}.",
+                )
+            )
+        if r.max_prob < 1.0 / k:
+            problems.append(
+                Problem(
+                    f"{where}.max_prob",
+                    f"max_prob {r.max_prob} is below 1/{k}: the {k} arms of {r.cohort!r} cannot sum to 1; "
+                    f"use at least {1.0 / k:.4g}.",
+                )
+            )
+    rule_by_id = {x.id: x for x in cfg.rules}
+    for i, r in enumerate(cfg.rules):
+        if not isinstance(r, PredictiveRuleCfg):
+            continue
+        where = f"{source}: rules.{i} ({r.id})"
+        success = rule_by_id.get(r.success_rule)
+        if success is None:
+            problems.append(
+                Problem(
+                    f"{where}.success_rule",
+                    f"no rule has id {r.success_rule!r}; name an efficacy rule "
+                    f"({', '.join(x.id for x in cfg.rules if x.kind == 'efficacy') or 'none configured'})."
+                    f"{_did_you_mean(r.success_rule, rule_by_id)}",
+                )
+            )
+        elif success.kind != "efficacy":
+            problems.append(
+                Problem(
+                    f"{where}.success_rule",
+                    f"{r.success_rule!r} is a {success.kind} rule; the success predicted must be an "
+                    "efficacy rule (P(rate > reference) > threshold at the arm's max_n).",
+                )
+            )
+        elif success.endpoint != r.endpoint:
+            problems.append(
+                Problem(
+                    f"{where}.endpoint",
+                    f"endpoint {r.endpoint!r} differs from the endpoint {success.endpoint!r} of "
+                    f"success_rule {r.success_rule!r}; use {success.endpoint!r}.",
+                )
+            )
+        spec = BINARY_ENDPOINTS.get(r.endpoint)
+        if spec is not None and spec.direction != "higher_is_better":
+            problems.append(
+                Problem(
+                    f"{where}.kind", f"{r.kind} rules need a higher-is-better endpoint, got {r.endpoint}."
+                )
+            )
+    for arm_id, arm in cfg.arms.items():
+        where = f"{source}: arms.{arm_id}"
+        if arm.opened_on and arm.closed_on and arm.closed_on < arm.opened_on:
+            problems.append(
+                Problem(
+                    f"{where}.closed_on", f"closed_on {arm.closed_on} is before opened_on {arm.opened_on}."
+                )
+            )
+        if arm.closed_on and arm.status in ("active", "queued"):
+            problems.append(
+                Problem(
+                    f"{where}.closed_on",
+                    f"arm has closed_on {arm.closed_on} but status {arm.status!r}; set the status to "
+                    "dropped, graduated or suspended, or remove closed_on.",
+                )
+            )
+        if arm.entry is None:
+            continue
+        if arm.entry.cohort not in steps:
+            problems.append(
+                Problem(
+                    f"{where}.entry.cohort",
+                    f"no routing step has cohort {arm.entry.cohort!r} (cohorts: {', '.join(steps)})."
+                    f"{_did_you_mean(arm.entry.cohort, steps)}",
+                )
+            )
+        for other in arm.entry.after_closure_of:
+            if other not in cfg.arms:
+                problems.append(
+                    Problem(
+                        f"{where}.entry.after_closure_of",
+                        f"arm {other!r} does not exist (arms: {', '.join(arm_ids)})."
+                        f"{_did_you_mean(other, arm_ids)}",
+                    )
+                )
+            elif other == arm_id:
+                problems.append(Problem(f"{where}.entry.after_closure_of", "an arm cannot wait for itself."))
+    return problems
+
+
 def parse_config(text: str, source: str = "<config>", path: Path | None = None) -> Design:
     """Parse YAML text into a :class:`Design`, raising :class:`ConfigError` with every problem."""
     try:
@@ -568,7 +874,7 @@ def parse_config(text: str, source: str = "<config>", path: Path | None = None) 
         cfg = ConfigFile.model_validate(doc)
     except ValidationError as err:
         raise ConfigError(pydantic_problems(err, source, ConfigFile) + _raw_arm_refs(doc, source)) from None
-    problems = _cross_check(cfg, source)
+    problems = _cross_check(cfg, source) + _cross_check_adaptation(cfg, source)
     if problems:
         raise ConfigError(problems)
     arms = tuple(
@@ -579,6 +885,10 @@ def parse_config(text: str, source: str = "<config>", path: Path | None = None) 
             max_n=a.max_n,
             rates=dict(a.rates),
             description=a.description,
+            opened_on=a.opened_on,
+            closed_on=a.closed_on,
+            entry=a.entry,
+            borrowing=a.borrowing,
         )
         for k, a in cfg.arms.items()
     )
@@ -602,6 +912,7 @@ def parse_config(text: str, source: str = "<config>", path: Path | None = None) 
         rules=_build_rules(cfg),
         sampler=cfg.sampler,
         assessment=cfg.assessment,
+        allocation_rules=_build_allocation_rules(cfg),
     )
 
 

@@ -87,3 +87,19 @@ class ConvergenceError(AdaptiveError, RuntimeError):
     def __init__(self, message: str, reports: list | None = None):
         super().__init__(message)
         self.reports = reports or []
+
+
+class LedgerError(AdaptiveError, RuntimeError):
+    """The look ledger refuses a look or cannot be read.
+
+    E.g. the same data, config and cutoff were already analysed with another seed, or the file is
+    not a ledger of a known schema.
+    """
+
+    exit_code = 2
+
+
+class LedgerBusyError(AdaptiveError, RuntimeError):
+    """Another ``adaptive interim`` holds the ledger's lock for longer than the wait allowed."""
+
+    exit_code = 4

@@ -1,26 +1,38 @@
-"""One interim look, end to end: validate everything, fit, evaluate rules, write (atomically).
+"""One interim look, end to end: validate everything, fit, evaluate rules, recommend, write (atomically).
 
 :func:`run_interim` is the only function that wires a look together; the CLI is a thin shell
 around it. Order matters: all validation (config, data, output folder) happens before any
-sampling, and nothing is written until every fit has been checked.
+sampling, and nothing is written until every fit has been checked. With a look ledger
+(:mod:`adaptive.ledger`) the whole look runs under the ledger's lock: an identical earlier look
+is reported instead of redone, the previous look supplies the previous allocation and the data to
+diff against, and the look is recorded together with its folder.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import warnings
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import numpy as np
 
+from adaptive import datadiff
+from adaptive.borrowing import model_for_look
 from adaptive.config import Design, load_config
 from adaptive.data import PatientTable, load_patients
 from adaptive.derive import DerivedData, derive
 from adaptive.endpoints import BINARY_ENDPOINTS
-from adaptive.exceptions import ConvergenceError, Problem
-from adaptive.output import atomic_dir, canonical_json, check_out_dir, versions
-from decision_rules import DrawsPosterior, RuleResult, Superiority
+from adaptive.exceptions import ConvergenceError, LedgerError, Problem
+from adaptive.ledger import Ledger, LookRecord, look_summary
+from adaptive.output import atomic_dir, canonical_json, check_out_dir, remove_stale_tmp, versions
+from adaptive.queue import evaluate_queue
+from adaptive.randomization import allocate, allocation_rules, concurrent_analysis
+from adaptive.recommend import build_recommendations, closing_arms
+from decision_rules import BetaPredictive, DrawsPosterior, DrawsPredictive, RuleResult, Superiority
+from decision_rules.rules import PREDICTIVE_KINDS
 from models.binary import BinaryData, model_from_config
 from models.diagnostics import Limits
 from models.fitting import FitResult, fit_with_retries
@@ -37,6 +49,9 @@ class LookResult:
     fits: dict[str, FitResult]
     results: list[RuleResult] = field(default_factory=list)
     out: Path | None = None
+    look_number: int | None = None
+    reused: LookRecord | None = None  # the identical earlier look, when nothing was redone
+    notes: list[str] = field(default_factory=list)  # ledger recovery, stale temporary folders
 
     @property
     def converged(self) -> bool:
@@ -71,8 +86,8 @@ def fit_endpoints(design: Design, derived: DerivedData, seed: int) -> dict[str, 
     limits = Limits(lim.max_rhat, lim.min_ess_bulk, lim.min_ess_tail, lim.max_divergences)
     retries = tuple((r.tune, r.target_accept) for r in design.sampler.retries)
     fits = {}
-    for endpoint, cfg in design.endpoints.items():
-        model = model_from_config(cfg.model)
+    for endpoint in design.endpoints:
+        model, _ = model_for_look(design, derived, endpoint)
         fits[endpoint] = fit_with_retries(
             model,
             binary_data(design, derived, endpoint),
@@ -85,12 +100,33 @@ def fit_endpoints(design: Design, derived: DerivedData, seed: int) -> dict[str, 
     return fits
 
 
+def predictive_source(design: Design, derived: DerivedData, fit: FitResult, endpoint: str):
+    """What predictive-probability rules evaluate on: exact for the conjugate model, else the draws.
+
+    Independent endpoint: the closed-form ``Beta(a + y, b + n - y)`` posteriors
+    (:class:`~decision_rules.predictive.BetaPredictive`, exact enumeration). Hierarchical / EXNEX:
+    the fitted posterior draws (:class:`~decision_rules.predictive.DrawsPredictive`: predictive
+    distribution averaged over the draws, final posterior by importance reweighting of them).
+    """
+    cfg = design.endpoints[endpoint].model
+    if cfg.kind == "independent":
+        data = binary_data(design, derived, endpoint)
+        a, b = model_from_config(cfg).posterior_ab(data)
+        return BetaPredictive(data.arms, a, b)
+    return DrawsPredictive(DrawsPosterior(fit.idata.posterior["p"]))
+
+
 def evaluate_rules(design: Design, derived: DerivedData, fits: dict[str, FitResult]) -> list[RuleResult]:
-    """Every configured rule on the posterior draws of its endpoint."""
+    """Every configured rule on the posterior of its endpoint."""
     results: list[RuleResult] = []
     for rule in design.rules:
-        posterior = DrawsPosterior(fits[rule.endpoint].idata.posterior["p"])
         n_eval = {a: c.n_evaluable for a, c in derived.counts[rule.endpoint].items()}
+        if rule.kind in PREDICTIVE_KINDS:
+            source = predictive_source(design, derived, fits[rule.endpoint], rule.endpoint)
+            counts = {a: (c.responders, c.n_evaluable) for a, c in derived.counts[rule.endpoint].items()}
+            results += rule.evaluate(source, n_eval, design.labels, counts)
+            continue
+        posterior = DrawsPosterior(fits[rule.endpoint].idata.posterior["p"])
         results += rule.evaluate(posterior, n_eval, design.labels)
     return results
 
@@ -234,21 +270,167 @@ def write_posterior(path: Path, fits: dict[str, FitResult]) -> None:
         first = False
 
 
+#: order of the top-level keys of recommendations.json
+_KEY_ORDER = (
+    "schema",
+    "status",
+    "refusal",
+    "look",
+    "trial",
+    "cutoff",
+    "seed",
+    "config_file",
+    "config_sha256",
+    "data_file",
+    "data_sha256",
+    "versions",
+    "recommendations",
+    "allocation",
+    "queue",
+    "data_changes",
+    "endpoint_definitions",
+    "diagnostics",
+    "arms",
+    "comparisons",
+    "fired",
+    "warnings",
+    "config",
+)
+
+
+def adapt_report(
+    design: Design,
+    table: PatientTable,
+    derived: DerivedData,
+    fits: dict[str, FitResult],
+    results: list[RuleResult],
+    report: dict,
+    *,
+    previous_allocation: dict[str, dict[str, float]] | None = None,
+    previous_source: str = "",
+    look: dict | None = None,
+    data_changes: dict | None = None,
+) -> dict:
+    """Add the platform adaptation to a look's report: recommendations, allocation, queue, borrowing.
+
+    Returns a new report dict with the keys in :data:`_KEY_ORDER`.
+    """
+    converged = report["status"] == "ok"
+    arm_entries = {a["arm"]: a for a in report["arms"]}
+    # borrowing state of every arm in the hierarchical / EXNEX endpoints
+    for endpoint in design.endpoints:
+        _, info = model_for_look(design, derived, endpoint)
+        for arm, state in info.items():
+            arm_entries[arm]["endpoints"][endpoint]["borrowing"] = state
+    allocations = {}
+    alloc_blocks: dict[str, dict] = {}
+    if converged:
+        for rule in allocation_rules(design):
+            posterior = DrawsPosterior(fits[rule.endpoint].idata.posterior["p"])
+            prev = (previous_allocation or {}).get(rule.cohort)
+            source = (
+                previous_source if prev is not None else "the cohort's fixed allocation (no earlier look)"
+            )
+            alloc = allocate(design, derived, rule, posterior, previous=prev, previous_source=source)
+            allocations[rule.cohort] = alloc
+            block = alloc.to_dict()
+            block["concurrent"] = concurrent_analysis(design, table, derived, rule, alloc, previous=prev)
+            alloc_blocks[rule.cohort] = block
+    queue = evaluate_queue(design, derived.cutoff)
+    for q in queue:
+        arm_entries[q.arm]["entry"] = q.to_dict()
+    recs = (
+        build_recommendations(
+            design, derived, results, allocations=allocations, queue=queue, arm_summaries=arm_entries
+        )
+        if converged
+        else []
+    )
+    closing = closing_arms(recs)
+    for cohort, alloc in allocations.items():
+        rule = next(r for r in allocation_rules(design) if r.cohort == cohort)
+        if closing & set(rule.arms):
+            posterior = DrawsPosterior(fits[rule.endpoint].idata.posterior["p"])
+            alt = allocate(
+                design,
+                derived,
+                rule,
+                posterior,
+                previous=alloc.previous,
+                previous_source=alloc.previous_source,
+                closing=closing,
+            )
+            alloc_blocks[cohort]["if_recommendations_accepted"] = {
+                "closing": sorted(closing & set(rule.arms)),
+                "probabilities": dict(alt.probabilities),
+                "sentence": alt.sentence,
+            }
+    warnings_ = list(report["warnings"])
+    previous = (look or {}).get("previous_look")
+    if previous and previous["cutoff"] > derived.cutoff.isoformat():
+        warnings_.append(
+            f"this look's cutoff {derived.cutoff} is before the cutoff {previous['cutoff']} of the previous "
+            f"look {previous['number']}: the data changes and the previous allocation refer to a later look."
+        )
+    for a in design.arms:
+        if a.status == "queued" and derived.n_enrolled.get(a.id, 0):
+            warnings_.append(
+                f"{table.source}: {derived.n_enrolled[a.id]} patient(s) are in {a.id}, whose status is "
+                "'queued': they are not modelled. If the arm has opened, set status: active (and "
+                "opened_on) in the config."
+            )
+    new = {
+        **report,
+        "look": look,
+        "recommendations": recs,
+        "allocation": alloc_blocks,
+        "queue": [q.to_dict() for q in queue],
+        "data_changes": data_changes,
+        "warnings": warnings_,
+    }
+    return {k: new[k] for k in _KEY_ORDER if k in new} | {k: v for k, v in new.items() if k not in _KEY_ORDER}
+
+
+def _previous_allocation(rec: LookRecord | None) -> dict[str, dict[str, float]] | None:
+    if rec is None:
+        return None
+    return rec.summary.get("allocation") or None
+
+
 def run_interim(
     config: str | Path | Design,
     data: str | Path | PatientTable,
     cutoff: date,
     out: str | Path,
     seed: int | None = None,
+    *,
+    ledger: str | Path | None = None,
+    force: bool = False,
+    wait: float = 900.0,
 ) -> LookResult:
     """Run one interim look and write ``recommendations.json`` and ``posterior.nc`` into ``out``.
+
+    Parameters
+    ----------
+    ledger
+        Path of the look ledger (created if missing), or ``None`` for no ledger (no idempotence,
+        no previous allocation, no data diff).
+    force
+        Make a new look even when the ledger holds one on the same data, config and cutoff.
+    wait
+        Seconds to wait for another process holding the ledger's lock.
 
     Raises
     ------
     ConfigError, DataError
         Before anything is fitted.
     OutputExistsError
-        If ``out`` already holds files.
+        If ``out`` already holds files (and the ledger has no identical look).
+    LedgerError
+        The same data, config and cutoff were analysed with another seed (use ``force``), or the
+        ledger cannot be read.
+    LedgerBusyError
+        Another process held the ledger for longer than ``wait``.
     ConvergenceError
         After writing a look marked ``"status": "refused"`` (with diagnostics, no rules), when a
         fit fails the convergence limits after every retry.
@@ -256,23 +438,141 @@ def run_interim(
     design = config if isinstance(config, Design) else load_config(config)
     table = data if isinstance(data, PatientTable) else load_patients(data, design)
     out = Path(out)
-    check_out_dir(out)
     seed = design.sampler.seed if seed is None else int(seed)
+    if ledger is None:
+        check_out_dir(out)
+        return _run_look(design, table, cutoff, out, seed)
+    ledger = Path(ledger)
+    if not ledger.exists():
+        check_out_dir(out)  # no earlier look can make this an idempotent rerun
+    with Ledger.open(ledger, wait=wait) as book:
+        notes = book.recover()
+        same = book.same_inputs(table.sha256, design.sha256, cutoff.isoformat())
+        if same and not force:
+            match = [r for r in same if r.seed == seed]
+            if match:
+                rec = match[-1]
+                report_path = Path(rec.out_dir) / "recommendations.json"
+                report = json.loads(report_path.read_text()) if report_path.is_file() else {}
+                return LookResult(report=report, fits={}, out=Path(rec.out_dir), reused=rec, notes=notes)
+            earlier = same[-1].seed
+            how = "without --seed" if earlier == design.sampler.seed else f"with --seed {earlier}"
+            raise LedgerError(
+                f"the ledger {ledger} already holds {same[-1].describe()} on the same data, config and "
+                f"cutoff with seed {earlier}, not {seed}. Rerun {how} to get that look back, or pass "
+                "--force to record a second analysis of the same data with another seed (both stay in "
+                "the ledger)."
+            )
+        check_out_dir(out)
+        notes += [f"removed {p}, left by an interrupted run" for p in remove_stale_tmp(out)]
+        look = _run_look(design, table, cutoff, out, seed, book=book, forced=bool(force and same))
+        look.notes[:0] = notes
+        return look
+
+
+def _run_look(
+    design: Design,
+    table: PatientTable,
+    cutoff: date,
+    out: Path,
+    seed: int,
+    *,
+    book: Ledger | None = None,
+    forced: bool = False,
+) -> LookResult:
     derived = derive(table, design, cutoff)
     if not len(derived.patients):
         from adaptive.exceptions import DataError
 
         raise DataError([Problem(table.source, f"no patient was enrolled on or before {cutoff}.")])
+    previous = book.latest() if book else None
+    previous_ok = book.latest(status="ok") if book else None
+    snapshot = datadiff.snapshot(table)
+    data_changes = None
+    if previous is not None:
+        data_changes = datadiff.diff(
+            datadiff.decode(previous.snapshot),
+            snapshot,
+            previous_cutoff=date.fromisoformat(previous.cutoff),
+            window_days=design.assessment.response_window_days,
+            previous_look=previous.look,
+            previous_data_sha256=previous.data_sha256,
+            current_data_sha256=table.sha256,
+        )
+    look_number = book.next_look() if book else None
+    look_block = None
+    if book is not None:
+        look_block = {
+            "number": look_number,
+            "ledger": book.path.name,
+            "forced": forced,
+            "previous_look": None
+            if previous is None
+            else {"number": previous.look, "cutoff": previous.cutoff, "data_sha256": previous.data_sha256},
+        }
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", category=FutureWarning)
         fits = fit_endpoints(design, derived, seed)
     converged = all(f.converged for f in fits.values())
     results = evaluate_rules(design, derived, fits) if converged else []
     report = build_report(design, table, derived, fits, results, seed)
-    with atomic_dir(out) as tmp:
-        write_posterior(tmp / "posterior.nc", fits)
-        (tmp / "recommendations.json").write_text(canonical_json(report), encoding="utf-8")
-    look = LookResult(report=report, fits=fits, results=results, out=out)
+    report = adapt_report(
+        design,
+        table,
+        derived,
+        fits,
+        results,
+        report,
+        previous_allocation=_previous_allocation(previous_ok),
+        previous_source=f"look {previous_ok.look}, cutoff {previous_ok.cutoff}" if previous_ok else "",
+        look=look_block,
+        data_changes=data_changes,
+    )
+    text = canonical_json(report)
+    pending = False
+    try:
+        with atomic_dir(out) as tmp:
+            write_posterior(tmp / "posterior.nc", fits)
+            (tmp / "recommendations.json").write_text(text, encoding="utf-8")
+            if book is not None:
+                book.insert_pending(
+                    _record(look_number, report, text, out, design, table, cutoff, seed, forced, snapshot)
+                )
+                pending = True
+    except BaseException:
+        if pending:
+            book.discard_pending(look_number)
+        raise
+    if book is not None:
+        book.mark_recorded(look_number)
+    look = LookResult(report=report, fits=fits, results=results, out=out, look_number=look_number)
     if not converged:
         raise ConvergenceError(report["refusal"], reports=[look])
     return look
+
+
+def _record(look_number, report, text, out, design, table, cutoff, seed, forced, snapshot) -> LookRecord:
+    report = json.loads(text)  # the ledger holds exactly the (rounded) numbers of the file
+    summary = look_summary(report)
+    summary["allocation"] = {c: b["probabilities"] for c, b in (report.get("allocation") or {}).items()}
+    return LookRecord(
+        look=look_number,
+        state="pending",
+        recorded_at=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        cutoff=cutoff.isoformat(),
+        status=report["status"],
+        forced=forced,
+        seed=seed,
+        data_file=table.source,
+        data_sha256=table.sha256,
+        config_file=design.path.name if design.path else None,
+        config_sha256=design.sha256,
+        out_dir=str(out.resolve()),
+        report_sha256=hashlib.sha256(text.encode("utf-8")).hexdigest(),
+        versions=report["versions"],
+        diagnostics=report["diagnostics"],
+        recommendations=report["recommendations"],
+        summary=summary,
+        data_changes=report["data_changes"],
+        snapshot=datadiff.encode(snapshot),
+    )

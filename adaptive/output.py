@@ -83,7 +83,7 @@ def atomic_dir(out: str | Path) -> Iterator[Path]:
     out = Path(out)
     check_out_dir(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-{os.getpid()}-", dir=out.parent))
     try:
         yield tmp
         check_out_dir(out)
@@ -93,6 +93,32 @@ def atomic_dir(out: str | Path) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def remove_stale_tmp(out: str | Path) -> list[Path]:
+    """Delete temporary folders of ``out`` left by a killed process (whose pid no longer runs).
+
+    :func:`atomic_dir` names them ``.<out>.tmp-<pid>-<random>``; a process killed by a signal
+    that cannot be caught (``kill -9``) leaves one behind. Returns the folders removed.
+    """
+    out = Path(out)
+    removed = []
+    if not out.parent.is_dir():
+        return removed
+    for p in out.parent.glob(f".{out.name}.tmp-*-*"):
+        pid_s = p.name.removeprefix(f".{out.name}.tmp-").split("-", 1)[0]
+        if not pid_s.isdigit() or not p.is_dir():
+            continue
+        try:
+            os.kill(int(pid_s), 0)
+            continue  # still running
+        except ProcessLookupError:
+            pass
+        except PermissionError:
+            continue  # someone else's live process
+        shutil.rmtree(p, ignore_errors=True)
+        removed.append(p)
+    return removed
 
 
 def write_text_atomic(path: Path, text: str) -> None:

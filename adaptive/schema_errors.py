@@ -23,7 +23,17 @@ def did_you_mean(word: str, options) -> str:
     return f" Did you mean {lower[close[0]]!r}?" if close else ""
 
 
-_TAGS = {"efficacy", "futility", "harm", "superiority", "independent", "hierarchical", "exnex"}
+_TAGS = {
+    "efficacy",
+    "futility",
+    "harm",
+    "superiority",
+    "predictive_futility",
+    "predictive_efficacy",
+    "independent",
+    "hierarchical",
+    "exnex",
+}
 
 
 def fmt_loc(loc: tuple) -> str:

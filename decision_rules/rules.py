@@ -17,9 +17,12 @@ can watch it move.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import ClassVar, Literal
 
+import numpy as np
+
+from decision_rules.predictive import predictive_prob_success_beta
 from decision_rules.quantities import Estimate
 
 __all__ = [
@@ -28,6 +31,9 @@ __all__ = [
     "Futility",
     "Harm",
     "Superiority",
+    "PredictiveFutility",
+    "PredictiveEfficacy",
+    "PREDICTIVE_KINDS",
     "RULE_KINDS",
     "fmt_pct",
 ]
@@ -343,10 +349,159 @@ class Superiority(_ThresholdRule):
         ]
 
 
+@dataclass(frozen=True)
+class _PredictiveRule(_ThresholdRule):
+    """Predictive probability that an arm meets its final efficacy rule at its maximum size.
+
+    The *success rule* is an efficacy rule of the config (``P(p_k > c_k) > theta``) applied at
+    the arm's ``max_n`` evaluable patients; the quantity is the predictive probability of that
+    success given the data so far (:mod:`decision_rules.predictive`). Evaluated on a *predictive
+    source* (``BetaPredictive`` for the conjugate model, ``DrawsPredictive`` for sampled ones).
+
+    Parameters
+    ----------
+    success_rule
+        Id of the efficacy rule whose success at the final analysis is predicted.
+    success_references
+        Arm -> the success rule's reference rate ``c_k`` (arms not listed are skipped).
+    success_threshold
+        The success rule's threshold ``theta``.
+    max_n
+        Arm -> maximum sample size (the final analysis has this many evaluable patients).
+    """
+
+    success_rule: str = ""
+    success_references: Mapping[str, float] = field(default_factory=dict)
+    success_threshold: float = 0.975
+    success_reference_name: str = "reference"
+    max_n: Mapping[str, int] = field(default_factory=dict)
+
+    def __post_init__(self):
+        super().__post_init__()
+        if not 0.0 < self.success_threshold < 1.0:
+            raise ValueError(f"rule {self.id!r}: the success threshold must lie in (0, 1)")
+        for arm in self.success_references:
+            if self.max_n.get(arm, 0) <= 0:
+                raise ValueError(f"rule {self.id!r}: arm {arm} needs a positive max_n")
+
+    def __str__(self) -> str:
+        return (
+            f"{self.kind} rule '{self.id}' (recommend {self.action}): predictive probability that "
+            f"'{self.success_rule}' (P({self.label} > {self.success_reference_name}) > "
+            f"{fmt_pct(self.success_threshold)}) holds at the arm's maximum sample size "
+            f"{self.comparison} {fmt_pct(self.threshold)}, once at least {self.min_evaluable} "
+            "patients are evaluable"
+        )
+
+    def remaining(self, arm: str, n_evaluable: int) -> int:
+        """Outcomes still to come before the arm has ``max_n`` evaluable patients."""
+        return max(int(self.max_n[arm]) - int(n_evaluable), 0)
+
+    def quantity(self, arm: str) -> str:
+        return (
+            f"PP(P({self.label} > {fmt_pct(self.success_references[arm])}) > "
+            f"{fmt_pct(self.success_threshold)} at n = {self.max_n[arm]})"
+        )
+
+    def decide_beta_arrays(self, a, b, n_evaluable, arm: str):
+        """Vectorized rule for Beta posteriors (the simulator): ``(prob, evaluated, fired)``.
+
+        ``a, b, n_evaluable`` are arrays over trials for ``arm``.
+        """
+        n = np.asarray(n_evaluable, np.int64)
+        m = np.maximum(int(self.max_n[arm]) - n, 0)
+        res = predictive_prob_success_beta(a, b, m, self.success_references[arm], self.success_threshold)
+        evaluated = n >= self.min_evaluable
+        margin = res.prob - self.threshold if self.comparison == ">" else self.threshold - res.prob
+        return res.prob, evaluated, evaluated & (margin > 0)
+
+    def evaluate(
+        self,
+        source,
+        n_evaluable: Mapping[str, int],
+        labels: Mapping[str, str] | None = None,
+        counts: Mapping[str, tuple[int, int]] | None = None,
+    ) -> list[RuleResult]:
+        """Evaluate for every arm with a success reference that the source knows.
+
+        ``counts`` (arm -> ``(responders, evaluable)``) only enriches the sentences.
+        """
+        out = []
+        for arm, ref in self.success_references.items():
+            if arm not in source.arms:
+                continue
+            n = int(n_evaluable.get(arm, 0))
+            m = self.remaining(arm, n)
+            pred = source.predict(arm, m, ref, self.success_threshold)
+            res = self._result(
+                arms=(arm,),
+                quantity=self.quantity(arm),
+                est=pred.estimate,
+                ns=(n,),
+                subject=_name(arm, labels),
+                extra={
+                    "success_rule": self.success_rule,
+                    "success_reference": ref,
+                    "success_threshold": self.success_threshold,
+                    "max_n": int(self.max_n[arm]),
+                    **pred.to_dict(),
+                },
+            )
+            if m == 0:
+                detail = f" The arm has its {self.max_n[arm]} evaluable patients: this is its final result."
+            elif pred.critical_count is None:
+                detail = (
+                    f" Even if all {m} outcomes still to come were responses, '{self.success_rule}' "
+                    "would not be met."
+                )
+            else:
+                now = ""
+                if counts and arm in counts:
+                    y, nn = counts[arm]
+                    now = f" (now {y}/{nn}; {y + pred.critical_count} in total)"
+                detail = (
+                    f" To meet '{self.success_rule}' at n = {self.max_n[arm]} it needs at least "
+                    f"{pred.critical_count} responders among the {m} outcomes still to come{now}."
+                )
+            if pred.boundary_uncertain:
+                detail += (
+                    " The critical count is Monte Carlo-uncertain (few effective draws or a final "
+                    "probability within 2 MCSE of the threshold): refit with more draws before acting."
+                )
+            mc_uncertain = res.mc_uncertain or (res.evaluated and pred.boundary_uncertain)
+            out.append(replace(res, sentence=res.sentence + detail, mc_uncertain=mc_uncertain))
+        return out
+
+
+@dataclass(frozen=True)
+class PredictiveFutility(_PredictiveRule):
+    """Drop for futility when the predictive probability of final success is below the threshold."""
+
+    kind: ClassVar[str] = "predictive_futility"
+    action: ClassVar[str] = "drop_futility"
+    comparison: ClassVar[Comparison] = "<"
+
+
+@dataclass(frozen=True)
+class PredictiveEfficacy(_PredictiveRule):
+    """Graduate early when the predictive probability of final success exceeds the threshold."""
+
+    kind: ClassVar[str] = "predictive_efficacy"
+    action: ClassVar[str] = "graduate"
+    comparison: ClassVar[Comparison] = ">"
+
+
+#: predictive-probability rule kinds (evaluated on a predictive source, not on a posterior)
+PREDICTIVE_KINDS: dict[str, type] = {
+    "predictive_futility": PredictiveFutility,
+    "predictive_efficacy": PredictiveEfficacy,
+}
+
 #: closed registry of rule kinds, chosen in the config by ``kind:``
 RULE_KINDS: dict[str, type] = {
     "efficacy": Efficacy,
     "futility": Futility,
     "harm": Harm,
     "superiority": Superiority,
+    **PREDICTIVE_KINDS,
 }

@@ -7,7 +7,7 @@ import yaml
 
 from adaptive.config import load_config, parse_config
 from adaptive.exceptions import ConfigError
-from decision_rules import Efficacy, Futility, Harm, Superiority
+from decision_rules import Efficacy, Futility, Harm, PredictiveFutility, Superiority
 from tests.conftest import CONFIG, config_dict
 
 
@@ -16,11 +16,12 @@ def parse(doc: dict):
 
 
 def test_bundled_config_parses(design):
-    assert design.arm_ids == ("arm1", "arm2", "arm3", "arm4", "arm5", "arm6", "arm7")
+    assert design.arm_ids == ("arm1", "arm2", "arm3", "arm4", "arm5", "arm6", "arm7", "arm8")
+    assert design.arm("arm8").status == "queued" and design.modelled_arms[-1] == "arm7"
     assert [a.label for a in design.arms][2:4] == ["DAV", "HAV"]
     assert set(design.endpoints) == {"crc", "orr", "mrd_negative_cr", "mortality_30d", "mortality_60d"}
     kinds = [type(r) for r in design.rules]
-    assert kinds == [Efficacy, Futility, Harm, Harm, Superiority]
+    assert kinds == [Efficacy, Futility, Harm, Harm, Superiority, PredictiveFutility]
     # references resolved per arm from the rates
     assert design.rules[0].references["arm3"] == 0.35
     assert design.rules[1].references["arm2"] == 0.54
@@ -78,7 +79,7 @@ def test_rule_naming_missing_arm():
     doc = config_dict()
     doc["rules"][4]["arms"] = ["arm3", "arm9"]
     with pytest.raises(
-        ConfigError, match=r"rules.4.arms: arm 'arm9' does not exist .* Did you mean 'arm7'\?"
+        ConfigError, match=r"rules.4.arms: arm 'arm9' does not exist .* Did you mean 'arm8'\?"
     ):
         parse(doc)
 
@@ -212,6 +213,7 @@ def _n_arm_config(k: int) -> dict:
         {"cohort": "all", "arms": list(doc["arms"]), "allocation": dict.fromkeys(doc["arms"], 1)}
     ]
     doc["rules"] = [r for r in doc["rules"] if r["kind"] != "superiority"]
+    doc.pop("randomization")
     doc["rules"].append(
         {"id": "pair", "kind": "superiority", "endpoint": "crc", "arms": ["a01", "a02"], "threshold": 0.9}
     )

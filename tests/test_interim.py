@@ -56,8 +56,9 @@ def test_outputs_and_provenance(look, small_config):
 @pytest.mark.slow
 def test_arm_summaries(look):
     _, rep, _ = look
-    assert [a["arm"] for a in rep["arms"]] == [f"arm{i}" for i in range(1, 8)]
-    for a in rep["arms"]:
+    assert [a["arm"] for a in rep["arms"]] == [f"arm{i}" for i in range(1, 9)]
+    assert rep["arms"][-1]["status"] == "queued" and rep["arms"][-1]["endpoints"]["crc"]["mean"] is None
+    for a in rep["arms"][:-1]:
         crc = a["endpoints"]["crc"]
         for key in (
             "n_evaluable",
@@ -74,7 +75,7 @@ def test_arm_summaries(look):
         assert 0 <= crc["responders"] <= crc["n_evaluable"] <= a["n_enrolled"]
         assert set(a["endpoints"]) == {"crc", "orr", "mrd_negative_cr", "mortality_30d", "mortality_60d"}
         kinds = {r["kind"] for r in a["rules"]}
-        assert kinds == {"efficacy", "futility", "harm"}
+        assert kinds == {"efficacy", "futility", "harm", "predictive_futility"}
         for r in a["rules"]:
             assert {"prob", "mcse", "threshold", "fired", "sentence"} <= set(r)
     (cmp,) = rep["comparisons"]
@@ -82,10 +83,31 @@ def test_arm_summaries(look):
 
 
 @pytest.mark.slow
+def test_recommendations_allocation_and_queue_of_the_bundled_look(look):
+    _, rep, output = look
+    from adaptive.recommend import ACTIONS
+
+    assert rep["look"]["number"] == 1 and rep["look"]["previous_look"] is None
+    assert {r["action"] for r in rep["recommendations"]} <= set(ACTIONS)
+    assert [r["arm"] for r in rep["recommendations"] if r["arm"] and r["action"] != "add_arm"] == [
+        f"arm{i}" for i in range(1, 8)
+    ]
+    alloc = rep["allocation"]["fit_no_target"]
+    assert alloc["kind"] == "thall_wathen" and sum(alloc["probabilities"].values()) == pytest.approx(1)
+    assert 0.35 - 1e-9 <= alloc["probabilities"]["arm3"] <= 0.65 + 1e-9
+    pb = alloc["inputs"]["prob_best"]
+    assert pb["arm3"] + pb["arm4"] == pytest.approx(1)
+    # the EXNEX endpoint's predictive rule works on the draws (importance reweighting)
+    pp = [r for a in rep["arms"] for r in a["rules"] if r["kind"] == "predictive_futility"]
+    assert len(pp) == 7 and all("importance reweighting" in r["extra"]["method"] for r in pp)
+    assert rep["queue"][0]["arm"] == "arm8" and "recommendations (for the DSMB" in output
+
+
+@pytest.mark.slow
 def test_crc_posterior_matches_quadrature_of_same_counts(look):
     """The fitted EXNEX CRc posterior agrees with quadrature on the counts the look derived."""
     _, rep, _ = look
-    arms = rep["arms"]
+    arms = [a for a in rep["arms"] if a["status"] != "queued"]
     n = np.array([a["endpoints"]["crc"]["n_evaluable"] for a in arms])
     y = np.array([a["endpoints"]["crc"]["responders"] for a in arms])
     null = np.array([a["endpoints"]["crc"]["null_rate"] for a in arms])
@@ -118,7 +140,7 @@ def test_posterior_netcdf_has_one_group_per_endpoint(look):
         assert p.dims == ("chain", "draw", "arm")
         assert list(p.arm.values) == [f"arm{i}" for i in range(1, 8)]
         assert idata.constant_data["n"].values.tolist() == [
-            a["endpoints"][ep]["n_evaluable"] for a in rep["arms"]
+            a["endpoints"][ep]["n_evaluable"] for a in rep["arms"] if a["status"] != "queued"
         ]
 
 
@@ -221,7 +243,7 @@ def test_non_convergence_is_refused_loudly(tmp_path):
 def test_validate_ok_and_lists_rules(tmp_path):
     res = run("validate", "--config", "configs/rr_aml.yaml", "--data", EXAMPLE, "--cutoff", CUTOFF)
     assert res.exit_code == 0, res.output
-    assert "config configs/rr_aml.yaml: OK (7 arms, 5 endpoints, 5 rules" in res.output
+    assert "config configs/rr_aml.yaml: OK (8 arms, 5 endpoints, 6 rules" in res.output
     assert "data" in res.output and "220 patients" in res.output
 
 
@@ -244,6 +266,7 @@ def test_twelve_arm_trial_runs_the_same_way(tmp_path):
     doc["routing"] = [
         {"cohort": "all", "arms": list(doc["arms"]), "allocation": dict.fromkeys(doc["arms"], 1)}
     ]
+    doc.pop("randomization")
     doc["rules"] = [r for r in doc["rules"] if r["kind"] != "superiority"] + [
         {
             "id": "x01_vs_x02",

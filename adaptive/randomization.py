@@ -1,0 +1,330 @@
+"""Response-adaptive randomization at a look, and its platform-drift sensitivity analysis.
+
+For every randomized routing cohort (two or more arms) the look reports an allocation: the
+configured rule (``randomization:``) or, for a cohort without one, its fixed ``allocation``. The
+rule's inputs come from the posterior of its endpoint (P(best) among the cohort's *open* arms,
+posterior variances, evaluable counts), the previous allocation from the look ledger (or, with
+no earlier look, the cohort's fixed ratio, the allocation in force at the start). Closed arms
+(any status but ``active``) get 0 and their share is rescaled to the open arms.
+
+Platform drift: patients enrolled at different times may differ (changing referral patterns,
+supportive care), and RAR lets calendar time and arm allocation correlate. The look therefore also
+reports, per cohort, the comparison restricted to **concurrently randomized patients**: those with
+``randomized = true`` enrolled while every compared arm was open. This is an *independent
+conjugate* analysis (each arm ``Beta(null, 1 - null) + data``, no borrowing from other arms), a
+sensitivity analysis that depends on nothing outside the concurrent window; it reports
+P(best) and the superiority comparisons exactly (numerical integration), and the allocation the
+same rule would give from them. The same independent model is also reported on *all* the arms'
+evaluable patients, so that a difference between the two isolates the patient selection (drift)
+from the difference between the independent model and the fitted (borrowing) model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import date
+
+import numpy as np
+
+from adaptive.config import Design
+from adaptive.data import PatientTable
+from adaptive.derive import DerivedData
+from adaptive.endpoints import BINARY_ENDPOINTS
+from decision_rules import Allocation, AllocationRule, BetaPosterior, Superiority
+from decision_rules.rules import fmt_pct
+
+
+def allocation_rules(design: Design) -> tuple[AllocationRule, ...]:
+    """The configured allocation rules plus a ``fixed`` rule for every other randomized cohort."""
+    configured = {r.cohort: r for r in design.allocation_rules}
+    out = []
+    for step in design.routing:
+        if not step.is_randomized:
+            continue
+        if step.cohort in configured:
+            out.append(configured[step.cohort])
+        else:
+            spec = BINARY_ENDPOINTS["crc"]
+            out.append(
+                AllocationRule(
+                    cohort=step.cohort,
+                    arms=tuple(step.arms),
+                    ratio=dict(step.allocation),
+                    kind="fixed",
+                    endpoint="crc",
+                    endpoint_label=spec.label,
+                )
+            )
+    return tuple(out)
+
+
+def _open(design: Design, rule: AllocationRule, closing: Iterable[str] = ()) -> dict[str, bool]:
+    closing = set(closing)
+    return {a: design.arm(a).status == "active" and a not in closing for a in rule.arms}
+
+
+def allocate(
+    design: Design,
+    derived: DerivedData,
+    rule: AllocationRule,
+    posterior,
+    *,
+    previous: Mapping[str, float] | None,
+    previous_source: str,
+    closing: Iterable[str] = (),
+) -> Allocation:
+    """The allocation of one cohort at this look.
+
+    Parameters
+    ----------
+    posterior
+        Posterior of ``rule.endpoint`` with the ``DrawsPosterior`` interface (any arms missing
+        from it count as closed).
+    previous
+        The previous allocation (``None``: the cohort's fixed ratio, in force at the start).
+    closing
+        Arms to treat as closed in addition to the config's statuses (the allocation if the
+        DSMB accepts this look's recommended drops).
+    """
+    is_open = _open(design, rule, closing)
+    is_open = {a: o and a in posterior.arms for a, o in is_open.items()}
+    open_arms = [a for a in rule.arms if is_open[a]]
+    counts = derived.counts[rule.endpoint]
+    n_eval = {a: counts[a].n_evaluable if a in counts else 0 for a in rule.arms}
+    prob_best = mcse = variance = None
+    if rule.kind != "fixed" and len(open_arms) >= 2:
+        best = posterior.prob_best(open_arms, higher_is_better=rule.higher_is_better)
+        prob_best = {a: best[a].prob if a in best else 0.0 for a in rule.arms}
+        mcse = {a: best[a].mcse if a in best else 0.0 for a in rule.arms}
+        variance = {a: _variance(posterior, a) if a in posterior.arms else 0.0 for a in rule.arms}
+    elif rule.kind != "fixed":  # one open arm (or none): it is trivially the best
+        prob_best = {a: float(a in open_arms) for a in rule.arms}
+        variance = dict.fromkeys(rule.arms, 0.0)
+    if previous is None:
+        previous = dict(rule.ratio)
+        total = sum(previous.values())
+        previous = {a: v / total for a, v in previous.items()}
+    return rule.allocate(
+        is_open=is_open,
+        n_evaluable=n_eval,
+        max_n={a: design.arm(a).max_n for a in rule.arms},
+        prob_best=prob_best,
+        variance=variance,
+        previous=previous,
+        previous_source=previous_source,
+        mcse_prob_best=mcse,
+        labels=design.labels,
+    )
+
+
+def _variance(posterior, arm: str) -> float:
+    if hasattr(posterior, "variance"):
+        return float(posterior.variance(arm))
+    return float(np.var(posterior.draws.sel(arm=arm).values, ddof=1))
+
+
+# ============================================================================= platform drift
+def _opened(design: Design, table: PatientTable, arm_id: str) -> date | None:
+    arm = design.arm(arm_id)
+    if arm.opened_on is not None:
+        return arm.opened_on
+    if arm.entry is None and design.raw.trial.start_date is not None:
+        return design.raw.trial.start_date
+    dates = [d for a, d in zip(table.frame["arm"], table.frame["enrolled_on"], strict=True) if a == arm_id]
+    return min(dates) if dates else None
+
+
+def _closed(design: Design, table: PatientTable, arm_id: str, cutoff: date) -> date:
+    arm = design.arm(arm_id)
+    if arm.closed_on is not None:
+        return min(arm.closed_on, cutoff)
+    if arm.status == "active":
+        return cutoff
+    dates = [
+        d
+        for a, d in zip(table.frame["arm"], table.frame["enrolled_on"], strict=True)
+        if a == arm_id and d <= cutoff
+    ]
+    return max(dates) if dates else cutoff
+
+
+def concurrent_window(design: Design, table: PatientTable, arms: Iterable[str], cutoff: date):
+    """``(from, to)``: the dates on which every arm in ``arms`` was open (``None`` if never)."""
+    arms = list(arms)
+    opened = [_opened(design, table, a) for a in arms]
+    if any(o is None for o in opened):
+        return None
+    start = max(opened)
+    end = min(_closed(design, table, a, cutoff) for a in arms)
+    return (start, end) if start <= end else None
+
+
+def _all_counts(derived, endpoint, arms):
+    n = {a: derived.counts[endpoint][a].n_evaluable for a in arms}
+    y = {a: derived.counts[endpoint][a].responders for a in arms}
+    return n, y
+
+
+def _concurrent_counts(design, table, derived, endpoint, arms, window):
+    start, end = window
+    frame = table.frame.set_index("subject_id")
+    n = dict.fromkeys(arms, 0)
+    y = dict.fromkeys(arms, 0)
+    excluded = {"not_randomized": 0, "outside_window": 0, "not_evaluable": 0}
+    for sid, arm, val in zip(
+        derived.patients["subject_id"], derived.patients["arm"], derived.patients[endpoint], strict=True
+    ):
+        if arm not in n:
+            continue
+        rec = frame.loc[sid]
+        if rec["randomized"] is not True:
+            excluded["not_randomized"] += 1
+        elif not start <= rec["enrolled_on"] <= end:
+            excluded["outside_window"] += 1
+        elif val is None or (isinstance(val, float) and np.isnan(val)):
+            excluded["not_evaluable"] += 1
+        else:
+            n[arm] += 1
+            y[arm] += int(val)
+    return n, y, excluded
+
+
+def concurrent_analysis(
+    design: Design,
+    table: PatientTable,
+    derived: DerivedData,
+    rule: AllocationRule,
+    allocation: Allocation,
+    *,
+    previous: Mapping[str, float] | None,
+) -> dict | None:
+    """The cohort's comparison on concurrently randomized patients only (see module docstring)."""
+    cutoff = derived.cutoff
+    open_arms = [a for a in rule.arms if design.arm(a).status == "active"]
+    endpoint = rule.endpoint
+    spec = BINARY_ENDPOINTS[endpoint]
+    comparisons = []
+    for r in design.rules:
+        if not isinstance(r, Superiority) or not set(r.arms) <= set(rule.arms):
+            continue
+        window = concurrent_window(design, table, r.arms, cutoff)
+        if window is None:
+            continue
+        n, y, _ = _concurrent_counts(design, table, derived, r.endpoint, r.arms, window)
+        post = _beta(design, r.endpoint, r.arms, n, y)
+        a, b = r.arms
+        p_ab = post.prob_better(a, b, margin=r.margin_rate, higher_is_better=r.higher_is_better).prob
+        p_ba = post.prob_better(b, a, margin=r.margin_rate, higher_is_better=r.higher_is_better).prob
+        n_all, y_all = _all_counts(derived, r.endpoint, r.arms)
+        post_all = _beta(design, r.endpoint, r.arms, n_all, y_all)
+        p_ab_all = post_all.prob_better(a, b, margin=r.margin_rate, higher_is_better=r.higher_is_better).prob
+        enough = min(n[a], n[b]) >= r.min_evaluable
+        comparisons.append(
+            {
+                "rule": r.id,
+                "endpoint": r.endpoint,
+                "arms": [a, b],
+                "window": {"from": window[0].isoformat(), "to": window[1].isoformat()},
+                "n_evaluable": n,
+                "responders": y,
+                f"prob_{a}_better": p_ab,
+                f"prob_{b}_better": p_ba,
+                "all_patients": {
+                    "n_evaluable": n_all,
+                    "responders": y_all,
+                    f"prob_{a}_better": p_ab_all,
+                    f"prob_{b}_better": post_all.prob_better(
+                        b, a, margin=r.margin_rate, higher_is_better=r.higher_is_better
+                    ).prob,
+                },
+                "threshold": r.threshold,
+                "would_fire": bool(enough and max(p_ab, p_ba) > r.threshold),
+            }
+        )
+    if len(open_arms) < 2:
+        if not comparisons:
+            return None
+        return {
+            "model": _MODEL_WORDS,
+            "comparisons": comparisons,
+            "sentence": "Fewer than two arms of the cohort are open: no concurrent allocation.",
+        }
+    window = concurrent_window(design, table, open_arms, cutoff)
+    if window is None:
+        return {
+            "model": _MODEL_WORDS,
+            "window": None,
+            "comparisons": comparisons,
+            "sentence": "The open arms of the cohort have no period in which all were open.",
+        }
+    n, y, excluded = _concurrent_counts(design, table, derived, endpoint, open_arms, window)
+    post = _beta(design, endpoint, open_arms, n, y)
+    best = post.prob_best(open_arms, higher_is_better=spec.direction == "higher_is_better")
+    n_all, y_all = _all_counts(derived, endpoint, open_arms)
+    best_all = _beta(design, endpoint, open_arms, n_all, y_all).prob_best(
+        open_arms, higher_is_better=spec.direction == "higher_is_better"
+    )
+    alloc = rule.allocate(
+        is_open={a: a in open_arms for a in rule.arms},
+        n_evaluable={a: n.get(a, 0) for a in rule.arms},
+        max_n={a: design.arm(a).max_n for a in rule.arms},
+        prob_best={a: best[a].prob if a in best else 0.0 for a in rule.arms},
+        variance={a: post.variance(a) if a in open_arms else 0.0 for a in rule.arms},
+        previous=allocation.previous,
+        previous_source=allocation.previous_source,
+    )
+    arms_out = {
+        a: {
+            "n_evaluable": n[a],
+            "responders": y[a],
+            "mean": post.mean(a),
+            "prob_best": best[a].prob,
+            "n_evaluable_all_patients": n_all[a],
+            "responders_all_patients": y_all[a],
+            "prob_best_all_patients": best_all[a].prob,
+            "prob_best_fitted_model": (allocation.inputs.get("prob_best") or {}).get(a),
+        }
+        for a in open_arms
+    }
+    pb_words = ", ".join(f"{a} {fmt_pct(best[a].prob)}" for a in open_arms)
+    pb_all = ", ".join(f"{a} {fmt_pct(best_all[a].prob)}" for a in open_arms)
+    sentence = (
+        f"Independent Beta model, concurrently randomized patients only ({window[0]} to {window[1]}, "
+        f"{sum(n.values())} evaluable; {excluded['not_randomized']} not randomized and "
+        f"{excluded['outside_window']} outside the window left out): P(best {spec.label}) {pb_words} "
+        f"(same model on all {sum(n_all.values())} evaluable: {pb_all}); the same allocation rule would "
+        "randomize " + " : ".join(f"{a} {fmt_pct(alloc.probabilities[a])}" for a in open_arms) + "."
+    )
+    for c in comparisons:
+        a, b = c["arms"]
+        everyone = c["all_patients"]
+        sentence += (
+            f" '{c['rule']}': P({a} better) {fmt_pct(c[f'prob_{a}_better'])}, "
+            f"P({b} better) {fmt_pct(c[f'prob_{b}_better'])} "
+            f"({'would fire' if c['would_fire'] else 'would not fire'}; all patients "
+            f"{fmt_pct(everyone[f'prob_{a}_better'])} / {fmt_pct(everyone[f'prob_{b}_better'])})."
+        )
+    return {
+        "model": _MODEL_WORDS,
+        "window": {"from": window[0].isoformat(), "to": window[1].isoformat()},
+        "excluded": excluded,
+        "arms": arms_out,
+        "allocation": dict(alloc.probabilities),
+        "comparisons": comparisons,
+        "sentence": sentence,
+    }
+
+
+_MODEL_WORDS = (
+    "independent Beta(null, 1 - null) prior per arm, updated with concurrently randomized patients "
+    "only; probabilities by numerical integration (no borrowing, no sampling)"
+)
+
+
+def _beta(design: Design, endpoint: str, arms, n, y) -> BetaPosterior:
+    null = {a: design.arm(a).rates[endpoint].null_rate for a in arms}
+    return BetaPosterior(
+        list(arms),
+        {a: null[a] + y[a] for a in arms},
+        {a: 1.0 - null[a] + n[a] - y[a] for a in arms},
+    )

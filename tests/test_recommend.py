@@ -1,0 +1,374 @@
+"""Recommendations, queued arms and borrowing on constructed posteriors (no MCMC)."""
+
+import copy
+from datetime import date
+
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+
+from adaptive.borrowing import model_for_look
+from adaptive.derive import ArmCounts, DerivedData
+from adaptive.queue import evaluate_queue
+from adaptive.randomization import allocate, allocation_rules
+from adaptive.recommend import ACTIONS, PRECEDENCE, build_recommendations, closing_arms
+from decision_rules import BetaPredictive, DrawsPosterior
+from decision_rules.rules import PREDICTIVE_KINDS
+from models.binary import Exnex, HierarchicalLogistic, IndependentBetaBinomial
+from tests.conftest import config_dict, design_from
+
+CUTOFF = date(2026, 10, 31)
+ARMS = [f"arm{i}" for i in range(1, 8)]
+
+
+def make_derived(design, n_eval=30, n_enrolled=None, responders=10, pending=0):
+    """Constructed counts; enrolment stays below max_n unless ``n_enrolled`` says otherwise."""
+    n_enrolled = {a: min(n_eval, design.arm(a).max_n - 1) for a in ARMS} | (n_enrolled or {})
+    counts = {
+        ep: {
+            a: ArmCounts(n_eval if a in ARMS else 0, responders if a in ARMS else 0, pending)
+            for a in design.arm_ids
+        }
+        for ep in design.endpoints
+    }
+    return DerivedData(
+        cutoff=CUTOFF,
+        patients=pd.DataFrame(columns=["subject_id", "arm", *design.endpoints]),
+        n_enrolled={a: n_enrolled.get(a, 0) for a in design.arm_ids},
+        counts=counts,
+    )
+
+
+def posterior(values: dict[str, float], spread=0.0, n=4000) -> DrawsPosterior:
+    """Draws of each arm's rate: uniform on ``values[arm] +- spread / 2`` (spread: number or per arm)."""
+    rng = np.random.default_rng(0)
+    arms = list(values)
+    sp = spread if isinstance(spread, dict) else dict.fromkeys(arms, spread)
+    draws = np.stack([values[a] + sp.get(a, 0.0) * (rng.random(n) - 0.5) for a in arms], axis=-1)
+    return DrawsPosterior(
+        xr.DataArray(draws.reshape(4, n // 4, len(arms)), dims=("chain", "draw", "arm"), coords={"arm": arms})
+    )
+
+
+def evaluate(design, derived, crc: dict, mortality: dict | None = None, spread=0.0):
+    """Every non-predictive rule on constructed posteriors (mortality defaults to the null)."""
+    mort = mortality or {a: design.arm(a).rates["mortality_30d"].null_rate for a in crc}
+    posts = {
+        "crc": posterior(crc, spread),
+        "mortality_30d": posterior(mort),
+        "mortality_60d": posterior(mort),
+    }
+    out = []
+    for rule in design.rules:
+        if rule.kind in PREDICTIVE_KINDS or rule.endpoint not in posts:
+            continue
+        n_eval = {a: c.n_evaluable for a, c in derived.counts[rule.endpoint].items()}
+        out += rule.evaluate(posts[rule.endpoint], n_eval, design.labels)
+    return out
+
+
+@pytest.fixture(scope="module")
+def design():
+    return design_from(config_dict())
+
+
+def neutral(design):
+    """CRc rates between null and target for every arm: no rule fires."""
+    return {
+        a: (design.arm(a).rates["crc"].null_rate + design.arm(a).rates["crc"].target_rate) / 2 + 0.0
+        for a in ARMS
+    }
+
+
+def by_arm(recs):
+    return {r["arm"]: r for r in recs if r["arm"]}
+
+
+def test_nothing_fires_every_open_arm_continues(design):
+    derived = make_derived(design)
+    crc = neutral(design)
+    # spread so that neither P(> null) = 1 nor P(> target) = 0
+    post = posterior(crc, spread=0.6)
+    results = []
+    for rule in design.rules:
+        if rule.endpoint == "crc" and rule.kind not in PREDICTIVE_KINDS:
+            results += rule.evaluate(post, {a: 30 for a in ARMS}, design.labels)
+    results = [r for r in results if not r.fired]
+    recs = build_recommendations(design, derived, results)
+    assert [r["action"] for r in recs] == ["continue"] * 7
+    assert all(r["action"] in ACTIONS for r in recs)
+    assert "arm8" not in by_arm(recs)  # queued: handled by the queue, not here
+    assert by_arm(recs)["arm1"]["sentence"].startswith(
+        "No rule fires for arm1 (IDH1: ivosidenib-based): it continues"
+    )
+
+
+def test_precedence_harm_before_futility_before_efficacy(design):
+    derived = make_derived(design)
+    crc = neutral(design)
+    # arm5: CRc certainly above null and certainly below target -> efficacy AND futility fire;
+    # 30-day mortality certainly above its limit -> harm fires too
+    crc["arm5"] = 0.25
+    mort = {a: design.arm(a).rates["mortality_30d"].null_rate for a in ARMS}
+    mort["arm5"] = 0.30
+    results = evaluate(design, derived, crc, mort)
+    fired = {r.rule for r in results if r.fired and r.arms == ("arm5",)}
+    assert {"graduate_crc", "futility_crc", "harm_mortality_30d", "harm_mortality_60d"} <= fired
+    rec = by_arm(build_recommendations(design, derived, results))["arm5"]
+    assert rec["action"] == "drop_harm"
+    assert {r["rule"] for r in rec["rules"]} == {"harm_mortality_30d", "harm_mortality_60d"}
+    assert {r["rule"] for r in rec["also_fired"]} == {"graduate_crc", "futility_crc"}
+    assert "by the precedence harm > futility > inferiority > efficacy" in rec["sentence"]
+    assert rec["sentence"].startswith("Recommend dropping arm5 (Ven+Aza) for harm.")
+    # without the harm signal, futility wins over efficacy
+    results = evaluate(design, derived, crc)
+    rec = by_arm(build_recommendations(design, derived, results))["arm5"]
+    assert rec["action"] == "drop_futility" and [r["rule"] for r in rec["also_fired"]] == ["graduate_crc"]
+    assert "The DSMB should weigh both" in rec["sentence"]
+    assert PRECEDENCE == ("drop_harm", "drop_futility", "drop_inferior", "graduate")
+
+
+def test_inferior_arm_of_the_randomized_pair(design):
+    derived = make_derived(design)
+    crc = neutral(design)
+    # DAV uniform on [0.3, 0.7] (neither futile nor efficacious), HAV on [0.72, 0.9]: HAV better
+    crc["arm3"], crc["arm4"] = 0.50, 0.81
+    results = evaluate(design, derived, crc, spread={"arm3": 0.4, "arm4": 0.18})
+    recs = by_arm(build_recommendations(design, derived, results))
+    assert recs["arm3"]["action"] == "drop_inferior"
+    assert "Recommend dropping arm3 (DAV) as inferior to arm4 (HAV)." in recs["arm3"]["sentence"]
+    assert recs["arm4"]["action"] == "graduate"  # the better arm is carried forward
+    # an arm that graduates but is inferior in its pair is recommended for dropping
+    # DAV on [0.5, 0.7]: P(> 35%) = 1 (graduates), P(> 60%) = 1/2 (not futile), still inferior
+    crc["arm3"] = 0.60
+    derived_big = make_derived(design, n_eval=40)
+    results = evaluate(design, derived_big, crc, spread={"arm3": 0.2, "arm4": 0.18})
+    rec = by_arm(build_recommendations(design, derived_big, results))["arm3"]
+    assert rec["action"] == "drop_inferior" and [r["rule"] for r in rec["also_fired"]] == ["graduate_crc"]
+
+
+def test_rules_wait_for_min_evaluable(design):
+    derived = make_derived(design, n_eval=5)
+    crc = neutral(design)
+    crc["arm1"] = 0.01  # would be futile, but only 5 evaluable (< 15)
+    results = evaluate(design, derived, crc)
+    rec = by_arm(build_recommendations(design, derived, results))["arm1"]
+    assert rec["action"] == "continue" and "wait for more evaluable patients" in rec["sentence"]
+
+
+def test_complete_arm_reports_final_probabilities(design):
+    derived = make_derived(design, n_enrolled={"arm6": 30}, pending=2)
+    results = [r for r in evaluate(design, derived, neutral(design)) if not r.fired]
+    summary = {
+        "arm6": {
+            "endpoints": {
+                "crc": {
+                    "null_rate": 0.08,
+                    "target_rate": 0.25,
+                    "prob_above_null": 0.9,
+                    "prob_above_target": 0.2,
+                }
+            }
+        }
+    }
+    rec = by_arm(build_recommendations(design, derived, results, arm_summaries=summary))["arm6"]
+    assert rec["action"] == "suspend_enrolment" and rec["reason"] == "max_n_reached" and rec["complete"]
+    assert rec["final_probabilities"]["crc"]["prob_above_null"] == 0.9
+    assert "reached its maximum sample size (30 of 30 enrolled)" in rec["sentence"]
+    assert "P(CRc > 8%) 90%, P(CRc > 25%) 20%" in rec["sentence"]
+    assert "2 CRc outcome(s) still pending" in rec["sentence"]
+
+
+def test_closed_arms_get_nothing_and_suspended_arms_stay(design):
+    doc = config_dict()
+    doc["arms"]["arm1"]["status"] = "dropped"
+    doc["arms"]["arm2"]["status"] = "graduated"
+    doc["arms"]["arm5"]["status"] = "suspended"
+    d = design_from(doc)
+    derived = make_derived(d)
+    results = [r for r in evaluate(d, derived, neutral(d)) if not r.fired]
+    recs = by_arm(build_recommendations(d, derived, results))
+    assert "arm1" not in recs and "arm2" not in recs
+    assert recs["arm5"]["action"] == "continue" and "stays suspended" in recs["arm5"]["sentence"]
+
+
+def test_mc_uncertain_fired_rule_is_flagged(design):
+    derived = make_derived(design)
+    # P(CRc arm1 > 35%) just below 2.5% with sizeable Monte Carlo error: 0.024 of 400 draws
+    rng = np.random.default_rng(1)
+    vals = np.r_[np.full(9, 0.40), np.full(391, 0.25)]
+    arms = {a: np.full(400, v) for a, v in neutral(design).items()}
+    arms["arm1"] = rng.permutation(vals)
+    post = DrawsPosterior(
+        xr.DataArray(
+            np.stack(list(arms.values()), -1).reshape(4, 100, 7),
+            dims=("chain", "draw", "arm"),
+            coords={"arm": list(arms)},
+        )
+    )
+    rule = next(r for r in design.rules if r.id == "futility_crc")
+    results = rule.evaluate(post, {a: 30 for a in ARMS}, design.labels)
+    rec = by_arm(build_recommendations(design, derived, results))["arm1"]
+    assert rec["action"] == "drop_futility" and rec["mc_uncertain"]
+
+
+def test_adjust_randomization_only_when_the_allocation_moves(design):
+    derived = make_derived(design)
+    rule = allocation_rules(design)[0]
+    post = posterior({"arm3": 0.45, "arm4": 0.50}, spread=0.3)
+    moved = allocate(design, derived, rule, post, previous=None, previous_source="")
+    recs = build_recommendations(design, derived, [], allocations={rule.cohort: moved})
+    (adj,) = [r for r in recs if r["action"] == "adjust_randomization"]
+    assert adj["cohort"] == "fit_no_target" and adj["probabilities"] == moved.probabilities
+    assert adj["sentence"].startswith("Recommend changing the randomization. Cohort fit_no_target: randomize")
+    same = allocate(design, derived, rule, post, previous=dict(moved.probabilities), previous_source="look 1")
+    recs = build_recommendations(design, derived, [], allocations={rule.cohort: same})
+    assert not [r for r in recs if r["action"] == "adjust_randomization"]
+
+
+def test_allocation_in_burn_in_and_after_a_drop(design):
+    rule = allocation_rules(design)[0]
+    post = posterior({"arm3": 0.45, "arm4": 0.60}, spread=0.1)
+    burn = allocate(design, make_derived(design, n_eval=12), rule, post, previous=None, previous_source="")
+    assert burn.burn_in_active and burn.probabilities == {"arm3": 0.5, "arm4": 0.5}
+    after = allocate(design, make_derived(design, n_eval=30), rule, post, previous=None, previous_source="")
+    assert after.probabilities["arm4"] == pytest.approx(0.65)  # capped at 0.5 + 0.15
+    alt = allocate(
+        design,
+        make_derived(design, n_eval=30),
+        rule,
+        post,
+        previous=None,
+        previous_source="",
+        closing={"arm3"},
+    )
+    assert alt.probabilities == {"arm3": 0.0, "arm4": 1.0}
+
+
+# ----------------------------------------------------------------------------- queued arms
+def queue_design(**changes):
+    doc = config_dict()
+    for arm, status in changes.items():
+        doc["arms"][arm]["status"] = status
+    return design_from(doc)
+
+
+def test_queued_arm_waits_for_its_slot(design):
+    (q,) = evaluate_queue(design, CUTOFF)
+    assert q.arm == "arm8" and not q.opens
+    met = {c["condition"]: c["met"] for c in q.conditions}
+    assert met == {"earliest_on": True, "max_open_arms": False, "after_closure_of": False}
+    assert "stays queued for cohort new_drug" in q.sentence and "arm7 is active" in q.sentence
+
+
+def test_queued_arm_opens_when_its_slot_frees(design):
+    d = queue_design(arm7="dropped")
+    (q,) = evaluate_queue(d, CUTOFF)
+    assert q.opens
+    assert "arm7 (New-drug trial) has closed (dropped): its slot is free" in q.sentence
+    assert "6 arms open, at most 7 allowed" in q.sentence
+    recs = build_recommendations(d, make_derived(d), [], queue=[q])
+    (add,) = [r for r in recs if r["action"] == "add_arm"]
+    assert add["arm"] == "arm8" and add["cohort"] == "new_drug" and add["reason"] == "entry_conditions_met"
+    assert add["sentence"].startswith("Recommend opening arm8 (New drug B) in cohort new_drug")
+    assert "until it has 10 evaluable" in add["sentence"]
+    # not before the earliest opening date
+    (q,) = evaluate_queue(d, date(2026, 6, 30))
+    assert not q.opens and "not reached by the cutoff 2026-06-30" in q.sentence
+
+
+def test_one_closure_frees_one_slot_and_queue_order_holds():
+    doc = config_dict()
+    doc["arms"]["arm7"]["status"] = "dropped"
+    doc["arms"]["arm9"] = {**copy.deepcopy(doc["arms"]["arm8"]), "label": "New drug C"}
+    d = design_from(doc)
+    q8, q9 = evaluate_queue(d, CUTOFF)
+    assert q8.opens and not q9.opens
+    met9 = {c["condition"]: c["met"] for c in q9.conditions}
+    assert met9["after_closure_of"] is False and "queue_order" not in met9
+    assert "already taken by an earlier queued arm" in q9.sentence
+    # an arm with no conditions of its own still waits behind an earlier queued arm of its cohort
+    doc["arms"]["arm7"]["status"] = "active"
+    doc["arms"]["arm9"]["entry"] = {"cohort": "new_drug"}
+    q8, q9 = evaluate_queue(design_from(doc), CUTOFF)
+    assert not q8.opens and not q9.opens
+    assert q9.conditions[-1]["condition"] == "queue_order" and "still waiting" in q9.sentence
+
+
+def test_cohort_that_lost_its_arm_and_max_open_arms():
+    doc = config_dict()
+    doc["arms"]["arm5"]["status"] = "dropped"  # the unfit cohort loses its only arm
+    doc["arms"]["arm9"] = {
+        **copy.deepcopy(doc["arms"]["arm5"]),
+        "label": "Ven + decitabine",
+        "status": "queued",
+        "entry": {"cohort": "unfit", "when_cohort_has_no_open_arm": True, "max_open_arms": 7},
+    }
+    d = design_from(doc)
+    qs = {q.arm: q for q in evaluate_queue(d, CUTOFF)}
+    assert qs["arm9"].opens and "cohort unfit has lost every open arm" in qs["arm9"].sentence
+    # arm8 (needs arm7 closed) stays queued; max_open_arms counts arm9 opening at this look
+    doc["arms"]["arm7"]["status"] = "dropped"
+    doc["arms"]["arm8"]["entry"]["max_open_arms"] = 6
+    d = design_from(doc)
+    qs = {q.arm: q for q in evaluate_queue(d, CUTOFF)}
+    assert qs["arm8"].opens  # 5 open (arm1-4, arm6) < 6
+    assert qs["arm9"].opens and "6 arms open, at most 7 allowed" in qs["arm9"].sentence  # arm8 counts
+    doc["arms"]["arm9"]["entry"]["max_open_arms"] = 6
+    qs = {q.arm: q for q in evaluate_queue(design_from(doc), CUTOFF)}
+    assert qs["arm8"].opens and not qs["arm9"].opens
+    assert "6 arms open, at most 6 allowed" in qs["arm9"].sentence
+
+
+def test_queued_arm_without_entry_is_never_recommended():
+    doc = config_dict()
+    del doc["arms"]["arm8"]["entry"]
+    doc["arms"]["arm8"].pop("borrowing")
+    (q,) = evaluate_queue(design_from(doc), CUTOFF)
+    assert not q.opens and "opens only when the DSMB decides" in q.sentence
+
+
+def test_closing_arms():
+    recs = [
+        {"action": "drop_harm", "arm": "a"},
+        {"action": "graduate", "arm": "b"},
+        {"action": "continue", "arm": "c"},
+        {"action": "add_arm", "arm": "d"},
+        {"action": "adjust_randomization", "arm": None},
+    ]
+    assert closing_arms(recs) == {"a", "b"}
+
+
+# ----------------------------------------------------------------------------- borrowing of a new arm
+def test_new_arm_enters_the_hierarchy_after_its_burn_in():
+    doc = config_dict()
+    doc["arms"]["arm8"]["status"] = "active"
+    doc["arms"]["arm8"]["opened_on"] = "2026-09-01"
+    d = design_from(doc)
+    derived = make_derived(d)  # arm8 has 0 evaluable
+    model, info = model_for_look(d, derived, "crc")  # EXNEX endpoint, w = 0.5
+    assert isinstance(model, Exnex) and model.w == (0.5,) * 7 + (0.0,)
+    assert info["arm8"] == {
+        "prior_weight_exchangeable": 0.0,
+        "exchangeable_after": 10,
+        "in_borrowing_burn_in": True,
+    }
+    model, info = model_for_look(d, derived, "orr")  # hierarchical endpoint -> EXNEX with w in {0, 1}
+    assert isinstance(model, Exnex) and model.w == (1.0,) * 7 + (0.0,)
+    assert (model.nex_mean, model.nex_sd) == (0.0, 2.0)
+    model, info = model_for_look(d, derived, "mortality_30d")
+    assert isinstance(model, IndependentBetaBinomial) and info == {}
+    # with 10 evaluable the arm is exchangeable: the configured models come back unchanged
+    counts = {ep: {**c, "arm8": ArmCounts(10, 3, 0)} for ep, c in derived.counts.items()}
+    later = DerivedData(CUTOFF, derived.patients, derived.n_enrolled, counts)
+    assert isinstance(model_for_look(d, later, "orr")[0], HierarchicalLogistic)
+    crc_model, info = model_for_look(d, later, "crc")
+    assert crc_model.w == 0.5 and not info["arm8"]["in_borrowing_burn_in"]
+
+
+def test_predictive_rule_on_an_independent_endpoint_is_exact(design):
+    rule = next(r for r in design.rules if r.kind == "predictive_futility")
+    src = BetaPredictive(["arm1"], [0.15 + 2], [0.85 + 18])
+    (res,) = rule.evaluate(src, {"arm1": 20}, design.labels, {"arm1": (2, 20)})
+    assert res.extra["method"] == "exact beta-binomial enumeration" and res.mcse == 0.0
