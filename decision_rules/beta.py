@@ -4,10 +4,13 @@ For arms with independent posteriors ``p_k ~ Beta(a_k, b_k)`` (the conjugate ind
 or any conjugate sensitivity analysis) these give the decision quantities without sampling:
 
 * ``P(p_k > c)``: the regularised incomplete beta function.
-* ``P(p_a > p_b + margin)`` and ``P(arm k is best)``: one-dimensional integrals computed in the
-  probability scale of the arm itself, ``P(k best) = int_0^1 prod_{j != k} F_j(F_k^{-1}(u)) du``.
-  The integrand is bounded and monotone in ``u`` (no density singularities at 0 or 1, unlike
-  the integral over ``x``), and Gauss-Legendre nodes on ``(0, 1)`` integrate it to about 1e-6.
+* ``P(arm k is best)`` (and ``P(p_a > p_b)``): ``int g_k(u) prod_{j != k} F_j(u) du`` over
+  ``u = logit x``, where each ``logit p_j`` has the smooth, log-concave density
+  ``x^a (1-x)^b / B(a, b)``: a trapezoid rule on a grid shared by the arms of a row (spacing at
+  most a quarter of the narrowest arm's local sd), CDFs by the cumulative Simpson rule; accurate to
+  about 1e-7 (tests compare with ``scipy.integrate.quad``). Identical rows are computed once.
+* ``P(p_a > p_b + margin)`` with a margin: Gauss-Legendre nodes in the probability scale of arm a,
+  ``int_0^1 F_b(F_a^{-1}(u) - margin) du``.
 
 :class:`BetaPosterior` wraps them behind the interface of
 :class:`~decision_rules.quantities.DrawsPosterior` (``prob_above``, ``prob_better``,
@@ -48,7 +51,18 @@ def beta_variance(a, b) -> np.ndarray:
 
 
 def beta_prob_better(a1, b1, a2, b2, margin=0.0, *, higher_is_better: bool = True) -> np.ndarray:
-    """``P(p_1 > p_2 + margin)`` (or ``P(p_1 < p_2 - margin)``) for independent Beta posteriors."""
+    """``P(p_1 > p_2 + margin)`` (or ``P(p_1 < p_2 - margin)``) for independent Beta posteriors.
+
+    Without a margin this is ``P(best)`` of a pair (logit-scale quadrature); with a margin the
+    integral is taken in the probability scale of arm 1, ``int_0^1 F_2(F_1^{-1}(u) - margin) du``,
+    by Gauss-Legendre nodes.
+    """
+    if np.all(np.asarray(margin) == 0.0):
+        a1, b1, a2, b2 = np.broadcast_arrays(*(np.asarray(v, float) for v in (a1, b1, a2, b2)))
+        both = beta_prob_best(
+            np.stack([a1, a2], -1), np.stack([b1, b2], -1), higher_is_better=higher_is_better
+        )
+        return both[..., 0]
     u, wts = _legendre()
     a1, b1, a2, b2, margin = (np.asarray(v, float)[..., None] for v in (a1, b1, a2, b2, margin))
     x1 = special.betaincinv(a1, b1, u)  # (..., nodes) quantiles of p_1
@@ -59,32 +73,99 @@ def beta_prob_better(a1, b1, a2, b2, margin=0.0, *, higher_is_better: bool = Tru
     return np.clip((f * wts).sum(-1), 0.0, 1.0)
 
 
+def _cumulative_simpson(f: np.ndarray, du) -> np.ndarray:
+    """Cumulative integral of ``f`` along the last axis (uniform spacing ``du``), fourth order."""
+    du = np.asarray(du, float)
+    out = np.empty_like(f)
+    out[..., 0] = 0.0
+    first = du * (5.0 * f[..., 0] + 8.0 * f[..., 1] - f[..., 2]) / 12.0
+    seg = du[..., None] * (f[..., :-2] + 4.0 * f[..., 1:-1] + f[..., 2:]) / 3.0
+    out[..., 2::2] = np.cumsum(seg[..., 0::2], axis=-1)
+    odd = np.cumsum(seg[..., 1::2], axis=-1)
+    out[..., 1::2] = (
+        first[..., None]
+        + np.concatenate([np.zeros_like(first)[..., None], odd], axis=-1)[..., : out[..., 1::2].shape[-1]]
+    )
+    return out
+
+
+def _prob_best_logit_grid(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``P(X_k > X_j for all j != k)`` for independent ``X_k ~ Beta(a_k, b_k)``; ``(U, m)`` arrays.
+
+    All arms of a row share one grid in ``u = logit x``, where each ``logit X_k`` has the smooth,
+    log-concave density ``x^a (1-x)^b / B(a, b)`` (mode ``log(a/b)``, local sd
+    ``sqrt(1/a + 1/b)``). The grid spans every arm's mass (tails of small ``a`` or ``b`` decay
+    slowly: ``exp(a u)``) with a spacing of at most a quarter of the narrowest arm's sd. CDFs come
+    from the cumulative Simpson rule, normalised to end at 1; the final integral is a trapezoid
+    rule (spectrally accurate here). Rows are grouped by the number of nodes they need.
+    """
+    u_mode = np.log(a / b)
+    sd = np.sqrt(1.0 / a + 1.0 / b)
+    lo = (u_mode - np.maximum(10.0 * sd, 25.0 / a)).min(axis=1)
+    hi = (u_mode + np.maximum(10.0 * sd, 25.0 / b)).max(axis=1)
+    need = (hi - lo) / (0.25 * sd.min(axis=1))
+    out = np.empty_like(a)
+    sizes = np.array([81, 161, 321, 641, 1281, 2561, 5121])
+    bucket = np.minimum(np.searchsorted(sizes - 1, need), len(sizes) - 1)
+    for bi in np.unique(bucket):
+        rows = np.nonzero(bucket == bi)[0]
+        n_nodes = int(sizes[bi])
+        t = np.linspace(0.0, 1.0, n_nodes)
+        du = (hi[rows] - lo[rows]) / (n_nodes - 1)  # (R,)
+        u = lo[rows, None] + (hi[rows] - lo[rows])[:, None] * t  # (R, nodes)
+        ar, br = a[rows][..., None], b[rows][..., None]  # (R, m, 1)
+        logg = (
+            ar * special.log_expit(u)[:, None, :]
+            + br * special.log_expit(-u)[:, None, :]
+            - special.betaln(ar, br)
+        )
+        g = np.exp(logg)  # (R, m, nodes)
+        cdf = _cumulative_simpson(g, du[:, None])
+        cdf /= cdf[..., -1:]
+        m = a.shape[1]
+        wt = np.ones(n_nodes)
+        wt[[0, -1]] = 0.5
+        for k in range(m):
+            prod = g[:, k, :].copy()
+            for j in range(m):
+                if j != k:
+                    prod *= cdf[:, j, :]
+            out[rows, k] = (prod * wt).sum(-1) * du
+    return np.clip(out, 0.0, 1.0)
+
+
 def beta_prob_best(a, b, *, higher_is_better: bool = True, is_open=None) -> np.ndarray:
     """``P(arm k has the best rate)`` among the (open) arms, ``(..., K)`` in, ``(..., K)`` out.
 
-    Closed arms (``is_open`` false) are left out of the comparison and get 0.
+    Closed arms (``is_open`` false) are left out of the comparison and get 0. Identical parameter
+    rows are computed once (virtual trials repeat them a lot).
     """
     a = np.asarray(a, float)
     b = np.asarray(b, float)
     a, b = np.broadcast_arrays(a, b)
-    is_open = (
-        np.ones(a.shape, bool) if is_open is None else np.broadcast_to(np.asarray(is_open, bool), a.shape)
-    )
-    u, wts = _legendre()
-    x = special.betaincinv(a[..., None], b[..., None], u)  # (..., K, nodes)
-    # F_j(x_k(u)) for every pair: (..., K_j, K_k, nodes)
-    aj = a[..., :, None, None]
-    bj = b[..., :, None, None]
-    xk = x[..., None, :, :]
-    cdf = special.betainc(aj, bj, xk) if higher_is_better else special.betaincc(aj, bj, xk)
-    k = a.shape[-1]
-    eye = np.eye(k, dtype=bool)[..., None]
-    closed_j = ~is_open[..., :, None, None]
-    factor = np.where(eye | closed_j, 1.0, cdf)
-    prob = (factor.prod(axis=-3) * wts).sum(-1)
-    prob = np.where(is_open, prob, 0.0)
-    total = prob.sum(-1, keepdims=True)
-    return np.where(total > 0, prob / np.where(total > 0, total, 1.0), 0.0)
+    shape = a.shape
+    is_open = np.ones(shape, bool) if is_open is None else np.broadcast_to(np.asarray(is_open, bool), shape)
+    if not higher_is_better:  # the lowest rate is best: P(p_k < others) = P(1 - p_k > 1 - others)
+        a, b = b, a
+    k = shape[-1]
+    flat_a = a.reshape(-1, k)
+    flat_b = b.reshape(-1, k)
+    flat_open = is_open.reshape(-1, k)
+    out = np.zeros(flat_a.shape)
+    # rows with the same set of open arms are done together
+    for mask in np.unique(flat_open, axis=0):
+        rows = np.nonzero((flat_open == mask).all(axis=1))[0]
+        cols = np.nonzero(mask)[0]
+        if len(cols) == 0:
+            continue
+        if len(cols) == 1:
+            out[rows, cols[0]] = 1.0
+            continue
+        keys = np.concatenate([flat_a[np.ix_(rows, cols)], flat_b[np.ix_(rows, cols)]], axis=1)
+        uniq, inverse = np.unique(keys, axis=0, return_inverse=True)
+        res = _prob_best_logit_grid(uniq[:, : len(cols)], uniq[:, len(cols) :])
+        out[np.ix_(rows, cols)] = res[inverse.reshape(-1)]
+    return out.reshape(shape)
 
 
 class BetaPosterior:

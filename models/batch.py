@@ -5,11 +5,8 @@ posteriors as :mod:`models.binary` exactly (Beta-binomial) or by quadrature (hie
 logistic models), vectorized over a leading *trial* axis. Every function takes counts shaped
 ``(T, K)`` (T data sets, K arms) and returns arrays with the same leading axis.
 
-* :class:`BetaBatch`: conjugate ``Beta(a_k + y, b_k + n - y)``. ``P(p > c)`` is the regularised
-  incomplete beta function; ``P(p_a > p_b)`` and ``P(best)`` are one-dimensional integrals
-  ``∫ f_k(x) Π_j F_j(x) dx`` done by the trapezoid rule in the logit scale (spectrally accurate for
-  these smooth, log-concave integrands), with the CDFs ``F_j`` from the incomplete beta function.
-  Identical count vectors are computed once.
+* The conjugate Beta-binomial model needs no tables: its exact quantities are in
+  :mod:`decision_rules.beta` (vectorized over leading axes).
 * :class:`HierarchicalBatch`: the hierarchical (``w=None``) or EXNEX model. The hyperparameters
   ``(mu, tau)`` live on a fixed grid (``mu`` uniform, ``log tau`` uniform). For every arm's offset
   and every possible ``(n, y)`` up to the arm's maximum sample size, the arm's conditional integrals
@@ -31,106 +28,12 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import special
 
-from models.exact import _hyper_grid, conditional_integrals, cumulative_simpson
+from models.exact import _hyper_grid, conditional_integrals
 
 
 def _tri_index(n: np.ndarray, y: np.ndarray) -> np.ndarray:
     """Row of the ``(n, y)`` pair in a triangular table (n = 0, 1, ...; y = 0..n)."""
     return n * (n + 1) // 2 + y
-
-
-# ============================================================================= Beta-binomial
-class BetaBatch:
-    """Independent conjugate Beta posteriors for many data sets.
-
-    Parameters
-    ----------
-    prior_a, prior_b
-        Prior Beta parameters per arm, shape ``(K,)``.
-    """
-
-    def __init__(self, prior_a: Sequence[float], prior_b: Sequence[float]):
-        self.a0 = np.asarray(prior_a, float)
-        self.b0 = np.asarray(prior_b, float)
-
-    def params(self, n: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Posterior parameters ``(a, b)``, each ``(T, K)``."""
-        n = np.asarray(n, float)
-        y = np.asarray(y, float)
-        return self.a0 + y, self.b0 + n - y
-
-    def mean_var(self, n, y) -> tuple[np.ndarray, np.ndarray]:
-        """Posterior mean and variance of every arm's rate."""
-        a, b = self.params(n, y)
-        s = a + b
-        return a / s, a * b / (s * s * (s + 1.0))
-
-    def prob_above(self, n, y, thresholds) -> np.ndarray:
-        """``P(p_k > c_k)``; ``thresholds`` broadcasts against ``(T, K)``."""
-        a, b = self.params(n, y)
-        return special.betaincc(a, b, np.asarray(thresholds, float))
-
-    def prob_best(self, n, y, arms: Sequence[int], higher_is_better: bool = True) -> np.ndarray:
-        """``P(arm k has the best rate among arms)``, shape ``(T, len(arms))``."""
-        a, b = self.params(n, y)
-        a = a[:, list(arms)]
-        b = b[:, list(arms)]
-        if not higher_is_better:  # lowest rate best: P(p_k < others) = P(1 - p_k > 1 - others)
-            a, b = b, a
-        keys = np.concatenate([a, b], axis=1)
-        uniq, inverse = np.unique(keys, axis=0, return_inverse=True)
-        m = len(arms)
-        res = _beta_prob_best(uniq[:, :m], uniq[:, m:])
-        return res[inverse.reshape(-1)]
-
-    def prob_better(self, n, y, i: int, j: int, higher_is_better: bool = True) -> np.ndarray:
-        """``P(p_i > p_j)`` (or ``<`` when lower is better), shape ``(T,)``."""
-        return self.prob_best(n, y, [i, j], higher_is_better)[:, 0]
-
-
-def _beta_prob_best(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """``P(X_k > X_j for all j != k)`` for independent ``X_k ~ Beta(a_k, b_k)``; ``(U, m)`` arrays.
-
-    All arms of a row share one grid in ``u = logit x``, where each ``logit X_k`` has the smooth,
-    log-concave density ``x^a (1-x)^b / B(a, b)`` (mode ``log(a/b)``, local sd
-    ``sqrt(1/a + 1/b)``). The grid spans every arm's mass (tails of small ``a`` or ``b`` decay
-    slowly: ``exp(a u)``) with a spacing of at most a quarter of the narrowest arm's sd. CDFs come
-    from the cumulative Simpson rule, normalised to end at 1; the final integral is a trapezoid
-    rule (spectrally accurate here). Rows are grouped by the number of nodes they need.
-    """
-    u_mode = np.log(a / b)
-    sd = np.sqrt(1.0 / a + 1.0 / b)
-    lo = (u_mode - np.maximum(10.0 * sd, 25.0 / a)).min(axis=1)
-    hi = (u_mode + np.maximum(10.0 * sd, 25.0 / b)).max(axis=1)
-    need = (hi - lo) / (0.25 * sd.min(axis=1))
-    out = np.empty_like(a)
-    sizes = np.array([81, 161, 321, 641, 1281, 2561, 5121])
-    bucket = np.minimum(np.searchsorted(sizes - 1, need), len(sizes) - 1)
-    for bi in np.unique(bucket):
-        rows = np.nonzero(bucket == bi)[0]
-        n_nodes = int(sizes[bi])
-        t = np.linspace(0.0, 1.0, n_nodes)
-        du = (hi[rows] - lo[rows]) / (n_nodes - 1)  # (R,)
-        u = lo[rows, None] + (hi[rows] - lo[rows])[:, None] * t  # (R, nodes)
-        ar, br = a[rows][..., None], b[rows][..., None]  # (R, m, 1)
-        logg = (
-            ar * special.log_expit(u)[:, None, :]
-            + br * special.log_expit(-u)[:, None, :]
-            - special.betaln(ar, br)
-        )
-        g = np.exp(logg)  # (R, m, nodes)
-        cdf = cumulative_simpson(g, du[:, None])
-        cdf /= cdf[..., -1:]
-        m = a.shape[1]
-        wt = np.ones(n_nodes)
-        wt[[0, -1]] = 0.5
-        for k in range(m):
-            prod = g[:, k, :].copy()
-            for j in range(m):
-                if j != k:
-                    prod *= cdf[:, j, :]
-            out[rows, k] = (prod * wt).sum(-1) * du
-    return np.clip(out, 0.0, 1.0)
 
 
 # ============================================================================= hierarchical / EXNEX

@@ -5,7 +5,8 @@ import pytest
 from scipy import integrate, special, stats
 
 from decision_rules import DrawsPosterior
-from models.batch import BetaBatch, HierarchicalBatch
+from decision_rules.beta import beta_prob_best, beta_prob_better
+from models.batch import HierarchicalBatch
 from models.binary import BinaryData, Exnex, HierarchicalLogistic
 from models.exact import hierarchical_summary
 from models.sampling import SamplerSettings
@@ -32,59 +33,47 @@ def random_counts(rng, t):
 
 
 # ----------------------------------------------------------------------------- Beta
-def test_beta_prob_above_is_the_beta_cdf():
-    bb = BetaBatch([0.5, 1.0], [0.5, 2.0])
-    n = np.array([[10, 30], [0, 5]])
-    y = np.array([[3, 20], [0, 5]])
-    got = bb.prob_above(n, y, [0.2, 0.5])
-    want = stats.beta.sf([[0.2, 0.5], [0.2, 0.5]], [[3.5, 21], [0.5, 6]], [[7.5, 12], [0.5, 2]])
-    assert np.allclose(got, want, atol=1e-12)
-    mean, var = bb.mean_var(n, y)
-    assert np.allclose(mean, stats.beta.mean([[3.5, 21], [0.5, 6]], [[7.5, 12], [0.5, 2]]))
-    assert np.allclose(var, stats.beta.var([[3.5, 21], [0.5, 6]], [[7.5, 12], [0.5, 2]]))
-
-
 @pytest.mark.parametrize(
     ("a1", "b1", "a2", "b2"),
-    [(12, 9, 7, 14), (0.35, 20.65, 3.35, 17.65), (120, 121, 118, 123), (1, 1, 1, 1), (0.5, 40, 0.5, 40)],
+    [
+        (12, 9, 7, 14),
+        (0.35, 20.65, 3.35, 17.65),
+        (120, 121, 118, 123),
+        (1, 1, 1, 1),
+        (0.5, 40, 0.5, 40),
+        (200, 40, 3, 2),
+    ],
 )
 def test_beta_prob_better_matches_scipy_quad(a1, b1, a2, b2):
-    bb = BetaBatch([0.0, 0.0], [0.0, 0.0])
-    n = np.array([[a1 + b1, a2 + b2]])
-    y = np.array([[a1, a2]])
-    got = bb.prob_better(n, y, 0, 1)[0]
+    got = float(beta_prob_better(a1, b1, a2, b2))
     want = integrate.quad(
-        lambda x: stats.beta.pdf(x, a1, b1) * stats.beta.cdf(x, a2, b2),
-        0,
-        1,
-        limit=500,
-        points=[a1 / (a1 + b1)],
+        lambda x: stats.beta.pdf(x, a2, b2) * stats.beta.sf(x, a1, b1), 0, 1, limit=500, epsabs=1e-13
     )[0]
     assert got == pytest.approx(want, abs=1e-6)
 
 
 def test_beta_prob_best_three_arms_against_monte_carlo():
     rng = np.random.default_rng(0)
-    bb = BetaBatch([1, 1, 1], [1, 1, 1])
     n = np.array([[30, 30, 30], [10, 40, 25]])
     y = np.array([[12, 15, 14], [2, 20, 12]])
-    pb = bb.prob_best(n, y, [0, 1, 2])
+    pb = beta_prob_best(1 + y, 1 + n - y)
     assert np.allclose(pb.sum(1), 1.0, atol=1e-6)
     for t in range(2):
         draws = rng.beta(1 + y[t], 1 + n[t] - y[t], size=(400_000, 3))
         mc = np.bincount(draws.argmax(1), minlength=3) / 400_000
         assert np.allclose(pb[t], mc, atol=4 * np.sqrt(0.25 / 400_000) + 1e-4)
-    low = bb.prob_best(n, y, [0, 1, 2], higher_is_better=False)
+    low = beta_prob_best(1 + y, 1 + n - y, higher_is_better=False)
     draws = rng.beta(1 + y[1], 1 + n[1] - y[1], size=(400_000, 3))
     assert np.allclose(low[1], np.bincount(draws.argmin(1), minlength=3) / 400_000, atol=0.003)
 
 
-def test_beta_duplicate_rows_computed_once_give_same_answer():
-    bb = BetaBatch([1, 1], [1, 1])
-    n = np.array([[20, 20]] * 5 + [[20, 30]])
-    y = np.array([[8, 11]] * 5 + [[8, 11]])
-    p = bb.prob_better(n, y, 0, 1)
-    assert np.all(p[:5] == p[0]) and p[5] != p[0]
+def test_beta_duplicate_rows_and_open_masks():
+    a = np.array([[9, 12]] * 5 + [[9, 12]], float)
+    b = np.array([[13, 10]] * 5 + [[23, 10]], float)
+    p = beta_prob_best(a, b)
+    assert np.all(p[:5] == p[0]) and p[5, 0] != p[0, 0]
+    closed = beta_prob_best(a, b, is_open=np.array([[True, False]] * 6))
+    assert np.all(closed[:, 0] == 1.0) and np.all(closed[:, 1] == 0.0)
 
 
 # ----------------------------------------------------------------------------- hierarchical tables
