@@ -23,6 +23,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    model_validator,
 )
 
 from adaptive.endpoints import BINARY_ENDPOINTS
@@ -267,6 +268,40 @@ class RandomizationCfg(_Strict):
     max_change: Annotated[float, Field(gt=0, le=1)] | None = None
 
 
+class LooksCfg(_Strict):
+    """The interim-look schedule that ``adaptive simulate`` follows.
+
+    Real looks run whenever the DSMB meets; this describes the plan. Looks every ``every_days``
+    days (default 91) or every ``every_patients`` enrolled patients,
+    starting once ``first_after_patients`` are enrolled. The trial stops enrolling at
+    ``max_patients`` (default: the sum of the arms' ``max_n``) or ``max_duration_days``, when no
+    arm is open, or when a rule listed in ``stop_trial_on`` fires (e.g. a superiority rule in a
+    two-arm design). With ``final_analysis`` the rules are evaluated once more when every
+    enrolled patient's outcomes are known.
+    """
+
+    every_days: PositiveInt | None = None
+    every_patients: PositiveInt | None = None
+    first_after_patients: NonNegativeInt = 0
+    max_patients: PositiveInt | None = None
+    max_duration_days: PositiveInt = 1826
+    final_analysis: bool = True
+    stop_trial_on: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _one_schedule(self):
+        if self.every_days is not None and self.every_patients is not None:
+            raise ValueError("give either every_days or every_patients, not both")
+        return self
+
+    @property
+    def days(self) -> int | None:
+        """Calendar spacing of looks (91 days when neither spacing is given)."""
+        if self.every_days is None and self.every_patients is None:
+            return 91
+        return self.every_days
+
+
 class LedgerCfg(_Strict):
     """Where the look ledger lives (a path relative to the config file's folder)."""
 
@@ -337,6 +372,7 @@ class ConfigFile(_Strict):
     randomization: list[RandomizationCfg] = Field(default_factory=list)
     sampler: SamplerCfg = SamplerCfg()
     ledger: LedgerCfg | None = None
+    looks: LooksCfg = LooksCfg()
 
 
 # ============================================================================= frozen design
@@ -596,6 +632,16 @@ def _cross_check(cfg: ConfigFile, source: str) -> list[Problem]:
                     )
         if isinstance(rule, SuperiorityRuleCfg) and rule.arms[0] == rule.arms[1]:
             problems.append(Problem(f"{where}.arms", "a comparison needs two different arms."))
+    rule_ids = [r.id for r in cfg.rules]
+    for rid in cfg.looks.stop_trial_on:
+        if rid not in rule_ids:
+            problems.append(
+                Problem(
+                    f"{source}: looks.stop_trial_on",
+                    f"rule {rid!r} does not exist (rules: {', '.join(rule_ids)})."
+                    f"{_did_you_mean(rid, rule_ids)}",
+                )
+            )
     sc = cfg.sampler
     if any(r.tune < sc.tune for r in sc.retries):
         problems.append(

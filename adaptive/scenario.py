@@ -45,6 +45,9 @@ class ArmTruth(_Strict):
     median_os_days: Annotated[float, Field(gt=60)]
     median_relapse_days: Annotated[float, Field(gt=0)] = 240.0
     hsct_given_crc: Fraction = 0.3
+    #: drift: change of the log-odds of CR and of CRi per year since the trial start (used by
+    #: `adaptive simulate`; e.g. a population that gets fitter over time)
+    crc_trend_per_year: float = 0.0
 
     @model_validator(mode="after")
     def _consistent(self):

@@ -147,14 +147,30 @@ def beta_critical_counts(a, b, m, reference, threshold) -> np.ndarray:
     whole = np.rint(a - frac).astype(np.int64)
     keys = np.stack([total, frac, ref, thr], axis=-1).reshape(-1, 4)
     uniq, inverse = np.unique(np.round(keys, 12), axis=0, return_inverse=True)
-    k_star = np.empty(len(uniq), np.int64)
-    for i, (s_, f_, r_, t_) in enumerate(uniq):
-        kmax = int(np.ceil(s_ - f_))
-        x = f_ + np.arange(kmax + 1)
+    s_, f_, r_, t_ = uniq.T
+    kmax = np.ceil(s_ - f_).astype(np.int64)
+
+    def succeeds(k):
+        """The final rule at ``a + Y = f + k``; monotone in ``k``.
+
+        A ``k`` beyond every possible count (``a + Y >= a + b + m``) counts as success, which keeps
+        the predicate monotone and maps to "no count succeeds" below (``crit > m``).
+        """
+        x = f_ + k
         ok = x < s_
-        prob = np.where(ok, special.betaincc(np.where(ok, x, 1.0), np.where(ok, s_ - x, 1.0), r_), 0.0)
-        hit = np.flatnonzero(ok & (prob > t_))
-        k_star[i] = hit[0] if hit.size else np.iinfo(np.int64).max // 2
+        prob = special.betaincc(np.where(ok, x, 1.0), np.where(ok, s_ - x, 1.0), r_)
+        return ~ok | (prob > t_)
+
+    # integer bisection for the smallest k that succeeds (k = kmax always does)
+    lo = np.zeros(len(uniq), np.int64)
+    hi = kmax.copy()
+    while np.any(lo < hi):
+        mid = (lo + hi) // 2
+        good = succeeds(mid)
+        active = lo < hi
+        hi = np.where(active & good, mid, hi)
+        lo = np.where(active & ~good, mid + 1, lo)
+    k_star = lo
     crit = np.maximum(k_star[inverse.ravel()].reshape(a.shape) - whole, 0)
     return np.minimum(crit, m + 1)
 

@@ -120,14 +120,24 @@ class _ThresholdRule:
     def label(self) -> str:
         return self.endpoint_label or self.endpoint
 
-    def margin(self, prob: float) -> float:
+    def margin(self, prob):
         """Signed distance to the boundary: positive means the rule's condition holds."""
         return prob - self.threshold if self.comparison == ">" else self.threshold - prob
+
+    def decide_arrays(self, prob, n_evaluable):
+        """Whether the rule fires, vectorized: ``prob`` and ``n_evaluable`` broadcast together.
+
+        The single implementation of the firing condition: a minimum number of evaluable
+        patients and a strictly positive margin. (The simulator calls this on exact posterior
+        probabilities of many virtual trials.)
+        """
+        prob = np.asarray(prob, float)
+        return (np.asarray(n_evaluable) >= self.min_evaluable) & (self.margin(prob) > 0)
 
     def decide(self, prob: float, n_evaluable: int | Sequence[int]) -> bool:
         """Whether the rule fires for this probability and these sample sizes."""
         ns = (n_evaluable,) if isinstance(n_evaluable, int) else tuple(n_evaluable)
-        return min(ns) >= self.min_evaluable and self.margin(prob) > 0
+        return bool(self.decide_arrays(prob, min(ns)))
 
     def _result(
         self,
@@ -139,9 +149,9 @@ class _ThresholdRule:
         subject: str,
         extra: Mapping[str, object] | None = None,
     ) -> RuleResult:
-        margin = self.margin(est.prob)
+        margin = float(self.margin(est.prob))
         evaluated = min(ns) >= self.min_evaluable
-        fired = evaluated and margin > 0
+        fired = bool(self.decide_arrays(est.prob, min(ns)))
         mc_uncertain = abs(margin) < self.mc_z * est.mcse
         where = "above" if est.prob > self.threshold else "below"
         if est.prob == self.threshold:
@@ -411,9 +421,7 @@ class _PredictiveRule(_ThresholdRule):
         n = np.asarray(n_evaluable, np.int64)
         m = np.maximum(int(self.max_n[arm]) - n, 0)
         res = predictive_prob_success_beta(a, b, m, self.success_references[arm], self.success_threshold)
-        evaluated = n >= self.min_evaluable
-        margin = res.prob - self.threshold if self.comparison == ">" else self.threshold - res.prob
-        return res.prob, evaluated, evaluated & (margin > 0)
+        return res.prob, n >= self.min_evaluable, self.decide_arrays(res.prob, n)
 
     def evaluate(
         self,

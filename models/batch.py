@@ -270,7 +270,7 @@ class BatchPosterior:
             raise ValueError("not an EXNEX model")
         return np.stack([(self.weights * pi).sum(1) for pi in self.pis], axis=1)
 
-    def prob_better(self, i: int, j: int, higher_is_better: bool = True, mass: float = 1e-9):
+    def prob_better(self, i: int, j: int, higher_is_better: bool = True, mass: float = 1e-6):
         """``P(p_i > p_j)`` (``<`` when lower is better), shape ``(T,)``.
 
         Given the hyperparameters the two arms are independent, so the probability is the grid

@@ -1,0 +1,858 @@
+"""Virtual trials of the platform design, many at once, on the same rules as `adaptive interim`.
+
+A chunk of virtual trials is simulated in lock step over patient arrivals, vectorized over trials:
+
+* **Patients** arrive as a Poisson process (the scenario's accrual), with routing
+  characteristics drawn from the scenario's prevalences. The config's routing steps are applied
+  in order; a patient enters the first matching cohort that still has an open arm (a cohort
+  whose arms have all closed passes its patients on, as the protocol does for the new-drug slot).
+  Randomized cohorts assign by the current allocation probabilities; an arm closes to enrolment
+  at its ``max_n``; enrolment stops at ``looks.max_patients`` or ``looks.max_duration_days``.
+* **Outcomes** follow the scenario's truth for the assigned arm: best response (CR, CRi, PR, NE,
+  NR; CRc and ORR from it; a drift ``crc_trend_per_year`` shifts the log-odds of CR and CRi by
+  calendar time), MRD negativity among CRc, death time (30/60-day mortality). They become known
+  with a delay: the response at the assessment day (or at death, as a failure), 30/60-day
+  mortality at day 30/60 (or at death). A patient counts at a look only once known.
+* **Looks** follow ``looks`` in the config. At each look the posterior of every endpoint a rule
+  or an allocation uses is computed *exactly* (conjugate Beta quantities from
+  :mod:`decision_rules.beta`, hierarchical/EXNEX by tabulated quadrature from :mod:`models.batch`,
+  with each arm's borrowing state as in the interim), and the config's **rule objects** decide
+  (``decide_arrays``; predictive rules through ``decide_beta_arrays``). The action per arm follows
+  :data:`adaptive.recommend.PRECEDENCE`; the simulated DSMB accepts every recommendation.
+  Randomized cohorts then get new allocation probabilities from the config's
+  :class:`~decision_rules.allocation.AllocationRule` objects, and queued arms are opened by
+  :func:`adaptive.queue.evaluate_queue`.
+* **Final analysis**: once enrolment has stopped and every outcome is known, the rules are
+  evaluated one last time (``looks.final_analysis``).
+
+Randomness: every trial has its own generator, seeded from the run's seed and the trial's index
+(:func:`trial_streams`), and draws all its uniforms up front, so a trial's result does not depend on
+how trials are chunked or on how many workers run them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+import numpy as np
+from scipy import special
+
+from adaptive.config import Design
+from adaptive.endpoints import BINARY_ENDPOINTS
+from adaptive.queue import evaluate_queue
+from adaptive.randomization import allocation_rules
+from adaptive.recommend import PRECEDENCE
+from adaptive.scenario import Scenario
+from decision_rules.beta import beta_prob_above, beta_prob_best
+from decision_rules.rules import Efficacy, Futility, Harm, PredictiveEfficacy, PredictiveFutility, Superiority
+from models.batch import HierarchicalBatch
+
+# arm status codes in the simulator (one vocabulary with the config's statuses, see STATUS_NAMES)
+ACTIVE, QUEUED, COMPLETE, GRADUATED, DROP_FUTILITY, DROP_HARM, DROP_INFERIOR, CLOSED, STOPPED = range(9)
+STATUS_NAMES = {
+    ACTIVE: "active",
+    QUEUED: "queued",
+    COMPLETE: "complete",
+    GRADUATED: "graduated",
+    DROP_FUTILITY: "dropped_futility",
+    DROP_HARM: "dropped_harm",
+    DROP_INFERIOR: "dropped_inferior",
+    CLOSED: "closed_at_start",
+    STOPPED: "stopped",
+}
+ACTION_STATUS = {
+    "drop_harm": DROP_HARM,
+    "drop_futility": DROP_FUTILITY,
+    "drop_inferior": DROP_INFERIOR,
+    "graduate": GRADUATED,
+}
+_CONFIG_STATUS = {  # simulator status -> the config vocabulary (for the queue's conditions)
+    ACTIVE: "active",
+    QUEUED: "queued",
+    COMPLETE: "suspended",
+    GRADUATED: "graduated",
+    DROP_FUTILITY: "dropped",
+    DROP_HARM: "dropped",
+    DROP_INFERIOR: "dropped",
+    CLOSED: "dropped",
+    STOPPED: "suspended",
+}
+_CATS = ("CR", "CRi", "PR", "NE", "NR")
+_SUPPORTED_RULES = (Efficacy, Futility, Harm, Superiority, PredictiveFutility, PredictiveEfficacy)
+
+
+# ============================================================================= specification
+@dataclass
+class EndpointModel:
+    """How one endpoint's posterior is computed in the simulator."""
+
+    name: str
+    kind: str  # "beta" or "hier"
+    higher_is_better: bool
+    a0: np.ndarray | None = None  # Beta prior per arm
+    b0: np.ndarray | None = None
+    batch: HierarchicalBatch | None = None
+    thresholds: dict[tuple[int, float], int] = field(default_factory=dict)  # (arm, rate) -> column
+    w_base: np.ndarray | None = None  # EXNEX weight per arm once exchangeable
+    exchangeable_after: np.ndarray | None = None
+    uses_weights: bool = False
+
+
+@dataclass
+class SimSpec:
+    """A design and a scenario compiled into arrays for fast simulation."""
+
+    design: Design
+    scenario: Scenario
+    arms: tuple[str, ...]
+    max_n: np.ndarray
+    status0: np.ndarray
+    truth: dict[str, np.ndarray]
+    steps: list[dict]
+    rules: tuple
+    alloc_rules: tuple
+    endpoints: dict[str, EndpointModel]
+    fixed_allocation: bool
+    max_patients: int
+    max_duration: float
+    every_days: int | None
+    every_patients: int | None
+    first_after: int
+    final_analysis: bool
+    stop_on: frozenset[str]
+    n_patients: int
+    max_delay: float
+
+    @property
+    def k(self) -> int:
+        return len(self.arms)
+
+
+def _null_index(design: Design, arm: str, endpoint: str) -> float:
+    return design.arm(arm).rates[endpoint].null_rate
+
+
+def compile_spec(
+    design: Design,
+    scenario: Scenario,
+    *,
+    fixed_allocation: bool = False,
+    table_options: dict | None = None,
+) -> SimSpec:
+    """Compile a design and a scenario (validated against each other) into a :class:`SimSpec`.
+
+    ``fixed_allocation`` replaces every response-adaptive rule by its cohort's fixed ratio
+    (``--compare-fixed``).
+    """
+    arms = design.arm_ids
+    index = {a: i for i, a in enumerate(arms)}
+    unsupported = [r.id for r in design.rules if not isinstance(r, _SUPPORTED_RULES)]
+    if unsupported:
+        raise ValueError(
+            f"adaptive simulate cannot evaluate rules {unsupported}: only binary-endpoint rules "
+            "(efficacy, futility, harm, superiority, predictive) are simulated"
+        )
+    status0 = np.array(
+        [
+            {"active": ACTIVE, "queued": QUEUED, "suspended": COMPLETE}.get(a.status, CLOSED)
+            for a in design.arms
+        ]
+    )
+    max_n = np.array([a.max_n for a in design.arms])
+    sc = scenario
+    truth_arms = [sc.arms.get(a) for a in arms]
+    missing = [a for a, t in zip(arms, truth_arms, strict=True) if t is None and status0[index[a]] != CLOSED]
+    if missing:
+        raise ValueError(f"the scenario gives no truth for arms {missing}")
+
+    def col(attr, default=0.0):
+        return np.array([getattr(t, attr) if t is not None else default for t in truth_arms], float)
+
+    truth = {
+        "cr": col("cr"),
+        "cri": col("cri"),
+        "pr": col("pr"),
+        "ne": col("ne"),
+        "mrd": col("mrd_negative_given_crc"),
+        "m30": col("mortality_30d", 0.05),
+        "m60": col("mortality_60d", 0.1),
+        "median_os": col("median_os_days", 365.0),
+        "trend": col("crc_trend_per_year"),
+    }
+    # routing steps, each with its arms (queued arms join their entry cohort)
+    steps = []
+    for s in design.routing:
+        joiners = [
+            a.id
+            for a in design.arms
+            if a.entry is not None and a.entry.cohort == s.cohort and a.id not in s.arms
+        ]
+        steps.append(
+            {
+                "cohort": s.cohort,
+                "when": dict(s.when),
+                "when_any": [dict(x) for x in s.when_any],
+                "arms": np.array([index[a] for a in (*s.arms, *joiners)]),
+                "randomized": s.is_randomized,
+            }
+        )
+    alloc = allocation_rules(design)
+    if fixed_allocation:
+        alloc = tuple(dataclasses.replace(r, kind="fixed") for r in alloc)
+    looks = design.raw.looks
+    needed = {r.endpoint for r in design.rules} | {r.endpoint for r in alloc if r.kind != "fixed"}
+    endpoints = {ep: _endpoint_model(design, ep, arms, max_n, table_options or {}) for ep in sorted(needed)}
+    max_patients = looks.max_patients or int(max_n[status0 != CLOSED].sum())
+    gap = 30.4375 / sc.accrual_per_month
+    n_patients = int(np.ceil(looks.max_duration_days / gap * 1.25 + 50))
+    return SimSpec(
+        design=design,
+        scenario=sc,
+        arms=arms,
+        max_n=max_n,
+        status0=status0,
+        truth=truth,
+        steps=steps,
+        rules=tuple(design.rules),
+        alloc_rules=tuple(alloc),
+        endpoints=endpoints,
+        fixed_allocation=fixed_allocation,
+        max_patients=max_patients,
+        max_duration=float(looks.max_duration_days),
+        every_days=looks.days,
+        every_patients=looks.every_patients,
+        first_after=looks.first_after_patients,
+        final_analysis=looks.final_analysis,
+        stop_on=frozenset(looks.stop_trial_on),
+        n_patients=n_patients,
+        max_delay=float(max(sc.response_days[1], 60)),
+    )
+
+
+def _rule_references(design: Design, endpoint: str) -> dict[str, set[float]]:
+    refs: dict[str, set[float]] = {a: set() for a in design.arm_ids}
+    for r in design.rules:
+        if r.endpoint != endpoint:
+            continue
+        for arm, ref in getattr(r, "references", {}).items():
+            refs[arm].add(float(ref))
+        for arm, ref in getattr(r, "success_references", {}).items():
+            refs[arm].add(float(ref))
+    for a in design.arm_ids:  # the null rate is always reported
+        refs[a].add(float(design.arm(a).rates[endpoint].null_rate))
+    return refs
+
+
+def _endpoint_model(design: Design, endpoint: str, arms, max_n, table_options) -> EndpointModel:
+    cfg = design.endpoints[endpoint].model
+    spec = BINARY_ENDPOINTS[endpoint]
+    null = np.array([design.arm(a).rates[endpoint].null_rate for a in arms])
+    refs = _rule_references(design, endpoint)
+    if cfg.kind == "independent":
+        if cfg.prior == "unit_information":
+            a0, b0 = null, 1.0 - null
+        elif cfg.prior == "uniform":
+            a0, b0 = np.ones(len(arms)), np.ones(len(arms))
+        elif cfg.prior == "jeffreys":
+            a0, b0 = np.full(len(arms), 0.5), np.full(len(arms), 0.5)
+        else:
+            a0, b0 = np.full(len(arms), cfg.prior.a), np.full(len(arms), cfg.prior.b)
+        return EndpointModel(endpoint, "beta", spec.direction == "higher_is_better", a0=a0, b0=b0)
+    j = max(len(v) for v in refs.values())
+    thr = np.full((len(arms), j), np.nan)
+    columns = {}
+    for i, a in enumerate(arms):
+        for c, ref in enumerate(sorted(refs[a])):
+            thr[i, c] = ref
+            columns[(i, ref)] = c
+    after = np.array([design.arm(a).exchangeable_after for a in arms])
+    default_w = cfg.w if cfg.kind == "exnex" else 1.0
+    w_base = np.array(
+        [
+            design.arm(a).borrowing.w
+            if design.arm(a).borrowing is not None and design.arm(a).borrowing.w is not None
+            else default_w
+            for a in arms
+        ]
+    )
+    uses_weights = cfg.kind == "exnex" or bool(np.any(after > 0)) or bool(np.any(w_base != 1.0))
+    nex = getattr(cfg, "nex", None)
+    compare = sorted(
+        {
+            i
+            for r in design.rules
+            if isinstance(r, Superiority) and r.endpoint == endpoint
+            for i in (arms.index(r.arms[0]), arms.index(r.arms[1]))
+        }
+        | {arms.index(a) for r in allocation_rules(design) if r.endpoint == endpoint for a in r.arms}
+    )
+    batch = HierarchicalBatch(
+        null,
+        max_n,
+        thr,
+        compare=compare,
+        mu_mean=cfg.mu.mean,
+        mu_sd=cfg.mu.sd,
+        tau_dist=cfg.tau.dist,
+        tau_scale=cfg.tau.scale,
+        w=w_base if uses_weights else None,
+        nex_mean=nex.mean if nex is not None else 0.0,
+        nex_sd=nex.sd if nex is not None else 2.0,
+        **table_options,
+    )
+    return EndpointModel(
+        endpoint,
+        "hier",
+        spec.direction == "higher_is_better",
+        batch=batch,
+        thresholds=columns,
+        w_base=w_base,
+        exchangeable_after=after,
+        uses_weights=uses_weights,
+    )
+
+
+# ============================================================================= randomness
+def trial_streams(seed: int, trials: np.ndarray, n_patients: int) -> dict[str, np.ndarray]:
+    """All uniforms of the given trials, each trial from its own generator.
+
+    The generator of trial ``i`` is seeded by ``SeedSequence(seed, spawn_key=(i,))``: results do
+    not depend on chunking or on the number of workers.
+    """
+    names = ("gap", "cov", "assign", "resp", "mrd", "death", "delay")
+    widths = {"cov": 8}
+    out = {n: np.empty((len(trials), n_patients, widths.get(n, 1))) for n in names}
+    for r, i in enumerate(trials):
+        rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(int(i),)))
+        for n in names:
+            out[n][r] = rng.random((n_patients, widths.get(n, 1)))
+    return {n: (v[..., 0] if v.shape[-1] == 1 else v) for n, v in out.items()}
+
+
+# ============================================================================= one chunk
+@dataclass
+class ChunkResult:
+    """Per-trial outcomes of a chunk (arrays over trials, and trials x arms)."""
+
+    trial: np.ndarray
+    status: np.ndarray  # (T, K) final status codes
+    decision_time: np.ndarray  # (T, K) day of the closing decision (nan if none)
+    decision_look: np.ndarray  # (T, K) look number of the decision (-1 if none)
+    n_enrolled: np.ndarray  # (T, K)
+    n_randomized: np.ndarray  # (T, K) patients entering by randomization
+    n_evaluable: np.ndarray  # (T, K) CRc-evaluable at the end
+    responders: np.ndarray  # (T, K)
+    final_mean: np.ndarray  # (T, K) posterior mean of the CRc rate at the end
+    final_prob_null: np.ndarray  # (T, K) P(CRc > null) at the end
+    truth_crc: np.ndarray  # (T, K) patient-averaged true CRc rate of the arm's patients
+    duration: np.ndarray  # (T,) day of the last analysis
+    n_looks: np.ndarray  # (T,)
+    stopped_by_rule: np.ndarray  # (T,) bool: a stop_trial_on rule fired
+
+
+def _survival(m30, m60, med, t):
+    """``P(death time > t)`` of the piecewise-constant hazard of :func:`_vec_death_times`."""
+    h1 = -np.log(1.0 - m30) / 30.0
+    h2 = -np.log((1.0 - m60) / (1.0 - m30)) / 30.0
+    h3 = np.log(2.0 * (1.0 - m60)) / (med - 60.0)
+    return np.where(
+        t <= 30,
+        np.exp(-h1 * t),
+        np.where(t <= 60, (1 - m30) * np.exp(-h2 * (t - 30)), (1 - m60) * np.exp(-h3 * (t - 60))),
+    )
+
+
+def _vec_death_times(m30, m60, med, u):
+    s = 1.0 - u
+    h1 = -np.log(1.0 - m30) / 30.0
+    h2 = np.maximum(-np.log((1.0 - m60) / (1.0 - m30)) / 30.0, 1e-12)
+    h3 = np.log(2.0 * (1.0 - m60)) / (med - 60.0)
+    return np.where(
+        s >= 1.0 - m30,
+        -np.log(s) / h1,
+        np.where(s >= 1.0 - m60, 30.0 - np.log(s / (1.0 - m30)) / h2, 60.0 - np.log(s / (1.0 - m60)) / h3),
+    )
+
+
+class _Chunk:
+    """State of a chunk of virtual trials."""
+
+    def __init__(self, spec: SimSpec, seed: int, trials: np.ndarray):
+        self.spec = spec
+        sc = spec.scenario
+        t = len(trials)
+        p = spec.n_patients
+        k = spec.k
+        self.trials = trials
+        self.u = trial_streams(seed, trials, p)
+        gap = 30.4375 / sc.accrual_per_month
+        self.arrival = np.cumsum(-np.log1p(-self.u["gap"]) * gap, axis=1)  # (T, P) days
+        self.match = self._routing_matrix(self.u["cov"])  # (T, P, S)
+        self.arm_of = np.full((t, p), -1, np.int64)
+        self.randomized = np.zeros((t, p), bool)
+        self.status = np.broadcast_to(spec.status0, (t, k)).copy()
+        self.enrolled = np.zeros((t, k), np.int64)
+        self.n_rand = np.zeros((t, k), np.int64)
+        self.total = np.zeros(t, np.int64)
+        self.done = np.zeros(t, bool)  # enrolment over
+        self.stopped = np.zeros(t, bool)
+        self.decision_time = np.full((t, k), np.nan)
+        self.decision_look = np.full((t, k), -1)
+        self.n_looks = np.zeros(t, np.int64)
+        self.last_time = np.zeros(t)
+        self.end_time = np.full(t, np.nan)
+        self.next_look_time = np.full(t, np.inf)
+        self.next_look_count = np.full(t, np.iinfo(np.int64).max)
+        if spec.every_patients is not None:
+            self.next_look_count[:] = spec.first_after or spec.every_patients
+        else:
+            self.next_look_count[:] = spec.first_after if spec.first_after > 0 else np.iinfo(np.int64).max
+            if spec.first_after == 0:
+                self.next_look_time[:] = spec.every_days
+        # outcomes, filled at assignment
+        self.value = {
+            e: np.zeros((t, p)) for e in ("crc", "orr", "mrd_negative_cr", "mortality_30d", "mortality_60d")
+        }
+        self.known = {e: np.full((t, p), np.inf) for e in self.value}
+        self.truth_crc = np.zeros((t, p))
+        # allocation probabilities per randomized cohort (T, arms of the rule)
+        self.alloc = [
+            np.broadcast_to(r.ratio_array / r.ratio_array.sum(), (t, len(r.arms))).copy()
+            for r in spec.alloc_rules
+        ]
+        self.final_mean = np.full((t, k), np.nan)
+        self.final_prob_null = np.full((t, k), np.nan)
+        self.rule_of_step = [
+            next((i for i, r in enumerate(spec.alloc_rules) if r.cohort == st["cohort"]), None)
+            for st in spec.steps
+        ]
+        self.rule_arms = [np.array([spec.arms.index(a) for a in r.arms]) for r in spec.alloc_rules]
+
+    # ------------------------------------------------------------------ patients
+    def _routing_matrix(self, u_cov) -> np.ndarray:
+        prev = self.spec.scenario.prevalence
+        flt3 = u_cov[..., 2] < prev.flt3
+        tkd = flt3 & (u_cov[..., 3] < prev.flt3_tkd_given_flt3)
+        kt = list(prev.karyotype_risk)
+        kp = np.cumsum([prev.karyotype_risk[x] for x in kt])
+        kp = kp / kp[-1]
+        kidx = np.minimum(np.searchsorted(kp, u_cov[..., 7], side="right"), len(kt) - 1)
+        cov = {
+            "new_drug_eligible": u_cov[..., 0] < prev.new_drug_eligible,
+            "idh1": u_cov[..., 1] < prev.idh1,
+            "flt3_itd": flt3 & ~tkd,
+            "flt3_tkd": tkd,
+            "intensive_eligible": u_cov[..., 4] < prev.intensive_eligible,
+            "prior_venetoclax_3m": u_cov[..., 5] < prev.prior_venetoclax_3m,
+        }
+        karyo = np.array(kt)[kidx]
+
+        def holds(cond):
+            out = np.ones(u_cov.shape[:2], bool)
+            for c, v in cond.items():
+                out &= (karyo == v) if c == "karyotype_risk" else (cov[c] == v)
+            return out
+
+        mats = []
+        for s in self.spec.steps:
+            m = holds(s["when"])
+            if s["when_any"]:
+                anym = np.zeros_like(m)
+                for alt in s["when_any"]:
+                    anym |= holds(alt)
+                m &= anym
+            mats.append(m)
+        return np.stack(mats, axis=-1)
+
+    def _assign(self, live: np.ndarray, p: np.ndarray) -> None:
+        """Route and assign patient ``p[i]`` of trial ``live[i]`` (both arrays)."""
+        spec = self.spec
+        open_ = self.status[live] == ACTIVE  # (L, K)
+        chosen = np.full(len(live), -1)
+        rand = np.zeros(len(live), bool)
+        pending = np.ones(len(live), bool)
+        match = self.match[live, p]  # (L, S)
+        u_all = self.u["assign"][live, p]
+        for si, step in enumerate(spec.steps):
+            arms = step["arms"]
+            has_open = open_[:, arms].any(axis=1)
+            take = pending & match[:, si] & has_open
+            if not take.any():
+                continue
+            rows = np.nonzero(take)[0]
+            u = u_all[rows]
+            rule_i = self.rule_of_step[si]
+            if rule_i is not None:
+                rule_arms = self.rule_arms[rule_i]
+                w = self.alloc[rule_i][live[rows]] * open_[rows][:, rule_arms]
+                others = [a for a in arms if a not in rule_arms]  # queued joiners: equal share
+                if others:
+                    share = w.sum(1, keepdims=True).clip(1e-12) / len(rule_arms)
+                    w = np.concatenate([w, open_[rows][:, others] * share], 1)
+                    cand = np.concatenate([rule_arms, others])
+                else:
+                    cand = rule_arms
+                w = np.where(w.sum(1, keepdims=True) > 0, w, open_[rows][:, cand].astype(float))
+            else:
+                cand = arms
+                w = open_[rows][:, cand].astype(float)
+            cdf = np.cumsum(w / w.sum(1, keepdims=True), axis=1)
+            pick = np.minimum((u[:, None] >= cdf).sum(1), len(cand) - 1)
+            chosen[rows] = cand[pick]
+            rand[rows] = step["randomized"]
+            pending &= ~take
+        ok = chosen >= 0
+        if not ok.any():
+            return
+        rows = live[ok]
+        pp = p[ok]
+        arm = chosen[ok]
+        self.arm_of[rows, pp] = arm
+        self.randomized[rows, pp] = rand[ok]
+        self.enrolled[rows, arm] += 1
+        self.n_rand[rows, arm] += rand[ok]
+        self.total[rows] += 1
+        self._outcomes(rows, pp, arm)
+        full = self.enrolled[rows, arm] >= spec.max_n[arm]
+        self.status[rows[full], arm[full]] = COMPLETE
+
+    def _outcomes(self, rows, p, arm):
+        """Draw the outcomes of patient ``p[i]`` of trial ``rows[i]`` on arm ``arm[i]``."""
+        tr = self.spec.truth
+        t_arr = self.arrival[rows, p]
+        shift = tr["trend"][arm] * t_arr / 365.25
+        cr = np.where(
+            tr["cr"][arm] > 0,
+            special.expit(special.logit(np.clip(tr["cr"][arm], 1e-12, 1 - 1e-12)) + shift),
+            0.0,
+        )
+        cri = np.where(
+            tr["cri"][arm] > 0,
+            special.expit(special.logit(np.clip(tr["cri"][arm], 1e-12, 1 - 1e-12)) + shift),
+            0.0,
+        )
+        pr, ne = tr["pr"][arm], tr["ne"][arm]
+        total = cr + cri + pr + ne
+        scale = np.where(total > 1.0, 1.0 / total, 1.0)
+        cum = np.stack([cr, cr + cri, cr + cri + pr, cr + cri + pr + ne], 1) * scale[:, None]
+        cat = (self.u["resp"][rows, p][:, None] >= cum).sum(1)  # 0 CR, 1 CRi, 2 PR, 3 NE, 4 NR
+        death = _vec_death_times(
+            tr["m30"][arm], tr["m60"][arm], tr["median_os"][arm], self.u["death"][rows, p]
+        )
+        lo, hi = self.spec.scenario.response_days
+        resp_day = lo + np.floor(self.u["delay"][rows, p] * (hi - lo + 1))
+        alive = death >= resp_day
+        crc = (cat <= 1) & alive
+        orr = (cat <= 2) & alive
+        mrd = crc & (self.u["mrd"][rows, p] < tr["mrd"][arm])
+        known_resp = t_arr + np.minimum(resp_day, death)
+        self.value["crc"][rows, p] = crc
+        self.value["orr"][rows, p] = orr
+        self.value["mrd_negative_cr"][rows, p] = mrd
+        self.value["mortality_30d"][rows, p] = death <= 30
+        self.value["mortality_60d"][rows, p] = death <= 60
+        for e in ("crc", "orr", "mrd_negative_cr"):
+            self.known[e][rows, p] = known_resp
+        self.known["mortality_30d"][rows, p] = t_arr + np.minimum(death, 30.0)
+        self.known["mortality_60d"][rows, p] = t_arr + np.minimum(death, 60.0)
+        # the patient's true probability of counting as a CRc responder (alive at assessment)
+        self.truth_crc[rows, p] = cum[:, 1] * _survival(
+            tr["m30"][arm], tr["m60"][arm], tr["median_os"][arm], resp_day
+        )
+
+    # ------------------------------------------------------------------ looks
+    def counts(self, rows, endpoint, when) -> tuple[np.ndarray, np.ndarray]:
+        """Evaluable patients and responders per arm, ``(len(rows), K)``, as of ``when``."""
+        k = self.spec.k
+        arm = self.arm_of[rows]
+        ok = (arm >= 0) & (self.known[endpoint][rows] <= when[:, None])
+        idx = (np.arange(len(rows))[:, None] * k + arm)[ok]
+        n = np.bincount(idx, minlength=len(rows) * k).reshape(len(rows), k)
+        y = np.bincount(idx, weights=self.value[endpoint][rows][ok], minlength=len(rows) * k)
+        return n, np.rint(y).astype(np.int64).reshape(len(rows), k)
+
+    def _posteriors(self, rows, when):
+        spec = self.spec
+        post = {}
+        for name, em in spec.endpoints.items():
+            n, y = self.counts(rows, name, when)
+            entry = {"n": n, "y": y, "model": em}
+            if em.kind == "beta":
+                entry["a"] = em.a0 + y
+                entry["b"] = em.b0 + n - y
+            else:
+                w = None
+                if em.uses_weights:
+                    w = np.where(n >= em.exchangeable_after, em.w_base, 0.0)
+                bp = em.batch.posterior(n, y, w=w)
+                entry["batch"] = bp
+                entry["mean"], entry["var"] = bp.mean_var()
+                entry["prob_above"] = bp.prob_above()
+            post[name] = entry
+        return post
+
+    @staticmethod
+    def _prob_above(entry, arm: int, ref: float) -> np.ndarray:
+        em = entry["model"]
+        if em.kind == "beta":
+            return beta_prob_above(entry["a"][:, arm], entry["b"][:, arm], ref)
+        return entry["prob_above"][:, arm, em.thresholds[(arm, float(ref))]]
+
+    @staticmethod
+    def _mean_var(entry) -> tuple[np.ndarray, np.ndarray]:
+        if entry["model"].kind == "beta":
+            a, b = entry["a"], entry["b"]
+            s = a + b
+            return a / s, a * b / (s * s * (s + 1.0))
+        return entry["mean"], entry["var"]
+
+    @staticmethod
+    def _prob_better(entry, i: int, j: int) -> np.ndarray:
+        """``P(arm i better than arm j)``, computed once per look and endpoint."""
+        cache = entry.setdefault("pairs", {})
+        if (j, i) in cache:
+            return 1.0 - cache[(j, i)]
+        if (i, j) not in cache:
+            em = entry["model"]
+            if em.kind == "beta":
+                a, b = entry["a"], entry["b"]
+                pb = beta_prob_best(a[:, [i, j]], b[:, [i, j]], higher_is_better=em.higher_is_better)
+                cache[(i, j)] = pb[:, 0]
+            else:
+                cache[(i, j)] = entry["batch"].prob_better(i, j, em.higher_is_better)
+        return cache[(i, j)]
+
+    def _fired(self, rows, post) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        """Per action, which arms the rules recommend it for; and whether a stop rule fired."""
+        spec = self.spec
+        idx = {a: i for i, a in enumerate(spec.arms)}
+        fired = {a: np.zeros((len(rows), spec.k), bool) for a in PRECEDENCE}
+        stop = np.zeros(len(rows), bool)
+        for rule in spec.rules:
+            entry = post[rule.endpoint]
+            n = entry["n"]
+            if isinstance(rule, Superiority):
+                i, j = idx[rule.arms[0]], idx[rule.arms[1]]
+                p_ij = self._prob_better(entry, i, j)
+                nmin = np.minimum(n[:, i], n[:, j])
+                f_ij = rule.decide_arrays(p_ij, nmin)  # i better: j inferior
+                f_ji = rule.decide_arrays(1.0 - p_ij, nmin)
+                fired["drop_inferior"][:, j] |= f_ij
+                fired["drop_inferior"][:, i] |= f_ji
+                if rule.id in spec.stop_on:
+                    stop |= f_ij | f_ji
+                continue
+            if isinstance(rule, PredictiveFutility | PredictiveEfficacy):
+                for arm, _ref in rule.success_references.items():
+                    i = idx[arm]
+                    if entry["model"].kind == "beta":
+                        a, b = entry["a"][:, i], entry["b"][:, i]
+                    else:  # moment-matched Beta of the arm's exact marginal posterior
+                        m, v = entry["mean"][:, i], np.maximum(entry["var"][:, i], 1e-12)
+                        s = np.maximum(m * (1 - m) / v - 1.0, 1e-6)
+                        a, b = m * s, (1 - m) * s
+                    _, _, f = rule.decide_beta_arrays(a, b, np.minimum(n[:, i], spec.max_n[i]), arm)
+                    fired[rule.action][:, i] |= f
+                    if rule.id in spec.stop_on:
+                        stop |= f
+                continue
+            for arm, ref in rule.references.items():
+                i = idx[arm]
+                f = rule.decide_arrays(self._prob_above(entry, i, ref), n[:, i])
+                fired[rule.action][:, i] |= f
+                if rule.id in spec.stop_on:
+                    stop |= f
+        return fired, stop
+
+    def look(self, rows: np.ndarray, when: np.ndarray, final: bool = False) -> None:
+        """One interim look (or the final analysis) for the trials ``rows`` at days ``when``."""
+        if len(rows) == 0:
+            return
+        spec = self.spec
+        post = self._posteriors(rows, when)
+        fired, stop = self._fired(rows, post)
+        self.n_looks[rows] += 1
+        self.last_time[rows] = when
+        eligible = np.isin(self.status[rows], (ACTIVE, COMPLETE))
+        decided = np.zeros_like(eligible)
+        for action in PRECEDENCE:
+            act = fired[action] & eligible & ~decided
+            r, c = np.nonzero(act)
+            self.status[rows[r], c] = ACTION_STATUS[action]
+            self.decision_time[rows[r], c] = when[r]
+            self.decision_look[rows[r], c] = self.n_looks[rows[r]]
+            decided |= act
+        # estimates at this analysis (the last one a trial has is its final estimate)
+        crc = post.get("crc")
+        if crc is not None:
+            mean, _ = self._mean_var(crc)
+            self.final_mean[rows] = mean
+            null = np.array([_null_index(spec.design, a, "crc") for a in spec.arms])
+            if crc["model"].kind == "beta":
+                self.final_prob_null[rows] = beta_prob_above(crc["a"], crc["b"], null)
+            else:
+                cols = [crc["model"].thresholds[(i, float(null[i]))] for i in range(spec.k)]
+                self.final_prob_null[rows] = crc["prob_above"][:, np.arange(spec.k), cols]
+        if final:
+            return
+        if stop.any():
+            s_rows = rows[stop]
+            self.stopped[s_rows] = True
+            st = self.status[s_rows]
+            self.status[s_rows] = np.where(np.isin(st, (ACTIVE, COMPLETE)), STOPPED, st)
+            self._end(s_rows, when[stop])
+        live = ~self.done[rows]
+        self._allocate(rows[live], post, np.nonzero(live)[0])
+        self._queue(rows[live], when[live])
+        self._schedule(rows, when)
+
+    def _allocate(self, rows, post, sel) -> None:
+        spec = self.spec
+        for ri, rule in enumerate(spec.alloc_rules):
+            arms = [spec.arms.index(a) for a in rule.arms]
+            is_open = self.status[rows][:, arms] == ACTIVE
+            if rule.kind == "fixed":
+                res = rule.allocate_arrays(is_open=is_open, previous=self.alloc[ri][rows])
+            else:
+                entry = post[rule.endpoint]
+                n = entry["n"][sel][:, arms]
+                mean, var = self._mean_var(entry)
+                if len(arms) == 2:
+                    p = self._prob_better(entry, arms[0], arms[1])[sel]
+                    pb = np.stack([p, 1.0 - p], 1)
+                elif entry["model"].kind == "beta":
+                    pb = beta_prob_best(
+                        entry["a"][sel][:, arms],
+                        entry["b"][sel][:, arms],
+                        higher_is_better=rule.higher_is_better,
+                        is_open=is_open,
+                    )
+                else:
+                    raise NotImplementedError("RAR over more than two arms needs the Beta model")
+                res = rule.allocate_arrays(
+                    is_open=is_open,
+                    prob_best=pb,
+                    variance=var[sel][:, arms],
+                    n=n,
+                    n_max=spec.max_n[arms],
+                    previous=self.alloc[ri][rows],
+                )
+            self.alloc[ri][rows] = np.nan_to_num(res.probabilities)
+
+    def _queue(self, rows, when) -> None:
+        spec = self.spec
+        queued = (self.status[rows] == QUEUED).any(axis=1)
+        if not queued.any():
+            return
+        design = spec.design
+        start = spec.scenario.start_date
+        for r, t in zip(rows[queued], when[queued], strict=True):
+            arms = tuple(
+                dataclasses.replace(a, status=_CONFIG_STATUS[int(self.status[r, i])])
+                for i, a in enumerate(design.arms)
+            )
+            d = dataclasses.replace(design, arms=arms)
+            for dec in evaluate_queue(d, start + timedelta(days=int(t))):
+                if dec.opens:
+                    self.status[r, spec.arms.index(dec.arm)] = ACTIVE
+
+    def _schedule(self, rows, when) -> None:
+        spec = self.spec
+        if spec.every_patients is not None:
+            self.next_look_count[rows] = self.total[rows] + spec.every_patients
+            self.next_look_time[rows] = np.inf
+        else:
+            self.next_look_time[rows] = when + spec.every_days
+            self.next_look_count[rows] = np.iinfo(np.int64).max
+
+    def _end(self, rows, when) -> None:
+        self.done[rows] = True
+        self.end_time[rows] = when
+
+    def run(self) -> ChunkResult:
+        spec = self.spec
+        t_count = len(self.trials)
+        ptr = np.zeros(t_count, np.int64)  # next patient of each trial
+        inf_count = np.iinfo(np.int64).max
+        while True:
+            # 1. enrol every live trial's patients up to its next look (calendar time or count)
+            while True:
+                live = np.nonzero(~self.done)[0]
+                if len(live) == 0:
+                    break
+                arr = self.arrival[live, np.minimum(ptr[live], spec.n_patients - 1)]
+                out_of_time = (ptr[live] >= spec.n_patients) | (arr > spec.max_duration)
+                no_arm = ~((self.status[live] == ACTIVE) | (self.status[live] == QUEUED)).any(axis=1)
+                capped = self.total[live] >= spec.max_patients
+                end = out_of_time | no_arm | capped
+                if end.any():
+                    rows = live[end]
+                    last = np.where(ptr[rows] > 0, self.arrival[rows, np.maximum(ptr[rows] - 1, 0)], 0.0)
+                    # enrolment ends; when it ended for lack of arms, the last look is the end
+                    self._end(
+                        rows, np.where(no_arm[end], self.last_time[rows], np.minimum(last, spec.max_duration))
+                    )
+                    live, arr = live[~end], arr[~end]
+                go = (arr <= self.next_look_time[live]) & (self.total[live] < self.next_look_count[live])
+                if not go.any():
+                    break
+                rows = live[go]
+                self._assign(rows, ptr[rows])
+                ptr[rows] += 1
+                hit = rows[self.total[rows] >= self.next_look_count[rows]]
+                if len(hit):  # a look triggered by the enrolment count, at this arrival
+                    self.next_look_time[hit] = self.arrival[hit, ptr[hit] - 1]
+                    self.next_look_count[hit] = inf_count
+            # 2. one batched look for every live trial that reached its look
+            due = np.nonzero(~self.done & np.isfinite(self.next_look_time))[0]
+            if len(due) == 0:
+                if not (~self.done).any():
+                    break
+                continue
+            when = self.next_look_time[due].copy()
+            self.next_look_time[due] = np.inf
+            self.look(due, when)
+
+        # final analysis once every outcome of every enrolled patient is known
+        rows = np.nonzero(~self.stopped)[0]
+        when = np.where(np.isnan(self.end_time), spec.max_duration, self.end_time) + spec.max_delay
+        if spec.final_analysis and len(rows):
+            self.look(rows, when[rows], final=True)
+        else:
+            self.last_time[rows] = np.maximum(self.last_time[rows], self.end_time[rows])
+        t_all = np.arange(len(self.trials))
+        still = np.isin(self.status, (ACTIVE, COMPLETE))
+        self.status[still & (self.status == ACTIVE)] = STOPPED
+        n_eval, resp = self.counts(t_all, "crc", np.full(len(t_all), np.inf))
+        truth = np.full((len(t_all), spec.k), np.nan)
+        for i in range(spec.k):
+            mask = self.arm_of == i
+            cnt = mask.sum(1)
+            truth[:, i] = np.where(
+                cnt > 0,
+                (self.truth_crc * mask).sum(1) / np.maximum(cnt, 1),
+                spec.truth["cr"][i] + spec.truth["cri"][i],
+            )
+        return ChunkResult(
+            trial=self.trials,
+            status=self.status,
+            decision_time=self.decision_time,
+            decision_look=self.decision_look,
+            n_enrolled=self.enrolled,
+            n_randomized=self.n_rand,
+            n_evaluable=n_eval,
+            responders=resp,
+            final_mean=self.final_mean,
+            final_prob_null=self.final_prob_null,
+            truth_crc=truth,
+            duration=self.last_time,
+            n_looks=self.n_looks,
+            stopped_by_rule=self.stopped,
+        )
+
+
+def simulate_chunk(spec: SimSpec, seed: int, trials) -> ChunkResult:
+    """Simulate the virtual trials with the given indices (deterministic given seed and indices)."""
+    return _Chunk(spec, seed, np.asarray(trials, np.int64)).run()
