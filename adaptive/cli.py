@@ -398,3 +398,197 @@ def _export_date(df) -> str:
     cols = ["enrolled_on", "response_on", "relapse_on", "death_on", "last_contact_on", "hsct_on"]
     vals = [v for c in cols for v in df[c] if v]
     return max(vals) if vals else "-"
+
+
+def _progress():
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+        console=err_console,
+        transient=False,
+    )
+
+
+@main.command()
+@click.option(
+    "--config", "config_path", required=True, type=click.Path(dir_okay=False), help="Trial config YAML."
+)
+@click.option(
+    "--scenario",
+    "scenario_paths",
+    required=True,
+    multiple=True,
+    type=click.Path(dir_okay=False),
+    help="Scenario YAML (repeat for several).",
+)
+@click.option(
+    "--trials", "n_trials", required=True, type=click.IntRange(1), help="Virtual trials per scenario."
+)
+@click.option(
+    "--out", "out_dir", required=True, type=click.Path(file_okay=False), help="New (or empty) output folder."
+)
+@click.option("--seed", type=int, default=1, show_default=True, help="Seed of the whole study.")
+@click.option("--compare-fixed", is_flag=True, help="Also run every scenario with fixed allocation.")
+@click.option(
+    "--workers", type=click.IntRange(1), default=None, help="Local worker processes (default: all cores)."
+)
+@click.option(
+    "--scheduler", default=None, help="Address of an existing Dask scheduler, e.g. tcp://host:8786."
+)
+@click.option("--chunk-size", type=click.IntRange(1), default=250, show_default=True, help="Trials per task.")
+def simulate(
+    config_path, scenario_paths, n_trials, out_dir, seed, compare_fixed, workers, scheduler, chunk_size
+):
+    """Operating characteristics of the design: virtual trials on the same rules as `interim`."""
+    from adaptive.simulate.study import simulate_study
+
+    try:
+        with _progress() as progress:
+            report = simulate_study(
+                config_path, list(scenario_paths), n_trials, out_dir, seed=seed, compare_fixed=compare_fixed,
+                workers=workers, scheduler=scheduler, chunk_size=chunk_size, progress=progress,
+            )  # fmt: skip
+    except AdaptiveError as exc:
+        _fail(exc)
+    except ValueError as exc:
+        _fail(AdaptiveErrorValue(str(exc)))
+    _print_oc(report)
+    if not report["complete"]:
+        err_console.print("[yellow]interrupted:[/] the finished trials were summarised and written.")
+        sys.exit(130)
+    console.print(f"wrote {Path(out_dir) / 'oc.json'}, oc.csv and trials.parquet")
+
+
+class AdaptiveErrorValue(AdaptiveError, ValueError):
+    """A design or scenario that the simulator cannot run."""
+
+    exit_code = 2
+
+
+def _est(x, pct=True) -> str:
+    if not x or x.get("estimate") is None:
+        return "-"
+    e, m = x["estimate"], x.get("mcse")
+    if pct:
+        return f"{100 * e:.1f}%" + (f" ±{100 * m:.1f}" if m is not None else "")
+    return f"{e:.1f}" + (f" ±{m:.1f}" if m is not None else "")
+
+
+def _print_oc(report: dict) -> None:
+    for sc in report["scenarios"]:
+        for label, s in sc["allocations"].items():
+            table = Table(
+                title=f"{sc['scenario']} ({label} allocation): {s['n_trials']} trials, values ± MCSE"
+            )
+            for col in (
+                "Arm",
+                "true CRc",
+                "P(graduate)",
+                "P(drop fut.)",
+                "P(drop harm)",
+                "P(drop inf.)",
+                "type I",
+                "power",
+                "E[N]",
+                "allocation",
+                "bias",
+            ):
+                table.add_column(col, justify="left" if col == "Arm" else "right")
+            for a in s["arms"]:
+                table.add_row(
+                    f"{a['arm']} {a['label']}", f"{100 * a['true_crc']:.0f}%", _est(a["prob_graduate"]),
+                    _est(a["prob_drop_futility"]), _est(a["prob_drop_harm"]), _est(a["prob_drop_inferior"]),
+                    _est(a["type_i_error"]), _est(a["power"]), _est(a["n_mean"], pct=False),
+                    _est(a["allocation"]), _est(a["bias"]),
+                )  # fmt: skip
+            console.print(table)
+            for c in s["comparisons"]:
+                console.print(
+                    f"  {c['rule']}: P(select better) {_est(c['prob_select_better'])}, "
+                    f"P(select worse) {_est(c['prob_select_worse'])}, "
+                    f"any selection {_est(c['prob_any_selection'])}"
+                )
+            console.print(
+                f"  duration {_est(s['duration_mean'], pct=False)} days, "
+                f"looks {_est(s['looks_mean'], pct=False)}"
+            )
+
+
+@main.command()
+@click.option(
+    "--config", "config_path", required=True, type=click.Path(dir_okay=False), help="Trial config YAML."
+)
+@click.option(
+    "--scenario", "scenario_path", required=True, type=click.Path(dir_okay=False), help="Null scenario YAML."
+)
+@click.option("--rule", "rule_id", required=True, help="Id of the rule whose threshold is calibrated.")
+@click.option(
+    "--target", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.05, show_default=True
+)
+@click.option(
+    "--trials", "n_trials", required=True, type=click.IntRange(1), help="Virtual trials per evaluation."
+)
+@click.option(
+    "--out", "out_dir", required=True, type=click.Path(file_okay=False), help="New (or empty) output folder."
+)
+@click.option("--seed", type=int, default=1, show_default=True)
+@click.option("--lo", type=float, default=0.9, show_default=True, help="Lowest threshold searched.")
+@click.option("--hi", type=float, default=0.9999, show_default=True, help="Highest threshold searched.")
+@click.option("--iterations", type=click.IntRange(1), default=8, show_default=True, help="Bisection steps.")
+@click.option("--workers", type=click.IntRange(1), default=None)
+@click.option("--scheduler", default=None)
+def calibrate(
+    config_path,
+    scenario_path,
+    rule_id,
+    target,
+    n_trials,
+    out_dir,
+    seed,
+    lo,
+    hi,
+    iterations,
+    workers,
+    scheduler,
+):
+    """Find a rule's threshold that keeps the simulated type I error at or below a target."""
+    from adaptive.simulate.study import calibrate as run_calibration
+
+    try:
+        with _progress() as progress:
+            rep = run_calibration(
+                config_path, scenario_path, rule_id, target, n_trials, out_dir, seed=seed, lo=lo, hi=hi,
+                iterations=iterations, workers=workers, scheduler=scheduler, progress=progress,
+            )  # fmt: skip
+    except AdaptiveError as exc:
+        _fail(exc)
+    except ValueError as exc:
+        _fail(AdaptiveErrorValue(str(exc)))
+    for e in rep["evaluations"]:
+        console.print(
+            f"  threshold {e['threshold']:.5f}: type I error "
+            f"{100 * e['type_i_error']:.2f}% ± {100 * e['mcse']:.2f}"
+        )
+    if rep["chosen_threshold"] is None:
+        console.print(f"[yellow]{rep['note']}[/]")
+    else:
+        c = rep["type_i_error_at_chosen"]
+        console.print(
+            f"chosen threshold for {rule_id}: {rep['chosen_threshold']:.5f} "
+            f"(simulated type I error {100 * c['type_i_error']:.2f}% ± {100 * c['mcse']:.2f}, "
+            f"target {100 * target:g}%)"
+        )
+    console.print(f"wrote {Path(out_dir) / 'calibration.json'}")

@@ -22,13 +22,25 @@ fine-grid single-data-set quadrature of :mod:`models.exact` (itself checked agai
 
 from __future__ import annotations
 
+import hashlib
+import os
+import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from scipy import special
 
 from models.exact import _hyper_grid, conditional_integrals
+
+
+def _cache_key(*parts) -> str:
+    """A file-name-safe hash of everything the tables depend on (and the table format)."""
+    h = hashlib.sha256(f"batch-tables-v1|{np.__version__}".encode())
+    for p in parts:
+        h.update(repr(np.asarray(p).tolist() if isinstance(p, np.ndarray) else p).encode())
+    return h.hexdigest()[:24]
 
 
 def _tri_index(n: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -96,6 +108,7 @@ class HierarchicalBatch:
         mu_halfwidth: float = 5.0,
         n_nodes: int = 41,
         half_width: float = 8.0,
+        cache_dir: str | Path | None = None,
     ):
         self.null_rate = np.asarray(null_rate, float)
         self.offset = special.logit(self.null_rate)
@@ -127,6 +140,12 @@ class HierarchicalBatch:
         self.tau = np.tile(tau, n_mu)
         self.log_prior = log_prior.reshape(-1)
         compare = set(int(c) for c in compare)
+        self._cache_key = _cache_key(
+            self.null_rate, self.n_max, self.thresholds, sorted(compare), mu_mean, mu_sd, tau_dist,
+            tau_scale, w is not None, nex_mean, nex_sd, n_mu, n_tau, mu_halfwidth, n_nodes, half_width,
+        )  # fmt: skip
+        if cache_dir is not None and self._load(Path(cache_dir) / self._cache_key, k, groups_for=None):
+            return
         # one table per distinct (offset, thresholds); density kept if any of its arms is compared
         self._arm_table: list[int] = []
         self._tables: list[_OffsetTable] = []
@@ -149,6 +168,77 @@ class HierarchicalBatch:
         for arm in range(k):
             key = (float(self.offset[arm]), tuple(np.nan_to_num(self.thresholds[arm], nan=-99.0)))
             self._arm_table.append(index[key])
+        self._stack()
+        if cache_dir is not None:
+            self._save(Path(cache_dir) / self._cache_key)
+
+    # ------------------------------------------------------------------ disk cache
+    _FIELDS = ("log_l", "mean", "m2", "prob_above", "mode", "scale", "density")
+
+    def _save(self, folder: Path) -> None:
+        """Write the tables as .npy files (then renamed into place: readers never see a half)."""
+        tmp = folder.with_name(folder.name + f".tmp-{os.getpid()}")
+        tmp.mkdir(parents=True, exist_ok=True)
+        for kind, tabs in (("ex", self._tables), ("nex", self._nex)):
+            for i, tab in enumerate(tabs):
+                if tab is None:
+                    continue
+                for f in self._FIELDS:
+                    v = getattr(tab, f)
+                    if v is not None:
+                        np.save(tmp / f"{kind}{i}_{f}.npy", v)
+                np.save(tmp / f"{kind}{i}_n_max.npy", np.array(tab.n_max))
+        np.save(tmp / "arm_table.npy", np.array(self._arm_table))
+        try:
+            os.rename(tmp, folder)
+        except OSError:  # another process saved the same tables first
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    def _load(self, folder: Path, k: int, groups_for=None) -> bool:
+        """Memory-map cached tables; ``False`` when there are none."""
+        if not (folder / "arm_table.npy").exists():
+            return False
+
+        def load(kind, i):
+            if not (folder / f"{kind}{i}_log_l.npy").exists():
+                return None
+            vals = {
+                f: (
+                    np.load(folder / f"{kind}{i}_{f}.npy", mmap_mode="r")
+                    if (folder / f"{kind}{i}_{f}.npy").exists()
+                    else None
+                )
+                for f in self._FIELDS
+            }
+            return _OffsetTable(n_max=int(np.load(folder / f"{kind}{i}_n_max.npy")), **vals)
+
+        self._arm_table = [int(x) for x in np.load(folder / "arm_table.npy")]
+        n_tab = max(self._arm_table) + 1
+        self._tables = [load("ex", i) for i in range(n_tab)]
+        self._nex = [load("nex", i) for i in range(n_tab)]
+        self._stack()
+        return True
+
+    def _stack(self) -> None:
+        """Concatenate the tables (rows of all offsets one after another) for the kernels."""
+        starts = np.cumsum([0] + [t.log_l.shape[0] for t in self._tables])
+        self._row0 = np.array([starts[i] for i in self._arm_table], np.int64)  # per arm
+        j = self.thresholds.shape[1]
+        self._ll = np.concatenate([t.log_l for t in self._tables])
+        self._mean = np.concatenate([t.mean for t in self._tables])
+        self._m2 = np.concatenate([t.m2 for t in self._tables])
+        self._pa = np.concatenate([t.prob_above for t in self._tables])
+        if self.exnex:
+            self._nll = np.concatenate([t.log_l[:, 0] for t in self._nex])
+            self._nmean = np.concatenate([t.mean[:, 0] for t in self._nex])
+            self._nm2 = np.concatenate([t.m2[:, 0] for t in self._nex])
+            self._npa = np.concatenate([t.prob_above[:, 0] for t in self._nex])
+        else:
+            r = self._ll.shape[0]
+            self._nll = np.zeros(r)
+            self._nmean = np.zeros(r)
+            self._nm2 = np.zeros(r)
+            self._npa = np.zeros((r, j))
 
     # ------------------------------------------------------------------ tables
     def _tabulate(self, arm, n_max, mu, sd, keep_density) -> _OffsetTable:
@@ -197,78 +287,74 @@ class HierarchicalBatch:
         return _tri_index(n, y)
 
     def posterior(self, n, y, w=None) -> BatchPosterior:
-        """Posterior summaries for count arrays ``n``, ``y`` of shape ``(T, K)``.
+        """Posterior of count arrays ``n``, ``y`` of shape ``(T, K)``.
 
         ``w`` overrides the EXNEX weights per arm (shape ``(K,)`` or ``(T, K)``).
         """
         n = np.atleast_2d(n)
         y = np.atleast_2d(y)
-        rows = self._rows(n, y)
+        rows = self._rows(n, y) + self._row0  # global rows of the stacked tables
         t, k = n.shape
-        g = len(self.mu)
-        loglik = np.zeros((t, g))
-        pis = []
-        for arm in range(k):
-            tab = self._tables[self._arm_table[arm]]
-            ll = tab.log_l[rows[:, arm]]  # (T, G)
-            if self.exnex:
-                wk = np.broadcast_to(self.w if w is None else np.asarray(w, float), (t, k))[:, arm]
-                nex = self._nex[self._arm_table[arm]]
-                ll_nex = nex.log_l[rows[:, arm], 0][:, None]
-                with np.errstate(divide="ignore"):
-                    a = np.log(wk)[:, None] + ll
-                    b = np.log1p(-wk)[:, None] + ll_nex
-                mix = np.logaddexp(a, b)
-                pis.append(np.exp(a - mix))
-                ll = mix
-            loglik += ll
-        logw = self.log_prior + loglik
-        logw -= logw.max(axis=1, keepdims=True)
-        wts = np.exp(logw)
-        wts /= wts.sum(axis=1, keepdims=True)
-        return BatchPosterior(self, n, y, rows, wts, pis if self.exnex else None)
+        if self.exnex:
+            wk = np.broadcast_to(np.asarray(self.w if w is None else w, float), (t, k))
+        else:
+            wk = np.ones((t, k))
+        wk = np.ascontiguousarray(wk)
+        weights = _grid_weights(self.log_prior, self._ll, self._nll, rows, wk, self.exnex)
+        return BatchPosterior(self, n, y, rows, weights, wk)
 
 
 class BatchPosterior:
     """Posterior of many data sets under :class:`HierarchicalBatch` (grid weights + tables)."""
 
-    def __init__(self, model: HierarchicalBatch, n, y, rows, weights, pis):
+    def __init__(self, model: HierarchicalBatch, n, y, rows, weights, w):
         self.model = model
         self.n = n
         self.y = y
-        self.rows = rows
-        self.weights = weights  # (T, G)
-        self.pis = pis  # per arm (T, G) conditional P(exchangeable | g, data), or None
+        self.rows = rows  # (T, K) rows of the stacked tables
+        self.weights = weights  # (T, G) posterior weights of the hyper grid
+        self.w = w  # (T, K) EXNEX prior weights (1 for the plain hierarchical model)
+        self._summary = None
 
-    def _arm_quantity(self, arm: int, name: str) -> np.ndarray:
-        """Posterior mean of a tabulated conditional quantity for one arm, shape (T, ...)."""
-        m = self.model
-        tab = m._tables[m._arm_table[arm]]
-        vals = getattr(tab, name)[self.rows[:, arm]]  # (T, G, ...)
-        if self.pis is not None:
-            nex = getattr(m._nex[m._arm_table[arm]], name)[self.rows[:, arm], 0]  # (T, ...)
-            pi = self.pis[arm].reshape(self.pis[arm].shape + (1,) * (vals.ndim - 2))
-            vals = pi * vals + (1.0 - pi) * nex[:, None]
-        w = self.weights.reshape(self.weights.shape + (1,) * (vals.ndim - 2))
-        return (w * vals).sum(axis=1)
+    def _summaries(self):
+        if self._summary is None:
+            m = self.model
+            cutoff = _mass_cutoff(self.weights, 1e-10)
+            self._summary = _summary_kernel(
+                self.weights, cutoff, self.rows, self.w, m.exnex,
+                m._ll, m._mean, m._m2, m._pa, m._nll, m._nmean, m._nm2, m._npa,
+            )  # fmt: skip
+        return self._summary
 
     def mean_var(self) -> tuple[np.ndarray, np.ndarray]:
         """Posterior mean and variance of every arm's rate, each ``(T, K)``."""
-        k = self.n.shape[1]
-        mean = np.stack([self._arm_quantity(a, "mean") for a in range(k)], axis=1)
-        m2 = np.stack([self._arm_quantity(a, "m2") for a in range(k)], axis=1)
+        mean, m2, _, _ = self._summaries()
         return mean, np.maximum(m2 - mean**2, 0.0)
 
     def prob_above(self) -> np.ndarray:
         """``P(p_k > c_kj)`` for the tabulated thresholds, shape ``(T, K, J)``."""
-        k = self.n.shape[1]
-        return np.stack([self._arm_quantity(a, "prob_above") for a in range(k)], axis=1)
+        return self._summaries()[2]
 
     def prob_exchangeable(self) -> np.ndarray:
         """EXNEX posterior probability that each arm is exchangeable, ``(T, K)``."""
-        if self.pis is None:
+        if not self.model.exnex:
             raise ValueError("not an EXNEX model")
-        return np.stack([(self.weights * pi).sum(1) for pi in self.pis], axis=1)
+        return self._summaries()[3]
+
+    def _pis(self, arm: int) -> np.ndarray:
+        """``P(arm exchangeable | grid point, data)`` for every grid point, ``(T, G)``."""
+        m = self.model
+        wcol = self.w[:, arm]
+        if not m.exnex or np.all(wcol >= 1.0):
+            return np.ones_like(self.weights)
+        if np.all(wcol <= 0.0):
+            return np.zeros_like(self.weights)
+        r = self.rows[:, arm]
+        wk = wcol[:, None]
+        with np.errstate(divide="ignore"):
+            a = np.log(wk) + m._ll[r]
+            b = np.log1p(-wk) + m._nll[r][:, None]
+        return np.exp(a - np.logaddexp(a, b))
 
     def prob_better(self, i: int, j: int, higher_is_better: bool = True, mass: float = 1e-6):
         """``P(p_i > p_j)`` (``<`` when lower is better), shape ``(T,)``.
@@ -280,46 +366,25 @@ class BatchPosterior:
         weight is covered (the error this adds is at most ``mass``).
         """
         m = self.model
+        tabs = []
         for a in (i, j):
-            if m._tables[m._arm_table[a]].density is None:
+            t_id = m._arm_table[a]
+            tab, nex = m._tables[t_id], m._nex[t_id]
+            if tab.density is None:
                 raise ValueError(f"arm {a} was not declared in `compare` when tabulating")
-        cutoff = _mass_cutoff(self.weights, mass)
-        tab_i = m._tables[m._arm_table[i]]
-        tab_j = m._tables[m._arm_table[j]]
-        t = self.n.shape[0]
-        ones = np.ones((t, len(m.mu)))
-        pi_i = ones if self.pis is None else self.pis[i]
-        pi_j = ones if self.pis is None else self.pis[j]
-        if self.pis is None:
-            nex_i = nex_j = None
-        else:
-            nex_i, nex_j = m._nex[m._arm_table[i]], m._nex[m._arm_table[j]]
-        args = []
-        for tab, nex in ((tab_i, nex_i), (tab_j, nex_j)):
+            local = (self.rows[:, a] - m._row0[a]).astype(np.int64)
             if nex is None:
-                args += [
-                    tab.density,
-                    tab.mode,
-                    tab.scale,
-                    tab.density[:, :1],
-                    tab.mode[:, :1],
-                    tab.scale[:, :1],
-                ]
+                nex_parts = (tab.density[:, :1], tab.mode[:, :1], tab.scale[:, :1])
             else:
-                args += [tab.density, tab.mode, tab.scale, nex.density, nex.mode, nex.scale]
+                nex_parts = (nex.density, nex.mode, nex.scale)
+            tabs.append((local, tab.density, tab.mode, tab.scale, *nex_parts))
+        cutoff = _mass_cutoff(self.weights, mass)
+        (ri, d_i, m_i, s_i, nd_i, nm_i, ns_i), (rj, d_j, m_j, s_j, nd_j, nm_j, ns_j) = tabs
         p = _pair_kernel(
-            self.weights,
-            cutoff,
-            self.rows[:, i].astype(np.int64),
-            self.rows[:, j].astype(np.int64),
-            pi_i,
-            pi_j,
-            self.pis is not None,
-            float(m.offset[i] - m.offset[j]),
-            float(m.du),
-            float(m.half_width),
-            *args,
-        )
+            self.weights, cutoff, ri, rj, self._pis(i), self._pis(j), m.exnex,
+            float(m.offset[i] - m.offset[j]), float(m.du), float(m.half_width),
+            d_i, m_i, s_i, nd_i, nm_i, ns_i, d_j, m_j, s_j, nd_j, nm_j, ns_j,
+        )  # fmt: skip
         p = np.clip(p, 0.0, 1.0)
         return p if higher_is_better else 1.0 - p
 
@@ -338,6 +403,85 @@ def _mass_cutoff(weights: np.ndarray, mass: float) -> np.ndarray:
     cum = np.cumsum(srt, axis=1)
     k = np.minimum((cum < 1.0 - mass).sum(axis=1), weights.shape[1] - 1)
     return srt[np.arange(len(srt)), k]
+
+
+def _grid_weights_py(log_prior, ll, nll, rows, w, exnex):
+    """Normalised posterior weights of the hyper grid, ``(T, G)``."""
+    t_count, k_count = rows.shape
+    g_count = log_prior.shape[0]
+    out = np.empty((t_count, g_count))
+    for t in range(t_count):
+        mx = -np.inf
+        for g in range(g_count):
+            acc = log_prior[g]
+            for k in range(k_count):
+                r = rows[t, k]
+                if exnex:
+                    wk = w[t, k]
+                    if wk >= 1.0:
+                        acc += ll[r, g]
+                    elif wk <= 0.0:
+                        acc += nll[r]
+                    else:
+                        a = np.log(wk) + ll[r, g]
+                        b = np.log1p(-wk) + nll[r]
+                        hi = max(a, b)
+                        acc += hi + np.log1p(np.exp(min(a, b) - hi))
+                else:
+                    acc += ll[r, g]
+            out[t, g] = acc
+            if acc > mx:
+                mx = acc
+        total = 0.0
+        for g in range(g_count):
+            v = np.exp(out[t, g] - mx)
+            out[t, g] = v
+            total += v
+        for g in range(g_count):
+            out[t, g] /= total
+    return out
+
+
+def _summary_kernel_py(weights, cutoff, rows, w, exnex, ll, mean_t, m2_t, pa_t, nll, nmean, nm2, npa):
+    """Posterior means of the tabulated conditionals (EXNEX: mixed by P(exchangeable | g))."""
+    t_count, k_count = rows.shape
+    g_count = weights.shape[1]
+    j_count = pa_t.shape[2]
+    mean = np.zeros((t_count, k_count))
+    m2 = np.zeros((t_count, k_count))
+    pa = np.zeros((t_count, k_count, j_count))
+    pex = np.zeros((t_count, k_count))
+    for t in range(t_count):
+        kept = 0.0
+        for g in range(g_count):
+            wg = weights[t, g]
+            if wg < cutoff[t]:
+                continue
+            kept += wg
+            for k in range(k_count):
+                r = rows[t, k]
+                pi = 1.0
+                if exnex:
+                    wk = w[t, k]
+                    if wk <= 0.0:
+                        pi = 0.0
+                    elif wk < 1.0:
+                        a = np.log(wk) + ll[r, g]
+                        b = np.log1p(-wk) + nll[r]
+                        pi = 1.0 / (1.0 + np.exp(b - a))
+                q = 1.0 - pi
+                mean[t, k] += wg * (pi * mean_t[r, g] + q * nmean[r])
+                m2[t, k] += wg * (pi * m2_t[r, g] + q * nm2[r])
+                pex[t, k] += wg * pi
+                for j in range(j_count):
+                    pa[t, k, j] += wg * (pi * pa_t[r, g, j] + q * npa[r, j])
+        for k in range(k_count):
+            mean[t, k] /= kept
+            m2[t, k] /= kept
+            pex[t, k] /= kept
+            for j in range(j_count):
+                pa[t, k, j] /= kept
+    return mean, m2, pa, pex
 
 
 def _simpson_cdf(dens, du, out):
@@ -420,11 +564,11 @@ def _pair_kernel_py(
                 dens_i[k] = d_i[ri, g, k]
             _simpson_cdf(dens_j, du, cdf_ex)
             ee = _inner(dens_i, m_i[ri, g], s_i[ri, g], dens_j, cdf_ex, m_j[rj, g], s_j[rj, g], c, du, hw)
-            if not exnex:
-                total += w * ee
-                continue
             a = pi_i[t, g]
             b = pi_j[t, g]
+            if not exnex or (a == 1.0 and b == 1.0):
+                total += w * ee
+                continue
             en = _inner(dens_i, m_i[ri, g], s_i[ri, g], dens_jn, cdf_nex, nm_j[rj, 0], ns_j[rj, 0], c, du, hw)
             ne = _inner(dens_in, nm_i[ri, 0], ns_i[ri, 0], dens_j, cdf_ex, m_j[rj, g], s_j[rj, g], c, du, hw)
             total += w * (a * b * ee + a * (1 - b) * en + (1 - a) * b * ne + (1 - a) * (1 - b) * nn)
@@ -438,5 +582,9 @@ try:  # numba ships with nutpie/pytensor; fall back to Python (slow but exact) w
     _simpson_cdf = numba.njit(cache=True)(_simpson_cdf)
     _inner = numba.njit(cache=True)(_inner)
     _pair_kernel = numba.njit(cache=True)(_pair_kernel_py)
+    _grid_weights = numba.njit(cache=True)(_grid_weights_py)
+    _summary_kernel = numba.njit(cache=True)(_summary_kernel_py)
 except ImportError:  # pragma: no cover
     _pair_kernel = _pair_kernel_py
+    _grid_weights = _grid_weights_py
+    _summary_kernel = _summary_kernel_py

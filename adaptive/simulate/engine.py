@@ -315,20 +315,28 @@ def _endpoint_model(design: Design, endpoint: str, arms, max_n, table_options) -
 
 
 # ============================================================================= randomness
-def trial_streams(seed: int, trials: np.ndarray, n_patients: int) -> dict[str, np.ndarray]:
-    """All uniforms of the given trials, each trial from its own generator.
+BLOCK = 256  # patients drawn per trial at a time
 
-    The generator of trial ``i`` is seeded by ``SeedSequence(seed, spawn_key=(i,))``: results do
-    not depend on chunking or on the number of workers.
+
+def trial_streams(seed: int, trials: np.ndarray, block: int, size: int = BLOCK) -> dict[str, np.ndarray]:
+    """Uniforms for patients ``block * size ... (block + 1) * size - 1`` of the given trials.
+
+    Trial ``i``'s block ``b`` comes from its own generator, seeded by
+    ``SeedSequence(seed, spawn_key=(i, b))``: results do not depend on chunking, on the number of
+    workers, or on how many patients other trials needed.
     """
     names = ("gap", "cov", "assign", "resp", "mrd", "death", "delay")
     widths = {"cov": 8}
-    out = {n: np.empty((len(trials), n_patients, widths.get(n, 1))) for n in names}
+    cols = np.cumsum([0] + [widths.get(n, 1) for n in names])
+    raw = np.empty((len(trials), size, cols[-1]))
     for r, i in enumerate(trials):
-        rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(int(i),)))
-        for n in names:
-            out[n][r] = rng.random((n_patients, widths.get(n, 1)))
-    return {n: (v[..., 0] if v.shape[-1] == 1 else v) for n, v in out.items()}
+        rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(int(i), int(block))))
+        raw[r] = rng.random((size, cols[-1]))
+    out = {}
+    for j, n in enumerate(names):
+        v = raw[..., cols[j] : cols[j + 1]]
+        out[n] = np.ascontiguousarray(v[..., 0] if v.shape[-1] == 1 else v)
+    return out
 
 
 # ============================================================================= one chunk
@@ -381,17 +389,21 @@ class _Chunk:
 
     def __init__(self, spec: SimSpec, seed: int, trials: np.ndarray):
         self.spec = spec
-        sc = spec.scenario
         t = len(trials)
-        p = spec.n_patients
         k = spec.k
         self.trials = trials
-        self.u = trial_streams(seed, trials, p)
-        gap = 30.4375 / sc.accrual_per_month
-        self.arrival = np.cumsum(-np.log1p(-self.u["gap"]) * gap, axis=1)  # (T, P) days
-        self.match = self._routing_matrix(self.u["cov"])  # (T, P, S)
-        self.arm_of = np.full((t, p), -1, np.int64)
-        self.randomized = np.zeros((t, p), bool)
+        self.seed = seed
+        self.cap = 0  # patients drawn so far per trial (per-patient arrays grow by blocks)
+        self.u = {}
+        self.arrival = np.zeros((t, 0))
+        self.match = np.zeros((t, 0, len(spec.steps)), bool)
+        self.arm_of = np.zeros((t, 0), np.int64)
+        self.randomized = np.zeros((t, 0), bool)
+        self.value = {
+            e: np.zeros((t, 0)) for e in ("crc", "orr", "mrd_negative_cr", "mortality_30d", "mortality_60d")
+        }
+        self.known = {e: np.zeros((t, 0)) for e in self.value}
+        self.truth_crc = np.zeros((t, 0))
         self.status = np.broadcast_to(spec.status0, (t, k)).copy()
         self.enrolled = np.zeros((t, k), np.int64)
         self.n_rand = np.zeros((t, k), np.int64)
@@ -411,17 +423,12 @@ class _Chunk:
             self.next_look_count[:] = spec.first_after if spec.first_after > 0 else np.iinfo(np.int64).max
             if spec.first_after == 0:
                 self.next_look_time[:] = spec.every_days
-        # outcomes, filled at assignment
-        self.value = {
-            e: np.zeros((t, p)) for e in ("crc", "orr", "mrd_negative_cr", "mortality_30d", "mortality_60d")
-        }
-        self.known = {e: np.full((t, p), np.inf) for e in self.value}
-        self.truth_crc = np.zeros((t, p))
         # allocation probabilities per randomized cohort (T, arms of the rule)
         self.alloc = [
             np.broadcast_to(r.ratio_array / r.ratio_array.sum(), (t, len(r.arms))).copy()
             for r in spec.alloc_rules
         ]
+        self._extend()
         self.final_mean = np.full((t, k), np.nan)
         self.final_prob_null = np.full((t, k), np.nan)
         self.rule_of_step = [
@@ -431,6 +438,26 @@ class _Chunk:
         self.rule_arms = [np.array([spec.arms.index(a) for a in r.arms]) for r in spec.alloc_rules]
 
     # ------------------------------------------------------------------ patients
+    def _extend(self) -> None:
+        """Draw the next block of patients of every trial."""
+        t = len(self.trials)
+        block = self.cap // BLOCK
+        u = trial_streams(self.seed, self.trials, block)
+        gap = 30.4375 / self.spec.scenario.accrual_per_month
+        start = self.arrival[:, -1:] if self.cap else np.zeros((t, 1))
+        arrival = start + np.cumsum(-np.log1p(-u["gap"]) * gap, axis=1)
+        cat = np.concatenate
+        self.u = {n: cat([self.u[n], v], axis=1) if self.u else v for n, v in u.items()}
+        self.arrival = cat([self.arrival, arrival], axis=1)
+        self.match = cat([self.match, self._routing_matrix(u["cov"])], axis=1)
+        self.arm_of = cat([self.arm_of, np.full((t, BLOCK), -1, np.int64)], axis=1)
+        self.randomized = cat([self.randomized, np.zeros((t, BLOCK), bool)], axis=1)
+        for e in self.value:
+            self.value[e] = cat([self.value[e], np.zeros((t, BLOCK))], axis=1)
+            self.known[e] = cat([self.known[e], np.full((t, BLOCK), np.inf)], axis=1)
+        self.truth_crc = cat([self.truth_crc, np.zeros((t, BLOCK))], axis=1)
+        self.cap += BLOCK
+
     def _routing_matrix(self, u_cov) -> np.ndarray:
         prev = self.spec.scenario.prevalence
         flt3 = u_cov[..., 2] < prev.flt3
@@ -522,6 +549,15 @@ class _Chunk:
         """Draw the outcomes of patient ``p[i]`` of trial ``rows[i]`` on arm ``arm[i]``."""
         tr = self.spec.truth
         t_arr = self.arrival[rows, p]
+        if not np.any(tr["trend"]):
+            cr, cri = tr["cr"][arm], tr["cri"][arm]
+        else:
+            cr, cri = self._drifted(arm, t_arr)
+        self._draw(rows, p, arm, t_arr, cr, cri)
+
+    def _drifted(self, arm, t_arr):
+        """CR and CRi probabilities shifted on the log-odds scale by the calendar-time trend."""
+        tr = self.spec.truth
         shift = tr["trend"][arm] * t_arr / 365.25
         cr = np.where(
             tr["cr"][arm] > 0,
@@ -533,6 +569,10 @@ class _Chunk:
             special.expit(special.logit(np.clip(tr["cri"][arm], 1e-12, 1 - 1e-12)) + shift),
             0.0,
         )
+        return cr, cri
+
+    def _draw(self, rows, p, arm, t_arr, cr, cri):
+        tr = self.spec.truth
         pr, ne = tr["pr"][arm], tr["ne"][arm]
         total = cr + cri + pr + ne
         scale = np.where(total > 1.0, 1.0 / total, 1.0)
@@ -545,18 +585,20 @@ class _Chunk:
         resp_day = lo + np.floor(self.u["delay"][rows, p] * (hi - lo + 1))
         alive = death >= resp_day
         crc = (cat <= 1) & alive
-        orr = (cat <= 2) & alive
-        mrd = crc & (self.u["mrd"][rows, p] < tr["mrd"][arm])
         known_resp = t_arr + np.minimum(resp_day, death)
+        need = self.spec.endpoints
         self.value["crc"][rows, p] = crc
-        self.value["orr"][rows, p] = orr
-        self.value["mrd_negative_cr"][rows, p] = mrd
-        self.value["mortality_30d"][rows, p] = death <= 30
-        self.value["mortality_60d"][rows, p] = death <= 60
-        for e in ("crc", "orr", "mrd_negative_cr"):
-            self.known[e][rows, p] = known_resp
-        self.known["mortality_30d"][rows, p] = t_arr + np.minimum(death, 30.0)
-        self.known["mortality_60d"][rows, p] = t_arr + np.minimum(death, 60.0)
+        self.known["crc"][rows, p] = known_resp
+        if "orr" in need:
+            self.value["orr"][rows, p] = (cat <= 2) & alive
+            self.known["orr"][rows, p] = known_resp
+        if "mrd_negative_cr" in need:
+            self.value["mrd_negative_cr"][rows, p] = crc & (self.u["mrd"][rows, p] < tr["mrd"][arm])
+            self.known["mrd_negative_cr"][rows, p] = known_resp
+        for e, days in (("mortality_30d", 30.0), ("mortality_60d", 60.0)):
+            if e in need:
+                self.value[e][rows, p] = death <= days
+                self.known[e][rows, p] = t_arr + np.minimum(death, days)
         # the patient's true probability of counting as a CRc responder (alive at assessment)
         self.truth_crc[rows, p] = cum[:, 1] * _survival(
             tr["m30"][arm], tr["m60"][arm], tr["median_os"][arm], resp_day
@@ -625,8 +667,12 @@ class _Chunk:
         return cache[(i, j)]
 
     def _fired(self, rows, post) -> tuple[dict[str, np.ndarray], np.ndarray]:
-        """Per action, which arms the rules recommend it for; and whether a stop rule fired."""
+        """Per action, which arms the rules recommend it for; and whether a stop rule fired.
+
+        Only arms that can still be decided (active or complete) are evaluated.
+        """
         spec = self.spec
+        eligible = np.isin(self.status[rows], (ACTIVE, COMPLETE))
         idx = {a: i for i, a in enumerate(spec.arms)}
         fired = {a: np.zeros((len(rows), spec.k), bool) for a in PRECEDENCE}
         stop = np.zeros(len(rows), bool)
@@ -647,16 +693,19 @@ class _Chunk:
             if isinstance(rule, PredictiveFutility | PredictiveEfficacy):
                 for arm, _ref in rule.success_references.items():
                     i = idx[arm]
+                    sel = np.nonzero(eligible[:, i] & (n[:, i] >= rule.min_evaluable))[0]
+                    if len(sel) == 0:
+                        continue
                     if entry["model"].kind == "beta":
-                        a, b = entry["a"][:, i], entry["b"][:, i]
+                        a, b = entry["a"][sel, i], entry["b"][sel, i]
                     else:  # moment-matched Beta of the arm's exact marginal posterior
-                        m, v = entry["mean"][:, i], np.maximum(entry["var"][:, i], 1e-12)
+                        m, v = entry["mean"][sel, i], np.maximum(entry["var"][sel, i], 1e-12)
                         s = np.maximum(m * (1 - m) / v - 1.0, 1e-6)
                         a, b = m * s, (1 - m) * s
-                    _, _, f = rule.decide_beta_arrays(a, b, np.minimum(n[:, i], spec.max_n[i]), arm)
-                    fired[rule.action][:, i] |= f
+                    _, _, f = rule.decide_beta_arrays(a, b, np.minimum(n[sel, i], spec.max_n[i]), arm)
+                    fired[rule.action][sel, i] |= f
                     if rule.id in spec.stop_on:
-                        stop |= f
+                        stop[sel] |= f
                 continue
             for arm, ref in rule.references.items():
                 i = idx[arm]
@@ -782,8 +831,10 @@ class _Chunk:
                 live = np.nonzero(~self.done)[0]
                 if len(live) == 0:
                     break
-                arr = self.arrival[live, np.minimum(ptr[live], spec.n_patients - 1)]
-                out_of_time = (ptr[live] >= spec.n_patients) | (arr > spec.max_duration)
+                while self.cap < spec.n_patients and np.any(ptr[live] >= self.cap):
+                    self._extend()
+                arr = self.arrival[live, np.minimum(ptr[live], self.cap - 1)]
+                out_of_time = (ptr[live] >= min(spec.n_patients, self.cap)) | (arr > spec.max_duration)
                 no_arm = ~((self.status[live] == ACTIVE) | (self.status[live] == QUEUED)).any(axis=1)
                 capped = self.total[live] >= spec.max_patients
                 end = out_of_time | no_arm | capped

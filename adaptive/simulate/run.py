@@ -1,0 +1,157 @@
+"""Running many virtual trials: chunks, Dask (local or a cluster), progress, interruption, outputs.
+
+Trials are split into chunks; each chunk runs :func:`adaptive.simulate.engine.simulate_chunk`
+on a worker. Every trial draws its randomness from its own seed (``SeedSequence(seed,
+spawn_key=(trial,))``), so the results do not depend on the chunk size or on the number of workers.
+
+* ``workers=1`` (or a single chunk): in this process, no scheduler.
+* default: a Dask ``LocalCluster`` with one single-threaded worker process per core.
+* ``scheduler="tcp://host:8786"``: an existing Dask distributed cluster.
+
+Workers rebuild the compiled design from the config and scenario texts (cheap) and load the
+quadrature tables of hierarchical endpoints from a shared disk cache (built once, in the parent,
+before any chunk is sent). Ctrl-C cancels what is still queued and keeps every finished chunk;
+the outputs then say ``"complete": false`` and how many trials finished.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from adaptive.config import parse_config
+from adaptive.scenario import parse_scenario
+from adaptive.simulate.engine import ChunkResult, SimSpec, compile_spec, simulate_chunk
+
+
+def default_cache_dir() -> Path:
+    """Where quadrature tables are cached (``ADAPTIVE_CACHE_DIR`` or ``~/.cache/rr-aml-adaptive``)."""
+    env = os.environ.get("ADAPTIVE_CACHE_DIR")
+    return Path(env) if env else Path.home() / ".cache" / "rr-aml-adaptive"
+
+
+@dataclass(frozen=True)
+class Job:
+    """Everything a worker needs to rebuild a :class:`SimSpec` (plain text, picklable)."""
+
+    config_text: str
+    config_name: str
+    scenario_text: str
+    scenario_name: str
+    fixed_allocation: bool
+    cache_dir: str
+    overrides: tuple = ()  # (rule id, threshold) pairs, for calibration
+
+
+@functools.lru_cache(maxsize=8)
+def spec_for(job: Job) -> SimSpec:
+    """Compile (and cache per process) the spec of a job."""
+    design = parse_config(job.config_text, job.config_name)
+    if job.overrides:
+        design = with_thresholds(design, dict(job.overrides))
+    scenario = parse_scenario(job.scenario_text, job.scenario_name, design)
+    return compile_spec(
+        design, scenario, fixed_allocation=job.fixed_allocation, table_options={"cache_dir": job.cache_dir}
+    )
+
+
+def with_thresholds(design, thresholds: dict[str, float]):
+    """The design with some rules' probability thresholds replaced (nothing else changes)."""
+    import dataclasses
+
+    rules = tuple(
+        dataclasses.replace(r, threshold=float(thresholds[r.id])) if r.id in thresholds else r
+        for r in design.rules
+    )
+    return dataclasses.replace(design, rules=rules)
+
+
+def run_chunk(job: Job, seed: int, trials: np.ndarray) -> ChunkResult:
+    """Worker entry point."""
+    return simulate_chunk(spec_for(job), seed, trials)
+
+
+def chunks_of(n_trials: int, chunk_size: int) -> list[np.ndarray]:
+    """Trial indices ``0..n_trials-1`` in consecutive chunks."""
+    return [np.arange(s, min(s + chunk_size, n_trials)) for s in range(0, n_trials, chunk_size)]
+
+
+def run_trials(
+    job: Job,
+    n_trials: int,
+    seed: int,
+    *,
+    chunk_size: int = 250,
+    workers: int | None = None,
+    scheduler: str | None = None,
+    progress=None,
+    task_label: str = "",
+    client=None,
+) -> tuple[list[ChunkResult], bool]:
+    """Simulate ``n_trials`` trials; returns the finished chunks and whether all finished.
+
+    ``progress`` is a rich ``Progress`` (or ``None``); a task is added and advanced per chunk.
+    ``client``: an open Dask client to reuse (see :func:`open_client`).
+    """
+    spec_for(job)  # build (and cache on disk) the tables once, here, before any worker needs them
+    parts = chunks_of(n_trials, chunk_size)
+    task = progress.add_task(task_label or "trials", total=n_trials) if progress is not None else None
+    done: list[ChunkResult] = []
+
+    def advance(res: ChunkResult):
+        done.append(res)
+        if progress is not None:
+            progress.advance(task, len(res.trial))
+
+    own = None
+    if client is None:
+        if scheduler is None and ((workers or os.cpu_count() or 1) == 1 or len(parts) == 1):
+            try:
+                for trials in parts:
+                    advance(run_chunk(job, seed, trials))
+            except KeyboardInterrupt:
+                return done, False
+            return done, True
+        own = client = open_client(workers=workers, scheduler=scheduler)
+    from dask.distributed import as_completed
+
+    futures = [client.submit(run_chunk, job, seed, trials, pure=False) for trials in parts]
+    complete = True
+    try:
+        for fut in as_completed(futures):
+            advance(fut.result())
+    except KeyboardInterrupt:
+        complete = False
+        for f in futures:
+            f.cancel()
+    finally:
+        if own is not None:
+            close_client(own)
+    return done, complete
+
+
+def open_client(*, workers: int | None = None, scheduler: str | None = None):
+    """A Dask client: on ``scheduler`` if given, else on a new ``LocalCluster`` (one process per core)."""
+    from dask.distributed import Client, LocalCluster
+
+    if scheduler is not None:
+        return Client(scheduler)
+    cluster = LocalCluster(
+        n_workers=workers or os.cpu_count() or 1,
+        threads_per_worker=1,
+        processes=True,
+        dashboard_address=None,
+    )
+    return Client(cluster)
+
+
+def close_client(client) -> None:
+    """Close a client and the local cluster it owns (if any)."""
+    cluster = getattr(client, "cluster", None)
+    client.close()
+    if cluster is not None:
+        cluster.close()

@@ -1,0 +1,251 @@
+"""`adaptive simulate` and `adaptive calibrate`: studies of many scenarios, written atomically.
+
+Outputs of ``simulate`` (in a new folder):
+
+* ``oc.json``: per scenario (and per allocation: ``adaptive`` and, with ``--compare-fixed``,
+  ``fixed``) the operating characteristics of :mod:`adaptive.simulate.summary` with MCSEs, plus
+  the config's and every scenario's SHA-256, the seed, the trial counts, versions.
+* ``oc.csv``: the per-arm characteristics, one row per scenario x allocation x arm.
+* ``trials.parquet``: one row per scenario x allocation x trial x arm.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from adaptive.config import load_config
+from adaptive.output import atomic_dir, canonical_json, versions
+from adaptive.scenario import load_scenario
+from adaptive.simulate.run import Job, close_client, default_cache_dir, open_client, run_trials, spec_for
+from adaptive.simulate.summary import flat_rows, merge_chunks, per_trial_frame, summarise
+
+SCHEMA = "rr-aml-adaptive/simulate/v1"
+
+
+@dataclass(frozen=True)
+class Input:
+    """A file read once: its path, text and hash."""
+
+    path: Path
+    text: str
+    sha256: str
+
+    @classmethod
+    def read(cls, path: str | Path) -> Input:
+        p = Path(path)
+        raw = p.read_bytes()
+        return cls(p, raw.decode("utf-8"), hashlib.sha256(raw).hexdigest())
+
+
+def _jobs(
+    config: Input, scenario: Input, compare_fixed: bool, cache_dir: Path, overrides=()
+) -> dict[str, Job]:
+    jobs = {
+        "adaptive": Job(
+            config.text, config.path.name, scenario.text, scenario.path.name, False, str(cache_dir), overrides
+        )
+    }
+    if compare_fixed:
+        jobs["fixed"] = Job(
+            config.text, config.path.name, scenario.text, scenario.path.name, True, str(cache_dir), overrides
+        )
+    return jobs
+
+
+def simulate_study(
+    config_path: str | Path,
+    scenario_paths: list[str | Path],
+    n_trials: int,
+    out: str | Path,
+    *,
+    seed: int = 1,
+    compare_fixed: bool = False,
+    workers: int | None = None,
+    scheduler: str | None = None,
+    chunk_size: int = 250,
+    progress=None,
+    cache_dir: str | Path | None = None,
+) -> dict:
+    """Simulate every scenario and write ``oc.json``, ``oc.csv`` and ``trials.parquet`` into ``out``."""
+    import pandas as pd
+
+    design = load_config(config_path)  # validation with file names in the messages
+    config = Input.read(config_path)
+    scenarios = [Input.read(p) for p in scenario_paths]
+    for sc in scenarios:
+        load_scenario(sc.path, design)
+    cache = Path(cache_dir) if cache_dir else default_cache_dir()
+    started = time.perf_counter()
+    client = None
+    if scheduler is not None or (workers or 2) > 1 and n_trials > chunk_size:
+        client = open_client(workers=workers, scheduler=scheduler)
+    results = []
+    frames = []
+    csv_rows = []
+    complete = True
+    try:
+        for sc in scenarios:
+            entry = {"scenario": sc.path.stem, "file": sc.path.name, "sha256": sc.sha256, "allocations": {}}
+            for label, job in _jobs(config, sc, compare_fixed, cache).items():
+                if not complete:
+                    break
+                chunks, ok = run_trials(
+                    job, n_trials, seed, chunk_size=chunk_size, workers=workers, scheduler=scheduler,
+                    progress=progress, task_label=f"{sc.path.stem} ({label})", client=client,
+                )  # fmt: skip
+                complete &= ok
+                if not chunks:
+                    continue
+                spec = spec_for(job)
+                res = merge_chunks(chunks)
+                summary = summarise(spec, res)
+                summary["allocation_rules"] = [str(r) for r in spec.alloc_rules]
+                entry["allocations"][label] = summary
+                frame = per_trial_frame(spec, res, sc.path.stem)
+                frame.insert(1, "allocation", label)
+                frames.append(frame)
+                csv_rows += flat_rows(summary, sc.path.stem, label)
+            results.append(entry)
+    finally:
+        if client is not None:
+            close_client(client)
+    report = {
+        "schema": SCHEMA,
+        "complete": complete,
+        "trials_requested": n_trials,
+        "seed": seed,
+        "config_file": config.path.name,
+        "config_sha256": config.sha256,
+        "scenarios": results,
+        "versions": versions(),
+        "design": {
+            "looks": design.raw.looks.model_dump(mode="json"),
+            "rules": [str(r) for r in design.rules],
+        },
+    }
+    with atomic_dir(out) as tmp:
+        (tmp / "oc.json").write_text(canonical_json(report), encoding="utf-8")
+        pd.DataFrame(csv_rows).to_csv(tmp / "oc.csv", index=False, lineterminator="\n")
+        if frames:
+            pd.concat(frames, ignore_index=True).to_parquet(tmp / "trials.parquet", index=False)
+        (tmp / "run.json").write_text(
+            canonical_json(
+                {"wall_seconds": time.perf_counter() - started, "workers": workers, "scheduler": scheduler}
+            ),
+            encoding="utf-8",
+        )
+    return report
+
+
+def type_i_error(summary: dict, measure: str = "max_arm") -> tuple[float, float]:
+    """Type I error of a null-scenario summary: the largest per-arm error (``max_arm``)."""
+    vals = [
+        (a["type_i_error"]["estimate"], a["type_i_error"]["mcse"])
+        for a in summary["arms"]
+        if a["type_i_error"]
+    ]
+    if not vals:
+        raise ValueError("no arm of this scenario is at its null rate: it cannot calibrate a type I error")
+    if measure == "max_arm":
+        return max(vals)
+    raise ValueError(f"unknown measure {measure!r}")
+
+
+def calibrate(
+    config_path: str | Path,
+    scenario_path: str | Path,
+    rule_id: str,
+    target: float,
+    n_trials: int,
+    out: str | Path,
+    *,
+    seed: int = 1,
+    lo: float = 0.9,
+    hi: float = 0.9999,
+    iterations: int = 8,
+    workers: int | None = None,
+    scheduler: str | None = None,
+    chunk_size: int = 250,
+    progress=None,
+    cache_dir: str | Path | None = None,
+) -> dict:
+    """Bisect a rule's probability threshold so that the type I error stays at or below ``target``.
+
+    Every candidate threshold is simulated on the same virtual trials (same seed: common random
+    numbers), so the error is a step function of the threshold that the bisection can follow. The
+    result is the smallest threshold tried whose simulated error (largest over the arms at their
+    null) is at or below the target, with that error and its MCSE.
+    """
+    design = load_config(config_path)
+    if rule_id not in {r.id for r in design.rules}:
+        raise ValueError(
+            f"rule {rule_id!r} is not in the config (rules: {', '.join(r.id for r in design.rules)})"
+        )
+    config = Input.read(config_path)
+    sc = Input.read(scenario_path)
+    load_scenario(sc.path, design)
+    cache = Path(cache_dir) if cache_dir else default_cache_dir()
+    client = None
+    if scheduler is not None or (workers or 2) > 1 and n_trials > chunk_size:
+        client = open_client(workers=workers, scheduler=scheduler)
+    path = []
+
+    def error_at(threshold: float) -> tuple[float, float]:
+        job = _jobs(config, sc, False, cache, ((rule_id, threshold),))["adaptive"]
+        chunks, ok = run_trials(
+            job, n_trials, seed, chunk_size=chunk_size, workers=workers, scheduler=scheduler,
+            progress=progress, task_label=f"{rule_id} threshold {threshold:.4f}", client=client,
+        )  # fmt: skip
+        if not ok:
+            raise KeyboardInterrupt
+        est, mcse = type_i_error(summarise(spec_for(job), merge_chunks(chunks)))
+        path.append({"threshold": threshold, "type_i_error": est, "mcse": mcse})
+        return est, mcse
+
+    try:
+        e_hi, _ = error_at(hi)
+        if e_hi > target:
+            best = None
+        else:
+            e_lo, _ = error_at(lo)
+            if e_lo <= target:
+                best = lo
+            else:
+                a, b = lo, hi
+                for _ in range(iterations):
+                    mid = 0.5 * (a + b)
+                    e, _ = error_at(mid)
+                    if e <= target:
+                        b = mid
+                    else:
+                        a = mid
+                best = b
+    finally:
+        if client is not None:
+            close_client(client)
+    chosen = next((p for p in path if best is not None and np.isclose(p["threshold"], best)), None)
+    report = {
+        "schema": "rr-aml-adaptive/calibrate/v1",
+        "rule": rule_id,
+        "target_type_i_error": target,
+        "measure": "largest per-arm type I error among arms at their null rate",
+        "chosen_threshold": best,
+        "type_i_error_at_chosen": chosen,
+        "evaluations": sorted(path, key=lambda p: p["threshold"]),
+        "trials_per_evaluation": n_trials,
+        "seed": seed,
+        "config_file": config.path.name,
+        "config_sha256": config.sha256,
+        "scenario_file": sc.path.name,
+        "scenario_sha256": sc.sha256,
+        "versions": versions(),
+        "note": None if best is not None else f"even threshold {hi} gives a type I error above {target}",
+    }
+    with atomic_dir(out) as tmp:
+        (tmp / "calibration.json").write_text(canonical_json(report), encoding="utf-8")
+    return report

@@ -1,0 +1,333 @@
+"""The operating-characteristics simulator against independent computations.
+
+* A two-arm Beta-binomial design with Thall-Wathen allocation and early stopping: the simulator's
+  operating characteristics agree, within Monte Carlo error, with a brute-force simulation written
+  here from scratch (scipy quadrature for P(best), its own randomisation and stopping).
+* A single-arm design with interim futility looks and a final efficacy rule: type I error and
+  power reproduce the exact values from enumerating every path (dynamic programming on counts).
+* Results do not depend on workers or chunks (a Dask LocalCluster run equals the in-process run).
+"""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from click.testing import CliRunner
+from scipy import integrate, stats
+
+from adaptive.cli import main
+from adaptive.config import parse_config
+from adaptive.scenario import parse_scenario
+from adaptive.simulate.engine import GRADUATED, compile_spec, simulate_chunk, trial_streams
+from adaptive.simulate.summary import merge_chunks, summarise
+
+
+def _arm(label, null=0.3, target=0.5, max_n=240):
+    return {
+        "label": label,
+        "max_n": max_n,
+        "rates": {
+            "crc": {"null_rate": null, "target_rate": target},
+            "mortality_30d": {"null_rate": 0.05, "limit_rate": 0.5},
+        },
+    }
+
+
+def two_arm_config(power=0.5, threshold=0.99) -> dict:
+    return {
+        "schema_version": 1,
+        "trial": {"name": "two-arm RAR design"},
+        "endpoints": {
+            "crc": {"model": {"kind": "independent", "prior": "uniform"}},
+            "mortality_30d": {"model": {"kind": "independent", "prior": "uniform"}},
+        },
+        "arms": {"a": _arm("A"), "b": _arm("B")},
+        "routing": [{"cohort": "all", "arms": ["a", "b"], "allocation": {"a": 1, "b": 1}}],
+        "rules": [
+            {
+                "id": "sup",
+                "kind": "superiority",
+                "endpoint": "crc",
+                "arms": ["a", "b"],
+                "threshold": threshold,
+            }
+        ],
+        "randomization": [{"cohort": "all", "kind": "thall_wathen", "endpoint": "crc", "power": power}],
+        "looks": {
+            "every_patients": 30,
+            "first_after_patients": 60,
+            "max_patients": 240,
+            "stop_trial_on": ["sup"],
+        },
+    }
+
+
+def scenario(arms: dict[str, float], name="s") -> dict:
+    return {
+        "name": name,
+        "accrual_per_month": 30,
+        "response_days": [0, 0],
+        "prevalence": {"new_drug_eligible": 0, "idh1": 0, "flt3": 0, "prior_venetoclax_3m": 0},
+        "arms": {
+            a: {
+                "cr": p,
+                "cri": 0.0,
+                "pr": 0.0,
+                "ne": 0.0,
+                "mortality_30d": 1e-6,
+                "mortality_60d": 2e-6,
+                "median_os_days": 1e6,
+            }
+            for a, p in arms.items()
+        },
+    }
+
+
+def build(cfg: dict, sc: dict):
+    design = parse_config(yaml.safe_dump(cfg), "design.yaml")
+    return compile_spec(design, parse_scenario(yaml.safe_dump(sc), "scenario.yaml", design))
+
+
+# ----------------------------------------------------------------------------- brute force
+def _prob_a_better(ya, na, yb, nb):
+    """P(p_a > p_b) under uniform priors, by scipy quadrature (independent of decision_rules)."""
+    fa = stats.beta(1 + ya, 1 + na - ya)
+    fb = stats.beta(1 + yb, 1 + nb - yb)
+    return integrate.quad(lambda x: fa.pdf(x) * fb.cdf(x), 0, 1, limit=200, points=[fa.mean()])[0]
+
+
+def brute_force_two_arm(p_true, n_trials, rng, power=0.5, threshold=0.99):
+    """Thall-Wathen (P(best)^c, c fixed) with looks at 60, 90, ..., 240 and stop at P(best) > thr."""
+    out = {"win_a": 0, "win_b": 0, "n": [], "share_a": []}
+    for _ in range(n_trials):
+        n = np.zeros(2, int)
+        y = np.zeros(2, int)
+        alloc = np.array([0.5, 0.5])
+        winner = None
+        for look_at in range(60, 241, 30):
+            while n.sum() < look_at:
+                arm = 0 if rng.random() < alloc[0] else 1
+                n[arm] += 1
+                y[arm] += rng.random() < p_true[arm]
+            pa = _prob_a_better(y[0], n[0], y[1], n[1])
+            if pa > threshold:
+                winner = 0
+                break
+            if 1 - pa > threshold:
+                winner = 1
+                break
+            w = np.array([pa, 1 - pa]) ** power
+            alloc = w / w.sum()
+        out["win_a"] += winner == 0
+        out["win_b"] += winner == 1
+        out["n"].append(n.sum())
+        out["share_a"].append(n[0] / n.sum())
+    return out
+
+
+@pytest.mark.slow
+def test_two_arm_rar_matches_brute_force_simulation():
+    truth = {"a": 0.3, "b": 0.5}
+    spec = build(two_arm_config(), scenario(truth))
+    n_trials = 1200
+    res = simulate_chunk(spec, 11, np.arange(n_trials))
+    s = summarise(spec, res)
+    arms = {a["arm"]: a for a in s["arms"]}
+    bf = brute_force_two_arm(np.array([0.3, 0.5]), n_trials, np.random.default_rng(99))
+
+    def close(p_sim, p_bf, n=n_trials):
+        se = np.sqrt(p_sim * (1 - p_sim) / n + p_bf * (1 - p_bf) / n)
+        return abs(p_sim - p_bf) < 4 * se + 1e-3
+
+    # b superior: a dropped as inferior
+    assert close(arms["a"]["prob_drop_inferior"]["estimate"], bf["win_b"] / n_trials)
+    assert close(arms["b"]["prob_drop_inferior"]["estimate"], bf["win_a"] / n_trials)
+    n_sim = res.n_enrolled.sum(1)
+    se = np.sqrt(n_sim.var() / n_trials + np.var(bf["n"]) / n_trials)
+    assert abs(n_sim.mean() - np.mean(bf["n"])) < 4 * se
+    share = np.mean(bf["share_a"])
+    se = np.sqrt(np.var(bf["share_a"]) / n_trials) * np.sqrt(2)
+    assert abs(arms["a"]["allocation"]["estimate"] - share) < 4 * se
+    assert arms["b"]["allocation"]["estimate"] > 0.5  # RAR favours the better arm
+
+
+# ----------------------------------------------------------------------------- exact single arm
+def single_arm_config(efficacy=0.95, futility=0.1) -> dict:
+    return {
+        "schema_version": 1,
+        "trial": {"name": "single-arm two-stage design"},
+        "endpoints": {
+            "crc": {"model": {"kind": "independent", "prior": "uniform"}},
+            "mortality_30d": {"model": {"kind": "independent", "prior": "uniform"}},
+        },
+        "arms": {"x": _arm("X", null=0.3, target=0.5, max_n=30)},
+        "routing": [{"cohort": "all", "arms": ["x"]}],
+        "rules": [
+            {"id": "fut", "kind": "futility", "endpoint": "crc", "reference": 0.3, "threshold": futility},
+            {
+                "id": "eff",
+                "kind": "efficacy",
+                "endpoint": "crc",
+                "reference": 0.3,
+                "threshold": efficacy,
+                "min_evaluable": 30,
+            },
+        ],
+        "looks": {"every_patients": 10, "max_patients": 30},
+    }
+
+
+def exact_single_arm(p, efficacy=0.95, futility=0.1):
+    """P(graduate) by enumerating every path: futility looks at n = 10, 20, 30, efficacy at 30.
+
+    At n = 30 futility and efficacy cannot both fire, so the order of precedence does not matter.
+    """
+    post = lambda y, n: stats.beta.sf(0.3, 1 + y, 1 + n - y)  # noqa: E731
+    dist = {0: 1.0}  # distribution of responders among trials still running
+    for n in (10, 20, 30):
+        new = {}
+        for y, pr in dist.items():
+            for k in range(11):
+                new[y + k] = new.get(y + k, 0.0) + pr * stats.binom.pmf(k, 10, p)
+        dist = {y: pr for y, pr in new.items() if not post(y, n) < futility}
+    return sum(pr for y, pr in dist.items() if post(y, 30) > efficacy)
+
+
+@pytest.mark.parametrize("p_true", [0.3, 0.5])
+def test_single_arm_design_reproduces_exact_enumeration(p_true):
+    spec = build(single_arm_config(), scenario({"x": p_true}))
+    n_trials = 4000
+    res = simulate_chunk(spec, 5, np.arange(n_trials))
+    got = np.mean(res.status[:, 0] == GRADUATED)
+    exact = exact_single_arm(p_true)
+    se = np.sqrt(exact * (1 - exact) / n_trials)
+    assert abs(got - exact) < 4 * se, (got, exact)
+    s = summarise(spec, res)
+    key = "type_i_error" if p_true == 0.3 else "power"
+    assert s["arms"][0][key]["estimate"] == pytest.approx(got)
+
+
+# ----------------------------------------------------------------------------- determinism
+def test_trial_streams_do_not_depend_on_chunking():
+    a = trial_streams(7, np.arange(10), block=1)
+    b = trial_streams(7, np.array([3, 4, 5]), block=1)
+    assert np.array_equal(a["resp"][3:6], b["resp"])
+    assert not np.array_equal(a["resp"][3:6], trial_streams(7, np.array([3, 4, 5]), block=0)["resp"])
+
+
+def test_chunks_give_the_same_trials():
+    spec = build(two_arm_config(), scenario({"a": 0.3, "b": 0.45}))
+    whole = simulate_chunk(spec, 3, np.arange(60))
+    parts = merge_chunks([simulate_chunk(spec, 3, np.arange(s, s + 20)) for s in (40, 0, 20)])
+    for f in ("status", "n_enrolled", "final_mean", "duration"):
+        assert np.array_equal(getattr(whole, f), getattr(parts, f), equal_nan=True), f
+
+
+@pytest.fixture()
+def files(tmp_path):
+    cfg = tmp_path / "design.yaml"
+    cfg.write_text(yaml.safe_dump(two_arm_config()))
+    s1 = tmp_path / "null.yaml"
+    s1.write_text(yaml.safe_dump(scenario({"a": 0.3, "b": 0.3}, "null")))
+    s2 = tmp_path / "alt.yaml"
+    s2.write_text(yaml.safe_dump(scenario({"a": 0.3, "b": 0.5}, "alt")))
+    return cfg, s1, s2
+
+
+def test_simulate_cli_outputs(files, tmp_path):
+    cfg, s1, s2 = files
+    out = tmp_path / "oc"
+    res = CliRunner().invoke(
+        main,
+        ["simulate", "--config", cfg, "--scenario", s1, "--scenario", s2, "--trials", 120, "--out", out,
+         "--workers", 1, "--compare-fixed", "--seed", 4],
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    rep = json.loads((out / "oc.json").read_text())
+    assert rep["complete"] and rep["seed"] == 4 and rep["trials_requested"] == 120
+    assert [s["scenario"] for s in rep["scenarios"]] == ["null", "alt"]
+    assert set(rep["scenarios"][0]["allocations"]) == {"adaptive", "fixed"}
+    null_a = rep["scenarios"][0]["allocations"]["adaptive"]["arms"][0]
+    assert null_a["type_i_error"]["estimate"] is not None and null_a["type_i_error"]["mcse"] >= 0
+    fixed_alloc = rep["scenarios"][1]["allocations"]["fixed"]["arms"][0]["allocation"]["estimate"]
+    rar_alloc = rep["scenarios"][1]["allocations"]["adaptive"]["arms"][0]["allocation"]["estimate"]
+    assert fixed_alloc == pytest.approx(0.5, abs=0.03) and rar_alloc < fixed_alloc
+    trials = pd.read_parquet(out / "trials.parquet")
+    assert len(trials) == 2 * 2 * 120 * 2
+    assert set(trials.columns) >= {"scenario", "allocation", "trial", "arm", "status", "n_enrolled"}
+    csv = pd.read_csv(out / "oc.csv")
+    assert {"prob_graduate", "prob_graduate_mcse", "type_i_error", "n_mean"} <= set(csv.columns)
+    assert "rr-aml-adaptive/simulate/v1" == rep["schema"] and len(rep["config_sha256"]) == 64
+
+
+@pytest.mark.slow
+def test_dask_local_cluster_equals_in_process_run(files, tmp_path):
+    from dask.distributed import LocalCluster
+
+    cfg, s1, _ = files
+    from adaptive.simulate.study import simulate_study
+
+    local = simulate_study(cfg, [s1], 90, tmp_path / "local", seed=8, workers=1, chunk_size=90)
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        dist = simulate_study(
+            cfg, [s1], 90, tmp_path / "dist", seed=8, scheduler=cluster.scheduler_address, chunk_size=25
+        )
+    assert local["scenarios"] == dist["scenarios"]
+    a = pd.read_parquet(tmp_path / "local" / "trials.parquet")
+    b = pd.read_parquet(tmp_path / "dist" / "trials.parquet")
+    pd.testing.assert_frame_equal(a, b)
+
+
+def test_interrupt_keeps_finished_trials(files, tmp_path, monkeypatch):
+    import adaptive.simulate.run as run
+
+    cfg, s1, _ = files
+    real = run.run_chunk
+    calls = {"n": 0}
+
+    def flaky(job, seed, trials):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return real(job, seed, trials)
+
+    monkeypatch.setattr(run, "run_chunk", flaky)
+    from adaptive.simulate.study import simulate_study
+
+    rep = simulate_study(cfg, [s1], 100, tmp_path / "oc", workers=1, chunk_size=20)
+    assert rep["complete"] is False
+    assert rep["scenarios"][0]["allocations"]["adaptive"]["n_trials"] == 40
+    assert len(pd.read_parquet(tmp_path / "oc" / "trials.parquet")) == 80
+
+
+def test_calibrate_finds_threshold_at_target(tmp_path):
+    cfg = tmp_path / "single.yaml"
+    cfg.write_text(yaml.safe_dump(single_arm_config()))
+    sc = tmp_path / "null.yaml"
+    sc.write_text(yaml.safe_dump(scenario({"x": 0.3}, "null")))
+    res = CliRunner().invoke(
+        main,
+        ["calibrate", "--config", cfg, "--scenario", sc, "--rule", "eff", "--target", "0.05", "--trials", 800,
+         "--out", tmp_path / "cal", "--workers", 1, "--lo", "0.8", "--hi", "0.999", "--iterations", "6"],
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    rep = json.loads((tmp_path / "cal" / "calibration.json").read_text())
+    chosen = rep["chosen_threshold"]
+    assert rep["type_i_error_at_chosen"]["type_i_error"] <= 0.05
+    below = [e for e in rep["evaluations"] if e["threshold"] < chosen]
+    assert below and below[-1]["type_i_error"] > 0.05  # the next lower threshold tried is too permissive
+    errors = [e["type_i_error"] for e in rep["evaluations"]]
+    assert errors == sorted(errors, reverse=True)  # common random numbers: monotone in the threshold
+
+
+def test_unknown_stop_rule_is_a_config_error():
+    cfg = two_arm_config()
+    cfg["looks"]["stop_trial_on"] = ["supp"]
+    from adaptive.exceptions import ConfigError
+
+    with pytest.raises(
+        ConfigError, match=r"looks.stop_trial_on: rule 'supp' does not exist.*Did you mean 'sup'"
+    ):
+        parse_config(yaml.safe_dump(cfg), "design.yaml")
