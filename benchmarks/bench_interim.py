@@ -22,8 +22,14 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 CMD = [
-    "adaptive", "interim", "--config", str(ROOT / "configs/rr_aml.yaml"),
-    "--data", str(ROOT / "examples/rr_aml_synthetic.csv"), "--cutoff", "2026-10-31",
+    "adaptive",
+    "interim",
+    "--config",
+    str(ROOT / "configs/rr_aml.yaml"),
+    "--data",
+    str(ROOT / "examples/rr_aml_synthetic.csv"),
+    "--cutoff",
+    "2026-10-31",
 ]
 
 
@@ -52,8 +58,10 @@ def main() -> None:
             warm.append(run_once(work / f"warm-{i}", warm_cache))
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    print(f"machine: {platform.machine()} {platform.processor() or ''} cores={os.cpu_count()} "
-          f"python={platform.python_version()}")
+    print(
+        f"machine: {platform.machine()} {platform.processor() or ''} cores={os.cpu_count()} "
+        f"python={platform.python_version()}"
+    )
     print(f"cold runs (s): {[round(x, 1) for x in cold]}  median {statistics.median(cold):.1f}")
     print(f"warm runs (s): {[round(x, 1) for x in warm]}  median {statistics.median(warm):.1f}")
     sys.stdout.flush()

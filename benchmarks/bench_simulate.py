@@ -1,0 +1,168 @@
+"""Throughput of `adaptive simulate` (virtual trials per second).
+
+    python benchmarks/bench_simulate.py --runs 3            # the two issue targets
+    python benchmarks/bench_simulate.py --runs 3 --scaling  # cost vs trials, arms, looks
+
+1. Two arms, binary endpoint (Beta-binomial), looks every 30 patients from 60 to 240, Thall-Wathen
+   allocation by P(best) with c = n/(2N), stop when P(best) > 0.99. Target: >= 5,000 trials/s on
+   2 cores.
+2. The full R/R AML design (configs/rr_aml.yaml, realistic scenario) with a hierarchical CRc model
+   (and, reported too, with the EXNEX model the config uses). Target: >= 200 trials/s on 2 cores.
+
+"1 process" runs a chunk in this process; "2 workers" runs `simulate_study` on a Dask LocalCluster
+with two single-threaded worker processes (cluster start-up included). Quadrature tables are built
+once beforehand (their build time is reported separately): they are cached on disk and reused by
+every later run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from adaptive.config import parse_config
+from adaptive.scenario import parse_scenario
+from adaptive.simulate.engine import compile_spec, simulate_chunk
+from adaptive.simulate.study import simulate_study
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def two_arm(k: int = 2, looks: int = 7) -> tuple[dict, dict]:
+    arms = {
+        f"a{i}": {
+            "label": f"A{i}",
+            "max_n": 240 // k,
+            "rates": {"crc": {"null_rate": 0.3, "target_rate": 0.5}},
+        }
+        for i in range(k)
+    }
+    names = list(arms)
+    step = 180 // (looks - 1)  # looks from 60 to 240
+    first = 240 - step * (looks - 1)
+    cfg = {
+        "schema_version": 1,
+        "trial": {"name": f"{k}-arm RAR benchmark"},
+        "endpoints": {"crc": {"model": {"kind": "independent", "prior": "uniform"}}},
+        "arms": arms,
+        "routing": [{"cohort": "all", "arms": names, "allocation": dict.fromkeys(names, 1)}],
+        "rules": [
+            {"id": "sup", "kind": "superiority", "endpoint": "crc", "arms": names[:2], "threshold": 0.99}
+        ],
+        "randomization": [{"cohort": "all", "kind": "thall_wathen", "endpoint": "crc", "power": "n/(2N)"}],
+        "looks": {
+            "every_patients": step,
+            "first_after_patients": first,
+            "max_patients": 240,
+            "stop_trial_on": ["sup"],
+        },
+    }
+    sc = {
+        "name": "alt",
+        "accrual_per_month": 30,
+        "response_days": [0, 0],
+        "prevalence": {"new_drug_eligible": 0, "idh1": 0, "flt3": 0, "prior_venetoclax_3m": 0},
+        "arms": {
+            a: {"cr": 0.3 + 0.15 * (i == 1), "cri": 0, "pr": 0, "ne": 0, "mortality_30d": 1e-6,
+                "mortality_60d": 2e-6, "median_os_days": 1e6}
+            for i, a in enumerate(names)
+        },
+    }  # fmt: skip
+    return cfg, sc
+
+
+def rr_aml(kind: str) -> tuple[dict, dict]:
+    doc = yaml.safe_load((ROOT / "configs/rr_aml.yaml").read_text())
+    doc = {k: v for k, v in doc.items() if not k.startswith("x-")}
+    if kind == "hierarchical":
+        doc["endpoints"]["crc"]["model"] = {"kind": "hierarchical", "mu": {"mean": 0, "sd": 1},
+                                            "tau": {"dist": "half_normal", "scale": 0.5}}  # fmt: skip
+    sc = yaml.safe_load((ROOT / "configs/scenarios/realistic.yaml").read_text())
+    return doc, sc
+
+
+def in_process(cfg, sc, n_trials: int, runs: int, cache: Path) -> list[float]:
+    design = parse_config(yaml.safe_dump(cfg), "bench.yaml")
+    spec = compile_spec(
+        design, parse_scenario(yaml.safe_dump(sc), "s.yaml", design), table_options={"cache_dir": cache}
+    )
+    simulate_chunk(spec, 0, np.arange(50))  # warm numba kernels
+    out = []
+    for r in range(runs):
+        t = time.perf_counter()
+        simulate_chunk(spec, r + 1, np.arange(n_trials))
+        out.append(n_trials / (time.perf_counter() - t))
+    return out
+
+
+def two_workers(cfg, sc, n_trials: int, runs: int, cache: Path, chunk: int) -> list[float]:
+    work = Path(tempfile.mkdtemp(prefix="bench-sim-"))
+    (work / "c.yaml").write_text(yaml.safe_dump(cfg))
+    (work / "s.yaml").write_text(yaml.safe_dump(sc))
+    out = []
+    for r in range(runs):
+        t = time.perf_counter()
+        simulate_study(work / "c.yaml", [work / "s.yaml"], n_trials, work / f"out{r}", seed=r + 1, workers=2,
+                       chunk_size=chunk, cache_dir=cache)  # fmt: skip
+        out.append(n_trials / (time.perf_counter() - t))
+    return out
+
+
+def fmt(xs):
+    return f"median {statistics.median(xs):,.0f} trials/s ({', '.join(f'{x:,.0f}' for x in xs)})"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--scaling", action="store_true")
+    args = ap.parse_args()
+    cache = Path(tempfile.mkdtemp(prefix="bench-tables-"))
+    print(f"machine: {platform.machine()} cores={os.cpu_count()} python={platform.python_version()}")
+    if not args.scaling:
+        cfg, sc = two_arm()
+        print("two-arm, 1 process, 5,000 trials:", fmt(in_process(cfg, sc, 5000, args.runs, cache)))
+        print("two-arm, 2 workers, 40,000 trials:", fmt(two_workers(cfg, sc, 40000, args.runs, cache, 5000)))
+        for kind in ("hierarchical", "exnex"):
+            cfg, sc = rr_aml(kind)
+            t = time.perf_counter()
+            design = parse_config(yaml.safe_dump(cfg), "bench.yaml")
+            compile_spec(
+                design,
+                parse_scenario(yaml.safe_dump(sc), "s.yaml", design),
+                table_options={"cache_dir": cache},
+            )
+            print(
+                f"rr_aml ({kind} CRc): quadrature tables built in "
+                f"{time.perf_counter() - t:.1f} s (then cached)"
+            )
+            print(
+                f"rr_aml ({kind} CRc), 1 process, 500 trials:",
+                fmt(in_process(cfg, sc, 500, args.runs, cache)),
+            )
+            print(
+                f"rr_aml ({kind} CRc), 2 workers, 2,000 trials:",
+                fmt(two_workers(cfg, sc, 2000, args.runs, cache, 250)),
+            )
+        return
+    cfg, sc = two_arm()
+    for n in (1000, 4000, 16000):
+        print(f"scaling trials={n}:", fmt(in_process(cfg, sc, n, args.runs, cache)))
+    for k in (2, 4, 8):
+        c, s = two_arm(k=k)
+        print(f"scaling arms={k} (TW over all arms):", fmt(in_process(c, s, 4000, args.runs, cache)))
+    for looks in (4, 7, 13):
+        c, s = two_arm(looks=looks)
+        print(f"scaling looks={looks}:", fmt(in_process(c, s, 4000, args.runs, cache)))
+
+
+if __name__ == "__main__":
+    main()
