@@ -356,15 +356,31 @@ class BatchPosterior:
             b = np.log1p(-wk) + m._nll[r][:, None]
         return np.exp(a - np.logaddexp(a, b))
 
-    def prob_better(self, i: int, j: int, higher_is_better: bool = True, mass: float = 1e-6):
+    def prob_better(
+        self,
+        i: int,
+        j: int,
+        higher_is_better: bool = True,
+        mass: float = 1e-6,
+        rows: np.ndarray | None = None,
+    ):
         """``P(p_i > p_j)`` (``<`` when lower is better), shape ``(T,)``.
 
         Given the hyperparameters the two arms are independent, so the probability is the grid
         average of ``∫ f_i(d) F_j(d + off_i - off_j) dd``: arm i's tabulated density at its
         standardised nodes, arm j's CDF by cumulative Simpson and cubic Hermite interpolation.
         Grid points are visited in order of weight until all but ``mass`` of the posterior
-        weight is covered (the error this adds is at most ``mass``).
+        weight is covered (the error this adds is at most ``mass``). ``rows`` restricts the
+        computation to some data sets (the others get NaN).
         """
+        if rows is not None:
+            out = np.full(self.weights.shape[0], np.nan)
+            if len(rows):
+                sub = BatchPosterior(
+                    self.model, self.n[rows], self.y[rows], self.rows[rows], self.weights[rows], self.w[rows]
+                )
+                out[rows] = sub.prob_better(i, j, higher_is_better, mass)
+            return out
         m = self.model
         tabs = []
         for a in (i, j):
@@ -410,8 +426,14 @@ def _grid_weights_py(log_prior, ll, nll, rows, w, exnex):
     t_count, k_count = rows.shape
     g_count = log_prior.shape[0]
     out = np.empty((t_count, g_count))
+    lw = np.empty(k_count)
+    lnex = np.empty(k_count)
     for t in range(t_count):
         mx = -np.inf
+        for k in range(k_count):
+            wk = w[t, k]
+            lw[k] = np.log(wk) if wk > 0.0 else -np.inf
+            lnex[k] = (np.log1p(-wk) if wk < 1.0 else -np.inf) + nll[rows[t, k]]
         for g in range(g_count):
             acc = log_prior[g]
             for k in range(k_count):
@@ -423,8 +445,8 @@ def _grid_weights_py(log_prior, ll, nll, rows, w, exnex):
                     elif wk <= 0.0:
                         acc += nll[r]
                     else:
-                        a = np.log(wk) + ll[r, g]
-                        b = np.log1p(-wk) + nll[r]
+                        a = lw[k] + ll[r, g]
+                        b = lnex[k]
                         hi = max(a, b)
                         acc += hi + np.log1p(np.exp(min(a, b) - hi))
                 else:

@@ -652,7 +652,11 @@ class _Chunk:
 
     @staticmethod
     def _prob_better(entry, i: int, j: int) -> np.ndarray:
-        """``P(arm i better than arm j)``, computed once per look and endpoint."""
+        """``P(arm i better than arm j)``, computed once per look and endpoint.
+
+        Hierarchical models compute it only for the trials where a rule or an allocation will
+        use it (``entry["pair_rows"]``, set by :meth:`_pair_rows`); the others get NaN.
+        """
         cache = entry.setdefault("pairs", {})
         if (j, i) in cache:
             return 1.0 - cache[(j, i)]
@@ -663,8 +667,39 @@ class _Chunk:
                 pb = beta_prob_best(a[:, [i, j]], b[:, [i, j]], higher_is_better=em.higher_is_better)
                 cache[(i, j)] = pb[:, 0]
             else:
-                cache[(i, j)] = entry["batch"].prob_better(i, j, em.higher_is_better)
+                rows = entry.get("pair_rows", {}).get(frozenset((i, j)))
+                cache[(i, j)] = entry["batch"].prob_better(i, j, em.higher_is_better, rows=rows)
         return cache[(i, j)]
+
+    def _pair_rows(self, rows, post) -> None:
+        """Mark which trials need each compared pair's probability.
+
+        A pair is needed where a superiority rule can fire (both arms undecided, enough patients)
+        or an adaptive allocation is past its burn-in (both arms open).
+        """
+        spec = self.spec
+        idx = {a: i for i, a in enumerate(spec.arms)}
+        status = self.status[rows]
+        need: dict[tuple, np.ndarray] = {}
+        for rule in spec.rules:
+            if isinstance(rule, Superiority):
+                i, j = idx[rule.arms[0]], idx[rule.arms[1]]
+                n = post[rule.endpoint]["n"]
+                ok = np.isin(status[:, i], (ACTIVE, COMPLETE)) & np.isin(status[:, j], (ACTIVE, COMPLETE))
+                ok &= np.minimum(n[:, i], n[:, j]) >= rule.min_evaluable
+                key = (rule.endpoint, frozenset((i, j)))
+                need[key] = need.get(key, np.zeros(len(rows), bool)) | ok
+        for rule in spec.alloc_rules:
+            if rule.kind == "fixed" or len(rule.arms) != 2:
+                continue
+            i, j = idx[rule.arms[0]], idx[rule.arms[1]]
+            n = post[rule.endpoint]["n"]
+            ok = (status[:, i] == ACTIVE) & (status[:, j] == ACTIVE)
+            ok &= np.minimum(n[:, i], n[:, j]) >= rule.burn_in
+            key = (rule.endpoint, frozenset((i, j)))
+            need[key] = need.get(key, np.zeros(len(rows), bool)) | ok
+        for (endpoint, pair), mask in need.items():
+            post[endpoint].setdefault("pair_rows", {})[pair] = np.nonzero(mask)[0]
 
     def _fired(self, rows, post) -> tuple[dict[str, np.ndarray], np.ndarray]:
         """Per action, which arms the rules recommend it for; and whether a stop rule fired.
@@ -721,6 +756,7 @@ class _Chunk:
             return
         spec = self.spec
         post = self._posteriors(rows, when)
+        self._pair_rows(rows, post)
         fired, stop = self._fired(rows, post)
         self.n_looks[rows] += 1
         self.last_time[rows] = when
