@@ -9,6 +9,13 @@ from decision_rules.rules import (
     RuleResult,
     Superiority,
 )
+from decision_rules.survival import (
+    SURVIVAL_RULE_KINDS,
+    HazardRatioSuperiority,
+    MedianEfficacy,
+    MedianFutility,
+    SurvivalPosterior,
+)
 
 __all__ = [
     "DrawsPosterior",
@@ -20,4 +27,9 @@ __all__ = [
     "Harm",
     "RuleResult",
     "Superiority",
+    "SURVIVAL_RULE_KINDS",
+    "HazardRatioSuperiority",
+    "MedianEfficacy",
+    "MedianFutility",
+    "SurvivalPosterior",
 ]
