@@ -24,6 +24,7 @@ def did_you_mean(word: str, options) -> str:
 
 
 _TAGS = {"efficacy", "futility", "harm", "superiority", "independent", "hierarchical", "exnex"}
+_TAGS |= {"survival_efficacy", "survival_futility", "hazard_ratio"}
 
 
 def fmt_loc(loc: tuple) -> str:
