@@ -128,10 +128,10 @@ SURVIVAL_ENDPOINTS: dict[str, SurvivalEndpoint] = {
             "status is known, from the response date to relapse, death or an MRD-positive remission, "
             "whichever is first. An MRD-positive remission is an event on the response date (day 0: "
             "the remission is not a measurable-residual-disease-free one, by analogy with ELN 2022, "
-            "where failing to reach remission is an EFS event on day 1 and CR without MRD is a "
-            "response category of its own); the model gives these day-0 events a point mass of their "
-            "own. A CR/CRi with MRD status blank is left out (as for MRD-negative CRc) and counted in "
-            "n_excluded." + _FOLLOW_UP,
+            "whose EFS counts not reaching remission as an event on day 1 and whose response "
+            "criteria make CR without MRD a category of its own); the model gives these day-0 "
+            "events a point mass of their own. A CR/CRi with MRD status blank is left out (as for "
+            "MRD-negative CRc) and counted in n_excluded." + _FOLLOW_UP,
         ),
     )
 }

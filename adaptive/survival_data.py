@@ -4,15 +4,16 @@ Definitions (also in README.md, "Endpoint definitions", and :data:`adaptive.endp
 
 * **OS**: every patient enrolled on or before the cutoff; from enrolment to death from any cause.
 * **RFS**: patients whose best response CR or CRi is dated on or before the cutoff; from the
-  response date to relapse or death, whichever is first.
+  response date to relapse or death, whichever is first (ELN 2022's definition).
 * **EFS**: the RFS patients whose MRD status is known; from the response date to relapse, death or
   an *MRD-positive remission*, whichever is first. An MRD-positive remission is an event on the
   response date (day 0): the remission is not free of measurable residual disease. This mirrors
-  ELN 2022, where not reaching remission is an EFS event on day 1 and CR without MRD is a response
-  category of its own. It is our protocol event, chosen because it is the one further event the
-  data export records; the model gives day-0 events a point mass of their own
-  (:class:`models.survival.PiecewiseExponential`). A CR/CRi whose MRD status is blank is left out
-  of EFS (complete case, as for MRD-negative CRc) and counted in ``n_excluded``.
+  ELN 2022 (Döhner et al., Blood 2022;140:1345, Table 9), whose EFS counts not reaching remission as
+  an event on day 1 and whose response criteria make CR without MRD a category of its own. It is
+  our protocol event, chosen because it is the one further event the data export records; the
+  model gives day-0 events a point mass of their own (:class:`models.survival.PiecewiseExponential`).
+  A CR/CRi whose MRD status is blank is left out of EFS (complete case, as for MRD-negative CRc)
+  and counted in ``n_excluded``.
 
 Follow-up and censoring, for every endpoint:
 
