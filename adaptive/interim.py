@@ -148,6 +148,14 @@ def _endpoint_summary(
         out.update(
             mean=None, ci95_low=None, ci95_high=None, prob_above_null=None, prob_above_target=None, mcse=None
         )
+        # the same keys as a converged summary, null (a stable schema for every endpoint and status)
+        out.update(median=None, mcse_prob_above_null=None)
+        if rates.target_rate is not None:
+            out["mcse_prob_above_target"] = None
+        if rates.limit_rate is not None:
+            out.update(prob_above_limit=None, mcse_prob_above_limit=None)
+        if design.endpoints[endpoint].model.kind == "exnex":
+            out["prob_exchangeable"] = None
         return out
     post = DrawsPosterior(fit.idata.posterior["p"])
     draws = fit.idata.posterior["p"].sel(arm=arm).values

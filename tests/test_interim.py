@@ -259,7 +259,55 @@ def test_survival_fit_failure_refuses_the_look(tmp_path, monkeypatch):
     assert all(a["survival"]["os"]["median_days"] is None for a in rep["arms"])
     # as for binary endpoints, summaries of fits that did converge are still shown (no rule is run)
     assert all(a["endpoints"]["crc"]["prob_above_null"] is not None for a in rep["arms"])
+    assert all(a["endpoints"]["mortality_30d"]["prob_above_limit"] is not None for a in rep["arms"])
     assert rep["arms"][0]["survival"]["os"]["n"] == rep["arms"][0]["n_enrolled"]  # counts still shown
+
+
+def test_refused_endpoint_keeps_the_same_fields(tmp_path, monkeypatch):
+    """An endpoint whose fit failed reports the same keys as a converged one, null (a stable schema)."""
+    from models.binary import IndependentBetaBinomial
+
+    cfg = small_sampler(without_survival(config_dict()), draws=200, tune=200)
+    for ep in cfg["endpoints"].values():
+        ep["model"] = {"kind": "independent"}
+    good = run(
+        "interim",
+        "--config",
+        write_config(tmp_path, cfg),
+        "--data",
+        EXAMPLE,
+        "--cutoff",
+        CUTOFF,
+        "--out",
+        tmp_path / "ok",
+    )
+    assert good.exit_code == 0, good.output
+    ok = json.loads((tmp_path / "ok" / "recommendations.json").read_text())
+    real_fit = IndependentBetaBinomial.fit
+
+    def stuck(self, data, *, seed, settings):
+        idata = real_fit(self, data, seed=seed, settings=settings)
+        idata.posterior["p"][1] = idata.posterior["p"][1] * 0.5  # chain 2 disagrees: R-hat fails
+        return idata
+
+    monkeypatch.setattr(IndependentBetaBinomial, "fit", stuck)
+    res = run(
+        "interim",
+        "--config",
+        tmp_path / "config.yaml",
+        "--data",
+        EXAMPLE,
+        "--cutoff",
+        CUTOFF,
+        "--out",
+        tmp_path / "refused",
+    )
+    assert res.exit_code == 3
+    refused = json.loads((tmp_path / "refused" / "recommendations.json").read_text())
+    for a_ok, a_ref in zip(ok["arms"], refused["arms"], strict=True):
+        for ep, summary in a_ok["endpoints"].items():
+            assert set(a_ref["endpoints"][ep]) == set(summary), (a_ok["arm"], ep)
+            assert a_ref["endpoints"][ep]["mean"] is None
 
 
 def test_refuses_non_empty_output_folder(small_config, tmp_path):
