@@ -70,6 +70,8 @@ from models.binary import _tau_rv
 from models.sampling import SamplerSettings, sample_nuts
 
 HORIZONS = (180, 365, 730)
+#: events at which an arm's level is sampled half centred, half non-centred (see the module docstring)
+CENTRING_EVENTS = 100.0
 TauDist = Literal["half_normal", "half_cauchy"]
 
 
@@ -281,7 +283,7 @@ class PiecewiseExponential:
     def centring(data: SurvivalData) -> np.ndarray:
         """Per-arm centring weight ``w_k = d_k / (d_k + 100)`` of the sampler's parametrisation."""
         d = np.asarray(data.events, dtype=float).sum(axis=1)
-        return d / (d + 100.0)
+        return d / (d + CENTRING_EVENTS)
 
     def build(self, data: SurvivalData) -> pm.Model:
         """The PyMC model (data in ``pm.Data`` containers so a compiled model can be reused)."""
