@@ -161,7 +161,7 @@ def print_look(report: dict) -> None:
         console.print(f"comparison: {c['sentence']}", soft_wrap=True)
     for c in report.get("survival_comparisons", []):
         console.print(f"survival: {c['sentence']}", soft_wrap=True)
-    span = report.get("remission_span", {}).get("trial")
+    span = (report.get("remission_span") or {}).get("trial")
     if span and span["n_remissions"]:
         console.print(
             f"remission span: {span['span_days']} days from the first remission "
