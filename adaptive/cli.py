@@ -19,7 +19,7 @@ from rich.table import Table
 
 from adaptive.exceptions import AdaptiveError, OutputExistsError
 
-console = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
+console = Console(highlight=False, width=None if sys.stdout.isatty() else 180)
 err_console = Console(stderr=True, highlight=False)
 
 
@@ -64,6 +64,13 @@ def validate(config_path: str, data_path: str | None, cutoff: date | None) -> No
         f"config {config_path}: OK ({len(design.arms)} arms, {len(design.endpoints)} endpoints, "
         f"{len(design.rules)} rules; sha256 {design.sha256[:12]})"
     )
+    if design.survival is not None:
+        sv = design.survival
+        console.print(
+            f"survival endpoints {', '.join(sv.endpoints)}; cut points "
+            f"{'/'.join(f'{c:g}' for c in sv.cut_points_days)} days; censored at transplant: "
+            f"{'yes' if sv.censor_at_hsct else 'no'}"
+        )
     for rule in design.rules:
         console.print(f"  - {rule}")
     for alloc in design.allocation_rules:
@@ -101,8 +108,15 @@ def _pct(x) -> str:
     return "-" if x is None else f"{100 * x:.1f}%"
 
 
+def _median_days(s: dict | None) -> str:
+    if not s or not s.get("median_days"):
+        return "-"
+    m = s["median_days"]
+    return f"{m['median']:.0f} ({m['ci95_low']:.0f}-{m['ci95_high']:.0f})"
+
+
 def print_look(report: dict) -> None:
-    """Readable summary of a look: per-arm CRc, safety, fired rules, diagnostics."""
+    """Readable summary of a look: per-arm CRc, safety, OS, fired rules, diagnostics."""
     title = f"{report['trial']} - interim look, data cutoff {report['cutoff']} (seed {report['seed']})"
     table = Table(title=title, show_lines=False)
     for col in (
@@ -115,6 +129,7 @@ def print_look(report: dict) -> None:
         "P(>target)",
         "30d deaths",
         "P(30d>limit)",
+        "OS median days",
         "Rules fired",
     ):
         table.add_column(col, justify="left" if col in ("Arm", "Status", "Rules fired") else "right")
@@ -138,11 +153,21 @@ def print_look(report: dict) -> None:
             _pct(crc.get("prob_above_target")),
             f"{m30.get('responders', '-')}/{m30.get('n_evaluable', '-')}" if m30 else "-",
             _pct(m30.get("prob_above_limit")) if m30 else "-",
+            _median_days(a.get("survival", {}).get("os")),
             fired,
         )
     console.print(table)
     for c in report["comparisons"]:
         console.print(f"comparison: {c['sentence']}", soft_wrap=True)
+    for c in report.get("survival_comparisons", []):
+        console.print(f"survival: {c['sentence']}", soft_wrap=True)
+    span = (report.get("remission_span") or {}).get("trial")
+    if span and span["n_remissions"]:
+        console.print(
+            f"remission span: {span['span_days']} days from the first remission "
+            f"({span['first_remission_on']}) to the last ({span['last_remission_on']}), "
+            f"{span['n_remissions']} remissions"
+        )
     d = report["diagnostics"]
     console.print(
         f"diagnostics: max R-hat {d['max_rhat']:.3f}, min bulk ESS {d['min_ess_bulk']:.0f}, "

@@ -26,12 +26,13 @@ from pydantic import (
     model_validator,
 )
 
-from adaptive.endpoints import BINARY_ENDPOINTS
+from adaptive.endpoints import BINARY_ENDPOINTS, SURVIVAL_ENDPOINTS
 from adaptive.exceptions import ConfigError, Problem
 from adaptive.schema_errors import did_you_mean as _did_you_mean
 from adaptive.schema_errors import pydantic_problems
 from decision_rules.allocation import AllocationRule
 from decision_rules.rules import PREDICTIVE_KINDS, RULE_KINDS, Superiority
+from decision_rules.survival import SURVIVAL_RULE_KINDS, HazardRatioSuperiority
 
 ARM_STATUSES = ("active", "graduated", "dropped", "suspended", "queued")
 #: patient-table columns a routing condition may test, with the values they can take
@@ -176,6 +177,23 @@ class BorrowingCfg(_Strict):
     w: Probability | None = None
 
 
+class SurvivalBenchmarksCfg(_Strict):
+    """Historical median survival (days) of one arm's population, per survival endpoint.
+
+    The reference of ``P(median_k > benchmark_k)`` (cite the source in a YAML comment; publications
+    give months: days = months x 30.4375). An endpoint without a benchmark reports no such
+    probability and cannot be used by a ``survival_efficacy`` / ``survival_futility`` rule with
+    ``reference: benchmark``.
+    """
+
+    os_median_days: PositiveFloat | None = None
+    efs_median_days: PositiveFloat | None = None
+    rfs_median_days: PositiveFloat | None = None
+
+    def get(self, endpoint: str) -> float | None:
+        return getattr(self, f"{endpoint}_median_days", None)
+
+
 class ArmCfg(_Strict):
     """One arm of the platform."""
 
@@ -188,6 +206,7 @@ class ArmCfg(_Strict):
     closed_on: date | None = None
     entry: EntryCfg | None = None
     borrowing: BorrowingCfg | None = None
+    survival_benchmarks: SurvivalBenchmarksCfg = SurvivalBenchmarksCfg()
 
 
 class RoutingCfg(_Strict):
@@ -245,10 +264,112 @@ class PredictiveRuleCfg(_Strict):
     arms: Literal["all"] | list[str] = "all"
 
 
+class SurvivalMedianRuleCfg(_Strict):
+    """``P(median_k > reference_k) <comparison> threshold`` per arm on a survival endpoint.
+
+    ``survival_efficacy`` fires above the threshold (recommend graduate), ``survival_futility``
+    below it (recommend drop for futility). ``reference`` is the arm's benchmark median
+    (``arms.<arm>.survival_benchmarks``) or a number of days.
+    """
+
+    id: str
+    kind: Literal["survival_efficacy", "survival_futility"]
+    endpoint: str
+    reference: Literal["benchmark"] | PositiveFloat = "benchmark"
+    threshold: Probability
+    min_events: NonNegativeInt = 0
+    arms: Literal["all"] | list[str] = "all"
+
+
+class HazardRatioRuleCfg(_Strict):
+    """Two arms on a survival endpoint: fires when ``P(HR < hr_margin)`` in either direction > threshold."""
+
+    id: str
+    kind: Literal["hazard_ratio"]
+    endpoint: str
+    arms: list[str] = Field(min_length=2, max_length=2)
+    threshold: Probability
+    hr_margin: Annotated[float, Field(gt=0, le=1)] = 1.0
+    min_events: NonNegativeInt = 0
+
+
 RuleCfg = Annotated[
-    Union[ProbAboveRuleCfg, SuperiorityRuleCfg, PredictiveRuleCfg],  # noqa: UP007
+    Union[  # noqa: UP007
+        ProbAboveRuleCfg, SuperiorityRuleCfg, PredictiveRuleCfg, SurvivalMedianRuleCfg, HazardRatioRuleCfg
+    ],
     Field(discriminator="kind"),
 ]
+SURVIVAL_RULE_CFGS = (SurvivalMedianRuleCfg, HazardRatioRuleCfg)
+
+
+# ----------------------------------------------------------------------------- survival
+class LevelPrior(_Strict):
+    """Normal prior of an arm's log hazard (per day, averaged over the intervals), given as a median.
+
+    ``Normal(log(ln 2 / median_days), sd)``: centred on the hazard whose constant value would give
+    a median survival of ``median_days``.
+    """
+
+    median_days: PositiveFloat
+    sd: PositiveFloat
+
+
+class HierarchicalSurvivalModelCfg(_Strict):
+    """Piecewise-exponential model, arm log hazards partially pooled.
+
+    ``log h_k(t) = eta_k + gamma_j(t)``; ``eta_k ~ Normal(mu, tau)``, ``mu ~ level``; ``gamma`` a
+    Gaussian random walk over the intervals with step sd ``smoothing_sd``, centred to mean zero
+    (see :mod:`models.survival`).
+    """
+
+    kind: Literal["hierarchical"]
+    level: LevelPrior
+    tau: ScalePrior
+    smoothing_sd: PositiveFloat = 0.5
+
+
+class IndependentSurvivalModelCfg(_Strict):
+    """As the hierarchical model but ``eta_k ~ level`` independently (no borrowing between arms)."""
+
+    kind: Literal["independent"]
+    level: LevelPrior
+    smoothing_sd: PositiveFloat = 0.5
+
+
+SurvivalModelCfg = Annotated[
+    Union[HierarchicalSurvivalModelCfg, IndependentSurvivalModelCfg],  # noqa: UP007
+    Field(discriminator="kind"),
+]
+
+
+class SurvivalEndpointCfg(_Strict):
+    """A survival endpoint to model at every look."""
+
+    model: SurvivalModelCfg
+
+
+def _cut_points(v: list[float]) -> list[float]:
+    if len(v) < 2:
+        raise ValueError(f"give at least two cut points (0 and the end of follow-up), got {v}")
+    if v[0] != 0:
+        raise ValueError(f"cut points must start at 0, got {v[0]:g}")
+    bad = [f"{a:g} then {b:g}" for a, b in zip(v, v[1:], strict=False) if b <= a]
+    if bad:
+        raise ValueError(f"cut points must be strictly increasing; got {', '.join(bad)}")
+    return v
+
+
+class SurvivalCfg(_Strict):
+    """Time-to-event endpoints and their piecewise-exponential model.
+
+    ``cut_points_days``: interval boundaries from 0 to the end of follow-up
+    (``assessment.follow_up_days``); the last interval's hazard is assumed to continue beyond it
+    (used only to extrapolate a median that lies beyond follow-up).
+    """
+
+    cut_points_days: Annotated[list[float], AfterValidator(_cut_points)]
+    censor_at_hsct: bool = False
+    endpoints: dict[str, SurvivalEndpointCfg] = Field(min_length=1)
 
 
 class RandomizationCfg(_Strict):
@@ -373,6 +494,7 @@ class ConfigFile(_Strict):
     sampler: SamplerCfg = SamplerCfg()
     ledger: LedgerCfg | None = None
     looks: LooksCfg = LooksCfg()
+    survival: SurvivalCfg | None = None
 
 
 # ============================================================================= frozen design
@@ -390,6 +512,7 @@ class Arm:
     closed_on: date | None = None
     entry: EntryCfg | None = None
     borrowing: BorrowingCfg | None = None
+    survival_benchmarks: SurvivalBenchmarksCfg = SurvivalBenchmarksCfg()
 
     @property
     def is_open(self) -> bool:
@@ -438,6 +561,7 @@ class Design:
     sampler: SamplerCfg
     assessment: AssessmentCfg
     allocation_rules: tuple[AllocationRule, ...] = ()
+    survival: SurvivalCfg | None = None
 
     @property
     def ledger_path(self) -> Path | None:
@@ -589,6 +713,18 @@ def _cross_check(cfg: ConfigFile, source: str) -> list[Problem]:
         if rule.id in seen:
             problems.append(Problem(where, f"rule id {rule.id!r} is used twice."))
         seen.add(rule.id)
+        if isinstance(rule, SURVIVAL_RULE_CFGS):
+            problems += _check_survival_rule(cfg, rule, where, source, i)
+            continue
+        if rule.endpoint in SURVIVAL_ENDPOINTS:
+            problems.append(
+                Problem(
+                    f"{where}.kind",
+                    f"{rule.endpoint} is a survival endpoint; use kind survival_efficacy, "
+                    "survival_futility or hazard_ratio.",
+                )
+            )
+            continue
         if rule.endpoint not in cfg.endpoints:
             problems.append(
                 Problem(
@@ -642,11 +778,101 @@ def _cross_check(cfg: ConfigFile, source: str) -> list[Problem]:
                     f"{_did_you_mean(rid, rule_ids)}",
                 )
             )
+    problems += _check_survival(cfg, source)
     sc = cfg.sampler
     if any(r.tune < sc.tune for r in sc.retries):
         problems.append(
             Problem(f"{source}: sampler.retries", "each retry should tune at least as long as the first fit.")
         )
+    return problems
+
+
+def _check_survival(cfg: ConfigFile, source: str) -> list[Problem]:
+    """The ``survival:`` section against the rest: endpoint names, cut points, benchmarks."""
+    problems: list[Problem] = []
+    sv = cfg.survival
+    modelled = list(sv.endpoints) if sv is not None else []
+    if sv is not None:
+        for name in sv.endpoints:
+            if name not in SURVIVAL_ENDPOINTS:
+                problems.append(
+                    Problem(
+                        f"{source}: survival.endpoints.{name}",
+                        f"unknown survival endpoint {name!r}; the engine derives "
+                        f"{', '.join(SURVIVAL_ENDPOINTS)}.{_did_you_mean(name, SURVIVAL_ENDPOINTS)}",
+                    )
+                )
+        end = cfg.assessment.follow_up_days
+        if sv.cut_points_days[-1] != end:
+            problems.append(
+                Problem(
+                    f"{source}: survival.cut_points_days",
+                    f"the last cut point ({sv.cut_points_days[-1]:g}) must be the end of follow-up, "
+                    f"assessment.follow_up_days = {end}; follow-up is truncated there. End the list "
+                    f"with {end}.",
+                )
+            )
+    for arm_id, arm in cfg.arms.items():
+        for ep in SURVIVAL_ENDPOINTS:
+            if arm.survival_benchmarks.get(ep) is not None and ep not in modelled:
+                problems.append(
+                    Problem(
+                        f"{source}: arms.{arm_id}.survival_benchmarks.{ep}_median_days",
+                        f"survival endpoint {ep!r} is not modelled; add it under survival.endpoints "
+                        "or remove the benchmark.",
+                    )
+                )
+    return problems
+
+
+def _check_survival_rule(cfg: ConfigFile, rule, where: str, source: str, i: int) -> list[Problem]:
+    """A ``survival_efficacy`` / ``survival_futility`` / ``hazard_ratio`` rule."""
+    problems: list[Problem] = []
+    modelled = list(cfg.survival.endpoints) if cfg.survival is not None else []
+    if rule.endpoint not in modelled:
+        if rule.endpoint in BINARY_ENDPOINTS:
+            msg = (
+                f"{rule.endpoint} is a binary endpoint; {rule.kind} rules take a survival endpoint "
+                f"({', '.join(SURVIVAL_ENDPOINTS)})."
+            )
+        elif cfg.survival is None:
+            msg = f"{rule.kind} rules need a 'survival:' section that models {rule.endpoint!r}."
+        else:
+            msg = (
+                f"survival endpoint {rule.endpoint!r} is not modelled under survival.endpoints "
+                f"({', '.join(modelled)}).{_did_you_mean(rule.endpoint, modelled or SURVIVAL_ENDPOINTS)}"
+            )
+        problems.append(Problem(f"{where}.endpoint", msg))
+    arms = rule.arms if isinstance(rule.arms, list) else list(cfg.arms)
+    for arm in arms:
+        if arm not in cfg.arms:
+            problems.append(
+                Problem(
+                    f"{source}: rules.{i}.arms",
+                    f"arm {arm!r} does not exist (arms: {', '.join(cfg.arms)})."
+                    f"{_did_you_mean(arm, cfg.arms)}",
+                )
+            )
+    if isinstance(rule, HazardRatioRuleCfg) and rule.arms[0] == rule.arms[1]:
+        problems.append(Problem(f"{where}.arms", "a comparison needs two different arms."))
+    if (
+        isinstance(rule, SurvivalMedianRuleCfg)
+        and rule.reference == "benchmark"
+        and rule.endpoint in modelled
+    ):
+        missing = [
+            a for a in arms if a in cfg.arms and cfg.arms[a].survival_benchmarks.get(rule.endpoint) is None
+        ]
+        if missing:
+            problems.append(
+                Problem(
+                    f"{where}.reference",
+                    f"rule uses the benchmark median but {', '.join(missing)} "
+                    f"{'has' if len(missing) == 1 else 'have'} no survival_benchmarks."
+                    f"{rule.endpoint}_median_days; add it, list only arms that have one under 'arms', "
+                    "or give the reference in days.",
+                )
+            )
     return problems
 
 
@@ -683,6 +909,9 @@ def _build_rules(cfg: ConfigFile) -> tuple:
     rules = []
     arm_ids = [a for a, arm in cfg.arms.items()]
     for r in cfg.rules:
+        if isinstance(r, SURVIVAL_RULE_CFGS):
+            rules.append(_build_survival_rule(cfg, r))
+            continue
         spec = BINARY_ENDPOINTS[r.endpoint]
         if isinstance(r, PredictiveRuleCfg):
             rules.append(_build_predictive(cfg, r))
@@ -904,6 +1133,36 @@ def _cross_check_adaptation(cfg: ConfigFile, source: str) -> list[Problem]:
     return problems
 
 
+def _build_survival_rule(cfg: ConfigFile, r):
+    label = SURVIVAL_ENDPOINTS[r.endpoint].label
+    if isinstance(r, HazardRatioRuleCfg):
+        return HazardRatioSuperiority(
+            id=r.id,
+            endpoint=r.endpoint,
+            endpoint_label=label,
+            threshold=r.threshold,
+            min_evaluable=r.min_events,
+            arms=(r.arms[0], r.arms[1]),
+            hr_margin=r.hr_margin,
+        )
+    arms = r.arms if isinstance(r.arms, list) else list(cfg.arms)
+    if r.reference == "benchmark":
+        refs = {a: cfg.arms[a].survival_benchmarks.get(r.endpoint) for a in arms}
+        ref_name = "benchmark"
+    else:
+        refs = dict.fromkeys(arms, float(r.reference))
+        ref_name = f"{r.reference:g} days"
+    return SURVIVAL_RULE_KINDS[r.kind](
+        id=r.id,
+        endpoint=r.endpoint,
+        endpoint_label=label,
+        threshold=r.threshold,
+        min_evaluable=r.min_events,
+        references=refs,
+        reference_name=ref_name,
+    )
+
+
 def parse_config(text: str, source: str = "<config>", path: Path | None = None) -> Design:
     """Parse YAML text into a :class:`Design`, raising :class:`ConfigError` with every problem."""
     try:
@@ -935,6 +1194,7 @@ def parse_config(text: str, source: str = "<config>", path: Path | None = None) 
             closed_on=a.closed_on,
             entry=a.entry,
             borrowing=a.borrowing,
+            survival_benchmarks=a.survival_benchmarks,
         )
         for k, a in cfg.arms.items()
     )
@@ -959,6 +1219,7 @@ def parse_config(text: str, source: str = "<config>", path: Path | None = None) 
         sampler=cfg.sampler,
         assessment=cfg.assessment,
         allocation_rules=_build_allocation_rules(cfg),
+        survival=cfg.survival,
     )
 
 

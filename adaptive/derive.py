@@ -33,6 +33,7 @@ import pandas as pd
 from adaptive.config import Design
 from adaptive.data import PatientTable
 from adaptive.exceptions import Problem
+from adaptive.survival_data import SurvivalDerived, derive_survival
 
 RESPONSE_SETS = {"crc": ("CR", "CRi"), "orr": ("CR", "CRi", "PR")}
 MORTALITY_DAYS = {"mortality_30d": 30, "mortality_60d": 60}
@@ -57,6 +58,8 @@ class DerivedData:
     n_enrolled: dict[str, int]
     counts: dict[str, dict[str, ArmCounts]]  # endpoint -> arm -> counts
     warnings: tuple[Problem, ...] = field(default_factory=tuple)
+    #: OS / RFS / EFS per patient and the remission span (:mod:`adaptive.survival_data`)
+    survival: SurvivalDerived | None = None
 
     def arrays(self, endpoint: str, arms: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
         """``(n_evaluable, responders)`` arrays in the order of ``arms``."""
@@ -196,4 +199,11 @@ def derive(table: PatientTable, design: Design, cutoff: date) -> DerivedData:
         n_enrolled=n_enrolled,
         counts=counts,
         warnings=tuple(warnings),
+        survival=derive_survival(
+            enrolled,
+            design.arm_ids,
+            cutoff,
+            design.assessment.follow_up_days,
+            censor_at_hsct=design.survival is not None and design.survival.censor_at_hsct,
+        ),
     )

@@ -75,3 +75,63 @@ BINARY_ENDPOINTS: dict[str, BinaryEndpoint] = {
         ),
     )
 }
+
+
+@dataclass(frozen=True)
+class SurvivalEndpoint:
+    """A time-to-event endpoint (see :mod:`adaptive.survival_data` for the derivation).
+
+    Parameters
+    ----------
+    name
+        Key used in config and outputs.
+    label
+        Short human label, used in sentences ("OS").
+    definition
+        One-paragraph definition, repeated in README and the memo.
+    """
+
+    name: str
+    label: str
+    definition: str
+
+
+_FOLLOW_UP = (
+    " Follow-up ends follow_up_days (730) after enrolment, the protocol's window, or at the cutoff, "
+    "whichever is earlier; dates after the cutoff are unknown (a death or last contact after it shows "
+    "the patient alive at the cutoff). An event on day 0 is placed at half a day. With "
+    "survival.censor_at_hsct (a sensitivity analysis, default off) follow-up is also censored at an "
+    "allogeneic transplant (an event on the transplant day still counts)."
+)
+
+SURVIVAL_ENDPOINTS: dict[str, SurvivalEndpoint] = {
+    e.name: e
+    for e in (
+        SurvivalEndpoint(
+            "os",
+            "OS",
+            "Overall survival: every patient enrolled on or before the cutoff, from enrolment to death "
+            "from any cause; censored at the last date the patient is known alive (last contact, "
+            "response, relapse or transplant)." + _FOLLOW_UP,
+        ),
+        SurvivalEndpoint(
+            "rfs",
+            "RFS",
+            "Relapse-free survival: patients whose best response is CR or CRi dated on or before the "
+            "cutoff, from the response date to relapse or death, whichever is first; censored at the "
+            "last date known alive and relapse-free." + _FOLLOW_UP,
+        ),
+        SurvivalEndpoint(
+            "efs",
+            "EFS",
+            "Event-free survival: patients in CR or CRi (dated on or before the cutoff) whose MRD "
+            "status is known, from the response date to relapse, death or an MRD-positive remission, "
+            "whichever is first. An MRD-positive remission is an event on the response date (day 0: "
+            "the remission is not a measurable-residual-disease-free one, by analogy with ELN 2022, "
+            "whose EFS counts not reaching remission as an event on day 1 and whose response "
+            "criteria make CR without MRD a category of its own); the model gives these day-0 "
+            "events a point mass of their own. A CR/CRi with MRD status blank is left out (as for "
+            "MRD-negative CRc) and counted in n_excluded." + _FOLLOW_UP,
+        ),
+    )
+}

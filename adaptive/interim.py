@@ -24,19 +24,21 @@ from adaptive.borrowing import model_for_look
 from adaptive.config import Design, load_config
 from adaptive.data import PatientTable, load_patients
 from adaptive.derive import DerivedData, derive
-from adaptive.endpoints import BINARY_ENDPOINTS
+from adaptive.endpoints import BINARY_ENDPOINTS, SURVIVAL_ENDPOINTS
 from adaptive.exceptions import ConvergenceError, LedgerError, Problem
 from adaptive.ledger import Ledger, LookRecord, look_summary
 from adaptive.output import atomic_dir, canonical_json, check_out_dir, remove_stale_tmp, versions
 from adaptive.queue import evaluate_queue
 from adaptive.randomization import allocate, allocation_rules, concurrent_analysis
 from adaptive.recommend import build_recommendations, closing_arms
-from decision_rules import BetaPredictive, DrawsPosterior, DrawsPredictive, RuleResult, Superiority
+from decision_rules import BetaPredictive, DrawsPosterior, DrawsPredictive, RuleResult, SurvivalPosterior
 from decision_rules.rules import PREDICTIVE_KINDS
 from models.binary import BinaryData, model_from_config
 from models.diagnostics import Limits
 from models.fitting import FitResult, fit_with_retries
 from models.sampling import SamplerSettings
+from models.survival import HORIZONS, SurvivalData
+from models.survival import model_from_config as survival_model_from_config
 
 SCHEMA = "rr-aml-adaptive/interim/v1"
 
@@ -79,8 +81,24 @@ def binary_data(design: Design, derived: DerivedData, endpoint: str) -> BinaryDa
     return BinaryData(arms=arms, n=n, y=y, null_rate=null)
 
 
+def survival_data(design: Design, derived: DerivedData, endpoint: str) -> SurvivalData:
+    """Events and days at risk of a survival endpoint per arm and interval, over the modelled arms."""
+    arms = design.modelled_arms
+    f = derived.survival.times[endpoint]
+    f = f[f["arm"].isin(arms)]
+    return SurvivalData.from_times(
+        arms,
+        design.survival.cut_points_days,
+        f["arm"].to_numpy(),
+        f["time"].to_numpy(),
+        f["event"].to_numpy(),
+        f["day0"].to_numpy(),
+        has_day0=endpoint == "efs",
+    )
+
+
 def fit_endpoints(design: Design, derived: DerivedData, seed: int) -> dict[str, FitResult]:
-    """Fit the configured model of every binary endpoint (with retries)."""
+    """Fit the configured model of every binary and survival endpoint (with retries)."""
     settings = sampler_settings(design)
     lim = design.sampler.limits
     limits = Limits(lim.max_rhat, lim.min_ess_bulk, lim.min_ess_tail, lim.max_divergences)
@@ -91,6 +109,17 @@ def fit_endpoints(design: Design, derived: DerivedData, seed: int) -> dict[str, 
         fits[endpoint] = fit_with_retries(
             model,
             binary_data(design, derived, endpoint),
+            seed=seed,
+            label=endpoint,
+            settings=settings,
+            limits=limits,
+            retries=retries,
+        )
+    survival = design.survival.endpoints if design.survival is not None else {}
+    for endpoint, cfg in survival.items():
+        fits[endpoint] = fit_with_retries(
+            survival_model_from_config(cfg.model),
+            survival_data(design, derived, endpoint),
             seed=seed,
             label=endpoint,
             settings=settings,
@@ -120,6 +149,11 @@ def evaluate_rules(design: Design, derived: DerivedData, fits: dict[str, FitResu
     """Every configured rule on the posterior of its endpoint."""
     results: list[RuleResult] = []
     for rule in design.rules:
+        if rule.family == "survival":
+            # survival endpoints have no binary counts: read the survival posterior and events
+            posterior = SurvivalPosterior(fits[rule.endpoint].idata.posterior)
+            results += rule.evaluate(posterior, derived.survival.n_events(rule.endpoint), design.labels)
+            continue
         n_eval = {a: c.n_evaluable for a, c in derived.counts[rule.endpoint].items()}
         if rule.kind in PREDICTIVE_KINDS:
             source = predictive_source(design, derived, fits[rule.endpoint], rule.endpoint)
@@ -151,6 +185,14 @@ def _endpoint_summary(
         out.update(
             mean=None, ci95_low=None, ci95_high=None, prob_above_null=None, prob_above_target=None, mcse=None
         )
+        # the same keys as a converged summary, null (a stable schema for every endpoint and status)
+        out.update(median=None, mcse_prob_above_null=None)
+        if rates.target_rate is not None:
+            out["mcse_prob_above_target"] = None
+        if rates.limit_rate is not None:
+            out.update(prob_above_limit=None, mcse_prob_above_limit=None)
+        if design.endpoints[endpoint].model.kind == "exnex":
+            out["prob_exchangeable"] = None
         return out
     post = DrawsPosterior(fit.idata.posterior["p"])
     draws = fit.idata.posterior["p"].sel(arm=arm).values
@@ -178,6 +220,73 @@ def _endpoint_summary(
             out["prob_above_target"] = None
     if "prob_exchangeable" in fit.idata.posterior:
         out["prob_exchangeable"] = float(fit.idata.posterior["prob_exchangeable"].sel(arm=arm).mean())
+    return out
+
+
+def _interval(draws: np.ndarray) -> dict:
+    lo, med, hi = np.quantile(draws, [0.025, 0.5, 0.975])
+    return {"median": float(med), "ci95_low": float(lo), "ci95_high": float(hi)}
+
+
+def _survival_summary(
+    design: Design, derived: DerivedData, fit: FitResult | None, endpoint: str, arm: str
+) -> dict:
+    out: dict = derived.survival.summary(endpoint, arm)
+    bench = design.arm(arm).survival_benchmarks.get(endpoint)
+    out["benchmark_median_days"] = bench
+    out["model"] = design.survival.endpoints[endpoint].model.kind
+    keys = ["median_days", "prob_median_beyond_follow_up", *(f"s{h}" for h in HORIZONS)]
+    keys += ["prob_median_above_benchmark", "mcse_prob_median_above_benchmark"]
+    if endpoint == "efs":
+        keys.append("prob_day0_event")
+    if fit is None or not fit.converged or arm not in design.modelled_arms:
+        out.update(dict.fromkeys(keys))
+        return out
+    post = SurvivalPosterior(fit.idata.posterior)
+    med = post.median(arm)
+    out["median_days"] = _interval(med)
+    out["prob_median_beyond_follow_up"] = float(np.mean(med > design.assessment.follow_up_days))
+    for h in HORIZONS:
+        out[f"s{h}"] = _interval(post.survival(arm, h))
+    est = post.prob_median_above(arm, bench) if bench is not None else None
+    out["prob_median_above_benchmark"] = est.prob if est else None
+    out["mcse_prob_median_above_benchmark"] = est.mcse if est else None
+    if endpoint == "efs":
+        out["prob_day0_event"] = _interval(fit.idata.posterior["prob_day0_event"].sel(arm=arm).values)
+    return out
+
+
+def randomized_pairs(design: Design) -> list[tuple[str, str]]:
+    """Every pair of modelled arms that share a randomized routing cohort, in config order."""
+    pairs = []
+    for step in design.routing:
+        arms = [a for a in step.arms if a in design.modelled_arms]
+        pairs += [(a, b) for i, a in enumerate(arms) for b in arms[i + 1 :] if (a, b) not in pairs]
+    return pairs
+
+
+def survival_comparisons(design: Design, fits: dict[str, FitResult]) -> list[dict]:
+    """Hazard ratio (first arm over second) with its 95% interval and P(HR < 1), per randomized pair."""
+    out = []
+    survival = design.survival.endpoints if design.survival is not None else {}
+    for endpoint in survival:
+        post = SurvivalPosterior(fits[endpoint].idata.posterior)
+        for a, b in randomized_pairs(design):
+            lo, med, hi = post.hr_quantiles(a, b, [0.025, 0.5, 0.975])
+            est = post.prob_hr_below(a, b, 1.0)
+            out.append(
+                {
+                    "endpoint": endpoint,
+                    "arms": [a, b],
+                    "hr": {"median": med, "ci95_low": lo, "ci95_high": hi},
+                    "prob_hr_below_1": est.prob,
+                    "mcse_prob_hr_below_1": est.mcse,
+                    "sentence": f"{SURVIVAL_ENDPOINTS[endpoint].label} hazard ratio {a}:{b} "
+                    f"{med:.2f} (95% CrI {lo:.2f}-{hi:.2f}); P(HR < 1) = {100 * est.prob:.1f}%"
+                    + (" (after the response date, excluding day-0 events)" if endpoint == "efs" else "")
+                    + ".",
+                }
+            )
     return out
 
 
@@ -228,7 +337,12 @@ def build_report(
                 "rules": [r.to_dict() for r in arm_results],
             }
         )
-    comparisons = [r.to_dict() for r in results if r.kind == Superiority.kind]
+        if design.survival is not None:
+            arms[-1]["survival"] = {
+                ep: _survival_summary(design, derived, fits.get(ep), ep, a.id)
+                for ep in design.survival.endpoints
+            }
+    comparisons = [r.to_dict() for r in results if len(r.arms) > 1]
     failed = {ep: f.diagnostics.failures for ep, f in fits.items() if not f.converged}
     report = {
         "schema": SCHEMA,
@@ -248,10 +362,16 @@ def build_report(
         "data_file": table.source,
         "data_sha256": table.sha256,
         "versions": versions(),
-        "endpoint_definitions": {ep: BINARY_ENDPOINTS[ep].definition for ep in design.endpoints},
+        "endpoint_definitions": {ep: BINARY_ENDPOINTS[ep].definition for ep in design.endpoints}
+        | {
+            ep: SURVIVAL_ENDPOINTS[ep].definition
+            for ep in (design.survival.endpoints if design.survival else {})
+        },
         "diagnostics": _diagnostics_block(fits),
         "arms": arms,
         "comparisons": comparisons,
+        "survival_comparisons": survival_comparisons(design, fits) if converged else [],
+        "remission_span": derived.survival.remission_span if derived.survival is not None else None,
         "fired": [r.sentence for r in results if r.fired] if converged else [],
         "warnings": [str(w) for w in (*table.warnings, *derived.warnings)],
         "config": design.as_dict(),
@@ -292,6 +412,8 @@ _KEY_ORDER = (
     "diagnostics",
     "arms",
     "comparisons",
+    "survival_comparisons",
+    "remission_span",
     "fired",
     "warnings",
     "config",

@@ -9,10 +9,11 @@ Per open arm (status ``active`` or ``suspended``), one recommendation. When seve
 one arm the action is chosen by :data:`PRECEDENCE`:
 
 1. ``drop_harm``: patient safety overrides any efficacy signal;
-2. ``drop_futility`` (threshold or predictive futility): the arm cannot reach its target;
-3. ``drop_inferior``: the arm is worse than its randomized comparator; dropping it outranks
-   graduating it, because the better arm of the pair is the one to carry forward;
-4. ``graduate`` (efficacy or predictive efficacy).
+2. ``drop_futility`` (threshold, predictive or survival futility): the arm cannot reach its target;
+3. ``drop_inferior`` (superiority or hazard ratio): the arm is worse than its randomized
+   comparator; dropping it outranks graduating it, because the better arm of the pair is the one to
+   carry forward;
+4. ``graduate`` (efficacy, predictive efficacy or survival efficacy).
 
 The other rules that fired are listed with the chosen one (``also_fired``) and named in the
 sentence, so a conflict (e.g. better than the null but clearly below the target) is visible,
@@ -33,7 +34,7 @@ from collections.abc import Mapping, Sequence
 from adaptive.config import Design
 from adaptive.derive import DerivedData
 from adaptive.queue import QueueDecision
-from decision_rules import Allocation, RuleResult
+from decision_rules import SURVIVAL_RULE_KINDS, Allocation, RuleResult
 from decision_rules.rules import fmt_pct
 
 ACTIONS = (
@@ -77,8 +78,12 @@ def compact(r: RuleResult) -> dict:
 
 
 def _target_arm(r: RuleResult) -> str:
-    """The arm a rule's action applies to (the inferior arm for a comparison)."""
-    if r.kind == "superiority":
+    """The arm a rule's action applies to (the inferior arm for a comparison).
+
+    Keyed on the action, not the kind: every pairwise rule that recommends ``drop_inferior``
+    (``superiority``, ``hazard_ratio``) lists the better arm first and names the ``inferior`` one.
+    """
+    if r.action == "drop_inferior":
         return str(r.extra.get("inferior", r.arms[-1]))
     return r.arms[0]
 
@@ -207,7 +212,8 @@ def arm_recommendation(
     not_yet = [r for r in mine if not r.evaluated]
     wait = ""
     if not_yet:
-        wait = f"; {len(not_yet)} rule(s) wait for more evaluable patients"
+        events = " or events" if any(r.kind in SURVIVAL_RULE_KINDS for r in not_yet) else ""
+        wait = f"; {len(not_yet)} rule(s) wait for more evaluable patients{events}"
     sentence = (
         f"No rule fires for {name}: it {state} ({n_enrolled} of {a.max_n} enrolled{probs_s}{pp_s}{wait})."
     )

@@ -15,6 +15,13 @@ from decision_rules.rules import (
     RuleResult,
     Superiority,
 )
+from decision_rules.survival import (
+    SURVIVAL_RULE_KINDS,
+    HazardRatioSuperiority,
+    MedianEfficacy,
+    MedianFutility,
+    SurvivalPosterior,
+)
 
 __all__ = [
     "Allocation",
@@ -40,4 +47,9 @@ __all__ = [
     "PredictiveFutility",
     "RuleResult",
     "Superiority",
+    "SURVIVAL_RULE_KINDS",
+    "HazardRatioSuperiority",
+    "MedianEfficacy",
+    "MedianFutility",
+    "SurvivalPosterior",
 ]

@@ -107,6 +107,10 @@ class _ThresholdRule:
     comparison: ClassVar[Comparison] = ">"
     #: how many MCSEs from the threshold a probability must be to count as Monte Carlo-certain
     mc_z: ClassVar[float] = 2.0
+    #: which posterior the rule reads ("binary": rates ``p``; "survival": see decision_rules.survival)
+    family: ClassVar[str] = "binary"
+    #: what ``min_evaluable`` counts, for sentences ("evaluable" patients, or "events")
+    count_noun: ClassVar[str] = "evaluable"
 
     def __post_init__(self):
         if not 0.0 < self.threshold < 1.0:
@@ -172,7 +176,7 @@ class _ThresholdRule:
         if not evaluated:
             sentence = (
                 f"{head}; the {self.kind} rule '{self.id}' is not evaluated yet: "
-                f"{'/'.join(str(n) for n in ns)} evaluable for {self.label}, "
+                f"{'/'.join(str(n) for n in ns)} {self.count_noun} for {self.label}, "
                 f"it needs at least {self.min_evaluable}{' per arm' if len(ns) > 1 else ''}."
             )
         elif fired:
@@ -238,6 +242,10 @@ class _ProbAboveRule(_ThresholdRule):
     def quantity(self, arm: str) -> str:
         return f"P({self.label} > {fmt_pct(self.references[arm])})"
 
+    def estimate(self, posterior, arm: str, reference: float) -> Estimate:
+        """The probability the rule compares with its threshold (here ``P(p_arm > reference)``)."""
+        return posterior.prob_above(arm, reference)
+
     def evaluate(
         self,
         posterior,
@@ -249,7 +257,7 @@ class _ProbAboveRule(_ThresholdRule):
         for arm, ref in self.references.items():
             if arm not in posterior.arms:
                 continue
-            est = posterior.prob_above(arm, ref)
+            est = self.estimate(posterior, arm, ref)
             out.append(
                 self._result(
                     arms=(arm,),

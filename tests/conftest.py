@@ -42,6 +42,19 @@ def small_sampler(doc: dict, draws: int = 1000, tune: int = 500) -> dict:
     return doc
 
 
+SURVIVAL_RULE_KINDS = ("survival_efficacy", "survival_futility", "hazard_ratio")
+
+
+def without_survival(doc: dict) -> dict:
+    """The config without its survival section, benchmarks and survival rules (binary endpoints only)."""
+    doc = copy.deepcopy(doc)
+    doc.pop("survival", None)
+    for arm in doc["arms"].values():
+        arm.pop("survival_benchmarks", None)
+    doc["rules"] = [r for r in doc["rules"] if r["kind"] not in SURVIVAL_RULE_KINDS]
+    return doc
+
+
 def write_config(tmp_path: Path, doc: dict, name: str = "config.yaml") -> Path:
     path = tmp_path / name
     path.write_text(yaml.safe_dump(doc, sort_keys=False))

@@ -7,7 +7,15 @@ import yaml
 
 from adaptive.config import load_config, parse_config
 from adaptive.exceptions import ConfigError
-from decision_rules import Efficacy, Futility, Harm, PredictiveFutility, Superiority
+from decision_rules import (
+    Efficacy,
+    Futility,
+    Harm,
+    HazardRatioSuperiority,
+    MedianFutility,
+    PredictiveFutility,
+    Superiority,
+)
 from tests.conftest import CONFIG, config_dict
 
 
@@ -21,7 +29,16 @@ def test_bundled_config_parses(design):
     assert [a.label for a in design.arms][2:4] == ["DAV", "HAV"]
     assert set(design.endpoints) == {"crc", "orr", "mrd_negative_cr", "mortality_30d", "mortality_60d"}
     kinds = [type(r) for r in design.rules]
-    assert kinds == [Efficacy, Futility, Harm, Harm, Superiority, PredictiveFutility]
+    assert kinds == [
+        Efficacy,
+        Futility,
+        Harm,
+        Harm,
+        Superiority,
+        MedianFutility,
+        HazardRatioSuperiority,
+        PredictiveFutility,
+    ]
     # references resolved per arm from the rates
     assert design.rules[0].references["arm3"] == 0.35
     assert design.rules[1].references["arm2"] == 0.54
@@ -212,7 +229,7 @@ def _n_arm_config(k: int) -> dict:
     doc["routing"] = [
         {"cohort": "all", "arms": list(doc["arms"]), "allocation": dict.fromkeys(doc["arms"], 1)}
     ]
-    doc["rules"] = [r for r in doc["rules"] if r["kind"] != "superiority"]
+    doc["rules"] = [r for r in doc["rules"] if r["kind"] not in ("superiority", "hazard_ratio")]
     doc.pop("randomization")
     doc["rules"].append(
         {"id": "pair", "kind": "superiority", "endpoint": "crc", "arms": ["a01", "a02"], "threshold": 0.9}

@@ -36,6 +36,11 @@ def test_ledger_path_is_relative_to_the_config_file(tmp_path):
     assert load_config(CONFIG).ledger_path is None
 
 
+def pp_rule(doc: dict) -> dict:
+    """The bundled predictive futility rule (found by id: its index moves as rules are added)."""
+    return next(r for r in doc["rules"] if r["id"] == "pp_futility_crc")
+
+
 @pytest.mark.parametrize(
     ("edit", "match"),
     [
@@ -57,14 +62,14 @@ def test_ledger_path_is_relative_to_the_config_file(tmp_path):
         (lambda d: d["randomization"][0].update(burnin=5), r"unknown key 'burnin'. Did you mean 'burn_in'\?"),
         (lambda d: d["randomization"].append(dict(d["randomization"][0])), "has two randomization entries"),
         (
-            lambda d: d["rules"][5].update(success_rule="graduate"),
+            lambda d: pp_rule(d).update(success_rule="graduate"),
             r"no rule has id 'graduate'.*Did you mean 'graduate_crc'\?",
         ),
         (
-            lambda d: d["rules"][5].update(success_rule="futility_crc"),
+            lambda d: pp_rule(d).update(success_rule="futility_crc"),
             "is a futility rule; the success predicted must be an efficacy rule",
         ),
-        (lambda d: d["rules"][5].update(endpoint="orr"), "differs from the endpoint 'crc' of success_rule"),
+        (lambda d: pp_rule(d).update(endpoint="orr"), "differs from the endpoint 'crc' of success_rule"),
         (
             lambda d: d["arms"]["arm8"]["entry"].update(cohort="new_drugs"),
             r"no routing step has cohort 'new_drugs'.*Did you mean 'new_drug'\?",
@@ -104,7 +109,7 @@ def test_adaptation_config_errors(edit, match):
 def test_every_adaptation_problem_is_listed_at_once():
     doc = config_dict()
     doc["randomization"][0]["cohort"] = "nope"
-    doc["rules"][5]["success_rule"] = "nope"
+    pp_rule(doc)["success_rule"] = "nope"
     doc["arms"]["arm8"]["entry"]["cohort"] = "nope"
     with pytest.raises(ConfigError) as exc:
         design_from(doc)

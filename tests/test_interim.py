@@ -11,7 +11,15 @@ from click.testing import CliRunner
 
 from adaptive.cli import main
 from models.exact import hierarchical_summary
-from tests.conftest import EXAMPLE, config_dict, rows_frame, small_sampler, write_config, write_csv
+from tests.conftest import (
+    EXAMPLE,
+    config_dict,
+    rows_frame,
+    small_sampler,
+    without_survival,
+    write_config,
+    write_csv,
+)
 
 CUTOFF = "2026-10-31"
 
@@ -75,10 +83,10 @@ def test_arm_summaries(look):
         assert 0 <= crc["responders"] <= crc["n_evaluable"] <= a["n_enrolled"]
         assert set(a["endpoints"]) == {"crc", "orr", "mrd_negative_cr", "mortality_30d", "mortality_60d"}
         kinds = {r["kind"] for r in a["rules"]}
-        assert kinds == {"efficacy", "futility", "harm", "predictive_futility"}
+        assert kinds == {"efficacy", "futility", "harm", "predictive_futility", "survival_futility"}
         for r in a["rules"]:
             assert {"prob", "mcse", "threshold", "fired", "sentence"} <= set(r)
-    (cmp,) = rep["comparisons"]
+    (cmp,) = [c for c in rep["comparisons"] if c["kind"] == "superiority"]
     assert set(cmp["arms"]) == {"arm3", "arm4"}
 
 
@@ -166,6 +174,194 @@ def test_same_seed_same_bytes(look, small_config, tmp_path):
     ).read_bytes()
 
 
+@pytest.mark.slow
+def test_survival_summaries_per_arm(look):
+    _, rep, output = look
+    queued = rep["arms"][-1]  # arm8: counted, not modelled
+    assert queued["status"] == "queued" and queued["survival"]["os"]["n"] == 0
+    assert queued["survival"]["os"]["median_days"] is None and queued["rules"] == []
+    for a in rep["arms"][:-1]:
+        crc = a["endpoints"]["crc"]
+        sv = a["survival"]
+        assert set(sv) == {"os", "efs", "rfs"}
+        assert sv["os"]["n"] == a["n_enrolled"]
+        assert sv["rfs"]["n"] == crc["responders"]  # RFS: the CR/CRi patients
+        assert sv["efs"]["n"] + sv["efs"]["n_excluded"] == sv["rfs"]["n"]
+        assert sv["efs"]["day0_events"] == sv["efs"]["events_by_type"]["mrd_positive"]
+        for ep, s in sv.items():
+            assert s["events"] == sum(s["events_by_type"].values()) <= s["n"]
+            for key in ("median_days", "s180", "s365", "s730"):
+                q = s[key]
+                assert q["ci95_low"] <= q["median"] <= q["ci95_high"], (a["arm"], ep, key)
+            assert s["s180"]["median"] >= s["s365"]["median"] >= s["s730"]["median"]
+            assert 0 <= s["prob_median_beyond_follow_up"] <= 1
+        bench = sv["os"]["benchmark_median_days"]
+        assert bench is not None and 0 <= sv["os"]["prob_median_above_benchmark"] <= 1
+        assert sv["os"]["mcse_prob_median_above_benchmark"] >= 0
+        assert sv["efs"]["prob_median_above_benchmark"] is None  # no EFS benchmarks in the config
+        assert 0 < sv["efs"]["prob_day0_event"]["median"] < 1
+        (fut,) = [r for r in a["rules"] if r["kind"] == "survival_futility"]
+        assert fut["n_evaluable"] == [sv["os"]["events"]]
+        assert fut["extra"]["reference"] == bench
+    spans = rep["remission_span"]
+    assert spans["trial"]["n_remissions"] == sum(a["endpoints"]["crc"]["responders"] for a in rep["arms"])
+    assert spans["trial"]["first_remission_on"] <= spans["trial"]["last_remission_on"] <= CUTOFF
+    assert set(rep["endpoint_definitions"]) >= {"os", "efs", "rfs"}
+    assert "OS median days" in output and "remission span:" in output
+
+
+@pytest.mark.slow
+def test_survival_comparisons_and_hazard_ratio_rule(look):
+    _, rep, _ = look
+    assert [(c["endpoint"], c["arms"]) for c in rep["survival_comparisons"]] == [
+        (ep, ["arm3", "arm4"]) for ep in ("os", "efs", "rfs")
+    ]
+    for c in rep["survival_comparisons"]:
+        assert c["hr"]["ci95_low"] < c["hr"]["median"] < c["hr"]["ci95_high"]
+        assert 0 <= c["prob_hr_below_1"] <= 1 and c["mcse_prob_hr_below_1"] > 0
+    (hr_rule,) = [c for c in rep["comparisons"] if c["kind"] == "hazard_ratio"]
+    assert set(hr_rule["arms"]) == {"arm3", "arm4"}
+    os_cmp = rep["survival_comparisons"][0]
+    p34 = os_cmp["prob_hr_below_1"]
+    assert hr_rule["prob"] == pytest.approx(max(p34, 1 - p34), abs=1e-6)
+    assert set(rep["diagnostics"]["by_endpoint"]) >= {"os", "efs", "rfs"}
+
+
+@pytest.mark.slow
+def test_ledger_rerun_and_history_with_survival_endpoints(look, small_config):
+    """The look of the bundled config (survival endpoints included) is in its ledger: the same
+    command again is an idempotent rerun, and `adaptive history` reads it."""
+    out, rep, _ = look
+    before = (out / "recommendations.json").read_bytes()
+    res = run(
+        "interim", "--config", small_config, "--data", EXAMPLE, "--cutoff", CUTOFF, "--out", out, "--seed", 42
+    )
+    assert res.exit_code == 0 and "Nothing to do" in res.output, res.output
+    assert (out / "recommendations.json").read_bytes() == before
+    ledger = out.parent / "ledger.sqlite"
+    res = run("history", "--ledger", ledger)
+    assert res.exit_code == 0 and "arm3 DAV" in res.output, res.output
+    hist = json.loads(run("history", "--ledger", ledger, "--json").output)
+    (lk,) = hist["looks"]
+    assert lk["cutoff"] == CUTOFF and lk["status"] == "ok"
+    assert set(lk["diagnostics"]) >= {"max_rhat", "converged"}
+    assert [r["action"] for r in lk["recommendations"]] == [r["action"] for r in rep["recommendations"]]
+    assert hist["arms"]["arm3"][0]["crc_evaluable"] == rep["arms"][2]["endpoints"]["crc"]["n_evaluable"]
+
+
+@pytest.mark.slow
+def test_survival_posteriors_in_netcdf_match_the_report(look):
+    out, rep, _ = look
+    for ep in ("os", "efs", "rfs"):
+        idata = az.InferenceData.from_netcdf(out / "posterior.nc", base_group=ep)
+        post = idata.posterior
+        assert post["median"].dims == ("chain", "draw", "arm")
+        assert post["hazard"].dims == ("chain", "draw", "arm", "interval")
+        assert list(post.interval.values) == ["0-30", "30-60", "60-120", "120-240", "240-365", "365-730"]
+        cd = idata.constant_data
+        assert list(post.arm.values) == [f"arm{i}" for i in range(1, 8)]  # the queued arm8 is not modelled
+        for k, a in enumerate(rep["arms"][:-1]):
+            s = a["survival"][ep]
+            assert cd["n"].values[k] == s["n"]
+            assert cd["events"].values[k].sum() + cd["day0_events"].values[k] == s["events"]
+            assert cd["exposure"].values[k].sum() == pytest.approx(s["exposure_days"])
+            assert s["median_days"]["median"] == pytest.approx(
+                float(np.median(post["median"].sel(arm=a["arm"]).values)), abs=1e-5
+            )
+        assert ("prob_day0_event" in post) is (ep == "efs")
+
+
+def test_survival_fit_failure_refuses_the_look(tmp_path, monkeypatch):
+    """A survival fit that fails its limits refuses the whole look, as a CRc fit would (exit 3)."""
+    import xarray as xr
+
+    from models.survival import PiecewiseExponential
+
+    def stuck(self, data, *, seed, settings):
+        rng = np.random.default_rng(seed)
+        shape = (settings.chains, settings.draws, len(data.arms))
+        eta = rng.normal(size=shape) + np.arange(settings.chains)[:, None, None] * 3.0  # chains disagree
+        dims = ("chain", "draw", "arm")
+        post = xr.Dataset(
+            {"eta": (dims, eta), "median": (dims, np.exp(-eta))}, coords={"arm": list(data.arms)}
+        )
+        stats = xr.Dataset({"diverging": (("chain", "draw"), np.zeros(shape[:2], bool))})
+        idata = az.InferenceData(posterior=post, sample_stats=stats)
+        idata.add_groups(constant_data=data.constant_data())
+        return idata
+
+    monkeypatch.setattr(PiecewiseExponential, "fit", stuck)
+    cfg = small_sampler(config_dict(), draws=200, tune=200)
+    for ep in cfg["endpoints"].values():
+        ep["model"] = {"kind": "independent"}  # exact draws: these converge
+    path = write_config(tmp_path, cfg)
+    out = tmp_path / "look"
+    res = run("interim", "--config", path, "--data", EXAMPLE, "--cutoff", CUTOFF, "--out", out)
+    assert res.exit_code == 3, res.output
+    rep = json.loads((out / "recommendations.json").read_text())
+    assert rep["status"] == "refused" and "os failed (max R-hat" in rep["refusal"]
+    assert rep["diagnostics"]["by_endpoint"]["crc"]["converged"] is True
+    assert len(rep["diagnostics"]["by_endpoint"]["os"]["attempts"]) == 2  # first try + one retry
+    assert rep["fired"] == [] and rep["comparisons"] == [] and rep["survival_comparisons"] == []
+    assert all(a["rules"] == [] for a in rep["arms"])
+    assert all(a["survival"]["os"]["median_days"] is None for a in rep["arms"])
+    # as for binary endpoints, summaries of fits that did converge are still shown (no rule is run)
+    modelled = [a for a in rep["arms"] if a["status"] != "queued"]  # arm8 is queued: not modelled
+    assert [a["arm"] for a in modelled] == [f"arm{i}" for i in range(1, 8)]
+    assert all(a["endpoints"]["crc"]["prob_above_null"] is not None for a in modelled)
+    assert all(a["endpoints"]["mortality_30d"]["prob_above_limit"] is not None for a in modelled)
+    assert rep["arms"][0]["survival"]["os"]["n"] == rep["arms"][0]["n_enrolled"]  # counts still shown
+
+
+def test_refused_endpoint_keeps_the_same_fields(tmp_path, monkeypatch):
+    """An endpoint whose fit failed reports the same keys as a converged one, null (a stable schema)."""
+    from models.binary import IndependentBetaBinomial
+
+    cfg = small_sampler(without_survival(config_dict()), draws=200, tune=200)
+    for ep in cfg["endpoints"].values():
+        ep["model"] = {"kind": "independent"}
+    good = run(
+        "interim",
+        "--config",
+        write_config(tmp_path, cfg),
+        "--data",
+        EXAMPLE,
+        "--cutoff",
+        CUTOFF,
+        "--out",
+        tmp_path / "ok",
+    )
+    assert good.exit_code == 0, good.output
+    ok = json.loads((tmp_path / "ok" / "recommendations.json").read_text())
+    real_fit = IndependentBetaBinomial.fit
+
+    def stuck(self, data, *, seed, settings):
+        idata = real_fit(self, data, seed=seed, settings=settings)
+        idata.posterior["p"][1] = idata.posterior["p"][1] * 0.5  # chain 2 disagrees: R-hat fails
+        return idata
+
+    monkeypatch.setattr(IndependentBetaBinomial, "fit", stuck)
+    # the same inputs again: --force, or the look ledger would report the first look (exit 0)
+    res = run(
+        "interim",
+        "--config",
+        tmp_path / "config.yaml",
+        "--data",
+        EXAMPLE,
+        "--cutoff",
+        CUTOFF,
+        "--out",
+        tmp_path / "refused",
+        "--force",
+    )
+    assert res.exit_code == 3, res.output
+    refused = json.loads((tmp_path / "refused" / "recommendations.json").read_text())
+    for a_ok, a_ref in zip(ok["arms"], refused["arms"], strict=True):
+        for ep, summary in a_ok["endpoints"].items():
+            assert set(a_ref["endpoints"][ep]) == set(summary), (a_ok["arm"], ep)
+            assert a_ref["endpoints"][ep]["mean"] is None
+
+
 def test_refuses_non_empty_output_folder(small_config, tmp_path):
     out = tmp_path / "look"
     out.mkdir()
@@ -208,7 +404,7 @@ def test_failure_mid_write_leaves_nothing(small_config, tmp_path, monkeypatch):
         raise OSError("disk full")
 
     monkeypatch.setattr(interim, "write_posterior", boom)
-    cfg = small_sampler(config_dict(), draws=200, tune=200)
+    cfg = small_sampler(without_survival(config_dict()), draws=200, tune=200)
     for ep in cfg["endpoints"].values():
         ep["model"] = {"kind": "independent"}
     path = write_config(tmp_path, cfg)
@@ -243,7 +439,7 @@ def test_non_convergence_is_refused_loudly(tmp_path):
 def test_validate_ok_and_lists_rules(tmp_path):
     res = run("validate", "--config", "configs/rr_aml.yaml", "--data", EXAMPLE, "--cutoff", CUTOFF)
     assert res.exit_code == 0, res.output
-    assert "config configs/rr_aml.yaml: OK (8 arms, 5 endpoints, 6 rules" in res.output
+    assert "config configs/rr_aml.yaml: OK (8 arms, 5 endpoints, 8 rules" in res.output
     assert "data" in res.output and "220 patients" in res.output
 
 
@@ -267,7 +463,7 @@ def test_twelve_arm_trial_runs_the_same_way(tmp_path):
         {"cohort": "all", "arms": list(doc["arms"]), "allocation": dict.fromkeys(doc["arms"], 1)}
     ]
     doc.pop("randomization")
-    doc["rules"] = [r for r in doc["rules"] if r["kind"] != "superiority"] + [
+    doc["rules"] = [r for r in doc["rules"] if r["kind"] not in ("superiority", "hazard_ratio")] + [
         {
             "id": "x01_vs_x02",
             "kind": "superiority",

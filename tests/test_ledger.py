@@ -23,7 +23,16 @@ from adaptive import datadiff
 from adaptive.cli import main
 from adaptive.data import validate_frame
 from adaptive.ledger import Ledger, read_looks
-from tests.conftest import EXAMPLE, ROOT, config_dict, design_from, rows_frame, small_sampler, write_config
+from tests.conftest import (
+    EXAMPLE,
+    ROOT,
+    config_dict,
+    design_from,
+    rows_frame,
+    small_sampler,
+    without_survival,
+    write_config,
+)
 
 CUTOFF = "2026-10-31"
 
@@ -34,7 +43,9 @@ def run(*args):
 
 @pytest.fixture(scope="module")
 def fast_config(tmp_path_factory):
-    doc = small_sampler(config_dict(), draws=250, tune=200)
+    # binary endpoints only (survival endpoints need MCMC); tests/test_interim.py checks the ledger
+    # and history of a look with survival endpoints
+    doc = small_sampler(without_survival(config_dict()), draws=250, tune=200)
     for ep in doc["endpoints"].values():
         ep["model"] = {"kind": "independent"}
     return write_config(tmp_path_factory.mktemp("cfg"), doc)
@@ -121,7 +132,7 @@ def test_an_earlier_look_folder_is_never_overwritten(fast_config, tmp_path):
 
 
 def test_ledger_path_from_config_and_bad_ledger_file(tmp_path):
-    doc = small_sampler(config_dict(), draws=200, tune=200)
+    doc = small_sampler(without_survival(config_dict()), draws=200, tune=200)
     for ep in doc["endpoints"].values():
         ep["model"] = {"kind": "independent"}
     doc["ledger"] = {"path": "trial-ledger.sqlite"}

@@ -13,7 +13,7 @@ from adaptive.derive import ArmCounts, DerivedData
 from adaptive.queue import evaluate_queue
 from adaptive.randomization import allocate, allocation_rules
 from adaptive.recommend import ACTIONS, PRECEDENCE, build_recommendations, closing_arms
-from decision_rules import BetaPredictive, DrawsPosterior
+from decision_rules import BetaPredictive, DrawsPosterior, MedianEfficacy, SurvivalPosterior
 from decision_rules.rules import PREDICTIVE_KINDS
 from models.binary import Exnex, HierarchicalLogistic, IndependentBetaBinomial
 from tests.conftest import config_dict, design_from
@@ -146,6 +146,89 @@ def test_inferior_arm_of_the_randomized_pair(design):
     results = evaluate(design, derived_big, crc, spread={"arm3": 0.2, "arm4": 0.18})
     rec = by_arm(build_recommendations(design, derived_big, results))["arm3"]
     assert rec["action"] == "drop_inferior" and [r["rule"] for r in rec["also_fired"]] == ["graduate_crc"]
+
+
+def survival_posterior(medians: dict[str, float], log_hazard: dict[str, float], n=4000) -> SurvivalPosterior:
+    """Fake survival draws: each arm's median (days) and log hazard ``eta``, jittered a little."""
+    rng = np.random.default_rng(1)
+    arms = list(medians)
+
+    def stack(values, sd):
+        draws = np.stack([values[a] + sd * rng.standard_normal(n) for a in arms], axis=-1)
+        return draws.reshape(4, -1, len(arms))
+
+    ds = xr.Dataset(
+        {
+            "median": (("chain", "draw", "arm"), stack(medians, 5.0)),
+            "eta": (("chain", "draw", "arm"), stack(log_hazard, 0.1)),
+        },
+        coords={"arm": arms},
+    )
+    return SurvivalPosterior(ds)
+
+
+def os_results(design, post, events=30):
+    """The bundled survival rules (futility_os, dav_vs_hav_os) on a fake OS posterior."""
+    out = []
+    for rule in design.rules:
+        if rule.family == "survival":
+            out += rule.evaluate(post, dict.fromkeys(ARMS, events), design.labels)
+    return out
+
+
+def test_fired_hazard_ratio_rule_drops_the_worse_arm(design):
+    derived = make_derived(design)
+    crc = neutral(design)
+    binary = [r for r in evaluate(design, derived, crc, spread=0.6) if not r.fired]
+    medians = {a: 2 * design.arm(a).survival_benchmarks.os_median_days for a in ARMS}  # not futile
+    eta = dict.fromkeys(ARMS, np.log(np.log(2) / 240))
+    eta["arm4"] += 0.7  # HAV: hazard twice DAV's -> DAV better, P(HR_arm3:arm4 < 1) = 1
+    results = binary + os_results(design, survival_posterior(medians, eta))
+    (hr,) = [r for r in results if r.kind == "hazard_ratio"]
+    assert hr.fired and hr.arms == ("arm3", "arm4")  # the better arm first
+    assert hr.extra["better"] == "arm3" and hr.extra["inferior"] == "arm4"
+    recs = by_arm(build_recommendations(design, derived, results))
+    assert recs["arm4"]["action"] == "drop_inferior" and recs["arm4"]["reason"] == "hazard_ratio"
+    assert recs["arm4"]["sentence"].startswith("Recommend dropping arm4 (HAV) as inferior to arm3 (DAV).")
+    assert recs["arm3"]["action"] == "continue"  # the better arm is never dropped
+    assert {r["action"] for a, r in recs.items() if a not in ("arm3", "arm4")} == {"continue"}
+    # the reverse direction drops the other arm
+    eta["arm4"], eta["arm3"] = eta["arm1"], eta["arm1"] + 0.7
+    results = binary + os_results(design, survival_posterior(medians, eta))
+    recs = by_arm(build_recommendations(design, derived, results))
+    assert recs["arm3"]["action"] == "drop_inferior" and recs["arm4"]["action"] == "continue"
+
+
+def test_survival_rule_actions_follow_the_precedence(design):
+    derived = make_derived(design)
+    binary = [r for r in evaluate(design, derived, neutral(design), spread=0.6) if not r.fired]
+    bench = {a: design.arm(a).survival_benchmarks.os_median_days for a in ARMS}
+    medians = {a: 2 * bench[a] for a in ARMS}
+    medians["arm6"] = bench["arm6"] / 2  # P(median > benchmark) = 0 -> survival_futility fires
+    eta = dict.fromkeys(ARMS, 0.0)
+    results = binary + os_results(design, survival_posterior(medians, eta))
+    recs = by_arm(build_recommendations(design, derived, results))
+    assert recs["arm6"]["action"] == "drop_futility" and recs["arm6"]["reason"] == "survival_futility"
+    # survival_efficacy recommends graduating; futility on another endpoint outranks it
+    eff = MedianEfficacy(
+        id="graduate_os", endpoint="os", endpoint_label="OS", threshold=0.9, references=bench
+    )
+    post = survival_posterior(medians, eta)
+    fired_eff = [r for r in eff.evaluate(post, dict.fromkeys(ARMS, 30), design.labels) if r.fired]
+    assert {r.arms[0] for r in fired_eff} == set(ARMS) - {"arm6"}
+    recs = by_arm(build_recommendations(design, derived, binary + fired_eff))
+    assert recs["arm1"]["action"] == "graduate" and recs["arm1"]["reason"] == "survival_efficacy"
+    crc = neutral(design)
+    crc["arm1"] = 0.01  # CRc futility for arm1 as well
+    binary_fut = evaluate(design, derived, crc)
+    recs = by_arm(build_recommendations(design, derived, binary_fut + fired_eff))
+    assert recs["arm1"]["action"] == "drop_futility"
+    assert [r["rule"] for r in recs["arm1"]["also_fired"]] == ["graduate_os"]
+    # too few events: futility_os waits (min_events 10), and the sentence says what it waits for
+    few = binary + os_results(design, survival_posterior(medians, eta), events=5)
+    rec = by_arm(build_recommendations(design, derived, few))["arm6"]
+    assert rec["action"] == "continue"
+    assert "1 rule(s) wait for more evaluable patients or events" in rec["sentence"]
 
 
 def test_rules_wait_for_min_evaluable(design):
