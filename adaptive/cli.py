@@ -513,6 +513,10 @@ def _est(x, pct=True) -> str:
 
 
 def _print_oc(report: dict) -> None:
+    skipped = report["design"].get("rules_not_simulated") or []
+    if skipped:
+        names = ", ".join(x["rule"] for x in skipped)
+        console.print(f"[yellow]not simulated:[/] {names} ({skipped[0]['reason']})")
     for sc in report["scenarios"]:
         for label, s in sc["allocations"].items():
             table = Table(

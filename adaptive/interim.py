@@ -257,10 +257,14 @@ def _survival_summary(
 
 
 def randomized_pairs(design: Design) -> list[tuple[str, str]]:
-    """Every pair of modelled arms that share a randomized routing cohort, in config order."""
+    """Every pair of open arms that share a randomized routing cohort, in config order.
+
+    Arms already closed (dropped or graduated) are left out: their comparison was decided, and a
+    late entrant of the same cohort was never randomized against them.
+    """
     pairs = []
     for step in design.routing:
-        arms = [a for a in step.arms if a in design.modelled_arms]
+        arms = [a for a in step.arms if a in design.modelled_arms and not design.arm(a).is_closed]
         pairs += [(a, b) for i, a in enumerate(arms) for b in arms[i + 1 :] if (a, b) not in pairs]
     return pairs
 

@@ -65,6 +65,7 @@ def compact(r: RuleResult) -> dict:
     return {
         "rule": r.rule,
         "kind": r.kind,
+        "action": r.action,
         "endpoint": r.endpoint,
         "arms": list(r.arms),
         "prob": r.prob,
@@ -250,6 +251,7 @@ def build_recommendations(
     for a in design.arms:
         if a.is_open:
             out.append(arm_recommendation(design, derived, a.id, results, arm_summaries.get(a.id)))
+    out = _reconcile_opposite_comparisons(design, out)
     for cohort, alloc in (allocations or {}).items():
         if not alloc.changed(tol):
             continue
@@ -284,6 +286,58 @@ def build_recommendations(
                     "sentence": q.sentence,
                 }
             )
+    return out
+
+
+def _reconcile_opposite_comparisons(design: Design, recs: list[dict]) -> list[dict]:
+    """Resolve two arms each recommended ``drop_inferior`` *to the other*.
+
+    That happens when, say, CRc favours one arm and OS the other. Neither is recommended for
+    dropping as inferior: each gets its next fired action by the precedence (e.g. ``graduate``),
+    or ``continue``, with a sentence that names the conflicting comparisons so the DSMB weighs the
+    endpoints instead of closing the whole pair.
+    """
+    by_arm = {r["arm"]: r for r in recs if r.get("action") == "drop_inferior"}
+    conflicted: set[str] = set()
+    for arm, rec in by_arm.items():
+        for other in {str(x["arms"][0]) for x in rec["rules"]}:
+            if other in by_arm and arm in {str(x["arms"][0]) for x in by_arm[other]["rules"]}:
+                conflicted |= {arm, other}
+    if not conflicted:
+        return recs
+    order = {act: i for i, act in enumerate(PRECEDENCE)}
+    out = []
+    for r in recs:
+        if r.get("arm") not in conflicted:
+            out.append(r)
+            continue
+        partner = next(a for a in conflicted if a != r["arm"])
+        favour_me = ", ".join(x["rule"] for x in by_arm[partner]["rules"])
+        favour_other = ", ".join(x["rule"] for x in r["rules"])
+        rest = sorted(
+            (x for x in r["also_fired"] if x["action"] != "drop_inferior"), key=lambda x: order[x["action"]]
+        )
+        action = rest[0]["action"] if rest else "continue"
+        lead = (
+            f"Recommend {_VERB[action].format(arm=_name(design, r['arm']), other='')}"
+            if rest
+            else f"Continue {_name(design, r['arm'])}"
+        )
+        out.append(
+            {
+                **r,
+                "action": action,
+                "reason": rest[0]["kind"] if rest else "conflicting_comparisons",
+                "rules": [x for x in rest if x["action"] == action],
+                "also_fired": r["rules"] + [x for x in rest if x["action"] != action],
+                "sentence": (
+                    f"{lead}. Its comparison with {_name(design, partner)} conflicts ({favour_me} "
+                    f"favour {r['arm']}; {favour_other} favour {partner}), so neither arm is "
+                    "recommended for dropping as inferior: the DSMB should weigh the endpoints. "
+                    + r["sentence"]
+                ),
+            }
+        )
     return out
 
 

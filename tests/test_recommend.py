@@ -455,3 +455,29 @@ def test_predictive_rule_on_an_independent_endpoint_is_exact(design):
     src = BetaPredictive(["arm1"], [0.15 + 2], [0.85 + 18])
     (res,) = rule.evaluate(src, {"arm1": 20}, design.labels, {"arm1": (2, 20)})
     assert res.extra["method"] == "exact beta-binomial enumeration" and res.mcse == 0.0
+
+
+def test_opposite_comparisons_drop_neither_arm(design):
+    """CRc favours HAV while OS favours DAV: no drop_inferior for either arm, the conflict is named."""
+    derived = make_derived(design)
+    crc = neutral(design)
+    crc["arm3"], crc["arm4"] = 0.50, 0.81  # HAV better on CRc (as in the test above)
+    binary = evaluate(design, derived, crc, spread={"arm3": 0.4, "arm4": 0.18})
+    medians = {a: 2 * design.arm(a).survival_benchmarks.os_median_days for a in ARMS}
+    eta = dict.fromkeys(ARMS, np.log(np.log(2) / 240))
+    eta["arm4"] += 0.7  # ... but DAV better on OS
+    results = binary + os_results(design, survival_posterior(medians, eta))
+    assert {r.rule for r in results if r.fired and r.action == "drop_inferior"} == {
+        "dav_vs_hav_crc",
+        "dav_vs_hav_os",
+    }
+    recs = by_arm(build_recommendations(design, derived, results))
+    for arm, partner in (("arm3", "arm4"), ("arm4", "arm3")):
+        rec = recs[arm]
+        assert rec["action"] != "drop_inferior", arm
+        assert "conflicts" in rec["sentence"] and partner in rec["sentence"]
+    assert "dav_vs_hav_crc" in {x["rule"] for x in recs["arm3"]["also_fired"]}  # kept, not acted on
+    assert "dav_vs_hav_os" in {x["rule"] for x in recs["arm4"]["also_fired"]}
+    assert recs["arm3"]["action"] == "continue"  # DAV: only its (conflicting) comparisons fired
+    assert recs["arm4"]["action"] == "graduate"  # HAV also meets its efficacy rule
+    assert "arm3" not in closing_arms(build_recommendations(design, derived, results))

@@ -124,6 +124,7 @@ class SimSpec:
     stop_on: frozenset[str]
     n_patients: int
     max_delay: float
+    skipped_rules: tuple[str, ...] = ()
 
     @property
     def k(self) -> int:
@@ -148,12 +149,16 @@ def compile_spec(
     """
     arms = design.arm_ids
     index = {a: i for i, a in enumerate(arms)}
-    unsupported = [r.id for r in design.rules if not isinstance(r, _SUPPORTED_RULES)]
+    skipped = tuple(r.id for r in design.rules if getattr(r, "family", "") == "survival")
+    unsupported = [r.id for r in design.rules if not isinstance(r, _SUPPORTED_RULES) and r.id not in skipped]
     if unsupported:
         raise ValueError(
             f"adaptive simulate cannot evaluate rules {unsupported}: only binary-endpoint rules "
             "(efficacy, futility, harm, superiority, predictive) are simulated"
         )
+    if any(r in design.raw.looks.stop_trial_on for r in skipped):
+        raise ValueError(f"looks.stop_trial_on names survival rules {list(skipped)}, which are not simulated")
+    design = dataclasses.replace(design, rules=tuple(r for r in design.rules if r.id not in skipped))
     status0 = np.array(
         [
             {"active": ACTIVE, "queued": QUEUED, "suspended": COMPLETE}.get(a.status, CLOSED)
@@ -228,6 +233,7 @@ def compile_spec(
         stop_on=frozenset(looks.stop_trial_on),
         n_patients=n_patients,
         max_delay=float(max(sc.response_days[1], 60)),
+        skipped_rules=skipped,
     )
 
 

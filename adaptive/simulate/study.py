@@ -126,6 +126,11 @@ def simulate_study(
         "design": {
             "looks": design.raw.looks.model_dump(mode="json"),
             "rules": [str(r) for r in design.rules],
+            "rules_not_simulated": [
+                {"rule": r.id, "reason": "survival endpoints are not simulated (binary endpoints only)"}
+                for r in design.rules
+                if getattr(r, "family", "") == "survival"
+            ],
         },
     }
     with atomic_dir(out) as tmp:
