@@ -456,6 +456,9 @@ class SamplerCfg(_Strict):
     target_accept: Probability = 0.9
     seed: NonNegativeInt = 20260101
     cores: PositiveInt | None = None
+    #: endpoints are fitted in this many worker processes at once (models with the same structure
+    #: share a process and its compiled model); 1 fits everything in the calling process
+    fit_processes: PositiveInt = 2
     limits: LimitsCfg = LimitsCfg()
     retries: list[RetryCfg] = Field(
         default_factory=lambda: [

@@ -10,8 +10,10 @@ diff against, and the look is recorded together with its folder.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
+import os
 import warnings
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -97,36 +99,131 @@ def survival_data(design: Design, derived: DerivedData, endpoint: str) -> Surviv
     )
 
 
+def fit_tasks(design: Design, derived: DerivedData) -> list[tuple[str, object, object]]:
+    """``(endpoint, model, data)`` of every binary and survival endpoint of the look."""
+    tasks = []
+    for endpoint in design.endpoints:
+        model, _ = model_for_look(design, derived, endpoint)
+        tasks.append((endpoint, model, binary_data(design, derived, endpoint)))
+    survival = design.survival.endpoints if design.survival is not None else {}
+    for endpoint, cfg in survival.items():
+        tasks.append(
+            (endpoint, survival_model_from_config(cfg.model), survival_data(design, derived, endpoint))
+        )
+    return tasks
+
+
+def _fit_group(tasks, seed, settings, limits, retries) -> dict[str, FitResult]:
+    """Fit tasks one after another (one process: models of one structure compile once)."""
+    warnings.simplefilter("ignore", category=FutureWarning)
+    return {
+        endpoint: fit_with_retries(
+            model, data, seed=seed, label=endpoint, settings=settings, limits=limits, retries=retries
+        )
+        for endpoint, model, data in tasks
+    }
+
+
+def _groups(tasks, n: int) -> list[list]:
+    """Split tasks over ``n`` processes: same model class together, heaviest groups first.
+
+    Compiling a model structure is the dominant cost, so a structure is never split; groups are
+    assigned greedily to the least loaded process (a compile weighs 3 fits).
+    """
+    by_kind: dict[str, list] = {}
+    for t in tasks:
+        by_kind.setdefault(type(t[1]).__name__, []).append(t)
+    cost = {k: (0 if k == "IndependentBetaBinomial" else 3) + len(v) for k, v in by_kind.items()}
+    bins: list[list] = [[] for _ in range(n)]
+    load = [0] * n
+    for kind in sorted(by_kind, key=lambda k: -cost[k]):
+        i = load.index(min(load))
+        bins[i] += by_kind[kind]
+        load[i] += cost[kind]
+    return [b for b in bins if b]
+
+
 def fit_endpoints(design: Design, derived: DerivedData, seed: int) -> dict[str, FitResult]:
-    """Fit the configured model of every binary and survival endpoint (with retries)."""
+    """Fit the configured model of every binary and survival endpoint (with retries).
+
+    With ``sampler.fit_processes`` > 1 (and as many cores), model structures are fitted in
+    parallel worker processes; each fit's seed depends only on the look's seed, the endpoint and
+    the attempt, so the results are identical to fitting everything in one process.
+    """
     settings = sampler_settings(design)
     lim = design.sampler.limits
     limits = Limits(lim.max_rhat, lim.min_ess_bulk, lim.min_ess_tail, lim.max_divergences)
     retries = tuple((r.tune, r.target_accept) for r in design.sampler.retries)
-    fits = {}
-    for endpoint in design.endpoints:
-        model, _ = model_for_look(design, derived, endpoint)
-        fits[endpoint] = fit_with_retries(
-            model,
-            binary_data(design, derived, endpoint),
-            seed=seed,
-            label=endpoint,
-            settings=settings,
-            limits=limits,
-            retries=retries,
+    tasks = fit_tasks(design, derived)
+    n_proc = min(design.sampler.fit_processes, os.cpu_count() or 1)
+    groups = _groups(tasks, n_proc)
+    if len(groups) <= 1:
+        fits = _fit_group(tasks, seed, settings, limits, retries)
+    else:
+        per = dataclasses.replace(
+            settings, cores=settings.cores or max(1, (os.cpu_count() or 1) // len(groups))
         )
-    survival = design.survival.endpoints if design.survival is not None else {}
-    for endpoint, cfg in survival.items():
-        fits[endpoint] = fit_with_retries(
-            survival_model_from_config(cfg.model),
-            survival_data(design, derived, endpoint),
-            seed=seed,
-            label=endpoint,
-            settings=settings,
-            limits=limits,
-            retries=retries,
+        fits = {}
+        for part in _fit_in_subprocesses([(g, seed, per, limits, retries) for g in groups]):
+            fits.update(part)
+    return {endpoint: fits[endpoint] for endpoint, _, _ in tasks}
+
+
+def _fit_in_subprocesses(jobs: list[tuple]) -> list[dict[str, FitResult]]:
+    """Run :func:`_fit_group` for each job in its own fresh Python process, all at once.
+
+    A fresh interpreter (``python -c``) rather than ``multiprocessing``: nothing of the caller's
+    ``__main__`` is re-imported, so scripts and notebooks need no ``if __name__ == "__main__"``
+    guard. Jobs and results travel as pickles over the pipes; a worker dies with its parent.
+    """
+    import pickle
+    import subprocess
+    import sys
+
+    code = "import adaptive.interim as m; m._fit_worker()"
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", code],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
         )
-    return fits
+        for _ in jobs
+    ]
+    try:
+        for proc, job in zip(procs, jobs, strict=True):
+            proc.stdin.write(pickle.dumps(job))
+            proc.stdin.close()
+        out = []
+        for proc in procs:
+            data = proc.stdout.read()
+            err = proc.stderr.read()
+            if proc.wait() != 0:
+                raise RuntimeError(f"a model-fitting worker failed:\n{err.decode(errors='replace')[-4000:]}")
+            out.append(pickle.loads(data))
+        return out
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+
+
+def _fit_worker() -> None:
+    """Entry point of a fitting worker: a pickled job on stdin, the pickled fits on stdout."""
+    import pickle
+    import sys
+
+    try:  # Linux: end with the parent process (a killed look leaves no orphan fitting on)
+        import ctypes
+        import signal
+
+        ctypes.CDLL("libc.so.6").prctl(1, signal.SIGKILL)
+    except (OSError, AttributeError):
+        pass
+    job = pickle.loads(sys.stdin.buffer.read())
+    result = _fit_group(*job)
+    sys.stdout.buffer.write(pickle.dumps(result))
+    sys.stdout.buffer.flush()
 
 
 def predictive_source(design: Design, derived: DerivedData, fit: FitResult, endpoint: str):

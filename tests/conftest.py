@@ -38,6 +38,7 @@ def small_sampler(doc: dict, draws: int = 1000, tune: int = 500) -> dict:
         "tune": tune,
         "limits": {"max_rhat": 1.02, "min_ess_bulk": 200, "min_ess_tail": 200, "max_divergences": 0},
         "retries": [{"tune": 1000, "target_accept": 0.95}],
+        "fit_processes": 1,  # in-process: compiled models are reused across the tests' looks
     }
     return doc
 

@@ -502,3 +502,22 @@ def test_twelve_arm_trial_runs_the_same_way(tmp_path):
     rep = json.loads((tmp_path / "look" / "recommendations.json").read_text())
     assert len(rep["arms"]) == 12
     assert all(a["endpoints"]["crc"]["n_evaluable"] == 15 for a in rep["arms"])
+
+
+@pytest.mark.slow
+def test_parallel_fitting_processes_give_identical_looks(tmp_path):
+    """Endpoints fitted in two worker processes give the same bytes as fitting in one."""
+    cfg = without_survival(small_sampler(config_dict()))
+    outs = []
+    for n in (1, 2):
+        cfg["sampler"]["fit_processes"] = n
+        path = write_config(tmp_path, cfg, f"c{n}.yaml")
+        out = tmp_path / f"look{n}"
+        res = run("interim", "--config", path, "--data", EXAMPLE, "--cutoff", CUTOFF, "--out", out,
+                  "--ledger", tmp_path / f"ledger{n}.sqlite")  # fmt: skip
+        assert res.exit_code == 0, res.output
+        rep = json.loads((out / "recommendations.json").read_text())
+        for key in ("config", "config_sha256", "config_file", "look"):
+            rep.pop(key)
+        outs.append(rep)
+    assert outs[0] == outs[1]
