@@ -822,7 +822,18 @@ def summary(look: Look) -> dict:
         "comparisons": [c["sentence"] for c in r.get("comparisons") or []],
         "survival_comparisons": [c["sentence"] for c in r.get("survival_comparisons") or []],
         "queue": [q["sentence"] for q in r.get("queue") or []],
-        "data_changes": (r.get("data_changes") or {}).get("sentence"),
+        "data_changes": {
+            k: (r.get("data_changes") or {}).get(k)
+            for k in (
+                "previous_look",
+                "n_new_patients",
+                "n_routine",
+                "n_cleaning",
+                "n_affecting_previous_look",
+            )
+        }
+        if r.get("data_changes")
+        else None,
         "n_enrolled": sum(a["n_enrolled"] for a in look.arms),
         "n_warnings": len(r.get("warnings") or []),
     }
@@ -1097,7 +1108,6 @@ def open_data(look: Look) -> dict:
         }
         if dc
         else None,
-        "n_warnings": len(r.get("warnings") or []),
         "appendix": {
             "config_sha256": r.get("config_sha256"),
             "data_sha256": r.get("data_sha256"),

@@ -430,7 +430,8 @@ def probability_trajectories(
     axes[-1, 0].set_xticks(x, [f"look {lk['look']}\n{lk['cutoff']}" for lk in looks])
     if len(x) == 1:
         axes[-1, 0].set_xlim(-0.5, 0.5)
-    axes[0, 0].legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
+    if axes[0, 0].get_legend_handles_labels()[0]:
+        axes[0, 0].legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
     fig.tight_layout()
     return fig
 

@@ -79,7 +79,9 @@ def _css() -> str:
 def closed_figures(d: dict, arm_ids: list[str], labels: dict[str, str]) -> dict[str, str | list]:
     """Every figure of the closed report, as ``data:`` URIs (absent parts are left out)."""
     styles = fig.arm_styles(arm_ids)
-    out: dict[str, str | list] = {}
+    out: dict[str, str | list] = dict.fromkeys(
+        ("enrolment", "densities", "forest", "trajectories", "rank"), ""
+    )
     en = d["enrolment"]
     if en["has_dates"]:
         out["enrolment"] = fig.to_png_base64(
@@ -126,7 +128,7 @@ def closed_figures(d: dict, arm_ids: list[str], labels: dict[str, str]) -> dict[
 
 def open_figures(d: dict) -> dict[str, str]:
     """The open report's figures (pooled data only), as ``data:`` URIs."""
-    out = {}
+    out = dict.fromkeys(("accrual", "pooled", "completeness"), "")
     acc = d["accrual"]
     if acc["has_dates"] and acc["dates"]:
         out["accrual"] = fig.to_png_base64(fig.pooled_accrual(acc["dates"], d["cutoff_date"], acc["monthly"]))
