@@ -115,7 +115,9 @@ def test_memo_files_are_self_contained_html_and_pdf(trial):
     for sid, title in CLOSED_SECTIONS:
         assert f'<section id="{sid}">' in closed and title in closed
     # figures embedded, nothing fetched from elsewhere
-    assert closed.count('src="data:image/png;base64,') == 6  # enrolment, densities, forest, allocation, trajectories, ranks
+    assert (
+        closed.count('src="data:image/png;base64,') == 6
+    )  # enrolment, densities, forest, allocation, trajectories, ranks
     assert not re.search(r'(src|href)="(https?:|file:|//)', closed) and "<link" not in closed
     opened = paths["open_html"].read_text()
     for sid, _ in OPEN_SECTIONS:
@@ -134,10 +136,15 @@ def test_closed_report_content_matches_the_look(trial):
     arm3 = crc["arm3"]
     assert f"{arm3['responders']}/{arm3['n_evaluable']}" in text
     assert rdata.fmt_interval(arm3["ci95_low"], arm3["ci95_high"]) in text
-    assert rdata.fmt_prob(arm3["prob_above_null"]) in text and rdata.fmt_prob(arm3["prob_above_target"]) in text
+    assert (
+        rdata.fmt_prob(arm3["prob_above_null"]) in text and rdata.fmt_prob(arm3["prob_above_target"]) in text
+    )
     # randomization history: look 1's and look 2's allocation from the ledger
     alloc = report["allocation"]["fit_no_target"]
-    assert rdata.fmt_pct(alloc["previous"]["arm3"]) in text and rdata.fmt_pct(alloc["probabilities"]["arm3"]) in text
+    assert (
+        rdata.fmt_pct(alloc["previous"]["arm3"]) in text
+        and rdata.fmt_pct(alloc["probabilities"]["arm3"]) in text
+    )
     assert "Look 1 (2026-07-31)" in text and "Look 2 (2026-10-31)" in text
     # data changes: the recoded patient, as data cleaning, with its effect on the previous look
     assert report["data_changes"]["n_cleaning"] == 1
@@ -206,7 +213,9 @@ def _arm_level_values(report: dict) -> tuple[set[str], set[str]]:
         if v is None:
             continue
         tokens |= {rdata.fmt_pct(v), rdata.fmt_pct(v, 0), rdata.fmt_prob(v), f"{v:.2f}", f"{v:.3f}"}
-    return {t for t in tokens if t not in ("0.0%", "0%", "100.0%", "100%", "0.00", "0.000", "1.00")}, fractions
+    return {
+        t for t in tokens if t not in ("0.0%", "0%", "100.0%", "100%", "0.00", "0.000", "1.00")
+    }, fractions
 
 
 def _number_tokens(text: str) -> set[str]:
@@ -319,7 +328,15 @@ def test_memo_refuses_to_overwrite_and_checks_the_data_file(trial, tmp_path):
     res = run("memo", look, "--force", "--data", EXAMPLE)  # not the export of this look
     assert res.exit_code == 2 and "SHA-256" in res.output and "export-2026-11.csv" in res.output
     stamp = memo_paths(look)["closed_pdf"].stat().st_mtime_ns
-    res = run("memo", look, "--force", "--data", trial["data2"], "--ledger", trial["root"] / "looks" / "ledger.sqlite")
+    res = run(
+        "memo",
+        look,
+        "--force",
+        "--data",
+        trial["data2"],
+        "--ledger",
+        trial["root"] / "looks" / "ledger.sqlite",
+    )
     assert res.exit_code == 0, res.output
     assert memo_paths(look)["closed_pdf"].stat().st_mtime_ns != stamp
     after = {p.name: p.read_bytes() for p in look.iterdir() if not p.name.startswith("memo-")}
@@ -327,6 +344,14 @@ def test_memo_refuses_to_overwrite_and_checks_the_data_file(trial, tmp_path):
     text = html_text(memo_paths(look)["closed_html"])
     assert "export-2026-11.csv (SHA-256 verified against the look)" in text
     assert run("memo", tmp_path).exit_code == 2  # not a look folder
+
+
+def test_rerun_of_interim_with_memo_keeps_the_existing_memo(trial):
+    stamp = memo_paths(trial["look"])["closed_pdf"].stat().st_mtime_ns
+    res = interim(trial["cfg"], trial["data2"], "2026-10-31", trial["look"], "--memo")
+    assert res.exit_code == 0, res.output
+    assert "Nothing to do" in res.output and "already holds its memo" in res.output
+    assert memo_paths(trial["look"])["closed_pdf"].stat().st_mtime_ns == stamp
 
 
 def test_memo_without_ledger_or_data_says_what_is_left_out(trial, tmp_path):

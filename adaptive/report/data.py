@@ -581,9 +581,11 @@ def survival_section(look: Look) -> dict:
                     cens = f.loc[f["event"] == 0, "time"].to_numpy(dtype=float)
                     panel["censored"] = (cens, km_at(t, sv, cens))
                     panel["n"], panel["events"] = int(len(f)), int(f["event"].sum())
-            if idata is not None and a["arm"] in [
-                str(x) for x in idata.posterior["hazard"].coords["arm"].values
-            ]:
+            if (
+                idata is not None
+                and "hazard" in idata.posterior
+                and a["arm"] in [str(x) for x in idata.posterior["hazard"].coords["arm"].values]
+            ):
                 panel["band"] = survival_band(idata, a["arm"], horizon)
             panels.append(panel)
         comps = [c for c in look.report.get("survival_comparisons") or [] if c.get("endpoint") == ep]

@@ -86,7 +86,12 @@ def closed_figures(d: dict, arm_ids: list[str], labels: dict[str, str]) -> dict[
     if en["has_dates"]:
         out["enrolment"] = fig.to_png_base64(
             fig.enrolment_panels(
-                en["by_arm"], en["by_cohort"], en["by_site"], d["cutoff_date"], styles, labels
+                en["by_arm"],
+                en["by_cohort"],
+                en["by_site"],
+                d["cutoff_date"],
+                styles,
+                {a: f"{a}: {lab}" for a, lab in labels.items()},
             )
         )
     if d["densities"] is not None:
