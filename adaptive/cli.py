@@ -1,4 +1,4 @@
-"""Command-line interface: ``adaptive validate | interim | history | synth``.
+"""Command-line interface: ``adaptive validate | interim | history | synth | memo``.
 
 Exit codes: 0 success (including an idempotent rerun that found the identical earlier look);
 1 unexpected error; 2 invalid config, data, scenario, output folder or ledger request; 3 a fit
@@ -238,6 +238,12 @@ def _resolve_ledger(design, ledger_path: str | None, out_dir: str) -> Path:
 )
 @click.option("--force", is_flag=True, help="Make a new look even if the ledger has one on the same inputs.")
 @click.option(
+    "--memo",
+    "make_memo",
+    is_flag=True,
+    help="Also write the DSMB memo (closed and open reports, HTML and PDF) into the --out folder.",
+)
+@click.option(
     "--wait",
     type=click.FloatRange(0),
     default=900.0,
@@ -253,6 +259,7 @@ def interim(
     ledger_path: str | None,
     force: bool,
     wait: float,
+    make_memo: bool = False,
 ) -> None:
     """Run an interim look: fit every endpoint, evaluate the rules, recommend, write the outputs."""
     from adaptive.config import load_config
@@ -271,6 +278,8 @@ def interim(
             "'refused' and its diagnostics; no rule was evaluated.",
             soft_wrap=True,
         )
+        if make_memo:
+            _write_memo(out_dir, data_path, ledger)
         sys.exit(exc.exit_code)
     except AdaptiveError as exc:
         _fail(exc)
@@ -286,6 +295,8 @@ def interim(
         )
         if not Path(rec.out_dir).is_dir():
             console.print(f"[yellow]warning:[/] its folder {rec.out_dir} no longer exists.", soft_wrap=True)
+        elif make_memo:
+            _write_memo(rec.out_dir, data_path, ledger, existing_ok=True)
         if rec.status != "ok":
             err_console.print(f"[bold red]REFUSED:[/] look {rec.look} was refused (no recommendation).")
             sys.exit(3)
@@ -295,6 +306,53 @@ def interim(
         f"wrote {Path(out_dir) / 'recommendations.json'} and {Path(out_dir) / 'posterior.nc'}; "
         f"recorded as look {look.look_number} in {ledger}"
     )
+    if make_memo:
+        _write_memo(out_dir, data_path, ledger)
+
+
+def _write_memo(look_dir, data_path, ledger, *, existing_ok: bool = False, force: bool = False) -> None:
+    """Build the DSMB memo of a look folder and say where it went (exit 2 on a memo error)."""
+    from adaptive.report import build_memo, memo_paths
+
+    if existing_ok and all(p.exists() for p in memo_paths(look_dir).values()):
+        console.print(
+            f"memo: {look_dir} already holds its memo; nothing rebuilt (adaptive memo --force rebuilds it)."
+        )
+        return
+    try:
+        memo = build_memo(look_dir, data=data_path, ledger=ledger, force=force)
+    except AdaptiveError as exc:
+        _fail(exc)
+    for note in memo.notes:
+        console.print(f"[yellow]memo:[/] {note}", soft_wrap=True)
+    if memo.refused:
+        console.print(
+            "[bold red]memo:[/] the look was refused (no convergence); the memo says so on its first page."
+        )
+    names = ", ".join(p.name for p in memo.paths.values())
+    console.print(f"wrote the DSMB memo into {look_dir}: {names}", soft_wrap=True)
+
+
+@main.command()
+@click.argument("look_dir", type=click.Path(file_okay=False, exists=True))
+@click.option(
+    "--data",
+    "data_path",
+    type=click.Path(dir_okay=False, exists=True),
+    default=None,
+    help="The patient export the look was made from (SHA-256 checked); default: the ledger's snapshot of it.",
+)
+@click.option(
+    "--ledger",
+    "ledger_path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Look ledger (default: the ledger named in recommendations.json, beside the look folder).",
+)
+@click.option("--force", is_flag=True, help="Rebuild the memo if the folder already holds one.")
+def memo(look_dir: str, data_path: str | None, ledger_path: str | None, force: bool) -> None:
+    """Write the DSMB memo of a look: closed and open reports, HTML and PDF (never refits)."""
+    _write_memo(look_dir, data_path, ledger_path, force=force)
 
 
 @main.command()

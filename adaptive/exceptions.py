@@ -103,3 +103,13 @@ class LedgerBusyError(AdaptiveError, RuntimeError):
     """Another ``adaptive interim`` holds the ledger's lock for longer than the wait allowed."""
 
     exit_code = 4
+
+
+class MemoError(AdaptiveError, ValueError):
+    """A DSMB memo cannot be built.
+
+    Not a look folder, a data file that is not the look's, or a memo that already exists (without
+    ``--force``).
+    """
+
+    exit_code = 2

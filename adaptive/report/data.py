@@ -1,0 +1,1120 @@
+"""Data assembly for the DSMB memo: a look's outputs -> the numbers each report shows.
+
+Never refits anything. Sources, all of them outputs of ``adaptive interim``:
+
+* ``recommendations.json`` of the look (the config as run is rebuilt from its ``config`` block);
+* ``posterior.nc`` (one InferenceData group per endpoint) for posterior densities, rank plots and,
+  when survival endpoints were modelled, the posterior survival bands;
+* the look ledger (``adaptive.ledger``) for the looks up to this one: allocation and
+  probabilities across looks, and the per-patient snapshot of this look's export;
+* the patient-level export, for enrolment over time, Kaplan-Meier curves and data completeness:
+  ``--data FILE`` (its SHA-256 must equal the look's ``data_sha256``), else the ledger's snapshot
+  of this look's export (recorded with that same hash). Without either, those parts say so.
+
+:func:`closed_data` assembles everything of the unblinded report; :func:`open_data` builds the
+open report from **pooled** quantities only, by construction: it sums over arms before anything
+else and passes nothing keyed by arm on (a test checks that the open report is unchanged when the
+patients' arms are permuted).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import yaml
+from scipy import stats
+
+from adaptive.config import Design, parse_config
+from adaptive.data import DATE_COLUMNS, OPTIONAL_COLUMNS, REQUIRED_COLUMNS, PatientTable, load_patients
+from adaptive.derive import DerivedData, derive
+from adaptive.endpoints import BINARY_ENDPOINTS
+from adaptive.exceptions import AdaptiveError, LedgerError, MemoError
+from adaptive.ledger import LookRecord, look_summary, read_looks
+
+SCHEMA = "rr-aml-adaptive/interim/v1"
+SURVIVAL = {"os": "OS", "efs": "EFS", "rfs": "RFS"}
+SURVIVAL_NAMES = {
+    "os": "Overall survival",
+    "efs": "Event-free survival",
+    "rfs": "Relapse-free survival",
+}
+ACTION_LABELS = {
+    "continue": "Continue",
+    "drop_futility": "Drop for futility",
+    "drop_harm": "Drop for harm",
+    "drop_inferior": "Drop (inferior to its randomized comparator)",
+    "graduate": "Graduate",
+    "suspend_enrolment": "Suspend enrolment (maximum sample size reached)",
+    "add_arm": "Open a queued arm",
+    "adjust_randomization": "Adjust the randomization",
+}
+#: band grid points and posterior draws used for survival bands
+_BAND_POINTS = 121
+_BAND_DRAWS = 1000
+
+
+# ============================================================================= formatting
+def fmt_pct(x: float | None, digits: int = 1) -> str:
+    """``0.4474 -> '44.7%'``; ``None -> '-'``."""
+    return "-" if x is None else f"{100 * x:.{digits}f}%"
+
+
+def fmt_prob(p: float | None) -> str:
+    """A posterior probability: ``'>99.9%'`` / ``'<0.1%'`` at the extremes, else one decimal."""
+    if p is None:
+        return "-"
+    if p >= 0.9995:
+        return ">99.9%"
+    if 0 < p < 0.0005:
+        return "<0.1%"
+    return f"{100 * p:.1f}%"
+
+
+def fmt_interval(lo: float | None, hi: float | None) -> str:
+    """A 95% interval of rates: ``'31.1-60.7%'``."""
+    return "-" if lo is None or hi is None else f"{100 * lo:.1f}-{100 * hi:.1f}%"
+
+
+def fmt_days(x: float | None) -> str:
+    """Days, no decimals; ``None -> '-'``."""
+    return "-" if x is None else f"{x:.0f}"
+
+
+# ============================================================================= the look
+@dataclass
+class Look:
+    """One look's outputs, loaded for the memo (read-only)."""
+
+    folder: Path
+    report: dict
+    report_sha256: str
+    design: Design
+    posterior_path: Path | None
+    groups: tuple[str, ...]
+    ledger_path: Path | None = None
+    history: list[LookRecord] = field(default_factory=list)
+    table: PatientTable | None = None
+    derived: DerivedData | None = None
+    data_source: str = ""
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def cutoff(self) -> date:
+        return date.fromisoformat(self.report["cutoff"])
+
+    @property
+    def number(self) -> int | None:
+        return (self.report.get("look") or {}).get("number")
+
+    @property
+    def refused(self) -> bool:
+        return self.report.get("status") != "ok"
+
+    @property
+    def arms(self) -> list[dict]:
+        return self.report["arms"]
+
+    @property
+    def labels(self) -> dict[str, str]:
+        return {a["arm"]: a["label"] for a in self.arms}
+
+    def posterior(self, group: str):
+        """The InferenceData of one endpoint (``None`` if the file has no such group)."""
+        if self.posterior_path is None or group not in self.groups:
+            return None
+        import arviz as az
+
+        return az.InferenceData.from_netcdf(str(self.posterior_path), base_group=group)
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _netcdf_groups(path: Path) -> tuple[str, ...]:
+    import h5py
+
+    with h5py.File(path, "r") as fh:
+        return tuple(k for k in fh if isinstance(fh[k], h5py.Group))
+
+
+def design_as_run(report: dict) -> Design:
+    """The design the look ran with, rebuilt from ``config`` of ``recommendations.json``."""
+    text = yaml.safe_dump(report["config"], sort_keys=False)
+    return parse_config(text, source="recommendations.json: config (as run)")
+
+
+def table_from_snapshot(snapshot: Mapping[str, Mapping], data_file: str | None) -> PatientTable:
+    """A validated patient table rebuilt from a ledger snapshot (typed values, as recorded)."""
+    rows = []
+    for sid, rec in snapshot.items():
+        row = {"subject_id": sid, **rec}
+        for c in DATE_COLUMNS:
+            if row.get(c) is not None:
+                row[c] = date.fromisoformat(row[c])
+        row["row_label"] = f"subject {sid}"
+        rows.append(row)
+    cols = [*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS, "row_label"]
+    frame = pd.DataFrame(rows, columns=cols).astype(object)
+    frame = frame.where(pd.notna(frame), None)
+    return PatientTable(frame=frame, path=Path(data_file) if data_file else None, sha256="")
+
+
+def load_look(
+    folder: str | Path, *, data: str | Path | None = None, ledger: str | Path | None = None
+) -> Look:
+    """Load a look folder for the memo.
+
+    Parameters
+    ----------
+    folder
+        The look's output folder (``recommendations.json``, ``posterior.nc``).
+    data
+        The patient export the look was made from; its SHA-256 must equal the look's
+        ``data_sha256``. Default: the ledger's snapshot of this look's export.
+    ledger
+        The look ledger. Default: the ``look.ledger`` named in ``recommendations.json``, in the
+        folder that holds the look folder.
+
+    Raises
+    ------
+    MemoError
+        Not a look folder, or a data file that is not the one the look was made from.
+    """
+    folder = Path(folder)
+    rec_path = folder / "recommendations.json"
+    if not rec_path.is_file():
+        raise MemoError(
+            f"{folder} is not a look folder: it has no recommendations.json. Point adaptive memo at "
+            "the --out folder of an adaptive interim run."
+        )
+    raw = rec_path.read_bytes()
+    try:
+        report = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise MemoError(f"{rec_path} is not valid JSON ({exc}).") from None
+    if report.get("schema") != SCHEMA:
+        raise MemoError(f"{rec_path} has schema {report.get('schema')!r}; this memo reads {SCHEMA!r}.")
+    try:
+        design = design_as_run(report)
+    except AdaptiveError as exc:
+        raise MemoError(f"the config recorded in {rec_path} cannot be read back: {exc}") from None
+    post = folder / "posterior.nc"
+    groups = _netcdf_groups(post) if post.is_file() else ()
+    look = Look(
+        folder=folder,
+        report=report,
+        report_sha256=hashlib.sha256(raw).hexdigest(),
+        design=design,
+        posterior_path=post if post.is_file() else None,
+        groups=groups,
+    )
+    if look.posterior_path is None:
+        look.notes.append(f"{folder} has no posterior.nc: posterior densities and rank plots are left out.")
+    own = _load_history(look, ledger)
+    _load_patients(look, data, own)
+    return look
+
+
+def _load_history(look: Look, ledger: str | Path | None) -> LookRecord | None:
+    """The ledger's looks up to this one; returns this look's own record (or ``None``)."""
+    info = look.report.get("look") or {}
+    if ledger is None and info.get("ledger"):
+        candidate = look.folder.resolve().parent / info["ledger"]
+        ledger = candidate if candidate.is_file() else None
+    if ledger is None:
+        look.notes.append(
+            "No look ledger was found: the randomization history and the probability trajectories "
+            "show this look only (pass --ledger FILE)."
+        )
+        return None
+    ledger = Path(ledger)
+    try:
+        records = read_looks(ledger)
+    except LedgerError as exc:
+        raise MemoError(str(exc)) from None
+    own = next((r for r in records if r.report_sha256 == look.report_sha256), None)
+    if own is None:
+        look.notes.append(
+            f"The ledger {ledger} does not record this look (no look with the SHA-256 of its "
+            "recommendations.json): the randomization history and the probability trajectories show "
+            "this look only."
+        )
+        return None
+    look.ledger_path = ledger
+    look.history = [r for r in records if r.look <= own.look]
+    return own
+
+
+def _load_patients(look: Look, data: str | Path | None, own: LookRecord | None) -> None:
+    want = look.report.get("data_sha256")
+    if data is not None:
+        data = Path(data)
+        if not data.is_file():
+            raise MemoError(f"--data {data}: no such file.")
+        got = _sha256(data)
+        if got != want:
+            raise MemoError(
+                f"--data {data} has SHA-256 {got[:16]}..., but the look was made from "
+                f"{look.report.get('data_file')} with SHA-256 {str(want)[:16]}...: pass the export this "
+                "look was made from (or leave --data out to use the ledger's snapshot of it)."
+            )
+        look.table = load_patients(data, look.design)
+        look.data_source = f"{data.name} (SHA-256 verified against the look)"
+    elif own is not None and own.snapshot and own.data_sha256 == want:
+        from adaptive.datadiff import decode
+
+        look.table = table_from_snapshot(decode(own.snapshot), look.report.get("data_file"))
+        look.data_source = (
+            f"the ledger's snapshot of {look.report.get('data_file')} recorded with look {own.look} "
+            f"(SHA-256 {str(want)[:16]}...)"
+        )
+    else:
+        look.notes.append(
+            "No patient-level data: enrolment over time, Kaplan-Meier curves and data completeness "
+            "are left out. Pass --data with the export the look was made from "
+            f"({look.report.get('data_file')})."
+        )
+        return
+    look.derived = derive(look.table, look.design, look.cutoff)
+
+
+def survival_times(look: Look) -> dict[str, pd.DataFrame] | None:
+    """Per-patient times of the survival endpoints as of the cutoff, from the project's derivation.
+
+    ``{endpoint: frame with columns arm, time, event}`` or ``None`` when this engine has no
+    survival derivation (``DerivedData.survival`` / ``adaptive.survival_data``) or no patient data.
+    """
+    if look.derived is None:
+        return None
+    surv = getattr(look.derived, "survival", None)
+    if surv is None:
+        try:  # the survival module, where it exists, derives OS / EFS / RFS per patient
+            from adaptive.survival_data import derive_survival  # type: ignore[import-not-found]
+        except ImportError:
+            return None
+        cutoff = look.cutoff
+        frame = look.table.frame
+        enrolled = frame[[d <= cutoff for d in frame["enrolled_on"]]]
+        raw_surv = look.report["config"].get("survival") or {}
+        surv = derive_survival(
+            enrolled,
+            look.design.arm_ids,
+            cutoff,
+            look.design.assessment.follow_up_days,
+            censor_at_hsct=bool(raw_surv.get("censor_at_hsct", False)),
+        )
+    return {ep: f for ep, f in surv.times.items()}
+
+
+# ============================================================================= survival math
+def kaplan_meier(time: np.ndarray, event: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Product-limit estimate as a step function: ``(t, S(t))`` starting at ``(0, 1)``."""
+    time = np.asarray(time, dtype=float)
+    event = np.asarray(event, dtype=bool)
+    ts, ss = [0.0], [1.0]
+    s = 1.0
+    for t in np.unique(time[event]):
+        at_risk = np.sum(time >= t)
+        d = np.sum(event & (time == t))
+        s *= 1.0 - d / at_risk
+        ts.append(float(t))
+        ss.append(s)
+    if time.size and time.max() > ts[-1]:
+        ts.append(float(time.max()))
+        ss.append(s)
+    return np.array(ts), np.array(ss)
+
+
+def km_at(t_step: np.ndarray, s_step: np.ndarray, times: np.ndarray) -> np.ndarray:
+    """The step function evaluated at ``times`` (right-continuous)."""
+    idx = np.searchsorted(t_step, times, side="right") - 1
+    return s_step[np.clip(idx, 0, len(s_step) - 1)]
+
+
+def survival_band(idata, arm: str, horizon: float, seed: int = 0) -> tuple[np.ndarray, ...] | None:
+    """Posterior median and 95% band of ``S(t)`` on ``[0, horizon]`` from a survival fit.
+
+    Uses the piecewise-constant ``hazard`` (draws x interval) with the interval bounds of
+    ``constant_data`` (the last interval's hazard continues beyond its end) and, with day-0
+    events (EFS), ``S(t) = (1 - prob_day0_event) exp(-H(t))``.
+    """
+    post = idata.posterior
+    if "hazard" not in post or "constant_data" not in idata.groups():
+        return None
+    cd = idata.constant_data
+    if "interval_start" not in cd:
+        return None
+    hz = post["hazard"].sel(arm=arm).stack(s=("chain", "draw")).transpose("s", "interval").values
+    rng = np.random.default_rng(seed)
+    if hz.shape[0] > _BAND_DRAWS:
+        keep = np.sort(rng.choice(hz.shape[0], _BAND_DRAWS, replace=False))
+        hz = hz[keep]
+    else:
+        keep = np.arange(hz.shape[0])
+    start = np.asarray(cd["interval_start"].values, dtype=float)
+    end = np.asarray(cd["interval_end"].values, dtype=float)
+    width = end - start
+    width[-1] = np.inf
+    t = np.linspace(0.0, horizon, _BAND_POINTS)
+    overlap = np.clip(t[:, None] - start[None, :], 0.0, width[None, :])  # (T, J)
+    cum = hz @ overlap.T  # (S, T)
+    surv = np.exp(-cum)
+    if "prob_day0_event" in post:
+        pi = post["prob_day0_event"].sel(arm=arm).stack(s=("chain", "draw")).values[keep]
+        surv = surv * (1.0 - pi[:, None])
+    lo, mid, hi = np.quantile(surv, [0.025, 0.5, 0.975], axis=0)
+    return t, lo, mid, hi
+
+
+# ============================================================================= closed report
+def _cohort_of(design: Design) -> dict[str, str]:
+    out = {}
+    for step in design.routing:
+        for a in step.arms:
+            out.setdefault(a, step.cohort)
+    for a in design.arms:
+        if a.entry is not None:
+            out.setdefault(a.id, a.entry.cohort)
+    return out
+
+
+def _enrolled_frame(look: Look) -> pd.DataFrame | None:
+    if look.table is None:
+        return None
+    f = look.table.frame
+    return f[[d <= look.cutoff for d in f["enrolled_on"]]]
+
+
+def enrolment(look: Look) -> dict:
+    """Enrolment by arm, cohort and site: dates for the figures and count tables."""
+    cohort = _cohort_of(look.design)
+    arm_rows = []
+    f = _enrolled_frame(look)
+    for a in look.arms:
+        dates = sorted(f.loc[f["arm"] == a["arm"], "enrolled_on"]) if f is not None else []
+        arm_rows.append(
+            {
+                "arm": a["arm"],
+                "label": a["label"],
+                "cohort": cohort.get(a["arm"], "-"),
+                "status": a["status"],
+                "n": a["n_enrolled"],
+                "max_n": a["max_n"],
+                "share": a["n_enrolled"] / a["max_n"] if a["max_n"] else None,
+                "first": dates[0].isoformat() if dates else "-",
+                "last": dates[-1].isoformat() if dates else "-",
+            }
+        )
+    out: dict = {
+        "arms": arm_rows,
+        "has_dates": f is not None,
+        "total": sum(a["n_enrolled"] for a in look.arms),
+    }
+    if f is None:
+        return out
+    arms = [a["arm"] for a in look.arms]
+    out["by_arm"] = {a: sorted(f.loc[f["arm"] == a, "enrolled_on"]) for a in arms}
+    cohorts = list(dict.fromkeys(cohort.get(a, "-") for a in arms))
+    out["by_cohort"] = {
+        c: sorted(d for a, d in zip(f["arm"], f["enrolled_on"], strict=True) if cohort.get(a, "-") == c)
+        for c in cohorts
+    }
+    sites = sorted(set(f["site"]))
+    out["by_site"] = {s: sorted(f.loc[f["site"] == s, "enrolled_on"]) for s in sites}
+    counts = pd.crosstab(f["site"], f["arm"]).reindex(index=sites, columns=arms, fill_value=0)
+    out["site_table"] = {
+        "arms": arms,
+        "rows": [
+            {"site": s, "counts": [int(counts.loc[s, a]) for a in arms], "total": int(counts.loc[s].sum())}
+            for s in sites
+        ],
+        "totals": [int(counts[a].sum()) for a in arms],
+    }
+    return out
+
+
+def endpoint_tables(look: Look) -> list[dict]:
+    """Per endpoint, one row per arm: counts, posterior mean, 95% interval, P(> null), P(> target)."""
+    tables = []
+    endpoints = list(look.report["config"]["endpoints"])
+    for ep in endpoints:
+        spec = BINARY_ENDPOINTS.get(ep)
+        rows = []
+        mortality = False
+        for a in look.arms:
+            e = a["endpoints"].get(ep)
+            if e is None:
+                continue
+            mortality = mortality or e.get("limit_rate") is not None
+            rows.append(
+                {
+                    "arm": a["arm"],
+                    "label": a["label"],
+                    "status": a["status"],
+                    "y": e["responders"],
+                    "n": e["n_evaluable"],
+                    "pending": e["n_pending"],
+                    "not_evaluable": e.get("n_not_evaluable", 0),
+                    "observed": fmt_pct(e.get("observed_rate")),
+                    "mean": fmt_pct(e.get("mean")),
+                    "interval": fmt_interval(e.get("ci95_low"), e.get("ci95_high")),
+                    "null": fmt_pct(e.get("null_rate"), 0),
+                    "p_null": fmt_prob(e.get("prob_above_null")),
+                    "target": fmt_pct(e.get("target_rate"), 0) if e.get("target_rate") is not None else "-",
+                    "p_target": fmt_prob(e.get("prob_above_target")),
+                    "limit": fmt_pct(e.get("limit_rate"), 0) if e.get("limit_rate") is not None else "-",
+                    "p_limit": fmt_prob(e.get("prob_above_limit")),
+                    "model": e.get("model", "-"),
+                    "p_exch": fmt_prob(e.get("prob_exchangeable")) if "prob_exchangeable" in e else None,
+                }
+            )
+        tables.append(
+            {
+                "endpoint": ep,
+                "label": spec.label if spec else ep,
+                "definition": look.report.get("endpoint_definitions", {}).get(ep, ""),
+                "mortality": mortality,
+                "has_exch": any(r["p_exch"] is not None for r in rows),
+                "rows": rows,
+            }
+        )
+    return tables
+
+
+def crc_density_inputs(look: Look, endpoint: str = "crc") -> dict | None:
+    """Posterior draws of the CRc rate per modelled arm, with each arm's null and target."""
+    if look.refused:
+        return None
+    idata = look.posterior(endpoint)
+    if idata is None or "p" not in idata.posterior:
+        return None
+    p = idata.posterior["p"]
+    arms = [str(a) for a in p.coords["arm"].values]
+    by_arm = {a["arm"]: a for a in look.arms}
+    return {
+        "draws": {a: p.sel(arm=a).values.ravel() for a in arms},
+        "null": {a: by_arm[a]["endpoints"][endpoint]["null_rate"] for a in arms},
+        "target": {a: by_arm[a]["endpoints"][endpoint].get("target_rate") for a in arms},
+    }
+
+
+def forest_rows(look: Look) -> list[dict]:
+    """Posterior mean, interval, null and target/limit per arm and endpoint (modelled arms)."""
+    rows = []
+    for a in look.arms:
+        if a["status"] == "queued":
+            continue
+        for ep, e in a["endpoints"].items():
+            rows.append(
+                {
+                    "arm": a["arm"],
+                    "label": a["label"],
+                    "endpoint": ep,
+                    "mean": e.get("mean"),
+                    "lo": e.get("ci95_low"),
+                    "hi": e.get("ci95_high"),
+                    "null": e["null_rate"],
+                    "target": e.get("target_rate"),
+                    "limit": e.get("limit_rate"),
+                }
+            )
+    return rows
+
+
+def _interval_text(block: Mapping | None, scale: float = 1.0, pct: bool = False) -> str:
+    if not block or block.get("median") is None:
+        return "-"
+    if pct:
+        return f"{100 * block['median']:.0f}% ({100 * block['ci95_low']:.0f}-{100 * block['ci95_high']:.0f}%)"
+    return f"{block['median'] * scale:.0f} ({block['ci95_low'] * scale:.0f}-{block['ci95_high'] * scale:.0f})"
+
+
+def survival_section(look: Look) -> dict:
+    """Survival tables, Kaplan-Meier inputs and posterior bands, where the look modelled survival."""
+    present = [ep for ep in SURVIVAL if any(ep in (a.get("survival") or {}) for a in look.arms)]
+    if not present:
+        return {"present": False, "endpoints": []}
+    times = survival_times(look)
+    horizon = float(look.design.assessment.follow_up_days)
+    out = []
+    for ep in present:
+        idata = None if look.refused else look.posterior(ep)
+        rows, panels = [], []
+        for a in look.arms:
+            s = (a.get("survival") or {}).get(ep)
+            if s is None or a["status"] == "queued":
+                continue
+            rows.append(
+                {
+                    "arm": a["arm"],
+                    "label": a["label"],
+                    "n": s.get("n", "-"),
+                    "events": s.get("events", "-"),
+                    "km_median": fmt_days(s.get("km_median_days")),
+                    "median": _interval_text(s.get("median_days")),
+                    "s180": _interval_text(s.get("s180"), pct=True),
+                    "s365": _interval_text(s.get("s365"), pct=True),
+                    "s730": _interval_text(s.get("s730"), pct=True),
+                    "benchmark": fmt_days(s.get("benchmark_median_days")),
+                    "p_benchmark": fmt_prob(s.get("prob_median_above_benchmark")),
+                }
+            )
+            panel = {"arm": a["arm"], "label": a["label"], "n": s.get("n", 0), "events": s.get("events", 0)}
+            if times is not None and ep in times:
+                f = times[ep]
+                f = f[f["arm"] == a["arm"]]
+                if len(f):
+                    t, sv = kaplan_meier(f["time"].to_numpy(), f["event"].to_numpy())
+                    panel["km"] = (t, sv)
+                    cens = f.loc[f["event"] == 0, "time"].to_numpy(dtype=float)
+                    panel["censored"] = (cens, km_at(t, sv, cens))
+                    panel["n"], panel["events"] = int(len(f)), int(f["event"].sum())
+            if (
+                idata is not None
+                and "hazard" in idata.posterior
+                and a["arm"] in [str(x) for x in idata.posterior["hazard"].coords["arm"].values]
+            ):
+                panel["band"] = survival_band(idata, a["arm"], horizon)
+            panels.append(panel)
+        comps = [c for c in look.report.get("survival_comparisons") or [] if c.get("endpoint") == ep]
+        out.append(
+            {
+                "endpoint": ep,
+                "label": SURVIVAL[ep],
+                "name": SURVIVAL_NAMES[ep],
+                "definition": look.report.get("endpoint_definitions", {}).get(ep, ""),
+                "rows": rows,
+                "panels": panels,
+                "has_km": any("km" in p for p in panels),
+                "has_band": any(p.get("band") is not None for p in panels),
+                "comparisons": [
+                    {
+                        "arms": " vs ".join(c["arms"]),
+                        "hr": _hr_text(c.get("hr")),
+                        "p": fmt_prob(c.get("prob_hr_below_1")),
+                        "sentence": c.get("sentence", ""),
+                    }
+                    for c in comps
+                ],
+            }
+        )
+    return {
+        "present": True,
+        "endpoints": out,
+        "horizon": horizon,
+        "km_available": times is not None,
+    }
+
+
+def _hr_text(hr: Mapping | None) -> str:
+    if not hr or hr.get("median") is None:
+        return "-"
+    return f"{hr['median']:.2f} ({hr['ci95_low']:.2f}-{hr['ci95_high']:.2f})"
+
+
+def history_points(look: Look) -> list[dict]:
+    """Per look (up to this one): cutoff, status and the per-arm summary the ledger keeps."""
+    if look.history:
+        return [
+            {
+                "look": r.look,
+                "cutoff": r.cutoff,
+                "status": r.status,
+                "arms": r.summary.get("arms", {}),
+                "allocation": r.summary.get("allocation", {}),
+            }
+            for r in look.history
+        ]
+    summary = look_summary(look.report)
+    return [
+        {
+            "look": look.number or 1,
+            "cutoff": look.report["cutoff"],
+            "status": look.report["status"],
+            "arms": summary["arms"],
+            "allocation": {c: b["probabilities"] for c, b in (look.report.get("allocation") or {}).items()},
+        }
+    ]
+
+
+def randomization(look: Look) -> list[dict]:
+    """Per randomized cohort: this look's allocation and its history across looks."""
+    points = history_points(look)
+    out = []
+    rand_cfg = look.report["config"].get("randomization") or []
+    cohorts = list(dict.fromkeys([c["cohort"] for c in rand_cfg] + list(look.report.get("allocation") or {})))
+    for cohort in cohorts:
+        block = (look.report.get("allocation") or {}).get(cohort)
+        step = next((s for s in look.design.routing if s.cohort == cohort), None)
+        arms = list(step.arms) if step else list((block or {}).get("probabilities", {}))
+        hist = [
+            {"look": p["look"], "cutoff": p["cutoff"], "allocation": p["allocation"][cohort]}
+            for p in points
+            if cohort in (p.get("allocation") or {})
+        ]
+        if step is not None and hist:  # the cohort's fixed ratio, used before the first look
+            total = sum(step.allocation.values())
+            start = {a: w / total for a, w in step.allocation.items()}
+            hist.insert(0, {"look": "start", "cutoff": "fixed ratio", "allocation": start})
+        rows = []
+        if block:
+            inp = block.get("inputs") or {}
+            conc = (block.get("concurrent") or {}).get("arms") or {}
+            for a in arms:
+                rows.append(
+                    {
+                        "arm": a,
+                        "label": look.labels.get(a, a),
+                        "n": (inp.get("n_evaluable") or {}).get(a, "-"),
+                        "p_best": fmt_prob((inp.get("prob_best") or {}).get(a)),
+                        "p_best_concurrent": fmt_prob((conc.get(a) or {}).get("prob_best")),
+                        "previous": fmt_pct((block.get("previous") or {}).get(a)),
+                        "now": fmt_pct((block.get("probabilities") or {}).get(a)),
+                        "reference": fmt_pct((block.get("reference") or {}).get(a)),
+                    }
+                )
+        out.append(
+            {
+                "cohort": cohort,
+                "arms": arms,
+                "rule": (block or {}).get("rule", ""),
+                "sentence": (block or {}).get("sentence", ""),
+                "drift": ((block or {}).get("concurrent") or {}).get("sentence", ""),
+                "accepted": ((block or {}).get("if_recommendations_accepted") or {}).get("sentence", ""),
+                "rows": rows,
+                "history": hist,
+            }
+        )
+    return out
+
+
+def _rule_thresholds(look: Look, endpoint: str, kind: str, reference: str) -> list[tuple[float, str]]:
+    out = []
+    for r in look.report["config"].get("rules") or []:
+        if r.get("endpoint") == endpoint and r.get("kind") == kind and r.get("reference") == reference:
+            word = "graduate above" if kind == "efficacy" else "futility below"
+            out.append((float(r["threshold"]), f"{r['id']}: {word} {fmt_pct(r['threshold'])}"))
+    return out
+
+
+def trajectories(look: Look) -> dict:
+    """Probabilities per arm across looks (ledger), with the thresholds of the rules on them."""
+    points = [p for p in history_points(look)]
+    panels = [
+        {
+            "title": "P(CRc > null rate)",
+            "key": "prob_above_null",
+            "thresholds": _rule_thresholds(look, "crc", "efficacy", "null_rate"),
+        },
+        {
+            "title": "P(CRc > target rate)",
+            "key": "prob_above_target",
+            "thresholds": _rule_thresholds(look, "crc", "futility", "target_rate"),
+        },
+    ]
+    if any(a.get("prob_best") is not None for p in points for a in p["arms"].values()):
+        panels.append(
+            {"title": "P(best CRc) within the randomized cohort", "key": "prob_best", "thresholds": []}
+        )
+    arms = [a["arm"] for a in look.arms if a["status"] != "queued" or a["n_enrolled"]]
+    table = []
+    for arm in arms:
+        cells = []
+        for p in points:
+            s = p["arms"].get(arm) or {}
+            cells.append(
+                {
+                    "n": s.get("n_enrolled"),
+                    "crc": f"{s['crc_responders']}/{s['crc_evaluable']}"
+                    if s.get("crc_evaluable") is not None
+                    else "-",
+                    "p_null": fmt_prob(s.get("prob_above_null")),
+                    "p_target": fmt_prob(s.get("prob_above_target")),
+                    "status": s.get("status") or "-",
+                    "actions": ", ".join(s.get("actions") or []) or "-",
+                }
+            )
+        table.append({"arm": arm, "label": look.labels.get(arm, arm), "cells": cells})
+    return {
+        "points": [
+            {"look": p["look"], "cutoff": p["cutoff"], "status": p["status"], "arms": p["arms"]}
+            for p in points
+        ],
+        "panels": panels,
+        "table": table,
+        "n_looks": len(points),
+    }
+
+
+def diagnostics(look: Look) -> dict:
+    """Per-endpoint convergence diagnostics with every fit attempt, and the configured limits."""
+    d = look.report["diagnostics"]
+    lim = (look.report["config"].get("sampler") or {}).get("limits") or {}
+    rows = []
+    for ep, b in d.get("by_endpoint", {}).items():
+        rows.append(
+            {
+                "endpoint": ep,
+                "model": b.get("model", "-"),
+                "rhat": f"{b['max_rhat']:.3f}" if b.get("max_rhat") is not None else "-",
+                "ess_bulk": f"{b['min_ess_bulk']:.0f}" if b.get("min_ess_bulk") is not None else "-",
+                "ess_tail": f"{b['min_ess_tail']:.0f}" if b.get("min_ess_tail") is not None else "-",
+                "divergences": b.get("divergences", "-"),
+                "converged": b.get("converged"),
+                "failures": "; ".join(b.get("failures") or []),
+                "attempts": [
+                    f"tune {x['tune']}, target_accept {x['target_accept']}, seed {x['seed']}: "
+                    + ("converged" if x.get("converged") else "; ".join(x.get("failures") or ["failed"]))
+                    for x in b.get("attempts", [])
+                ],
+            }
+        )
+    sampler = look.report["config"].get("sampler") or {}
+    return {
+        "rows": rows,
+        "limits": lim,
+        "sampler": {k: sampler.get(k) for k in ("backend", "chains", "draws", "tune", "target_accept")},
+        "converged": bool(d.get("converged")),
+    }
+
+
+def summary(look: Look) -> dict:
+    """First page: status, refusal in words, recommendations with their reasons."""
+    r = look.report
+    failed = [
+        {
+            "endpoint": ep,
+            "failures": "; ".join(b.get("failures") or []),
+            "attempts": len(b.get("attempts", [])),
+        }
+        for ep, b in r["diagnostics"].get("by_endpoint", {}).items()
+        if not b.get("converged")
+    ]
+    recs = [
+        {
+            "action": x["action"],
+            "action_label": ACTION_LABELS.get(x["action"], x["action"]),
+            "arm": x.get("arm") or ", ".join(x.get("arms") or []) or "-",
+            "label": x.get("label") or "",
+            "sentence": x["sentence"],
+            "mc_uncertain": bool(x.get("mc_uncertain")),
+        }
+        for x in r.get("recommendations") or []
+    ]
+    order = {"drop_harm": 0, "drop_futility": 1, "drop_inferior": 2, "graduate": 3}
+    recs.sort(key=lambda x: order.get(x["action"], 4) if x["action"] != "continue" else 9)
+    return {
+        "refused": look.refused,
+        "refusal": r.get("refusal") or "",
+        "failed": failed,
+        "recommendations": recs,
+        "n_action": sum(x["action"] != "continue" for x in recs),
+        "comparisons": [c["sentence"] for c in r.get("comparisons") or []],
+        "survival_comparisons": [c["sentence"] for c in r.get("survival_comparisons") or []],
+        "queue": [q["sentence"] for q in r.get("queue") or []],
+        "data_changes": {
+            k: (r.get("data_changes") or {}).get(k)
+            for k in (
+                "previous_look",
+                "n_new_patients",
+                "n_routine",
+                "n_cleaning",
+                "n_affecting_previous_look",
+            )
+        }
+        if r.get("data_changes")
+        else None,
+        "n_enrolled": sum(a["n_enrolled"] for a in look.arms),
+        "n_warnings": len(r.get("warnings") or []),
+    }
+
+
+def data_changes(look: Look) -> dict:
+    """The ledger's data-change report since the previous look (per patient, closed report only)."""
+    dc = look.report.get("data_changes")
+    if not dc:
+        return {"present": False}
+    return {
+        "present": True,
+        "sentence": dc.get("sentence", ""),
+        "identical": dc.get("identical", False),
+        "counts": {
+            k: dc.get(k)
+            for k in (
+                "n_previous",
+                "n_current",
+                "n_new_patients",
+                "n_changed",
+                "n_routine",
+                "n_cleaning",
+                "n_affecting_previous_look",
+            )
+        },
+        "patients": [
+            {
+                "subject": p["subject_id"],
+                "arm": p.get("arm", "-"),
+                "kind": "routine follow-up" if p.get("routine") else "data cleaning",
+                "changes": "; ".join(
+                    f"{c['field']}: {_shown(c['previous'])} -> {_shown(c['current'])}" for c in p["changes"]
+                ),
+                "effect": ", ".join(
+                    f"{ep} {v[0]} -> {v[1]}" for ep, v in (p.get("previous_look_effect") or {}).items()
+                )
+                or "-",
+            }
+            for p in dc.get("changed_patients") or []
+        ],
+        "late": dc.get("late_registrations") or [],
+        "removed": dc.get("removed_patients") or [],
+        "previous_look": dc.get("previous_look"),
+        "previous_cutoff": dc.get("previous_cutoff"),
+    }
+
+
+def _shown(v) -> str:
+    if v is None:
+        return "blank"
+    if isinstance(v, bool):
+        return str(v).lower()
+    return str(v)
+
+
+def reproducibility(look: Look) -> dict:
+    """Hashes, seed, versions, the command to rerun, definitions and the config as run."""
+    from adaptive.output import versions
+
+    r = look.report
+    post_sha = _sha256(look.posterior_path) if look.posterior_path else None
+    memo_versions = {}
+    from importlib import metadata
+
+    for pkg in ("rr-aml-adaptive", "matplotlib", "arviz", "jinja2", "weasyprint"):
+        try:
+            memo_versions[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            memo_versions[pkg] = "not installed"
+    cmd = (
+        f"adaptive interim --config {r.get('config_file') or 'CONFIG'} --data {r.get('data_file') or 'DATA'} "
+        f"--cutoff {r['cutoff']} --seed {r['seed']} --out NEW_FOLDER"
+    )
+    own = next((h for h in look.history if h.report_sha256 == look.report_sha256), None)
+    where = f"ledger {look.ledger_path}" if look.ledger_path else "no ledger"
+    return {
+        "rows": [
+            ("Look", f"{look.number if look.number is not None else '-'} ({where})"),
+            ("Recorded (UTC)", own.recorded_at if own else "-"),
+            ("Data cutoff", r["cutoff"]),
+            ("Seed", str(r["seed"])),
+            ("Config file", f"{r.get('config_file')} (SHA-256 {r.get('config_sha256')})"),
+            ("Data file", f"{r.get('data_file')} (SHA-256 {r.get('data_sha256')})"),
+            ("recommendations.json", f"SHA-256 {look.report_sha256}"),
+            ("posterior.nc", f"SHA-256 {post_sha}" if post_sha else "absent"),
+            ("Patient data used by this memo", look.data_source or "none"),
+        ],
+        "versions": r.get("versions") or {},
+        "memo_versions": memo_versions,
+        "memo_engine": versions().get("rr-aml-adaptive"),
+        "command": cmd,
+        "definitions": r.get("endpoint_definitions") or {},
+        "config_yaml": yaml.safe_dump(r.get("config"), sort_keys=False, width=100),
+        "warnings": r.get("warnings") or [],
+    }
+
+
+def closed_data(look: Look) -> dict:
+    """Everything the closed (unblinded) report shows, in section order."""
+    return {
+        "look": _header(look),
+        "summary": summary(look),
+        "enrolment": enrolment(look),
+        "tables": endpoint_tables(look),
+        "densities": crc_density_inputs(look),
+        "forest": forest_rows(look) if not look.refused else [],
+        "survival": survival_section(look),
+        "randomization": randomization(look),
+        "trajectories": trajectories(look),
+        "data_changes": data_changes(look),
+        "diagnostics": diagnostics(look),
+        "appendix": reproducibility(look),
+        "notes": list(look.notes),
+    }
+
+
+def _header(look: Look) -> dict:
+    r = look.report
+    return {
+        "trial": r.get("trial", ""),
+        "cutoff": r["cutoff"],
+        "number": look.number,
+        "status": r.get("status"),
+        "previous": ((r.get("look") or {}).get("previous_look") or {}),
+    }
+
+
+# ============================================================================= open report
+def jeffreys(y: int, n: int) -> tuple[float | None, float | None, float | None]:
+    """Observed rate and the equal-tailed 95% Jeffreys interval (Beta(y + 1/2, n - y + 1/2))."""
+    if n <= 0:
+        return None, None, None
+    lo = 0.0 if y == 0 else float(stats.beta.ppf(0.025, y + 0.5, n - y + 0.5))
+    hi = 1.0 if y == n else float(stats.beta.ppf(0.975, y + 0.5, n - y + 0.5))
+    return y / n, lo, hi
+
+
+def pooled_counts(report: dict) -> dict[str, dict[str, int]]:
+    """Per endpoint: evaluable, events, pending and not-evaluable patients summed over all arms."""
+    out: dict[str, dict[str, int]] = {}
+    for a in report["arms"]:
+        for ep, e in a["endpoints"].items():
+            c = out.setdefault(ep, {"n": 0, "y": 0, "pending": 0, "not_evaluable": 0})
+            c["n"] += int(e["n_evaluable"])
+            c["y"] += int(e["responders"])
+            c["pending"] += int(e["n_pending"])
+            c["not_evaluable"] += int(e.get("n_not_evaluable") or 0)
+    return out
+
+
+#: fields checked for completeness: (column, who is expected to have it, description)
+_COMPLETENESS = (
+    ("site", "all", "every enrolled patient"),
+    ("best_response", "past_window", "enrolled at least the response window before the cutoff, alive or not"),
+    ("mrd_negative", "crc", "in CR/CRi"),
+    ("last_contact_on", "alive", "not known to have died by the cutoff"),
+    ("karyotype_risk", "all", "every enrolled patient"),
+    ("intensive_eligible", "all", "every enrolled patient"),
+    ("prior_venetoclax_3m", "all", "every enrolled patient"),
+)
+
+
+def _completeness(look: Look, f: pd.DataFrame) -> list[dict]:
+    cutoff = look.cutoff
+    window = look.design.assessment.response_window_days
+    known = {
+        "all": np.ones(len(f), dtype=bool),
+        "past_window": np.array([(cutoff - d).days >= window for d in f["enrolled_on"]], dtype=bool),
+        "crc": np.array(
+            [
+                r in ("CR", "CRi") and d is not None and d <= cutoff
+                for r, d in zip(f["best_response"], f["response_on"], strict=True)
+            ],
+            dtype=bool,
+        ),
+        "alive": np.array([d is None or d > cutoff for d in f["death_on"]], dtype=bool),
+    }
+    rows = []
+    for col, who, text in _COMPLETENESS:
+        if col not in f.columns:
+            continue
+        mask = known[who]
+        vals = f.loc[mask, col]
+        n = int(mask.sum())
+        if col == "best_response":
+            rec = int(
+                sum(
+                    v is not None and (d is None or d <= cutoff)
+                    for v, d in zip(vals, f.loc[mask, "response_on"], strict=True)
+                )
+            )
+        elif col == "last_contact_on":
+            rec = int(sum(v is not None for v in vals))
+        else:
+            rec = int(sum(v is not None for v in vals))
+        rows.append(
+            {"field": col, "expected": text, "n": n, "recorded": rec, "share": rec / n if n else None}
+        )
+    return rows
+
+
+def open_data(look: Look) -> dict:
+    """Everything the open report shows: pooled over all arms, nothing per arm.
+
+    The per-arm blocks of the look are summed before anything else is computed; patient rows are
+    used without their arm column.
+    """
+    r = look.report
+    pooled = pooled_counts(r)
+    labels = {ep: (BINARY_ENDPOINTS[ep].label if ep in BINARY_ENDPOINTS else ep) for ep in pooled}
+    outcomes = []
+    for ep, c in pooled.items():
+        rate, lo, hi = jeffreys(c["y"], c["n"])
+        outcomes.append(
+            {
+                "endpoint": ep,
+                "label": labels[ep],
+                "y": c["y"],
+                "n": c["n"],
+                "pending": c["pending"],
+                "not_evaluable": c["not_evaluable"],
+                "rate": rate,
+                "lo": lo,
+                "hi": hi,
+                "rate_text": fmt_pct(rate),
+                "interval_text": fmt_interval(lo, hi),
+                "definition": r.get("endpoint_definitions", {}).get(ep, ""),
+            }
+        )
+    f = _enrolled_frame(look)
+    accrual: dict = {"total": sum(int(a["n_enrolled"]) for a in r["arms"]), "has_dates": f is not None}
+    completeness: list[dict] = []
+    if f is not None:
+        f = f.drop(columns=["arm"])  # from here on the open report never sees an arm
+        dates = sorted(f["enrolled_on"])
+        months = pd.period_range(dates[0], look.cutoff, freq="M") if dates else []
+        per_month = pd.Series([pd.Period(d, "M") for d in dates]).value_counts()
+        accrual.update(
+            dates=dates,
+            first=dates[0].isoformat() if dates else "-",
+            last=dates[-1].isoformat() if dates else "-",
+            monthly={str(m): int(per_month.get(m, 0)) for m in months},
+            sites=[
+                {
+                    "site": s,
+                    "n": int((f["site"] == s).sum()),
+                    "first": min(f.loc[f["site"] == s, "enrolled_on"]).isoformat(),
+                    "last": max(f.loc[f["site"] == s, "enrolled_on"]).isoformat(),
+                }
+                for s in sorted(set(f["site"]))
+            ],
+            last_90_days=int(sum(d > look.cutoff - timedelta(days=90) for d in dates)),
+        )
+        completeness = _completeness(look, f)
+    dc = r.get("data_changes") or {}
+    return {
+        "look": _header(look),
+        "accrual": accrual,
+        "outcomes": outcomes,
+        "completeness": completeness,
+        "data_changes": {
+            k: dc.get(k)
+            for k in (
+                "previous_look",
+                "previous_cutoff",
+                "n_new_patients",
+                "n_routine",
+                "n_cleaning",
+                "n_affecting_previous_look",
+            )
+        }
+        if dc
+        else None,
+        "appendix": {
+            "config_sha256": r.get("config_sha256"),
+            "data_sha256": r.get("data_sha256"),
+            "data_file": r.get("data_file"),
+            "report_sha256": look.report_sha256,
+        },
+        "has_patients": f is not None,
+    }
