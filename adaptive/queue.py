@@ -47,6 +47,15 @@ def _name(design: Design, arm: str) -> str:
     return f"{arm} ({label})" if label and label != arm else arm
 
 
+def date_breakpoints(design: Design) -> tuple[date, ...]:
+    """The dates at which :func:`evaluate_queue` can change its decisions with the cutoff alone.
+
+    The cutoff enters only through ``earliest_on``: two cutoffs that have passed the same of
+    these dates give the same decisions for the same arm statuses (the simulator caches on it).
+    """
+    return tuple(sorted({a.entry.earliest_on for a in design.arms if a.entry and a.entry.earliest_on}))
+
+
 def evaluate_queue(design: Design, cutoff: date) -> list[QueueDecision]:
     """Entry decisions for every queued arm, in config order."""
     open_now = [a.id for a in design.arms if a.is_open]

@@ -31,6 +31,7 @@ import yaml
 from adaptive.config import parse_config
 from adaptive.scenario import parse_scenario
 from adaptive.simulate.engine import compile_spec, simulate_chunk
+from adaptive.simulate.run import Job, close_client, open_client, run_trials
 from adaptive.simulate.study import simulate_study
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -116,6 +117,26 @@ def two_workers(cfg, sc, n_trials: int, runs: int, cache: Path, chunk: int) -> l
     return out
 
 
+def warm_cluster(cfg, sc, n_trials: int, runs: int, cache: Path, chunk: int) -> list[float]:
+    """Throughput of two single-threaded Dask workers already started and warmed up.
+
+    What ``adaptive calibrate`` (one cluster for every candidate threshold) and long runs see:
+    no cluster start-up, no worker imports, no output files.
+    """
+    job = Job(yaml.safe_dump(cfg), "c.yaml", yaml.safe_dump(sc), "s.yaml", False, str(cache))
+    client = open_client(workers=2)
+    try:
+        run_trials(job, 4 * chunk, 0, chunk_size=chunk, client=client)  # imports, tables, kernels
+        out = []
+        for r in range(runs):
+            t = time.perf_counter()
+            run_trials(job, n_trials, r + 1, chunk_size=chunk, client=client)
+            out.append(n_trials / (time.perf_counter() - t))
+    finally:
+        close_client(client)
+    return out
+
+
 def fmt(xs):
     return f"median {statistics.median(xs):,.0f} trials/s ({', '.join(f'{x:,.0f}' for x in xs)})"
 
@@ -130,7 +151,10 @@ def main() -> None:
     if not args.scaling:
         cfg, sc = two_arm()
         print("two-arm, 1 process, 5,000 trials:", fmt(in_process(cfg, sc, 5000, args.runs, cache)))
-        print("two-arm, 2 workers, 40,000 trials:", fmt(two_workers(cfg, sc, 40000, args.runs, cache, 5000)))
+        print("two-arm, 2 warm workers, 40,000 trials:",
+              fmt(warm_cluster(cfg, sc, 40000, args.runs, cache, 5000)))  # fmt: skip
+        print("two-arm, simulate_study 2 workers, 40,000 trials:",
+              fmt(two_workers(cfg, sc, 40000, args.runs, cache, 5000)))  # fmt: skip
         for kind in ("hierarchical", "exnex"):
             cfg, sc = rr_aml(kind)
             t = time.perf_counter()
@@ -149,7 +173,11 @@ def main() -> None:
                 fmt(in_process(cfg, sc, 500, args.runs, cache)),
             )
             print(
-                f"rr_aml ({kind} CRc), 2 workers, 2,000 trials:",
+                f"rr_aml ({kind} CRc), 2 warm workers, 2,000 trials:",
+                fmt(warm_cluster(cfg, sc, 2000, args.runs, cache, 250)),
+            )
+            print(
+                f"rr_aml ({kind} CRc), simulate_study 2 workers, 2,000 trials:",
                 fmt(two_workers(cfg, sc, 2000, args.runs, cache, 250)),
             )
         return

@@ -18,7 +18,6 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-import arviz as az
 import numpy as np
 import xarray as xr
 
@@ -54,6 +53,8 @@ def indicator_estimate(indicator: np.ndarray) -> Estimate:
     sd = float(x.std(ddof=1)) if x.size > 1 else 0.0
     if sd == 0.0:
         return Estimate(prob, 0.0, x.size)
+    import arviz as az  # here, not at the top: the simulator's workers never need ArviZ (2.5 s import)
+
     ess = float(az.ess(x, method="mean"))
     if not np.isfinite(ess) or ess <= 0:
         ess = float(x.size)

@@ -32,6 +32,7 @@ how trials are chunked or on how many workers run them.
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -41,10 +42,12 @@ from scipy import special
 
 from adaptive.config import Design
 from adaptive.endpoints import BINARY_ENDPOINTS
-from adaptive.queue import evaluate_queue
+from adaptive.queue import date_breakpoints, evaluate_queue
 from adaptive.randomization import allocation_rules
 from adaptive.recommend import PRECEDENCE
 from adaptive.scenario import Scenario
+from adaptive.simulate.kernels import count_known, enrol
+from adaptive.simulate.rng import trial_uniforms
 from decision_rules.beta import beta_prob_above, beta_prob_best
 from decision_rules.rules import Efficacy, Futility, Harm, PredictiveEfficacy, PredictiveFutility, Superiority
 from models.batch import HierarchicalBatch
@@ -98,6 +101,24 @@ class EndpointModel:
     w_base: np.ndarray | None = None  # EXNEX weight per arm once exchangeable
     exchangeable_after: np.ndarray | None = None
     uses_weights: bool = False
+    max_n: np.ndarray | None = None
+    _above: dict = field(default_factory=dict, repr=False)
+
+    def beta_prob_above(self, arm: int, ref: float, n: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """``P(p_arm > ref)`` of the Beta posterior after ``y`` of ``n``, by table lookup.
+
+        The table holds :func:`decision_rules.beta.beta_prob_above` of every ``(n, y)`` with
+        ``0 <= y <= n <= max_n`` (built on first use): the same numbers, computed once.
+        """
+        key = (arm, float(ref))
+        tab = self._above.get(key)
+        if tab is None:
+            m = int(self.max_n[arm])
+            nn = np.concatenate([np.full(k + 1, k) for k in range(m + 1)])
+            yy = np.concatenate([np.arange(k + 1) for k in range(m + 1)])
+            tab = beta_prob_above(self.a0[arm] + yy, self.b0[arm] + nn - yy, ref)
+            self._above[key] = tab
+        return tab[n * (n + 1) // 2 + y]
 
 
 @dataclass
@@ -265,7 +286,9 @@ def _endpoint_model(design: Design, endpoint: str, arms, max_n, table_options) -
             a0, b0 = np.full(len(arms), 0.5), np.full(len(arms), 0.5)
         else:
             a0, b0 = np.full(len(arms), cfg.prior.a), np.full(len(arms), cfg.prior.b)
-        return EndpointModel(endpoint, "beta", spec.direction == "higher_is_better", a0=a0, b0=b0)
+        return EndpointModel(
+            endpoint, "beta", spec.direction == "higher_is_better", a0=a0, b0=b0, max_n=np.asarray(max_n)
+        )
     j = max(len(v) for v in refs.values())
     thr = np.full((len(arms), j), np.nan)
     columns = {}
@@ -327,21 +350,18 @@ BLOCK = 256  # patients drawn per trial at a time
 def trial_streams(seed: int, trials: np.ndarray, block: int, size: int = BLOCK) -> dict[str, np.ndarray]:
     """Uniforms for patients ``block * size ... (block + 1) * size - 1`` of the given trials.
 
-    Trial ``i``'s block ``b`` comes from its own generator, seeded by
-    ``SeedSequence(seed, spawn_key=(i, b))``: results do not depend on chunking, on the number of
-    workers, or on how many patients other trials needed.
+    Trial ``i``'s block ``b`` comes from its own generator (SFC64 seeded from ``(seed, i, b)``,
+    :mod:`adaptive.simulate.rng`): results do not depend on chunking, on the number of workers,
+    or on how many patients other trials needed.
     """
     names = ("gap", "cov", "assign", "resp", "mrd", "death", "delay")
     widths = {"cov": 8}
     cols = np.cumsum([0] + [widths.get(n, 1) for n in names])
-    raw = np.empty((len(trials), size, cols[-1]))
-    for r, i in enumerate(trials):
-        rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(int(i), int(block))))
-        raw[r] = rng.random((size, cols[-1]))
+    raw = trial_uniforms(seed, trials, block, (size, int(cols[-1])))
     out = {}
     for j, n in enumerate(names):
         v = raw[..., cols[j] : cols[j + 1]]
-        out[n] = np.ascontiguousarray(v[..., 0] if v.shape[-1] == 1 else v)
+        out[n] = v[..., 0] if v.shape[-1] == 1 else v  # views: the chunk copies them as it grows
     return out
 
 
@@ -390,6 +410,40 @@ def _vec_death_times(m30, m60, med, u):
     )
 
 
+def _routing_arrays(spec: SimSpec, rule_of_step, rule_arms) -> dict[str, np.ndarray]:
+    """The routing steps and allocation rules as padded arrays for the enrolment kernel."""
+    n_steps = len(spec.steps)
+    width = max([len(st["arms"]) for st in spec.steps] + [1])
+    step_arms = np.full((n_steps, width), -1, np.int64)
+    others = np.full((n_steps, width), -1, np.int64)
+    step_n = np.zeros(n_steps, np.int64)
+    others_n = np.zeros(n_steps, np.int64)
+    for si, st in enumerate(spec.steps):
+        step_arms[si, : len(st["arms"])] = st["arms"]
+        step_n[si] = len(st["arms"])
+        ri = rule_of_step[si]
+        if ri is not None:  # arms of the step outside the cohort's rule: queued joiners
+            extra = [a for a in st["arms"] if a not in rule_arms[ri]]
+            others[si, : len(extra)] = extra
+            others_n[si] = len(extra)
+    rwidth = max([len(a) for a in rule_arms] + [1])
+    r_arms = np.full((max(len(rule_arms), 1), rwidth), -1, np.int64)
+    r_n = np.zeros(max(len(rule_arms), 1), np.int64)
+    for ri, arms in enumerate(rule_arms):
+        r_arms[ri, : len(arms)] = arms
+        r_n[ri] = len(arms)
+    return {
+        "step_arms": step_arms,
+        "step_n": step_n,
+        "step_rand": np.array([bool(st["randomized"]) for st in spec.steps]),
+        "rule_of_step": np.array([-1 if r is None else r for r in rule_of_step], np.int64),
+        "rule_arms": r_arms,
+        "rule_n": r_n,
+        "others": others,
+        "others_n": others_n,
+    }
+
+
 class _Chunk:
     """State of a chunk of virtual trials."""
 
@@ -400,6 +454,7 @@ class _Chunk:
         self.trials = trials
         self.seed = seed
         self.cap = 0  # patients drawn so far per trial (per-patient arrays grow by blocks)
+        self.ptr = np.zeros(t, np.int64)  # next patient of each trial (those before it are enrolled or not)
         self.u = {}
         self.arrival = np.zeros((t, 0))
         self.match = np.zeros((t, 0, len(spec.steps)), bool)
@@ -430,10 +485,12 @@ class _Chunk:
             if spec.first_after == 0:
                 self.next_look_time[:] = spec.every_days
         # allocation probabilities per randomized cohort (T, arms of the rule)
-        self.alloc = [
-            np.broadcast_to(r.ratio_array / r.ratio_array.sum(), (t, len(r.arms))).copy()
-            for r in spec.alloc_rules
-        ]
+        # (rules, T, arms of the rule) in one array for the enrolment kernel; self.alloc are views
+        width = max((len(r.arms) for r in spec.alloc_rules), default=1)
+        self.alloc_arr = np.zeros((max(len(spec.alloc_rules), 1), t, width))
+        for ri, r in enumerate(spec.alloc_rules):
+            self.alloc_arr[ri, :, : len(r.arms)] = r.ratio_array / r.ratio_array.sum()
+        self.alloc = [self.alloc_arr[ri, :, : len(r.arms)] for ri, r in enumerate(spec.alloc_rules)]
         self._extend()
         self.final_mean = np.full((t, k), np.nan)
         self.final_prob_null = np.full((t, k), np.nan)
@@ -442,6 +499,9 @@ class _Chunk:
             for st in spec.steps
         ]
         self.rule_arms = [np.array([spec.arms.index(a) for a in r.arms]) for r in spec.alloc_rules]
+        self.routing = _routing_arrays(spec, self.rule_of_step, self.rule_arms)
+        self._queue_dates = date_breakpoints(spec.design)
+        self._queue_memo: dict[tuple, tuple[int, ...]] = {}
 
     # ------------------------------------------------------------------ patients
     def _extend(self) -> None:
@@ -499,57 +559,27 @@ class _Chunk:
             mats.append(m)
         return np.stack(mats, axis=-1)
 
-    def _assign(self, live: np.ndarray, p: np.ndarray) -> None:
-        """Route and assign patient ``p[i]`` of trial ``live[i]`` (both arrays)."""
+    def _enrol(self, rows: np.ndarray, ptr: np.ndarray) -> bool:
+        """Enrol the trials' patients up to their next looks (:func:`adaptive.simulate.kernels.enrol`).
+
+        Draws the outcomes of the patients enrolled; returns whether more patients must be drawn.
+        """
         spec = self.spec
-        open_ = self.status[live] == ACTIVE  # (L, K)
-        chosen = np.full(len(live), -1)
-        rand = np.zeros(len(live), bool)
-        pending = np.ones(len(live), bool)
-        match = self.match[live, p]  # (L, S)
-        u_all = self.u["assign"][live, p]
-        for si, step in enumerate(spec.steps):
-            arms = step["arms"]
-            has_open = open_[:, arms].any(axis=1)
-            take = pending & match[:, si] & has_open
-            if not take.any():
-                continue
-            rows = np.nonzero(take)[0]
-            u = u_all[rows]
-            rule_i = self.rule_of_step[si]
-            if rule_i is not None:
-                rule_arms = self.rule_arms[rule_i]
-                w = self.alloc[rule_i][live[rows]] * open_[rows][:, rule_arms]
-                others = [a for a in arms if a not in rule_arms]  # queued joiners: equal share
-                if others:
-                    share = w.sum(1, keepdims=True).clip(1e-12) / len(rule_arms)
-                    w = np.concatenate([w, open_[rows][:, others] * share], 1)
-                    cand = np.concatenate([rule_arms, others])
-                else:
-                    cand = rule_arms
-                w = np.where(w.sum(1, keepdims=True) > 0, w, open_[rows][:, cand].astype(float))
-            else:
-                cand = arms
-                w = open_[rows][:, cand].astype(float)
-            cdf = np.cumsum(w / w.sum(1, keepdims=True), axis=1)
-            pick = np.minimum((u[:, None] >= cdf).sum(1), len(cand) - 1)
-            chosen[rows] = cand[pick]
-            rand[rows] = step["randomized"]
-            pending &= ~take
-        ok = chosen >= 0
-        if not ok.any():
-            return
-        rows = live[ok]
-        pp = p[ok]
-        arm = chosen[ok]
-        self.arm_of[rows, pp] = arm
-        self.randomized[rows, pp] = rand[ok]
-        self.enrolled[rows, arm] += 1
-        self.n_rand[rows, arm] += rand[ok]
-        self.total[rows] += 1
-        self._outcomes(rows, pp, arm)
-        full = self.enrolled[rows, arm] >= spec.max_n[arm]
-        self.status[rows[full], arm[full]] = COMPLETE
+        before = ptr[rows].copy()
+        r = self.routing
+        need_more = enrol(
+            rows, ptr, self.cap, spec.n_patients, spec.max_duration, spec.max_patients, spec.max_n,
+            self.arrival, self.match, self.u["assign"], self.status, self.enrolled, self.n_rand, self.total,
+            self.arm_of, self.randomized, self.done, self.end_time, self.last_time, self.next_look_time,
+            self.next_look_count, r["step_arms"], r["step_n"], r["step_rand"], r["rule_of_step"],
+            r["rule_arms"], r["rule_n"], r["others"], r["others_n"], self.alloc_arr,
+        )  # fmt: skip
+        idx = np.arange(self.cap)
+        new = (idx >= before[:, None]) & (idx < ptr[rows][:, None]) & (self.arm_of[rows] >= 0)
+        i, p = np.nonzero(new)
+        if len(i):
+            self._outcomes(rows[i], p, self.arm_of[rows[i], p])
+        return bool(need_more)
 
     def _outcomes(self, rows, p, arm):
         """Draw the outcomes of patient ``p[i]`` of trial ``rows[i]`` on arm ``arm[i]``."""
@@ -613,13 +643,11 @@ class _Chunk:
     # ------------------------------------------------------------------ looks
     def counts(self, rows, endpoint, when) -> tuple[np.ndarray, np.ndarray]:
         """Evaluable patients and responders per arm, ``(len(rows), K)``, as of ``when``."""
-        k = self.spec.k
-        arm = self.arm_of[rows]
-        ok = (arm >= 0) & (self.known[endpoint][rows] <= when[:, None])
-        idx = (np.arange(len(rows))[:, None] * k + arm)[ok]
-        n = np.bincount(idx, minlength=len(rows) * k).reshape(len(rows), k)
-        y = np.bincount(idx, weights=self.value[endpoint][rows][ok], minlength=len(rows) * k)
-        return n, np.rint(y).astype(np.int64).reshape(len(rows), k)
+        rows = np.asarray(rows, np.int64)
+        when = np.broadcast_to(np.asarray(when, float), rows.shape).copy()
+        return count_known(
+            rows, self.ptr, self.arm_of, self.known[endpoint], self.value[endpoint], when, self.spec.k
+        )
 
     def _posteriors(self, rows, when):
         spec = self.spec
@@ -645,7 +673,7 @@ class _Chunk:
     def _prob_above(entry, arm: int, ref: float) -> np.ndarray:
         em = entry["model"]
         if em.kind == "beta":
-            return beta_prob_above(entry["a"][:, arm], entry["b"][:, arm], ref)
+            return em.beta_prob_above(arm, ref, entry["n"][:, arm], entry["y"][:, arm])
         return entry["prob_above"][:, arm, em.thresholds[(arm, float(ref))]]
 
     @staticmethod
@@ -782,7 +810,10 @@ class _Chunk:
             self.final_mean[rows] = mean
             null = np.array([_null_index(spec.design, a, "crc") for a in spec.arms])
             if crc["model"].kind == "beta":
-                self.final_prob_null[rows] = beta_prob_above(crc["a"], crc["b"], null)
+                em = crc["model"]
+                self.final_prob_null[rows] = np.stack(
+                    [em.beta_prob_above(i, null[i], crc["n"][:, i], crc["y"][:, i]) for i in range(spec.k)], 1
+                )
             else:
                 cols = [crc["model"].thresholds[(i, float(null[i]))] for i in range(spec.k)]
                 self.final_prob_null[rows] = crc["prob_above"][:, np.arange(spec.k), cols]
@@ -833,6 +864,12 @@ class _Chunk:
             self.alloc[ri][rows] = np.nan_to_num(res.probabilities)
 
     def _queue(self, rows, when) -> None:
+        """Open the queued arms that :func:`adaptive.queue.evaluate_queue` lets open.
+
+        Its decisions depend only on the arms' statuses and on which ``earliest_on`` dates the
+        look has passed (:func:`adaptive.queue.date_breakpoints`), so they are computed once per
+        such combination.
+        """
         spec = self.spec
         queued = (self.status[rows] == QUEUED).any(axis=1)
         if not queued.any():
@@ -840,14 +877,19 @@ class _Chunk:
         design = spec.design
         start = spec.scenario.start_date
         for r, t in zip(rows[queued], when[queued], strict=True):
-            arms = tuple(
-                dataclasses.replace(a, status=_CONFIG_STATUS[int(self.status[r, i])])
-                for i, a in enumerate(design.arms)
-            )
-            d = dataclasses.replace(design, arms=arms)
-            for dec in evaluate_queue(d, start + timedelta(days=int(t))):
-                if dec.opens:
-                    self.status[r, spec.arms.index(dec.arm)] = ACTIVE
+            day = start + timedelta(days=int(t))
+            key = (tuple(int(x) for x in self.status[r]), bisect.bisect_right(self._queue_dates, day))
+            opening = self._queue_memo.get(key)
+            if opening is None:
+                arms = tuple(
+                    dataclasses.replace(a, status=_CONFIG_STATUS[int(self.status[r, i])])
+                    for i, a in enumerate(design.arms)
+                )
+                d = dataclasses.replace(design, arms=arms)
+                opening = tuple(spec.arms.index(dec.arm) for dec in evaluate_queue(d, day) if dec.opens)
+                self._queue_memo[key] = opening
+            for i in opening:
+                self.status[r, i] = ACTIVE
 
     def _schedule(self, rows, when) -> None:
         spec = self.spec
@@ -864,40 +906,13 @@ class _Chunk:
 
     def run(self) -> ChunkResult:
         spec = self.spec
-        t_count = len(self.trials)
-        ptr = np.zeros(t_count, np.int64)  # next patient of each trial
-        inf_count = np.iinfo(np.int64).max
+        ptr = self.ptr
         while True:
             # 1. enrol every live trial's patients up to its next look (calendar time or count)
-            while True:
+            live = np.nonzero(~self.done)[0]
+            while len(live) and self._enrol(live, ptr):
+                self._extend()
                 live = np.nonzero(~self.done)[0]
-                if len(live) == 0:
-                    break
-                while self.cap < spec.n_patients and np.any(ptr[live] >= self.cap):
-                    self._extend()
-                arr = self.arrival[live, np.minimum(ptr[live], self.cap - 1)]
-                out_of_time = (ptr[live] >= min(spec.n_patients, self.cap)) | (arr > spec.max_duration)
-                no_arm = ~((self.status[live] == ACTIVE) | (self.status[live] == QUEUED)).any(axis=1)
-                capped = self.total[live] >= spec.max_patients
-                end = out_of_time | no_arm | capped
-                if end.any():
-                    rows = live[end]
-                    last = np.where(ptr[rows] > 0, self.arrival[rows, np.maximum(ptr[rows] - 1, 0)], 0.0)
-                    # enrolment ends; when it ended for lack of arms, the last look is the end
-                    self._end(
-                        rows, np.where(no_arm[end], self.last_time[rows], np.minimum(last, spec.max_duration))
-                    )
-                    live, arr = live[~end], arr[~end]
-                go = (arr <= self.next_look_time[live]) & (self.total[live] < self.next_look_count[live])
-                if not go.any():
-                    break
-                rows = live[go]
-                self._assign(rows, ptr[rows])
-                ptr[rows] += 1
-                hit = rows[self.total[rows] >= self.next_look_count[rows]]
-                if len(hit):  # a look triggered by the enrolment count, at this arrival
-                    self.next_look_time[hit] = self.arrival[hit, ptr[hit] - 1]
-                    self.next_look_count[hit] = inf_count
             # 2. one batched look for every live trial that reached its look
             due = np.nonzero(~self.done & np.isfinite(self.next_look_time))[0]
             if len(due) == 0:

@@ -1,8 +1,9 @@
 """Running many virtual trials: chunks, Dask (local or a cluster), progress, interruption, outputs.
 
 Trials are split into chunks; each chunk runs :func:`adaptive.simulate.engine.simulate_chunk`
-on a worker. Every trial draws its randomness from its own seed (``SeedSequence(seed,
-spawn_key=(trial,))``), so the results do not depend on the chunk size or on the number of workers.
+on a worker. Every trial draws its randomness from its own stream, seeded from ``(seed, trial)``
+(:mod:`adaptive.simulate.rng`), so the results do not depend on the chunk size or on the number
+of workers.
 
 * ``workers=1`` (or a single chunk): in this process, no scheduler.
 * default: a Dask ``LocalCluster`` with one single-threaded worker process per core.
@@ -136,16 +137,24 @@ def run_trials(
 
 def open_client(*, workers: int | None = None, scheduler: str | None = None):
     """A Dask client: on ``scheduler`` if given, else on a new ``LocalCluster`` (one process per core)."""
+    import dask
     from dask.distributed import Client, LocalCluster
 
     if scheduler is not None:
         return Client(scheduler)
-    cluster = LocalCluster(
-        n_workers=workers or os.cpu_count() or 1,
-        threads_per_worker=1,
-        processes=True,
-        dashboard_address=None,
-    )
+    # Dask starts workers with MALLOC_TRIM_THRESHOLD_=65536 (to hand memory back between tasks of
+    # long-lived workers); that also fixes glibc's mmap threshold, so every large numpy array of
+    # a chunk is a fresh mmap with page faults: the simulator ran ~40% slower in such a worker
+    # (benchmarks/README.md). Our own short-lived workers keep glibc's adaptive default.
+    environ = dict(dask.config.get("distributed.nanny.pre-spawn-environ", default={}))
+    environ.pop("MALLOC_TRIM_THRESHOLD_", None)
+    with dask.config.set({"distributed.nanny.pre-spawn-environ": environ}):
+        cluster = LocalCluster(
+            n_workers=workers or os.cpu_count() or 1,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=None,
+        )
     return Client(cluster)
 
 

@@ -1,0 +1,170 @@
+"""Compiled per-patient loops of the simulator: enrolment between looks, counts at a look.
+
+**Enrolment** (:func:`enrol`): routing, allocation, arm closure at ``max_n``.
+
+:meth:`adaptive.simulate.engine._Chunk.run` hands every live trial to :func:`enrol` and gets
+back, per trial, the patients enrolled up to its next look (a calendar day or an enrolment
+count) or until its enrolment ends. Patients are taken one at a time in arrival order, exactly
+as the protocol does:
+
+* enrolment ends (the trial is ``done``) when the next patient arrives after
+  ``max_duration_days`` or no patient is left to draw, when no arm is open or queued, or when
+  ``max_patients`` are enrolled; the end is the last arrival (or the last look, when no arm is
+  left);
+* a patient enters the first routing step whose condition holds (``match``) and which still has
+  an open arm; randomized steps draw among their open arms with the current allocation
+  probabilities of the cohort's rule (queued arms that joined the step get an equal share of
+  the rule arms' total); unrandomized steps draw uniformly among their open arms; a patient no
+  step can take is not enrolled;
+* an arm closes to enrolment (``COMPLETE``) once it has ``max_n`` patients;
+* a look triggered by the enrolment count happens at the arrival of the patient who reached it.
+
+Trials are independent, so they are processed one after another; the random numbers come in
+with the patients (``arrival``, ``u_assign``), so the result does not depend on the order.
+
+**Counts** (:func:`count_known`): evaluable patients and responders per arm as of a look's day.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+ACTIVE, QUEUED, COMPLETE = 0, 1, 2  # the codes of adaptive.simulate.engine
+NO_LOOK = np.iinfo(np.int64).max
+
+
+@numba.njit(cache=True)
+def _assign(t, p, status, u, step_arms, step_n, step_rand, rule_of_step, rule_arms, rule_n,
+            others, others_n, alloc, match_tp, w, cand):  # fmt: skip
+    """Arm of patient ``p`` of trial ``t`` (-1: no step can take the patient) and whether randomized."""
+    for si in range(step_arms.shape[0]):
+        if not match_tp[si]:
+            continue
+        has_open = False
+        for a in range(step_n[si]):
+            if status[t, step_arms[si, a]] == ACTIVE:
+                has_open = True
+                break
+        if not has_open:
+            continue
+        ri = rule_of_step[si]
+        m = 0
+        if ri >= 0:
+            total = 0.0
+            for a in range(rule_n[ri]):
+                arm = rule_arms[ri, a]
+                w[m] = alloc[ri, t, a] if status[t, arm] == ACTIVE else 0.0
+                cand[m] = arm
+                total += w[m]
+                m += 1
+            if others_n[si] > 0:
+                share = max(total, 1e-12) / rule_n[ri]
+                for a in range(others_n[si]):
+                    arm = others[si, a]
+                    w[m] = share if status[t, arm] == ACTIVE else 0.0
+                    cand[m] = arm
+                    m += 1
+            total = 0.0
+            for a in range(m):
+                total += w[a]
+            if not total > 0.0:
+                for a in range(m):
+                    w[a] = 1.0 if status[t, cand[a]] == ACTIVE else 0.0
+        else:
+            for a in range(step_n[si]):
+                arm = step_arms[si, a]
+                w[m] = 1.0 if status[t, arm] == ACTIVE else 0.0
+                cand[m] = arm
+                m += 1
+        total = 0.0
+        for a in range(m):
+            total += w[a]
+        cdf = 0.0
+        pick = 0
+        for a in range(m):
+            cdf += w[a] / total
+            if u >= cdf:
+                pick += 1
+        if pick > m - 1:
+            pick = m - 1
+        return cand[pick], step_rand[si]
+    return -1, False
+
+
+@numba.njit(cache=True)
+def enrol(rows, ptr, cap, n_patients, max_duration, max_patients, max_n,
+          arrival, match, u_assign, status, enrolled, n_rand, total, arm_of, randomized,
+          done, end_time, last_time, next_look_time, next_look_count,
+          step_arms, step_n, step_rand, rule_of_step, rule_arms, rule_n, others, others_n,
+          alloc):  # fmt: skip
+    """Enrol the patients of every trial in ``rows`` up to its next look (updates the state arrays).
+
+    Returns ``True`` when some trial needs more patients drawn than the ``cap`` drawn so far
+    (the caller draws the next block and calls again).
+    """
+    n_arms = status.shape[1]
+    width = max(step_arms.shape[1] + others.shape[1], 1)
+    w = np.empty(width)
+    cand = np.empty(width, np.int64)
+    need_more = False
+    limit = min(n_patients, cap)
+    for t in rows:
+        while True:
+            p = ptr[t]
+            if p >= cap and cap < n_patients:
+                need_more = True
+                break
+            arr = arrival[t, min(p, cap - 1)]
+            out_of_time = p >= limit or arr > max_duration
+            no_arm = True
+            for k in range(n_arms):
+                if status[t, k] == ACTIVE or status[t, k] == QUEUED:
+                    no_arm = False
+                    break
+            if out_of_time or no_arm or total[t] >= max_patients:
+                done[t] = True
+                if no_arm:
+                    end_time[t] = last_time[t]
+                else:
+                    last = arrival[t, p - 1] if p > 0 else 0.0
+                    end_time[t] = min(last, max_duration)
+                break
+            if not (arr <= next_look_time[t] and total[t] < next_look_count[t]):
+                break
+            arm, rand = _assign(t, p, status, u_assign[t, p], step_arms, step_n, step_rand, rule_of_step,
+                                rule_arms, rule_n, others, others_n, alloc, match[t, p], w, cand)  # fmt: skip
+            ptr[t] = p + 1
+            if arm >= 0:
+                arm_of[t, p] = arm
+                randomized[t, p] = rand
+                enrolled[t, arm] += 1
+                if rand:
+                    n_rand[t, arm] += 1
+                total[t] += 1
+                if enrolled[t, arm] >= max_n[arm]:
+                    status[t, arm] = COMPLETE
+            if total[t] >= next_look_count[t]:
+                next_look_time[t] = arrival[t, p]
+                next_look_count[t] = NO_LOOK
+    return need_more
+
+
+@numba.njit(cache=True)
+def count_known(rows, upto, arm_of, known, value, when, n_arms):
+    """Evaluable patients (outcome known by ``when[i]``) and responders per arm, ``(len(rows), K)``.
+
+    Patients ``0 .. upto[t] - 1`` of each trial are looked at; responders are the known
+    patients' ``value`` (0/1) summed.
+    """
+    n = np.zeros((rows.shape[0], n_arms), np.int64)
+    y = np.zeros((rows.shape[0], n_arms), np.int64)
+    for i in range(rows.shape[0]):
+        t = rows[i]
+        for p in range(upto[t]):
+            arm = arm_of[t, p]
+            if arm >= 0 and known[t, p] <= when[i]:
+                n[i, arm] += 1
+                if value[t, p] > 0.5:
+                    y[i, arm] += 1
+    return n, y

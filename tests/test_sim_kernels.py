@@ -1,0 +1,255 @@
+"""The simulator's compiled parts against independent references.
+
+* Random streams: SFC64 bit for bit against numpy's own ``SFC64``; SplitMix64 against its
+  published test vector (through a pure-Python transcription of the reference C code); the
+  uniforms' distribution and the independence of neighbouring trials' streams.
+* Enrolment kernel: hand-built trials whose enrolment is worked out by hand (routing order,
+  allocation draws, closure at ``max_n``, patients no step takes, looks by count and by day, the
+  end of enrolment).
+* Exact Beta quantities: the compiled two-arm P(best) equals the vectorized grid version; the
+  tabulated P(p > c) equals the incomplete beta function.
+* The queue cache: decisions depend on the cutoff only through the ``earliest_on`` dates passed.
+"""
+
+from datetime import date, timedelta
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from adaptive.config import load_config
+from adaptive.queue import date_breakpoints, evaluate_queue
+from adaptive.simulate import rng
+from adaptive.simulate.engine import EndpointModel
+from adaptive.simulate.kernels import ACTIVE, COMPLETE, NO_LOOK, QUEUED, count_known, enrol
+from decision_rules import beta
+
+M64 = (1 << 64) - 1
+GRAD = 3  # the engine's code of a graduated arm: neither open nor queued
+ROOT = Path(__file__).resolve().parents[1]
+
+
+# ----------------------------------------------------------------------------- random streams
+def _splitmix64_reference(state: int, n: int) -> list[int]:
+    """SplitMix64 as in Vigna's reference C code (splitmix64.c), in plain Python integers."""
+    out = []
+    for _ in range(n):
+        state = (state + 0x9E3779B97F4A7C15) & M64
+        z = state
+        z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & M64
+        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & M64
+        out.append(z ^ (z >> 31))
+    return out
+
+
+def test_splitmix64_published_vector():
+    # the first outputs of SplitMix64 seeded with 1234567 (the reference implementation's vector)
+    assert _splitmix64_reference(1234567, 5) == [
+        6457827717110365317,
+        3203168211198807973,
+        9817491932198370423,
+        4593380528125082431,
+        16408922859458223821,
+    ]
+
+
+def test_seed_words_are_splitmix64_of_the_hashed_key():
+    seed, trial, block = 2026, 17, 3
+
+    def mix(x):
+        return _splitmix64_reference((x - 0x9E3779B97F4A7C15) & M64, 1)[0]
+
+    g = 0x9E3779B97F4A7C15
+    h = mix((seed + g) & M64)
+    h = mix(h ^ ((trial + g) & M64))
+    h = mix(h ^ ((block + g) & M64))
+    want = _splitmix64_reference(h, 3)
+    got = rng.seed_words(seed, np.array([trial]), block)[0]
+    assert [int(x) for x in got] == want
+
+
+def test_sfc64_is_bit_for_bit_numpys_generator():
+    words = rng.seed_words(99, np.arange(4), 0)
+    got = rng.uniforms_from_words(words, 1000)
+    for r in range(4):
+        bg = np.random.SFC64()
+        bg.state = {
+            "bit_generator": "SFC64",
+            "state": {"state": np.array([*words[r], 1], np.uint64)},
+            "has_uint32": 0,
+            "uinteger": 0,
+        }
+        bg.random_raw(12)  # numpy discards 12 outputs after seeding; so does rng
+        assert np.array_equal(np.random.Generator(bg).random(1000), got[r])
+
+
+def test_streams_are_uniform_and_trials_independent():
+    u = rng.trial_uniforms(5, np.arange(400), 0, (50, 14))
+    flat = u.reshape(-1)
+    assert stats.kstest(flat, "uniform").pvalue > 1e-3
+    assert 0.0 <= flat.min() and flat.max() < 1.0
+    # neighbouring trials (and blocks) share nothing: correlations at the 1/sqrt(n) noise level
+    a = u[:-1].reshape(399, -1)
+    b = u[1:].reshape(399, -1)
+    r = np.corrcoef(a.reshape(-1), b.reshape(-1))[0, 1]
+    assert abs(r) < 4 / np.sqrt(a.size)
+    other_block = rng.trial_uniforms(5, np.arange(400), 1, (50, 14))
+    assert abs(np.corrcoef(flat, other_block.reshape(-1))[0, 1]) < 4 / np.sqrt(flat.size)
+    # a trial's stream does not depend on which other trials are drawn with it
+    assert np.array_equal(rng.trial_uniforms(5, np.array([7, 3]), 0, (50, 14))[1], u[3])
+
+
+# ----------------------------------------------------------------------------- enrolment kernel
+def _state(n_trials, n_arms, cap, arrival, match, u_assign, status, next_time=None, next_count=None):
+    return {
+        "ptr": np.zeros(n_trials, np.int64),
+        "arrival": np.asarray(arrival, float),
+        "match": np.asarray(match, bool),
+        "u_assign": np.asarray(u_assign, float),
+        "status": np.asarray(status, np.int64),
+        "enrolled": np.zeros((n_trials, n_arms), np.int64),
+        "n_rand": np.zeros((n_trials, n_arms), np.int64),
+        "total": np.zeros(n_trials, np.int64),
+        "arm_of": np.full((n_trials, cap), -1, np.int64),
+        "randomized": np.zeros((n_trials, cap), bool),
+        "done": np.zeros(n_trials, bool),
+        "end_time": np.full(n_trials, np.nan),
+        "last_time": np.zeros(n_trials),
+        "next_look_time": np.full(n_trials, np.inf if next_time is None else next_time),
+        "next_look_count": np.full(n_trials, NO_LOOK if next_count is None else next_count, np.int64),
+    }
+
+
+# two steps: step 0 routes matching patients to arm 0 (unrandomized); step 1 randomizes arms 1
+# and 2 by the cohort's rule, with arm 3 (a queued joiner) sharing equally once open
+ROUTING = {
+    "step_arms": np.array([[0, -1, -1], [1, 2, 3]]),
+    "step_n": np.array([1, 3]),
+    "step_rand": np.array([False, True]),
+    "rule_of_step": np.array([-1, 0]),
+    "rule_arms": np.array([[1, 2]]),
+    "rule_n": np.array([2]),
+    "others": np.array([[-1, -1, -1], [3, -1, -1]]),
+    "others_n": np.array([0, 1]),
+}
+
+
+def _run(st, *, cap, n_patients=1000, max_duration=1e9, max_patients=1000, max_n=(100, 100, 100, 100),
+         alloc=((0.25, 0.75),)):  # fmt: skip
+    alloc_arr = np.array(alloc, float)[:, None, :].repeat(len(st["ptr"]), axis=1)
+    need = enrol(
+        np.arange(len(st["ptr"])), st["ptr"], cap, n_patients, max_duration, max_patients,
+        np.array(max_n, np.int64), st["arrival"], st["match"], st["u_assign"], st["status"],
+        st["enrolled"], st["n_rand"], st["total"], st["arm_of"], st["randomized"], st["done"],
+        st["end_time"], st["last_time"], st["next_look_time"], st["next_look_count"],
+        ROUTING["step_arms"], ROUTING["step_n"], ROUTING["step_rand"], ROUTING["rule_of_step"],
+        ROUTING["rule_arms"], ROUTING["rule_n"], ROUTING["others"], ROUTING["others_n"], alloc_arr,
+    )  # fmt: skip
+    return need
+
+
+def test_routing_order_and_allocation_draws_by_hand():
+    # patient: (step 0 matches, step 1 matches), assignment uniform
+    match = [[[True, True], [False, True], [False, True], [False, True], [False, False], [True, True]]]
+    u = [[0.9, 0.10, 0.30, 0.999, 0.5, 0.1]]
+    st = _state(1, 4, 6, [[1, 2, 3, 4, 5, 6]], match, u, [[ACTIVE, ACTIVE, ACTIVE, QUEUED]], next_time=5.5)
+    assert not _run(st, cap=6)
+    # p0 step 0 -> arm 0; p1 u=0.10 < 0.25 -> arm 1; p2 u=0.30 -> arm 2; p3 -> arm 2;
+    # p4 matches no step: not enrolled; p5 arrives after the look at day 5.5: waits
+    assert st["arm_of"][0].tolist() == [0, 1, 2, 2, -1, -1]
+    assert st["randomized"][0].tolist() == [False, True, True, True, False, False]
+    assert st["enrolled"][0].tolist() == [1, 1, 2, 0]
+    assert st["n_rand"][0].tolist() == [0, 1, 2, 0]
+    assert st["ptr"][0] == 5 and st["total"][0] == 4 and not st["done"][0]
+
+
+def test_queued_joiner_gets_an_equal_share_once_open():
+    # arm 3 open: weights (0.25, 0.75, 0.5) -> cdf (1/6, 2/3, 1)
+    match = [[[False, True]] * 3]
+    st = _state(1, 4, 3, [[1, 2, 3]], match, [[0.1, 0.5, 0.7]], [[ACTIVE, ACTIVE, ACTIVE, ACTIVE]])
+    _run(st, cap=3, n_patients=3)
+    assert st["arm_of"][0].tolist() == [1, 2, 3]
+    # arm 1 closed: its allocation share goes to the open arms, (0, 0.75, 0.375) -> (0, 2/3, 1)
+    st = _state(1, 4, 3, [[1, 2, 3]], match, [[0.1, 0.6, 0.7]], [[ACTIVE, COMPLETE, ACTIVE, ACTIVE]])
+    _run(st, cap=3, n_patients=3)
+    assert st["arm_of"][0].tolist() == [2, 2, 3]
+
+
+def test_arm_closes_at_max_n_and_enrolment_ends_without_arms():
+    match = [[[True, False]] * 4]
+    st = _state(1, 4, 4, [[1, 2, 3, 4]], match, [[0.5] * 4], [[ACTIVE, GRAD, GRAD, GRAD]])
+    st["last_time"][0] = 0.7  # the last look's day
+    _run(st, cap=4, max_n=(2, 9, 9, 9))
+    assert st["arm_of"][0].tolist() == [0, 0, -1, -1]
+    assert st["status"][0, 0] == COMPLETE
+    # no arm open or queued: enrolment ends at the last look
+    assert st["done"][0] and st["end_time"][0] == 0.7
+
+
+def test_looks_by_count_by_day_and_the_end_of_enrolment():
+    match = [[[True, False]] * 6]
+    arr = [[1.0, 2.0, 3.0, 4.0, 5.0, 6.0]]
+    # a look after the 3rd patient happens at that patient's arrival
+    st = _state(1, 4, 6, arr, match, [[0.5] * 6], [[ACTIVE, GRAD, GRAD, GRAD]], next_count=3)
+    _run(st, cap=6)
+    assert st["total"][0] == 3 and st["next_look_time"][0] == 3.0 and st["next_look_count"][0] == NO_LOOK
+    # max_patients: enrolment ends at the last arrival
+    st = _state(1, 4, 6, arr, match, [[0.5] * 6], [[ACTIVE, GRAD, GRAD, GRAD]])
+    _run(st, cap=6, max_patients=4)
+    assert st["done"][0] and st["total"][0] == 4 and st["end_time"][0] == 4.0
+    # max_duration: the patient arriving after it is not enrolled; the end is capped at it
+    st = _state(1, 4, 6, arr, match, [[0.5] * 6], [[ACTIVE, GRAD, GRAD, GRAD]])
+    _run(st, cap=6, max_duration=4.5)
+    assert st["done"][0] and st["total"][0] == 4 and st["end_time"][0] == 4.0
+    # patients drawn so far run out before the design's patient supply: ask for more
+    st = _state(1, 4, 6, arr, match, [[0.5] * 6], [[ACTIVE, GRAD, GRAD, GRAD]])
+    assert _run(st, cap=6, n_patients=12)
+    assert st["ptr"][0] == 6 and not st["done"][0]
+
+
+def test_count_known_by_hand():
+    arm_of = np.array([[0, 1, 0, -1, 1], [1, 1, 1, 0, 0]])
+    known = np.array([[1.0, 2.0, 9.0, 1.0, 3.0], [1.0, 1.0, 1.0, 1.0, 1.0]])
+    value = np.array([[1.0, 0.0, 1.0, 1.0, 1.0], [1.0, 1.0, 0.0, 0.0, 1.0]])
+    n, y = count_known(np.array([0, 1]), np.array([5, 4]), arm_of, known, value, np.array([3.0, 5.0]), 2)
+    assert n.tolist() == [[1, 2], [1, 3]]  # trial 0: patient 2 not known yet; trial 1: patient 4 not enrolled
+    assert y.tolist() == [[1, 1], [0, 2]]
+
+
+# ----------------------------------------------------------------------------- Beta quantities
+def test_compiled_two_arm_prob_best_equals_the_vectorized_grid():
+    g = np.random.default_rng(3)
+    a = g.uniform(0.2, 150, (3000, 2))
+    b = g.uniform(0.2, 150, (3000, 2))
+    a[:3] = [[0.1, 200.0], [1.0, 1.0], [500.0, 3.0]]
+    b[:3] = [[0.2, 3.0], [1.0, 1.0], [2.0, 480.0]]
+    got = beta.beta_prob_best(a, b)
+    assert np.max(np.abs(got - beta._prob_best_logit_grid(a, b))) < 1e-12
+    assert got[1, 0] == pytest.approx(0.5, abs=1e-9)
+
+
+def test_tabulated_prob_above_is_the_incomplete_beta():
+    em = EndpointModel("mortality_30d", "beta", False, a0=np.array([0.07]), b0=np.array([0.93]),
+                       max_n=np.array([40]))  # fmt: skip
+    n = np.array([0, 1, 10, 40, 40])
+    y = np.array([0, 1, 3, 0, 40])
+    want = stats.beta.sf(0.15, 0.07 + y, 0.93 + n - y)
+    assert np.allclose(em.beta_prob_above(0, 0.15, n, y), want, rtol=1e-12, atol=1e-15)
+
+
+# ----------------------------------------------------------------------------- queue cache
+def test_queue_decisions_change_only_at_the_breakpoints():
+    import dataclasses
+
+    design = load_config(ROOT / "configs" / "rr_aml.yaml")
+    breaks = date_breakpoints(design)
+    assert breaks == (date(2026, 7, 1),)
+    arms = tuple(dataclasses.replace(a, status="dropped") if a.id == "arm7" else a for a in design.arms)
+    d = dataclasses.replace(design, arms=arms)
+
+    def opens(day):
+        return [q.opens for q in evaluate_queue(d, day)]
+
+    assert opens(date(2026, 6, 30)) == opens(date(2025, 1, 1)) == [False]
+    assert opens(date(2026, 7, 1)) == opens(date(2026, 7, 1) + timedelta(days=500)) == [True]
