@@ -233,12 +233,15 @@ class HierarchicalBatch:
             self._nmean = np.concatenate([t.mean[:, 0] for t in self._nex])
             self._nm2 = np.concatenate([t.m2[:, 0] for t in self._nex])
             self._npa = np.concatenate([t.prob_above[:, 0] for t in self._nex])
+            with np.errstate(over="ignore"):  # N / L_g: inf where L_g underflows next to N
+                self._ratio = np.exp(self._nll[:, None] - self._ll)
         else:
             r = self._ll.shape[0]
             self._nll = np.zeros(r)
             self._nmean = np.zeros(r)
             self._nm2 = np.zeros(r)
             self._npa = np.zeros((r, j))
+            self._ratio = np.zeros((r, 1))
 
     # ------------------------------------------------------------------ tables
     def _tabulate(self, arm, n_max, mu, sd, keep_density) -> _OffsetTable:
@@ -300,7 +303,7 @@ class HierarchicalBatch:
         else:
             wk = np.ones((t, k))
         wk = np.ascontiguousarray(wk)
-        weights = _grid_weights(self.log_prior, self._ll, self._nll, rows, wk, self.exnex)
+        weights = _grid_weights(self.log_prior, self._ll, self._nll, self._ratio, rows, wk, self.exnex)
         return BatchPosterior(self, n, y, rows, weights, wk)
 
 
@@ -325,7 +328,7 @@ class BatchPosterior:
             cutoff = np.full(self.weights.shape[0], _SUMMARY_MASS / g)
             self._summary = _summary_kernel(
                 self.weights, cutoff, self.rows, self.w, m.exnex,
-                m._ll, m._mean, m._m2, m._pa, m._nll, m._nmean, m._nm2, m._npa,
+                m._ratio, m._mean, m._m2, m._pa, m._nmean, m._nm2, m._npa,
             )  # fmt: skip
         return self._summary
 
@@ -427,21 +430,30 @@ def _mass_cutoff(weights: np.ndarray, mass: float) -> np.ndarray:
     return srt[np.arange(len(srt)), k]
 
 
-def _grid_weights_py(log_prior, ll, nll, rows, w, exnex):
-    """Normalised posterior weights of the hyper grid, ``(T, G)``."""
+def _grid_weights_py(log_prior, ll, nll, ratio, rows, w, exnex):
+    """Normalised posterior weights of the hyper grid, ``(T, G)``.
+
+    An EXNEX arm with ``0 < w < 1`` contributes ``log(w L_g + (1 - w) N)`` with ``L_g`` its
+    marginal likelihood given grid point g and ``N`` the non-exchangeable one:
+    ``log w + log L_g + log1p(c D_g)``, ``c = (1 - w) / w`` and ``D_g = N / L_g`` tabulated
+    (``ratio``), one logarithm per arm and grid point.
+    """
     t_count, k_count = rows.shape
     g_count = log_prior.shape[0]
     out = np.empty((t_count, g_count))
     lw = np.empty(k_count)
     lnex = np.empty(k_count)
+    c = np.empty(k_count)
     for t in range(t_count):
         mx = -np.inf
         for k in range(k_count):
             wk = w[t, k]
             lw[k] = np.log(wk) if wk > 0.0 else -np.inf
             lnex[k] = (np.log1p(-wk) if wk < 1.0 else -np.inf) + nll[rows[t, k]]
+            c[k] = (1.0 - wk) / wk if 0.0 < wk < 1.0 else 0.0
         for g in range(g_count):
             acc = log_prior[g]
+            prod = 1.0  # product of the factors 1 + c D_g (at most 1e30 each): one log per g
             for k in range(k_count):
                 r = rows[t, k]
                 if exnex:
@@ -451,13 +463,17 @@ def _grid_weights_py(log_prior, ll, nll, rows, w, exnex):
                     elif wk <= 0.0:
                         acc += nll[r]
                     else:
-                        a = lw[k] + ll[r, g]
-                        b = lnex[k]
-                        hi = max(a, b)
-                        acc += hi + np.log1p(np.exp(min(a, b) - hi))
+                        v = c[k] * ratio[r, g]
+                        if v <= 1e30:
+                            acc += lw[k] + ll[r, g]
+                            prod *= 1.0 + v
+                        elif v <= 1e300:
+                            acc += lw[k] + ll[r, g] + np.log1p(v)
+                        else:  # L_g negligible next to N
+                            acc += lnex[k]
                 else:
                     acc += ll[r, g]
-            out[t, g] = acc
+            out[t, g] = acc + np.log(prod)
             if acc > mx:
                 mx = acc
         total = 0.0
@@ -470,8 +486,12 @@ def _grid_weights_py(log_prior, ll, nll, rows, w, exnex):
     return out
 
 
-def _summary_kernel_py(weights, cutoff, rows, w, exnex, ll, mean_t, m2_t, pa_t, nll, nmean, nm2, npa):
-    """Posterior means of the tabulated conditionals (EXNEX: mixed by P(exchangeable | g))."""
+def _summary_kernel_py(weights, cutoff, rows, w, exnex, ratio, mean_t, m2_t, pa_t, nmean, nm2, npa):
+    """Posterior means of the tabulated conditionals (EXNEX: mixed by P(exchangeable | g)).
+
+    ``P(exchangeable | g, data) = 1 / (1 + c D_g)`` (see :func:`_grid_weights_py`); the
+    non-exchangeable part does not depend on g, so it is added once per arm at the end.
+    """
     t_count, k_count = rows.shape
     g_count = weights.shape[1]
     j_count = pa_t.shape[2]
@@ -479,7 +499,11 @@ def _summary_kernel_py(weights, cutoff, rows, w, exnex, ll, mean_t, m2_t, pa_t, 
     m2 = np.zeros((t_count, k_count))
     pa = np.zeros((t_count, k_count, j_count))
     pex = np.zeros((t_count, k_count))
+    c = np.empty(k_count)
     for t in range(t_count):
+        for k in range(k_count):
+            wk = w[t, k]
+            c[k] = (1.0 - wk) / wk if 0.0 < wk < 1.0 else 0.0
         kept = 0.0
         for g in range(g_count):
             wg = weights[t, g]
@@ -488,27 +512,26 @@ def _summary_kernel_py(weights, cutoff, rows, w, exnex, ll, mean_t, m2_t, pa_t, 
             kept += wg
             for k in range(k_count):
                 r = rows[t, k]
-                pi = 1.0
+                wp = wg
                 if exnex:
                     wk = w[t, k]
                     if wk <= 0.0:
-                        pi = 0.0
-                    elif wk < 1.0:
-                        a = np.log(wk) + ll[r, g]
-                        b = np.log1p(-wk) + nll[r]
-                        pi = 1.0 / (1.0 + np.exp(b - a))
-                q = 1.0 - pi
-                mean[t, k] += wg * (pi * mean_t[r, g] + q * nmean[r])
-                m2[t, k] += wg * (pi * m2_t[r, g] + q * nm2[r])
-                pex[t, k] += wg * pi
+                        continue
+                    if wk < 1.0:
+                        wp = wg / (1.0 + c[k] * ratio[r, g])
+                mean[t, k] += wp * mean_t[r, g]
+                m2[t, k] += wp * m2_t[r, g]
+                pex[t, k] += wp
                 for j in range(j_count):
-                    pa[t, k, j] += wg * (pi * pa_t[r, g, j] + q * npa[r, j])
+                    pa[t, k, j] += wp * pa_t[r, g, j]
         for k in range(k_count):
-            mean[t, k] /= kept
-            m2[t, k] /= kept
-            pex[t, k] /= kept
+            r = rows[t, k]
+            q = kept - pex[t, k]  # weight of the non-exchangeable part
+            mean[t, k] = (mean[t, k] + q * nmean[r]) / kept
+            m2[t, k] = (m2[t, k] + q * nm2[r]) / kept
             for j in range(j_count):
-                pa[t, k, j] /= kept
+                pa[t, k, j] = (pa[t, k, j] + q * npa[r, j]) / kept
+            pex[t, k] /= kept
     return mean, m2, pa, pex
 
 
