@@ -453,6 +453,21 @@ def test_validate_lists_every_config_problem(tmp_path):
     assert "3 configuration problem(s)" in res.output
 
 
+def test_validate_lists_every_data_problem_with_line_and_column(tmp_path):
+    lines = Path(EXAMPLE).read_text().splitlines()
+    header = lines[0].split(",")
+    row = lines[1].split(",")
+    row[header.index("arm")] = "arm99"
+    row[header.index("enrolled_on")] = "2026-02-30"
+    bad = tmp_path / "bad.csv"
+    bad.write_text("\n".join([lines[0], ",".join(row), *lines[2:]]) + "\n")
+    res = run("validate", "--config", "configs/rr_aml.yaml", "--data", str(bad))
+    assert res.exit_code == 2, res.output
+    out = " ".join(res.output.split())
+    assert "bad.csv" in out and "line 2" in out
+    assert "arm99" in out and "2026-02-30" in out
+
+
 @pytest.mark.slow
 def test_twelve_arm_trial_runs_the_same_way(tmp_path):
     """Arms are data: a 12-arm config with one randomized pair runs end to end."""
