@@ -481,3 +481,42 @@ def test_opposite_comparisons_drop_neither_arm(design):
     assert recs["arm3"]["action"] == "continue"  # DAV: only its (conflicting) comparisons fired
     assert recs["arm4"]["action"] == "graduate"  # HAV also meets its efficacy rule
     assert "arm3" not in closing_arms(build_recommendations(design, derived, results))
+
+
+def test_concurrent_analysis_keeps_only_concurrently_randomized_patients(tmp_path):
+    """Drift check by hand: arm4 opens on 2026-03-01, so earlier arm3 patients are not concurrent."""
+    from scipy import integrate, stats
+
+    from adaptive.data import load_patients
+    from adaptive.derive import derive
+    from adaptive.randomization import _beta, _concurrent_counts, concurrent_window
+    from tests.conftest import config_dict, design_from, rows_frame, write_csv
+
+    doc = config_dict()
+    doc["arms"]["arm4"]["opened_on"] = "2026-03-01"
+    design = design_from(doc)
+    cr = {"best_response": "CR", "response_on": "2026-05-20"}
+    nr = {"best_response": "NR", "response_on": "2026-05-20"}
+    frame = rows_frame(
+        {"arm": "arm3", "enrolled_on": "2026-01-10", **cr},  # before arm4 opened: outside window
+        {"arm": "arm3", "enrolled_on": "2026-03-05", **cr},
+        {"arm": "arm3", "enrolled_on": "2026-03-06", **nr},
+        {"arm": "arm3", "enrolled_on": "2026-03-07", "randomized": "false", **cr},  # not randomized
+        {"arm": "arm4", "enrolled_on": "2026-03-08", **nr},
+        {"arm": "arm4", "enrolled_on": "2026-03-09", **nr},
+        {"arm": "arm4", "enrolled_on": "2026-06-01"},  # no response yet: not evaluable
+    )
+    table = load_patients(write_csv(tmp_path, frame), design)
+    cutoff = date(2026, 6, 30)
+    derived = derive(table, design, cutoff)
+    window = concurrent_window(design, table, ["arm3", "arm4"], cutoff)
+    assert window == (date(2026, 3, 1), cutoff)
+    n, y, excluded = _concurrent_counts(design, table, derived, "crc", ["arm3", "arm4"], window)
+    assert n == {"arm3": 2, "arm4": 2} and y == {"arm3": 1, "arm4": 0}
+    assert excluded == {"not_randomized": 1, "outside_window": 1, "not_evaluable": 1}
+    # the independent conjugate model Beta(null, 1 - null) + data, P(arm3 better) by quadrature
+    p0 = 0.35
+    a3, b3 = stats.beta(p0 + 1, 1 - p0 + 1), stats.beta(p0 + 0, 1 - p0 + 2)
+    want = integrate.quad(lambda x: a3.pdf(x) * b3.cdf(x), 0, 1, limit=200)[0]
+    post = _beta(design, "crc", ["arm3", "arm4"], n, y)
+    assert post.prob_better("arm3", "arm4").prob == pytest.approx(want, abs=1e-6)
