@@ -177,7 +177,7 @@ def test_closed_pdf_has_one_section_per_page_run_and_a_one_page_summary(trial):
     headers = [next(t for t in titles if t in p["header"]) for p in pages]
     runs = [h for k, h in enumerate(headers) if k == 0 or h != headers[k - 1]]
     assert runs == titles
-    assert n == sum(1 for _ in headers) and n >= len(titles)
+    assert n >= len(titles)  # every section starts a page (runs == titles above)
     # the summary (recommendations with reasons) fits on the first page
     assert headers.count("Summary and recommendations") == 1
     report = json.loads((trial["look"] / "recommendations.json").read_text())
