@@ -31,6 +31,8 @@ from decision_rules.quantities import Estimate
 __all__ = ["beta_prob_above", "beta_prob_better", "beta_prob_best", "beta_variance", "BetaPosterior"]
 
 _NODES = 256
+# node counts of the logit grid of P(best), chosen per row by the span it must cover
+_GRID_SIZES = np.array([81, 161, 321, 641, 1281, 2561, 5121])
 
 
 def _legendre(n: int = _NODES) -> tuple[np.ndarray, np.ndarray]:
@@ -106,7 +108,7 @@ def _prob_best_logit_grid(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     hi = (u_mode + np.maximum(10.0 * sd, 25.0 / b)).max(axis=1)
     need = (hi - lo) / (0.25 * sd.min(axis=1))
     out = np.empty_like(a)
-    sizes = np.array([81, 161, 321, 641, 1281, 2561, 5121])
+    sizes = _GRID_SIZES
     bucket = np.minimum(np.searchsorted(sizes - 1, need), len(sizes) - 1)
     for bi in np.unique(bucket):
         rows = np.nonzero(bucket == bi)[0]
@@ -141,7 +143,7 @@ def _pair_logit_grid_py(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
     The same grid, node counts, cumulative Simpson CDFs and trapezoid rule as the vectorized
     version, one row at a time: no ``(rows, arms, nodes)`` temporaries.
     """
-    sizes = np.array([81, 161, 321, 641, 1281, 2561, 5121])
+    sizes = _GRID_SIZES
     g = np.empty((2, sizes[-1]))
     cdf = np.empty((2, sizes[-1]))
     for r in range(a.shape[0]):

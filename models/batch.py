@@ -43,7 +43,14 @@ def _cache_key(*parts) -> str:
     return h.hexdigest()[:24]
 
 
-def _tri_index(n: np.ndarray, y: np.ndarray) -> np.ndarray:
+def triangle(n_max: int) -> tuple[np.ndarray, np.ndarray]:
+    """Every ``(n, y)`` with ``0 <= y <= n <= n_max``, in the row order of :func:`tri_index`."""
+    rows_n = np.concatenate([np.full(n + 1, n) for n in range(n_max + 1)])
+    rows_y = np.concatenate([np.arange(n + 1) for n in range(n_max + 1)])
+    return rows_n, rows_y
+
+
+def tri_index(n: np.ndarray, y: np.ndarray) -> np.ndarray:
     """Row of the ``(n, y)`` pair in a triangular table (n = 0, 1, ...; y = 0..n)."""
     return n * (n + 1) // 2 + y
 
@@ -245,8 +252,7 @@ class HierarchicalBatch:
 
     # ------------------------------------------------------------------ tables
     def _tabulate(self, arm, n_max, mu, sd, keep_density) -> _OffsetTable:
-        rows_n = np.concatenate([np.full(n + 1, n) for n in range(n_max + 1)])
-        rows_y = np.concatenate([np.arange(n + 1) for n in range(n_max + 1)])
+        rows_n, rows_y = triangle(n_max)
         off = self.offset[arm]
         thr = special.logit(self.thresholds[arm]) - off  # delta scale; NaN stays NaN
         thr = np.where(np.isfinite(thr), thr, 0.0)
@@ -287,7 +293,7 @@ class HierarchicalBatch:
         y = np.asarray(y, np.int64)
         if np.any(n > self.n_max) or np.any(y > n) or np.any(y < 0):
             raise ValueError("counts outside the tabulated range (0 <= y <= n <= n_max)")
-        return _tri_index(n, y)
+        return tri_index(n, y)
 
     def posterior(self, n, y, w=None) -> BatchPosterior:
         """Posterior of count arrays ``n``, ``y`` of shape ``(T, K)``.

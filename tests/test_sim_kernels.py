@@ -21,12 +21,12 @@ from scipy import stats
 from adaptive.config import load_config
 from adaptive.queue import date_breakpoints, evaluate_queue
 from adaptive.simulate import rng
-from adaptive.simulate.engine import EndpointModel
+from adaptive.simulate.engine import GRADUATED, EndpointModel
 from adaptive.simulate.kernels import ACTIVE, COMPLETE, NO_LOOK, QUEUED, count_known, enrol
 from decision_rules import beta
 
 M64 = (1 << 64) - 1
-GRAD = 3  # the engine's code of a graduated arm: neither open nor queued
+GRAD = GRADUATED  # neither open nor queued
 ROOT = Path(__file__).resolve().parents[1]
 
 

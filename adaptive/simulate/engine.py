@@ -46,14 +46,15 @@ from adaptive.queue import date_breakpoints, evaluate_queue
 from adaptive.randomization import allocation_rules
 from adaptive.recommend import PRECEDENCE
 from adaptive.scenario import Scenario
-from adaptive.simulate.kernels import count_known, enrol
+from adaptive.simulate.kernels import ACTIVE, COMPLETE, QUEUED, count_known, enrol
 from adaptive.simulate.rng import trial_uniforms
 from decision_rules.beta import beta_prob_above, beta_prob_best
 from decision_rules.rules import Efficacy, Futility, Harm, PredictiveEfficacy, PredictiveFutility, Superiority
-from models.batch import HierarchicalBatch
+from models.batch import HierarchicalBatch, tri_index, triangle
 
 # arm status codes in the simulator (one vocabulary with the config's statuses, see STATUS_NAMES)
-ACTIVE, QUEUED, COMPLETE, GRADUATED, DROP_FUTILITY, DROP_HARM, DROP_INFERIOR, CLOSED, STOPPED = range(9)
+# ACTIVE, QUEUED, COMPLETE (0, 1, 2) come from the enrolment kernel, which tests them too
+GRADUATED, DROP_FUTILITY, DROP_HARM, DROP_INFERIOR, CLOSED, STOPPED = range(3, 9)
 STATUS_NAMES = {
     ACTIVE: "active",
     QUEUED: "queued",
@@ -113,12 +114,10 @@ class EndpointModel:
         key = (arm, float(ref))
         tab = self._above.get(key)
         if tab is None:
-            m = int(self.max_n[arm])
-            nn = np.concatenate([np.full(k + 1, k) for k in range(m + 1)])
-            yy = np.concatenate([np.arange(k + 1) for k in range(m + 1)])
+            nn, yy = triangle(int(self.max_n[arm]))
             tab = beta_prob_above(self.a0[arm] + yy, self.b0[arm] + nn - yy, ref)
             self._above[key] = tab
-        return tab[n * (n + 1) // 2 + y]
+        return tab[tri_index(n, y)]
 
 
 @dataclass
@@ -559,12 +558,13 @@ class _Chunk:
             mats.append(m)
         return np.stack(mats, axis=-1)
 
-    def _enrol(self, rows: np.ndarray, ptr: np.ndarray) -> bool:
+    def _enrol(self, rows: np.ndarray) -> bool:
         """Enrol the trials' patients up to their next looks (:func:`adaptive.simulate.kernels.enrol`).
 
         Draws the outcomes of the patients enrolled; returns whether more patients must be drawn.
         """
         spec = self.spec
+        ptr = self.ptr
         before = ptr[rows].copy()
         r = self.routing
         need_more = enrol(
@@ -906,11 +906,10 @@ class _Chunk:
 
     def run(self) -> ChunkResult:
         spec = self.spec
-        ptr = self.ptr
         while True:
             # 1. enrol every live trial's patients up to its next look (calendar time or count)
             live = np.nonzero(~self.done)[0]
-            while len(live) and self._enrol(live, ptr):
+            while len(live) and self._enrol(live):
                 self._extend()
                 live = np.nonzero(~self.done)[0]
             # 2. one batched look for every live trial that reached its look
