@@ -113,3 +113,13 @@ class MemoError(AdaptiveError, ValueError):
     """
 
     exit_code = 2
+
+
+class FitWorkerError(AdaptiveError, RuntimeError):
+    """A model-fitting worker process raised or died during a look; nothing of the look is written.
+
+    The message quotes the worker's error or the tail of its output. The next look starts a fresh
+    worker in its place.
+    """
+
+    exit_code = 5

@@ -28,6 +28,7 @@ from adaptive.data import PatientTable, load_patients
 from adaptive.derive import DerivedData, derive
 from adaptive.endpoints import BINARY_ENDPOINTS, SURVIVAL_ENDPOINTS
 from adaptive.exceptions import ConvergenceError, LedgerError, Problem
+from adaptive.fitpool import shared_pool
 from adaptive.ledger import Ledger, LookRecord, look_summary
 from adaptive.output import atomic_dir, canonical_json, check_out_dir, remove_stale_tmp, versions
 from adaptive.queue import evaluate_queue
@@ -147,8 +148,10 @@ def fit_endpoints(design: Design, derived: DerivedData, seed: int) -> dict[str, 
     """Fit the configured model of every binary and survival endpoint (with retries).
 
     With ``sampler.fit_processes`` > 1 (and as many cores), model structures are fitted in
-    parallel worker processes; each fit's seed depends only on the look's seed, the endpoint and
-    the attempt, so the results are identical to fitting everything in one process.
+    parallel worker processes (:mod:`adaptive.fitpool`) that outlive the look, so a further look
+    in the same process reuses their compiled models. Each fit's seed depends only on the look's
+    seed, the endpoint and the attempt, so the results are identical to fitting everything in one
+    process.
     """
     settings = sampler_settings(design)
     lim = design.sampler.limits
@@ -164,66 +167,11 @@ def fit_endpoints(design: Design, derived: DerivedData, seed: int) -> dict[str, 
             settings, cores=settings.cores or max(1, (os.cpu_count() or 1) // len(groups))
         )
         fits = {}
-        for part in _fit_in_subprocesses([(g, seed, per, limits, retries) for g in groups]):
+        jobs = [(g, seed, per, limits, retries) for g in groups]
+        labels = [frozenset(type(t[1]).__name__ for t in g) for g in groups]
+        for part in shared_pool().map(_fit_group, jobs, labels=labels):
             fits.update(part)
     return {endpoint: fits[endpoint] for endpoint, _, _ in tasks}
-
-
-def _fit_in_subprocesses(jobs: list[tuple]) -> list[dict[str, FitResult]]:
-    """Run :func:`_fit_group` for each job in its own fresh Python process, all at once.
-
-    A fresh interpreter (``python -c``) rather than ``multiprocessing``: nothing of the caller's
-    ``__main__`` is re-imported, so scripts and notebooks need no ``if __name__ == "__main__"``
-    guard. Jobs and results travel as pickles over the pipes; a worker dies with its parent.
-    """
-    import pickle
-    import subprocess
-    import sys
-
-    code = "import adaptive.interim as m; m._fit_worker()"
-    procs = [
-        subprocess.Popen(
-            [sys.executable, "-c", code],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-        )
-        for _ in jobs
-    ]
-    try:
-        for proc, job in zip(procs, jobs, strict=True):
-            proc.stdin.write(pickle.dumps(job))
-            proc.stdin.close()
-        out = []
-        for proc in procs:
-            data = proc.stdout.read()
-            err = proc.stderr.read()
-            if proc.wait() != 0:
-                raise RuntimeError(f"a model-fitting worker failed:\n{err.decode(errors='replace')[-4000:]}")
-            out.append(pickle.loads(data))
-        return out
-    finally:
-        for proc in procs:
-            if proc.poll() is None:
-                proc.kill()
-
-
-def _fit_worker() -> None:
-    """Entry point of a fitting worker: a pickled job on stdin, the pickled fits on stdout."""
-    import pickle
-    import sys
-
-    try:  # Linux: end with the parent process (a killed look leaves no orphan fitting on)
-        import ctypes
-        import signal
-
-        ctypes.CDLL("libc.so.6").prctl(1, signal.SIGKILL)
-    except (OSError, AttributeError):
-        pass
-    job = pickle.loads(sys.stdin.buffer.read())
-    result = _fit_group(*job)
-    sys.stdout.buffer.write(pickle.dumps(result))
-    sys.stdout.buffer.flush()
 
 
 def predictive_source(design: Design, derived: DerivedData, fit: FitResult, endpoint: str):

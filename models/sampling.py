@@ -45,6 +45,11 @@ def derive_seed(*parts: object) -> int:
 _COMPILED: dict[tuple, object] = {}
 
 
+def compiled_keys() -> list[tuple]:
+    """The cache keys of the models this process has compiled (nutpie backend)."""
+    return list(_COMPILED)
+
+
 def _clean(idata: az.InferenceData) -> az.InferenceData:
     post = idata.posterior
     post = post.drop_vars([v for v in post.data_vars if str(v).endswith("__")])
