@@ -163,13 +163,20 @@ class _Worker:
                 stream.close()
         self.stderr.close()
 
-    def close(self, timeout: float = 5.0) -> None:
-        """Ask the worker to exit (EOF on its stdin); kill it if it does not."""
+    def ask_to_exit(self) -> None:
+        """EOF on the worker's stdin: it exits after the job it is running."""
         try:
             if self.proc.stdin is not None:
                 self.proc.stdin.close()
+        except OSError:
+            pass
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Wait for the worker to exit once asked; kill it if it does not."""
+        self.ask_to_exit()
+        try:
             self.proc.wait(timeout=timeout)
-        except (OSError, subprocess.TimeoutExpired):
+        except subprocess.TimeoutExpired:
             pass
         self.kill()
 
@@ -267,7 +274,11 @@ class FitPool:
         return results
 
     def _died(self, w: _Worker, mark: int) -> str:
-        w.proc.wait()
+        try:  # its pipe is closed: it is exiting, or stuck on the way out
+            w.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            w.proc.kill()
+            w.proc.wait()
         code = w.proc.returncode
         err = w.stderr_since(mark)
         self._discard(w)
@@ -283,6 +294,8 @@ class FitPool:
         return [w.proc.pid for w in self._workers if w.alive]
 
     def _close_all(self) -> None:
+        for w in self._workers:  # all asked first: they wind down at once
+            w.ask_to_exit()
         for w in self._workers:
             w.close()
         self._workers = []
@@ -294,12 +307,14 @@ class FitPool:
 
 
 _POOL: FitPool | None = None
+_POOL_LOCK = threading.Lock()
 
 
 def shared_pool() -> FitPool:
     """The process's pool (created on first use, closed at interpreter exit)."""
     global _POOL
-    if _POOL is None:
-        _POOL = FitPool()
-        atexit.register(_POOL.close)
-    return _POOL
+    with _POOL_LOCK:
+        if _POOL is None:
+            _POOL = FitPool()
+            atexit.register(_POOL.close)
+        return _POOL

@@ -8,6 +8,10 @@ reused from memory (models.sampling's cache) and only sampling, diagnostics and 
 Prints the median of --runs for each.
 
     python benchmarks/bench_interim.py --runs 3
+    python benchmarks/bench_interim.py --runs 3 --patients 300
+
+--patients N: instead of the bundled 220-patient trial, a trial of N patients synthesized with the
+bundled realistic scenario (seed 7), looked at on the last date in its export.
 """
 
 from __future__ import annotations
@@ -25,19 +29,28 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-CMD = [
-    "adaptive",
-    "interim",
-    "--config",
-    str(ROOT / "configs/rr_aml.yaml"),
-    "--data",
-    str(ROOT / "examples/rr_aml_synthetic.csv"),
-    "--cutoff",
-    "2026-10-31",
-]
+CONFIG = ROOT / "configs/rr_aml.yaml"
+BUNDLED = (ROOT / "examples/rr_aml_synthetic.csv", "2026-10-31")
 
 
-def run_once(out: Path, cache: Path) -> float:
+def synthesize(n: int, work: Path) -> tuple[Path, str]:
+    """A trial of ``n`` patients from the realistic scenario, and its last recorded date."""
+    import pandas as pd
+
+    path = work / f"trial-{n}.csv"
+    scenario = ROOT / "configs/scenarios/realistic.yaml"
+    subprocess.run(
+        ["adaptive", "synth", "--config", str(CONFIG), "--scenario", str(scenario), "--n", str(n)]
+        + ["--seed", "7", "--out", str(path)],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    frame = pd.read_csv(path, dtype=str)
+    dates = frame[[c for c in frame.columns if c.endswith("_on")]].stack()
+    return path, max(dates)
+
+
+def run_once(out: Path, cache: Path, data: Path, cutoff: str) -> float:
     env = dict(os.environ)
     env["PYTENSOR_FLAGS"] = f"compiledir={cache / 'pytensor'}"
     env["NUMBA_CACHE_DIR"] = str(cache / "numba")
@@ -45,8 +58,9 @@ def run_once(out: Path, cache: Path) -> float:
     # look on the same inputs and return at once, writing nothing
     ledger = out.with_name(out.name + "-ledger.sqlite")
     t0 = time.perf_counter()
+    cmd = ["adaptive", "interim", "--config", str(CONFIG), "--data", str(data), "--cutoff", cutoff]
     subprocess.run(
-        [*CMD, "--out", str(out), "--ledger", str(ledger)], check=True, env=env, stdout=subprocess.DEVNULL
+        [*cmd, "--out", str(out), "--ledger", str(ledger)], check=True, env=env, stdout=subprocess.DEVNULL
     )
     return time.perf_counter() - t0
 
@@ -57,7 +71,7 @@ from datetime import date
 warnings.filterwarnings("ignore")
 from adaptive.interim import run_interim
 out, n = sys.argv[1], int(sys.argv[2])
-args = (sys.argv[3], sys.argv[4], date(2026, 10, 31))
+args = (sys.argv[3], sys.argv[4], date.fromisoformat(sys.argv[5]))
 run_interim(*args, out + "/first")
 times = []
 for i in range(n):
@@ -68,12 +82,11 @@ print(json.dumps(times))
 """
 
 
-def run_cached(out: Path, cache: Path, runs: int) -> list[float]:
+def run_cached(out: Path, cache: Path, runs: int, data: Path, cutoff: str) -> list[float]:
     env = dict(os.environ)
     env["PYTENSOR_FLAGS"] = f"compiledir={cache / 'pytensor'}"
     env["NUMBA_CACHE_DIR"] = str(cache / "numba")
-    config, data = ROOT / "configs/rr_aml.yaml", ROOT / "examples/rr_aml_synthetic.csv"
-    args = [str(out), str(runs), str(config), str(data)]
+    args = [str(out), str(runs), str(CONFIG), str(data), cutoff]
     res = subprocess.run(
         [sys.executable, "-c", CACHED, *args], check=True, env=env, capture_output=True, text=True
     )
@@ -83,21 +96,26 @@ def run_cached(out: Path, cache: Path, runs: int) -> list[float]:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--patients", type=int, default=None, help="synthesize a trial of this size")
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench-interim-"))
     cold, warm = [], []
     try:
+        data, cutoff = synthesize(args.patients, work) if args.patients else BUNDLED
+        look = (data, cutoff)
+        n_patients = sum(1 for _ in open(data)) - 1
         for i in range(args.runs):
             cache = work / f"cold-cache-{i}"
-            cold.append(run_once(work / f"cold-{i}", cache))
+            cold.append(run_once(work / f"cold-{i}", cache, *look))
         warm_cache = work / "warm-cache"
-        run_once(work / "warm-prime", warm_cache)
+        run_once(work / "warm-prime", warm_cache, *look)
         for i in range(args.runs):
-            warm.append(run_once(work / f"warm-{i}", warm_cache))
+            warm.append(run_once(work / f"warm-{i}", warm_cache, *look))
         (work / "cached").mkdir()
-        cached = run_cached(work / "cached", warm_cache, args.runs)
+        cached = run_cached(work / "cached", warm_cache, args.runs, *look)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    print(f"data: {data.name} ({n_patients} patients), cutoff {cutoff}")
     print(
         f"machine: {platform.machine()} {platform.processor() or ''} cores={os.cpu_count()} "
         f"python={platform.python_version()}"
