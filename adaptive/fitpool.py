@@ -13,8 +13,10 @@ stderr, which is kept in a temporary file and quoted when a worker fails.
 
 Life cycle: a worker exits when its stdin closes (the pool is closed, or the parent exits) and is
 killed by the kernel when the parent dies (Linux ``PR_SET_PDEATHSIG``), so a killed look leaves
-no orphan fitting on. A worker found dead is replaced; a worker that dies or is interrupted during
-a job is discarded, never reused with a half-read result in its pipe.
+no orphan fitting on. ``PR_SET_PDEATHSIG`` follows the parent *thread*: workers started by a
+thread that has since ended are gone, and are started again. A worker found dead is replaced; a
+worker that dies or is interrupted during a job is discarded, never reused with a half-read result
+in its pipe.
 """
 
 from __future__ import annotations

@@ -109,6 +109,18 @@ def test_a_worker_killed_between_looks_is_replaced(pool):
     assert pids[0] not in new and pids[1] in new
 
 
+def test_workers_of_an_ended_thread_are_started_again(pool):
+    import threading
+
+    first: list[int] = []
+    t = threading.Thread(target=lambda: first.extend(pool.map(os.getpid, [()])))
+    t.start()
+    t.join()
+    assert len(first) == 1 and _wait_gone(first)  # died with the thread that started them
+    (again,) = pool.map(os.getpid, [()])
+    assert again != first[0] and not _gone(again)
+
+
 def test_an_interrupted_map_discards_the_busy_worker(pool):
     class Interrupt(Exception):
         pass
