@@ -22,6 +22,7 @@ in its pipe.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import pickle
 import signal
@@ -156,31 +157,24 @@ class _Worker:
         start = max(pos, size - _STDERR_TAIL)
         return os.pread(self.stderr.fileno(), size - start, start).decode(errors="replace")
 
-    def kill(self) -> None:
-        if self.alive:
-            self.proc.kill()
-        self.proc.wait()
-        for stream in (self.proc.stdin, self.proc.stdout):
-            if stream is not None:
-                stream.close()
-        self.stderr.close()
+    def stop(self, timeout: float = 0.0) -> int:
+        """Close the worker's stdin (it exits after its job), wait ``timeout`` s, then kill it.
 
-    def ask_to_exit(self) -> None:
-        """EOF on the worker's stdin: it exits after the job it is running."""
+        Returns its exit status. Its stderr file stays readable until :meth:`release`.
+        """
+        with contextlib.suppress(OSError):
+            self.proc.stdin.close()
         try:
-            if self.proc.stdin is not None:
-                self.proc.stdin.close()
-        except OSError:
-            pass
-
-    def close(self, timeout: float = 5.0) -> None:
-        """Wait for the worker to exit once asked; kill it if it does not."""
-        self.ask_to_exit()
-        try:
-            self.proc.wait(timeout=timeout)
+            return self.proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
-            pass
-        self.kill()
+            self.proc.kill()
+            return self.proc.wait()
+
+    def release(self) -> None:
+        """Close the parent's ends of a stopped worker's pipes and its stderr file."""
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+        self.stderr.close()
 
 
 class FitPool:
@@ -202,10 +196,8 @@ class FitPool:
         if fingerprint != self._fingerprint:
             self._close_all()
             self._fingerprint = fingerprint
-        dead = [w for w in self._workers if not w.alive]
-        for w in dead:
-            w.kill()
-        self._workers = [w for w in self._workers if w.alive]
+        for w in [w for w in self._workers if not w.alive]:
+            self._discard(w)
         while len(self._workers) < n:
             self._workers.append(_Worker.start())
         return self._workers
@@ -250,7 +242,7 @@ class FitPool:
                 for i, (w, payload) in enumerate(zip(workers, payloads, strict=True)):
                     try:
                         _send(w.proc.stdin, payload)
-                    except (BrokenPipeError, OSError):
+                    except OSError:  # a broken pipe: the worker is gone
                         pending.discard(i)
                         failures.append(self._died(w, marks[i]))
                 for i in sorted(pending):
@@ -276,18 +268,14 @@ class FitPool:
         return results
 
     def _died(self, w: _Worker, mark: int) -> str:
-        try:  # its pipe is closed: it is exiting, or stuck on the way out
-            w.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            w.proc.kill()
-            w.proc.wait()
-        code = w.proc.returncode
+        code = w.stop(timeout=10)  # its pipe is closed: it is exiting, or stuck on the way out
         err = w.stderr_since(mark)
         self._discard(w)
         return f"a model-fitting worker died (exit status {code}); its last output:\n{err}"
 
     def _discard(self, w: _Worker) -> None:
-        w.kill()
+        w.stop()
+        w.release()
         if w in self._workers:
             self._workers.remove(w)
 
@@ -296,10 +284,12 @@ class FitPool:
         return [w.proc.pid for w in self._workers if w.alive]
 
     def _close_all(self) -> None:
-        for w in self._workers:  # all asked first: they wind down at once
-            w.ask_to_exit()
+        for w in self._workers:  # all asked first (EOF on stdin): they wind down at once
+            with contextlib.suppress(OSError):
+                w.proc.stdin.close()
         for w in self._workers:
-            w.close()
+            w.stop(timeout=5.0)
+            w.release()
         self._workers = []
 
     def close(self) -> None:

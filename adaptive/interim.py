@@ -125,6 +125,11 @@ def _fit_group(tasks, seed, settings, limits, retries) -> dict[str, FitResult]:
     }
 
 
+def _model_kind(task) -> str:
+    """The model class of a ``(endpoint, model, data)`` task: what one compiled structure serves."""
+    return type(task[1]).__name__
+
+
 def _groups(tasks, n: int) -> list[list]:
     """Split tasks over ``n`` processes: same model class together, heaviest groups first.
 
@@ -133,7 +138,7 @@ def _groups(tasks, n: int) -> list[list]:
     """
     by_kind: dict[str, list] = {}
     for t in tasks:
-        by_kind.setdefault(type(t[1]).__name__, []).append(t)
+        by_kind.setdefault(_model_kind(t), []).append(t)
     cost = {k: (0 if k == "IndependentBetaBinomial" else 3) + len(v) for k, v in by_kind.items()}
     bins: list[list] = [[] for _ in range(n)]
     load = [0] * n
@@ -168,7 +173,7 @@ def fit_endpoints(design: Design, derived: DerivedData, seed: int) -> dict[str, 
         )
         fits = {}
         jobs = [(g, seed, per, limits, retries) for g in groups]
-        labels = [frozenset(type(t[1]).__name__ for t in g) for g in groups]
+        labels = [frozenset(map(_model_kind, g)) for g in groups]
         for part in shared_pool().map(_fit_group, jobs, labels=labels):
             fits.update(part)
     return {endpoint: fits[endpoint] for endpoint, _, _ in tasks}

@@ -57,8 +57,8 @@ def run_once(out: Path, cache: Path, data: Path, cutoff: str) -> float:
     # a ledger per run: runs sharing the default ledger (beside --out) would find the first run's
     # look on the same inputs and return at once, writing nothing
     ledger = out.with_name(out.name + "-ledger.sqlite")
-    t0 = time.perf_counter()
     cmd = ["adaptive", "interim", "--config", str(CONFIG), "--data", str(data), "--cutoff", cutoff]
+    t0 = time.perf_counter()
     subprocess.run(
         [*cmd, "--out", str(out), "--ledger", str(ledger)], check=True, env=env, stdout=subprocess.DEVNULL
     )
@@ -101,9 +101,10 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="bench-interim-"))
     cold, warm = [], []
     try:
-        data, cutoff = synthesize(args.patients, work) if args.patients else BUNDLED
-        look = (data, cutoff)
-        n_patients = sum(1 for _ in open(data)) - 1
+        look = synthesize(args.patients, work) if args.patients else BUNDLED
+        data, cutoff = look
+        with open(data) as fh:
+            n_patients = sum(1 for _ in fh) - 1
         for i in range(args.runs):
             cache = work / f"cold-cache-{i}"
             cold.append(run_once(work / f"cold-{i}", cache, *look))
