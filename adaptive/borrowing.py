@@ -1,17 +1,23 @@
 """How each arm enters the hierarchical / EXNEX model of an endpoint at a look.
 
-Borrowing is configured per arm (``arms.<id>.borrowing``). An arm with fewer evaluable patients
-on an endpoint than its ``exchangeable_after`` is fitted with EXNEX prior weight ``w = 0``: its
-``delta_k`` has only its own non-exchangeable prior ``Normal(nex.mean, nex.sd)``, so its few
-early patients neither pull the others' estimates (through ``mu`` and ``tau``) nor get pulled
-towards them. From that count on it is exchangeable with prior weight ``w`` (the arm's
-``borrowing.w``, else the endpoint's EXNEX ``w``, else 1 for a ``hierarchical`` endpoint).
-Late entrants (arms with an ``entry`` block) default to ``exchangeable_after: 10``; arms present
-from the start default to 0.
+Borrowing happens only within the endpoint model's declared exchangeable set
+(``borrowing_group``): an arm outside it is always fitted on its own non-exchangeable prior
+(EXNEX weight 0), never borrowing from or lending to the group. Descriptive arms are never in a
+group (the config refuses it).
+
+Within the group borrowing is configured per arm (``arms.<id>.borrowing``). An arm with fewer
+evaluable patients on an endpoint than its ``exchangeable_after`` is fitted with EXNEX prior
+weight ``w = 0``: its ``delta_k`` has only its own non-exchangeable prior ``Normal(nex.mean,
+nex.sd)``, so its few early patients neither pull the others' estimates (through ``mu`` and
+``tau``) nor get pulled towards them. From that count on it is exchangeable with prior weight
+``w`` (the arm's ``borrowing.w``, else the endpoint's EXNEX ``w``, else 1 for a ``hierarchical``
+endpoint). Late entrants (arms with an ``entry`` block) default to ``exchangeable_after: 10``;
+arms present from the start default to 0.
 
 So an endpoint configured ``hierarchical`` is fitted as EXNEX with ``w_k`` in {0, 1} while some
-arm is in its borrowing burn-in (identical to the hierarchical model for the arms with
-``w_k = 1``), and as the plain hierarchical model otherwise. Independent endpoints never borrow.
+arm is outside its group or in its borrowing burn-in (identical to the hierarchical model for the
+arms with ``w_k = 1``), and as the plain hierarchical model otherwise. Independent endpoints
+never borrow.
 """
 
 from __future__ import annotations
@@ -27,13 +33,14 @@ def model_for_look(design: Design, derived: DerivedData, endpoint: str):
     Returns
     -------
     model, info
-        ``info`` maps arm -> ``{"prior_weight_exchangeable", "exchangeable_after",
-        "in_borrowing_burn_in"}`` (empty for independent endpoints).
+        ``info`` maps arm -> ``{"in_borrowing_group", "prior_weight_exchangeable",
+        "exchangeable_after", "in_borrowing_burn_in"}`` (empty for independent endpoints).
     """
     cfg = design.endpoints[endpoint].model
     base = model_from_config(cfg)
     if cfg.kind == "independent":
         return base, {}
+    group = set(design.borrowing_group(endpoint))
     default_w = cfg.w if cfg.kind == "exnex" else 1.0
     weights: list[float] = []
     info: dict[str, dict] = {}
@@ -42,10 +49,12 @@ def model_for_look(design: Design, derived: DerivedData, endpoint: str):
         n = derived.counts[endpoint][arm_id].n_evaluable
         after = arm.exchangeable_after
         w_arm = arm.borrowing.w if arm.borrowing is not None and arm.borrowing.w is not None else default_w
-        burn = n < after
-        w = 0.0 if burn else float(w_arm)
+        in_group = arm_id in group
+        burn = in_group and n < after
+        w = float(w_arm) if in_group and not burn else 0.0
         weights.append(w)
         info[arm_id] = {
+            "in_borrowing_group": in_group,
             "prior_weight_exchangeable": w,
             "exchangeable_after": after,
             "in_borrowing_burn_in": burn,
@@ -54,6 +63,7 @@ def model_for_look(design: Design, derived: DerivedData, endpoint: str):
         return base, info
     if cfg.kind == "hierarchical" and all(w == 1.0 for w in weights):
         return base, info
+    # some arm outside the group or in its burn-in: EXNEX with per-arm weights (0 = on its own)
     nex = cfg.nex
     model = Exnex(
         mu_mean=cfg.mu.mean,

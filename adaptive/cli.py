@@ -105,6 +105,7 @@ def _print_warnings(warns, limit: int = 25) -> None:
 
 
 def _pct(x) -> str:
+    """A rate (observed, posterior mean, interval bound) with one decimal."""
     return "-" if x is None else f"{100 * x:.1f}%"
 
 
@@ -117,6 +118,8 @@ def _median_days(s: dict | None) -> str:
 
 def print_look(report: dict) -> None:
     """Readable summary of a look: per-arm CRc, safety, OS, fired rules, diagnostics."""
+    from decision_rules.vocabulary import fmt_prob  # here: importing decision_rules takes ~2 s
+
     title = f"{report['trial']} - interim look, data cutoff {report['cutoff']} (seed {report['seed']})"
     table = Table(title=title, show_lines=False)
     for col in (
@@ -131,12 +134,21 @@ def print_look(report: dict) -> None:
         "P(30d>limit)",
         "OS median days",
         "Rules fired",
+        "Recommendation",
     ):
-        table.add_column(col, justify="left" if col in ("Arm", "Status", "Rules fired") else "right")
+        left = ("Arm", "Status", "Rules fired", "Recommendation")
+        table.add_column(col, justify="left" if col in left else "right")
+    recs = {r.get("arm"): r for r in report.get("recommendations") or [] if r.get("arm")}
     for a in report["arms"]:
         crc = a["endpoints"]["crc"]
         m30 = a["endpoints"].get("mortality_30d", {})
-        fired = ", ".join(r["action"] for r in a["rules"] if r["fired"]) or "-"
+        fired = ", ".join(dict.fromkeys(r["rule"] for r in a["rules"] if r["fired"])) or "-"
+        status = a["status"]
+        if a.get("stage") and a["stage"] != "interim":
+            status += f" ({a['stage'].replace('_', ' ')})"
+        if a.get("monitoring") == "descriptive":
+            status += " [descriptive]"
+        action = recs.get(a["arm"], {}).get("action", "-")
         ci = (
             f"{_pct(crc['mean'])} ({_pct(crc['ci95_low'])}-{_pct(crc['ci95_high'])})"
             if crc.get("mean") is not None
@@ -144,17 +156,18 @@ def print_look(report: dict) -> None:
         )
         table.add_row(
             f"{a['arm']} {a['label']}",
-            a["status"],
+            status,
             str(a["n_enrolled"]),
             f"{crc['responders']}/{crc['n_evaluable']}"
             + (f" (+{crc['n_pending']} pending)" if crc["n_pending"] else ""),
             ci,
-            _pct(crc.get("prob_above_null")),
-            _pct(crc.get("prob_above_target")),
+            fmt_prob(crc.get("prob_above_null")),
+            fmt_prob(crc.get("prob_above_target")),
             f"{m30.get('responders', '-')}/{m30.get('n_evaluable', '-')}" if m30 else "-",
-            _pct(m30.get("prob_above_limit")) if m30 else "-",
+            fmt_prob(m30.get("prob_above_limit")) if m30 else "-",
             _median_days(a.get("survival", {}).get("os")),
             fired,
+            action,
         )
     console.print(table)
     for c in report["comparisons"]:
@@ -198,11 +211,18 @@ def print_adaptation(report: dict) -> None:
         if alt:
             console.print(f"  if the recommendations are accepted: {alt['sentence']}", soft_wrap=True)
     recs = report.get("recommendations") or []
+    signals = [(r["arm"], s) for r in recs for s in r.get("safety_signals") or []]
+    if signals:
+        console.print("[bold red]safety signals[/] (named whether or not a harm rule fires):")
+        for arm, sig in signals:
+            console.print(f"  - {arm}: {sig['sentence']}", soft_wrap=True)
     if recs:
         console.print("[bold]recommendations (for the DSMB; nothing is applied automatically):[/]")
         for r in recs:
             flag = " [yellow](Monte Carlo-uncertain)[/]" if r.get("mc_uncertain") else ""
             console.print(f"  - [bold]{r['action']}[/]{flag}: {r['sentence']}", soft_wrap=True)
+    for note in report.get("coherence") or []:
+        console.print(f"[bold]coherence check:[/] {note['sentence']}", soft_wrap=True)
 
 
 def _resolve_ledger(design, ledger_path: str | None, out_dir: str) -> Path:
@@ -582,31 +602,40 @@ def _print_oc(report: dict) -> None:
             )
             for col in (
                 "Arm",
-                "true CRc",
+                "true CRc (ITT)",
                 "P(graduate)",
                 "P(drop fut.)",
                 "P(drop harm)",
                 "P(drop inf.)",
+                "P(complete)",
+                "P(suspended)",
                 "type I",
                 "power",
                 "E[N]",
                 "allocation",
-                "bias",
             ):
                 table.add_column(col, justify="left" if col == "Arm" else "right")
             for a in s["arms"]:
                 table.add_row(
-                    f"{a['arm']} {a['label']}", f"{100 * a['true_crc']:.0f}%", _est(a["prob_graduate"]),
+                    f"{a['arm']} {a['label']}", f"{100 * a['true_crc_itt']:.1f}%", _est(a["prob_graduate"]),
                     _est(a["prob_drop_futility"]), _est(a["prob_drop_harm"]), _est(a["prob_drop_inferior"]),
-                    _est(a["type_i_error"]), _est(a["power"]), _est(a["n_mean"], pct=False),
-                    _est(a["allocation"]), _est(a["bias"]),
+                    _est(a["prob_complete"]), _est(a["prob_ever_suspended"]), _est(a["type_i_error"]),
+                    _est(a["power"]), _est(a["n_mean"], pct=False), _est(a["allocation"]),
                 )  # fmt: skip
             console.print(table)
             for c in s["comparisons"]:
                 console.print(
-                    f"  {c['rule']}: P(select better) {_est(c['prob_select_better'])}, "
+                    f"  {c['rule']}: decided or ran to max_n {_est(c['prob_decided_or_max_n'])} "
+                    f"(decided {_est(c['prob_decided'])}, cut short {_est(c['prob_cut_short'])}); "
+                    f"P(select better) {_est(c['prob_select_better'])}, "
                     f"P(select worse) {_est(c['prob_select_worse'])}, "
-                    f"any selection {_est(c['prob_any_selection'])}"
+                    f"any selection {_est(c['prob_any_selection'])}",
+                    soft_wrap=True,
+                )
+            if s.get("prob_any_drop_harm") is not None:
+                console.print(
+                    f"  any arm dropped for harm {_est(s['prob_any_drop_harm'])}, any suspension "
+                    f"{_est(s['prob_any_suspension'])}, any flag {_est(s['prob_any_flag'])}"
                 )
             console.print(
                 f"  duration {_est(s['duration_mean'], pct=False)} days, "

@@ -10,6 +10,7 @@ of range, rules naming arms or endpoints that do not exist, ...) and raises one
 from __future__ import annotations
 
 import hashlib
+import typing
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
@@ -29,12 +30,22 @@ from pydantic import (
 from adaptive.endpoints import BINARY_ENDPOINTS, SURVIVAL_ENDPOINTS
 from adaptive.exceptions import ConfigError, Problem
 from adaptive.schema_errors import did_you_mean as _did_you_mean
-from adaptive.schema_errors import pydantic_problems
+from adaptive.schema_errors import pydantic_problems, register_tags
 from decision_rules.allocation import AllocationRule
-from decision_rules.rules import PREDICTIVE_KINDS, RULE_KINDS, Superiority
+from decision_rules.beta import beta_prior, beta_prior_name
+from decision_rules.rules import PREDICTIVE_KINDS, RULE_KINDS, TIER_CLASSES, Harm, Superiority
 from decision_rules.survival import SURVIVAL_RULE_KINDS, HazardRatioSuperiority
+from decision_rules.vocabulary import (
+    CLOSED_STATUSES,
+    EFFICACY_KINDS,
+    HARM_TIERS,
+    OPEN_STATUSES,
+    ArmStatus,
+    Monitoring,
+    RuleKind,
+)
 
-ARM_STATUSES = ("active", "graduated", "dropped", "suspended", "queued")
+ARM_STATUSES = tuple(ArmStatus)
 #: patient-table columns a routing condition may test, with the values they can take
 ROUTING_FIELDS: dict[str, tuple] = {
     "new_drug_eligible": (True, False),
@@ -97,28 +108,42 @@ class IndependentModelCfg(_Strict):
     prior: Literal["unit_information", "uniform", "jeffreys"] | BetaPrior = "unit_information"
 
 
+#: why borrowing needs a declared group (repeated in the validation message)
+BORROWING_NOTE = (
+    "borrowing across arms is offered only within a declared exchangeable set of arms "
+    "(e.g. subgroups given one treatment), never across unrelated regimens"
+)
+
+
 class HierarchicalModelCfg(_Strict):
-    """``logit p_k = logit(null_k) + delta_k``, ``delta_k ~ Normal(mu, tau)``."""
+    """``logit p_k = logit(null_k) + delta_k``, ``delta_k ~ Normal(mu, tau)`` within a borrowing group.
+
+    ``borrowing_group``: the arms judged exchangeable (at least two; never a descriptive arm).
+    Arms outside it are fitted on their own prior ``Normal(nex.mean, nex.sd)`` (no borrowing).
+    """
 
     kind: Literal["hierarchical"]
+    borrowing_group: list[str] = Field(min_length=2)
     mu: NormalPrior
     tau: ScalePrior
-    #: own prior of an arm not (yet) exchangeable (see the arms' ``borrowing``)
+    #: own prior of an arm not (yet) exchangeable (see the arms' ``borrowing``), or outside the group
     nex: NormalPrior = NormalPrior(mean=0.0, sd=2.0)
 
 
 class ExnexModelCfg(_Strict):
-    """EXNEX (Neuenschwander et al. 2016) on the ``delta_k`` scale.
+    """EXNEX (Neuenschwander et al. 2016) on the ``delta_k`` scale, within a borrowing group.
 
-    With probability ``w`` arm ``k`` is exchangeable (``delta_k ~ Normal(mu, tau)``), otherwise
-    non-exchangeable with its own prior ``delta_k ~ Normal(nex.mean, nex.sd)``.
+    With probability ``w`` an arm of ``borrowing_group`` is exchangeable (``delta_k ~ Normal(mu,
+    tau)``), otherwise non-exchangeable with its own prior ``delta_k ~ Normal(nex.mean, nex.sd)``;
+    arms outside the group are always non-exchangeable (weight 0). ``w`` may be 0 or 1.
     """
 
     kind: Literal["exnex"]
+    borrowing_group: list[str] = Field(min_length=2)
     mu: NormalPrior
     tau: ScalePrior
     nex: NormalPrior
-    w: Probability = 0.5
+    w: Annotated[float, Field(ge=0, le=1)] = 0.5
 
 
 ModelCfg = Annotated[
@@ -135,9 +160,18 @@ class EndpointCfg(_Strict):
 
 # ----------------------------------------------------------------------------- arms and routing
 class RatesCfg(_Strict):
-    """Reference rates of one arm for one binary endpoint (cite the source in a YAML comment)."""
+    """Reference rates of one arm for one binary endpoint (cite the source in a YAML comment).
+
+    ``null_rate``: the rate of the standard of care (for a mortality endpoint: the reference
+    mortality). ``target_rate``: the rate the regimen is hoped to reach. ``futility_rate`` (higher
+    is better only): the minimal rate still worth pursuing, strictly between the null and the
+    target; futility rules should reference it, not the target (an arm truly at twice its null
+    rate must not be dropped for missing an ambitious target). ``limit_rate`` (mortality): the
+    rate above which the arm is harmful.
+    """
 
     null_rate: Probability
+    futility_rate: Probability | None = None
     target_rate: Probability | None = None
     limit_rate: Probability | None = None
 
@@ -195,12 +229,18 @@ class SurvivalBenchmarksCfg(_Strict):
 
 
 class ArmCfg(_Strict):
-    """One arm of the platform."""
+    """One arm of the platform.
+
+    ``status``: see :class:`~decision_rules.vocabulary.ArmStatus`. ``monitoring``: ``full``
+    (efficacy, futility and safety rules) or ``descriptive`` (counts, estimates and safety only:
+    no efficacy, futility or comparison rule may cover the arm, and it never borrows).
+    """
 
     label: str
     description: str = ""
-    status: Literal["active", "graduated", "dropped", "suspended", "queued"] = "active"
-    max_n: PositiveInt
+    status: ArmStatus = ArmStatus.ACTIVE
+    monitoring: Monitoring = Monitoring.FULL
+    max_n: Annotated[int, Field(gt=0, le=10_000)]
     rates: dict[str, RatesCfg]
     opened_on: date | None = None
     closed_on: date | None = None
@@ -221,23 +261,74 @@ class RoutingCfg(_Strict):
     when_any: list[dict[str, bool | str]] = Field(default_factory=list)
     arms: list[str] = Field(min_length=1)
     allocation: dict[str, PositiveFloat] | None = None
+    #: randomized cohorts: the reference (control-like) arm; hazard ratios and differences are
+    #: printed as experimental : reference (default: the first arm listed)
+    reference_arm: str | None = None
+    #: what happens to a patient of this cohort when none of its arms is open:
+    #: ``not_enrolled`` (default; the cohort's patients are never sent to another cohort's arms)
+    #: or ``next_step`` (routing goes on to the next step, e.g. a new-drug slot whose patients
+    #: may enter the other arms when no new-drug trial is open)
+    if_no_open_arm: Literal["not_enrolled", "next_step"] = "not_enrolled"
 
 
 # ----------------------------------------------------------------------------- rules
+RateName = Literal["null_rate", "futility_rate", "target_rate", "limit_rate"]
+
+
+class HarmTierCfg(_Strict):
+    """One tier of a harm rule: ``P(rate_k > reference_k) > threshold`` recommends ``action``.
+
+    ``flag`` names a signal for the DSMB to review (enrolment continues), ``suspend_enrolment``
+    pauses enrolment, ``drop_harm`` closes the arm. ``reference`` defaults to the rule's.
+    """
+
+    action: Literal["flag", "suspend_enrolment", "drop_harm"]
+    reference: RateName | Probability | None = None
+    threshold: Probability
+
+
 class ProbAboveRuleCfg(_Strict):
-    """``P(p_k > reference) <comparison> threshold`` per arm (efficacy, futility, harm)."""
+    """``P(p_k > reference) <comparison> threshold`` per arm (efficacy, futility).
+
+    Single-arm efficacy rules may not cover an arm of a randomized cohort (decided
+    comparatively) unless ``allow_in_randomized: true`` says so explicitly.
+    """
 
     id: str
-    kind: Literal["efficacy", "futility", "harm"]
+    kind: Literal["efficacy", "futility"]
     endpoint: str
-    reference: Literal["null_rate", "target_rate", "limit_rate"] | Probability
+    reference: RateName | Probability
     threshold: Probability
+    min_evaluable: NonNegativeInt = 0
+    arms: Literal["all"] | list[str] = "all"
+    allow_in_randomized: bool = False
+
+
+class HarmRuleCfg(_Strict):
+    """Tiered harm monitoring: ``P(rate_k > reference) > threshold`` per tier and arm.
+
+    Either ``threshold`` (one ``drop_harm`` tier on ``reference``) or ``tiers`` (``flag``,
+    ``suspend_enrolment``, ``drop_harm``, each with its threshold and optionally its own reference).
+    """
+
+    id: str
+    kind: Literal["harm"]
+    endpoint: str
+    reference: RateName | Probability
+    threshold: Probability | None = None
+    tiers: list[HarmTierCfg] | None = None
     min_evaluable: NonNegativeInt = 0
     arms: Literal["all"] | list[str] = "all"
 
 
 class SuperiorityRuleCfg(_Strict):
-    """Pairwise comparison of two arms, typically the randomized pair."""
+    """Pairwise comparison of two arms of a randomized cohort.
+
+    Read from the concurrently randomized patients only (randomized, enrolled while both arms
+    were open), with an independent conjugate Beta model per arm that borrows from nothing:
+    ``prior`` (default: the endpoint's own prior when its model is ``independent``, else
+    ``unit_information``).
+    """
 
     id: str
     kind: Literal["superiority"]
@@ -246,6 +337,7 @@ class SuperiorityRuleCfg(_Strict):
     threshold: Probability
     margin: Annotated[float, Field(ge=0, lt=1)] = 0.0
     min_evaluable: NonNegativeInt = 0
+    prior: Literal["unit_information", "uniform", "jeffreys"] | BetaPrior | None = None
 
 
 class PredictiveRuleCfg(_Strict):
@@ -262,6 +354,7 @@ class PredictiveRuleCfg(_Strict):
     threshold: Probability
     min_evaluable: NonNegativeInt = 0
     arms: Literal["all"] | list[str] = "all"
+    allow_in_randomized: bool = False
 
 
 class SurvivalMedianRuleCfg(_Strict):
@@ -279,6 +372,7 @@ class SurvivalMedianRuleCfg(_Strict):
     threshold: Probability
     min_events: NonNegativeInt = 0
     arms: Literal["all"] | list[str] = "all"
+    allow_in_randomized: bool = False
 
 
 class HazardRatioRuleCfg(_Strict):
@@ -295,11 +389,22 @@ class HazardRatioRuleCfg(_Strict):
 
 RuleCfg = Annotated[
     Union[  # noqa: UP007
-        ProbAboveRuleCfg, SuperiorityRuleCfg, PredictiveRuleCfg, SurvivalMedianRuleCfg, HazardRatioRuleCfg
+        ProbAboveRuleCfg,
+        HarmRuleCfg,
+        SuperiorityRuleCfg,
+        PredictiveRuleCfg,
+        SurvivalMedianRuleCfg,
+        HazardRatioRuleCfg,
     ],
     Field(discriminator="kind"),
 ]
 SURVIVAL_RULE_CFGS = (SurvivalMedianRuleCfg, HazardRatioRuleCfg)
+#: every rule kind the config accepts (a test checks it equals the rule registries and RuleKind)
+CONFIG_RULE_KINDS = frozenset(
+    str(k)
+    for c in (ProbAboveRuleCfg, HarmRuleCfg, SuperiorityRuleCfg, PredictiveRuleCfg, *SURVIVAL_RULE_CFGS)
+    for k in typing.get_args(c.model_fields["kind"].annotation)
+)
 
 
 # ----------------------------------------------------------------------------- survival
@@ -468,6 +573,17 @@ class SamplerCfg(_Strict):
     )
 
 
+class SafetyCfg(_Strict):
+    """Safety signals named whether or not a harm rule fires.
+
+    For every open arm and every mortality endpoint, ``P(rate > the arm's reference rate)``
+    (its ``null_rate``) above ``signal_prob`` is named in the arm's recommendation sentence and on
+    the first page of the closed memo.
+    """
+
+    signal_prob: Probability = 0.8
+
+
 class AssessmentCfg(_Strict):
     """When outcomes become known."""
 
@@ -498,6 +614,21 @@ class ConfigFile(_Strict):
     ledger: LedgerCfg | None = None
     looks: LooksCfg = LooksCfg()
     survival: SurvivalCfg | None = None
+    safety: SafetyCfg = SafetyCfg()
+
+
+register_tags(
+    IndependentModelCfg,
+    HierarchicalModelCfg,
+    ExnexModelCfg,
+    ProbAboveRuleCfg,
+    HarmRuleCfg,
+    SuperiorityRuleCfg,
+    PredictiveRuleCfg,
+    *SURVIVAL_RULE_CFGS,
+    HierarchicalSurvivalModelCfg,
+    IndependentSurvivalModelCfg,
+)
 
 
 # ============================================================================= frozen design
@@ -507,7 +638,7 @@ class Arm:
 
     id: str
     label: str
-    status: str
+    status: ArmStatus
     max_n: int
     rates: Mapping[str, RatesCfg]
     description: str = ""
@@ -516,16 +647,22 @@ class Arm:
     entry: EntryCfg | None = None
     borrowing: BorrowingCfg | None = None
     survival_benchmarks: SurvivalBenchmarksCfg = SurvivalBenchmarksCfg()
+    monitoring: Monitoring = Monitoring.FULL
 
     @property
     def is_open(self) -> bool:
         """Enrolling or able to resume (``active`` or ``suspended``): it holds a slot."""
-        return self.status in ("active", "suspended")
+        return self.status in OPEN_STATUSES
 
     @property
     def is_closed(self) -> bool:
-        """Closed for good (``dropped`` or ``graduated``)."""
-        return self.status in ("dropped", "graduated")
+        """Closed for good (``graduated``, ``dropped`` or ``completed``)."""
+        return self.status in CLOSED_STATUSES
+
+    @property
+    def is_descriptive(self) -> bool:
+        """Counts, estimates and safety only (no efficacy or futility rule, no borrowing)."""
+        return self.monitoring == Monitoring.DESCRIPTIVE
 
     @property
     def exchangeable_after(self) -> int:
@@ -544,10 +681,22 @@ class RoutingStep:
     when_any: tuple[Mapping[str, bool | str], ...]
     arms: tuple[str, ...]
     allocation: Mapping[str, float]
+    reference_arm: str | None = None
+    if_no_open_arm: str = "not_enrolled"
 
     @property
     def is_randomized(self) -> bool:
         return len(self.arms) > 1
+
+    @property
+    def passes_on(self) -> bool:
+        """Whether patients go on to the next routing step when none of the cohort's arms is open."""
+        return self.if_no_open_arm == "next_step"
+
+    def oriented(self, a: str, b: str) -> tuple[str, str]:
+        """``(experimental, reference)`` of two of this cohort's arms (the reference arm second)."""
+        ref = self.reference_arm or self.arms[0]
+        return (b, a) if a == ref else (a, b)
 
 
 @dataclass(frozen=True)
@@ -576,11 +725,46 @@ class Design:
             p = self.path.parent / p
         return p
 
+    @property
+    def safety(self) -> SafetyCfg:
+        return self.raw.safety
+
+    def borrowing_group(self, endpoint: str) -> tuple[str, ...]:
+        """The arms of ``endpoint``'s declared exchangeable set (empty: no borrowing)."""
+        return tuple(getattr(self.endpoints[endpoint].model, "borrowing_group", ()) or ())
+
     def routing_step(self, cohort: str) -> RoutingStep:
         for s in self.routing:
             if s.cohort == cohort:
                 return s
         raise KeyError(cohort)
+
+    def cohort_of(self, arm: str) -> RoutingStep | None:
+        """The routing step that lists ``arm`` (a queued arm: the cohort of its ``entry``)."""
+        for s in self.routing:
+            if arm in s.arms:
+                return s
+        a = self.arm(arm)
+        if a.entry is not None and a.entry.cohort in {s.cohort for s in self.routing}:
+            return self.routing_step(a.entry.cohort)
+        return None
+
+    def randomized_cohort_of(self, arm: str) -> RoutingStep | None:
+        """The randomized routing step (more than one arm listed) that lists ``arm``, if any."""
+        for s in self.routing:
+            if s.is_randomized and arm in s.arms:
+                return s
+        return None
+
+    def oriented(self, a: str, b: str) -> tuple[str, str]:
+        """Two arms as ``(experimental, reference)``: the cohort's reference arm second.
+
+        Arms outside a common randomized cohort keep their order.
+        """
+        step = self.randomized_cohort_of(a)
+        if step is not None and b in step.arms:
+            return step.oriented(a, b)
+        return a, b
 
     @property
     def arm_ids(self) -> tuple[str, ...]:
@@ -688,6 +872,31 @@ def _cross_check(cfg: ConfigFile, source: str) -> list[Problem]:
                     problems.append(
                         Problem(where, f"limit_rate {r.limit_rate} must exceed null_rate {r.null_rate}.")
                     )
+            if spec is not None and r.futility_rate is not None:
+                if spec.direction != "higher_is_better":
+                    problems.append(
+                        Problem(
+                            f"{where}.futility_rate",
+                            f"{ep} is lower-is-better: futility_rate applies to response endpoints only.",
+                        )
+                    )
+                elif r.target_rate is None:
+                    problems.append(
+                        Problem(
+                            f"{where}.futility_rate",
+                            "futility_rate needs a target_rate: it must lie strictly between null_rate "
+                            "and target_rate.",
+                        )
+                    )
+                elif not r.null_rate < r.futility_rate < r.target_rate:
+                    problems.append(
+                        Problem(
+                            f"{where}.futility_rate",
+                            f"futility_rate {r.futility_rate} must lie strictly between null_rate "
+                            f"{r.null_rate} and target_rate {r.target_rate} (the minimal rate still worth "
+                            "pursuing).",
+                        )
+                    )
 
     cohorts = set()
     for i, step in enumerate(cfg.routing):
@@ -758,7 +967,8 @@ def _cross_check(cfg: ConfigFile, source: str) -> list[Problem]:
                     f"harm rules need a lower-is-better endpoint such as mortality_30d, got {rule.endpoint}.",
                 )
             )
-        if isinstance(rule, ProbAboveRuleCfg) and isinstance(rule.reference, str):
+        plain = isinstance(rule, ProbAboveRuleCfg) or (isinstance(rule, HarmRuleCfg) and rule.tiers is None)
+        if plain and isinstance(rule.reference, str):
             for arm in arms:
                 rates = cfg.arms[arm].rates.get(rule.endpoint) if arm in cfg.arms else None
                 if rates is not None and getattr(rates, rule.reference) is None:
@@ -908,6 +1118,202 @@ def _raw_arm_refs(doc: dict, source: str) -> list[Problem]:
     return problems
 
 
+def rule_arms(cfg: ConfigFile, rule) -> list[str]:
+    """The arms a rule covers.
+
+    ``arms: all`` is every arm of the config; for a predictive rule it is every arm its success
+    rule covers (there is nothing to predict elsewhere).
+    """
+    arms = getattr(rule, "arms", "all")
+    if arms != "all":
+        return list(arms)
+    if isinstance(rule, PredictiveRuleCfg):
+        success = next((x for x in cfg.rules if x.id == rule.success_rule), None)
+        if success is None or isinstance(success, PredictiveRuleCfg):
+            return []  # no success rule: reported on its own
+        return rule_arms(cfg, success)
+    return list(cfg.arms)
+
+
+def randomized_arms(cfg: ConfigFile) -> dict[str, str]:
+    """Arm -> cohort, for every arm listed in a randomized routing step (more than one arm)."""
+    return {a: step.cohort for step in cfg.routing if len(step.arms) > 1 for a in step.arms}
+
+
+def _check_decisions(cfg: ConfigFile, source: str) -> list[Problem]:
+    """Checks of the decision judgement: comparative cohorts, descriptive arms, tiers, borrowing.
+
+    * A single-arm efficacy rule (efficacy, predictive_efficacy, survival_efficacy) may not cover
+      an arm of a randomized cohort: such arms are decided comparatively (``superiority``,
+      ``hazard_ratio``), unless the rule says ``allow_in_randomized: true``. Single-arm futility
+      on them must reference a minimal acceptable rate (``futility_rate`` or ``null_rate``).
+    * A descriptive arm is covered by harm rules only, and never borrows.
+    * Harm tiers: one ``threshold`` or ``tiers``; tier actions unique; more severe tiers on the
+      same reference need higher thresholds.
+    * Predictive rules cover only arms their success rule covers; borrowing groups name
+      existing, non-descriptive arms; a randomized cohort's ``reference_arm`` is one of its arms.
+    """
+    problems: list[Problem] = []
+    rand = randomized_arms(cfg)
+    descriptive = [a for a, arm in cfg.arms.items() if arm.monitoring == Monitoring.DESCRIPTIVE]
+    by_id = {r.id: r for r in cfg.rules}
+    modelled = set(cfg.survival.endpoints) if cfg.survival is not None else set()
+    for i, rule in enumerate(cfg.rules):
+        where = f"{source}: rules.{i} ({rule.id})"
+        survival = isinstance(rule, SURVIVAL_RULE_CFGS)
+        if rule.endpoint not in (modelled if survival else cfg.endpoints):
+            continue  # the endpoint is reported on its own
+        arms = [a for a in rule_arms(cfg, rule) if a in cfg.arms]
+        how = "arms: all covers" if getattr(rule, "arms", None) == "all" else "it covers"
+        kind = RuleKind(rule.kind)
+        if kind != RuleKind.HARM:
+            desc = [a for a in arms if a in descriptive]
+            if desc:
+                problems.append(
+                    Problem(
+                        f"{where}.arms",
+                        f"{how} {', '.join(desc)}, declared 'monitoring: descriptive' (counts, estimates "
+                        f"and safety only): {_a(rule.kind)} rule may not cover it. List the arms it should "
+                        "cover under 'arms'.",
+                    )
+                )
+        if kind in EFFICACY_KINDS and not getattr(rule, "allow_in_randomized", False):
+            hit = [a for a in arms if a in rand]
+            if hit:
+                cohorts = sorted({rand[a] for a in hit})
+                keep = [a for a in arms if a not in rand and a not in descriptive]
+                fix = f"use arms: [{', '.join(keep)}]" if keep else "remove the rule"
+                problems.append(
+                    Problem(
+                        f"{where}.arms",
+                        f"{how} {', '.join(hit)} of the randomized cohort {', '.join(cohorts)}: arms of a "
+                        "randomized cohort are decided comparatively (a superiority or hazard_ratio rule "
+                        f"between them), never graduated by a single-arm {rule.kind} rule while the "
+                        f"comparison is open. {fix[0].upper() + fix[1:]}, or set "
+                        "allow_in_randomized: true to say explicitly that it should apply.",
+                    )
+                )
+        if (
+            kind == RuleKind.FUTILITY
+            and getattr(rule, "reference", None) == "target_rate"
+            and not rule.allow_in_randomized
+        ):
+            hit = [a for a in arms if a in rand]
+            if hit:
+                problems.append(
+                    Problem(
+                        f"{where}.reference",
+                        f"a futility rule on {', '.join(hit)} (randomized cohort "
+                        f"{', '.join(sorted({rand[a] for a in hit}))}) must reference a minimal acceptable "
+                        "rate (futility_rate or null_rate), not target_rate.",
+                    )
+                )
+        if isinstance(rule, HarmRuleCfg):
+            problems += _check_tiers(cfg, rule, where, arms)
+        if isinstance(rule, PredictiveRuleCfg) and isinstance(rule.arms, list):
+            success = by_id.get(rule.success_rule)
+            if success is not None and hasattr(success, "arms"):
+                covered = set(rule_arms(cfg, success))
+                outside = [a for a in rule.arms if a not in covered]
+                if outside:
+                    problems.append(
+                        Problem(
+                            f"{where}.arms",
+                            f"{', '.join(outside)} {'is' if len(outside) == 1 else 'are'} not covered by its "
+                            f"success_rule {rule.success_rule!r}: there is no success to predict there.",
+                        )
+                    )
+    for name, ep in cfg.endpoints.items():
+        group = getattr(ep.model, "borrowing_group", None)
+        if group is None:
+            continue
+        where = f"{source}: endpoints.{name}.model.borrowing_group"
+        for a in group:
+            if a not in cfg.arms:
+                problems.append(
+                    Problem(
+                        where,
+                        f"arm {a!r} does not exist (arms: {', '.join(cfg.arms)})."
+                        f"{_did_you_mean(a, cfg.arms)}",
+                    )
+                )
+            elif a in descriptive:
+                problems.append(
+                    Problem(where, f"{a} is descriptive: it never borrows and lends nothing; remove it.")
+                )
+        if len(set(group)) != len(group):
+            problems.append(Problem(where, "an arm is listed twice."))
+    for i, step in enumerate(cfg.routing):
+        if step.reference_arm is not None and step.reference_arm not in step.arms:
+            problems.append(
+                Problem(
+                    f"{source}: routing.{i}.reference_arm",
+                    f"{step.reference_arm!r} is not one of the cohort's arms {step.arms}.",
+                )
+            )
+    return problems
+
+
+def _a(word: str) -> str:
+    """``word`` with its indefinite article."""
+    return f"{'an' if word[:1] in 'aeiou' else 'a'} {word}"
+
+
+def _check_tiers(cfg: ConfigFile, rule: HarmRuleCfg, where: str, arms: list[str]) -> list[Problem]:
+    """A harm rule's ``threshold`` / ``tiers``."""
+    problems: list[Problem] = []
+    if (rule.threshold is None) == (rule.tiers is None):
+        problems.append(
+            Problem(
+                where,
+                "a harm rule gives either 'threshold' (one drop_harm tier) or 'tiers' "
+                "(e.g. flag, suspend_enrolment, drop_harm, each with its threshold), not "
+                f"{'both' if rule.tiers is not None else 'neither'}.",
+            )
+        )
+        return problems
+    if rule.tiers is None:
+        return problems
+    if not rule.tiers:
+        problems.append(Problem(f"{where}.tiers", "give at least one tier."))
+        return problems
+    actions = [t.action for t in rule.tiers]
+    if len(set(actions)) != len(actions):
+        problems.append(Problem(f"{where}.tiers", f"each action may appear once, got {actions}."))
+        return problems
+    severity = {a: i for i, a in enumerate(HARM_TIERS)}
+    tiers = sorted(rule.tiers, key=lambda t: severity[t.action])
+    uses: dict[str, list[str]] = {}
+    for t in tiers:
+        ref = t.reference if t.reference is not None else rule.reference
+        if isinstance(ref, str):
+            uses.setdefault(ref, []).append(t.action)
+    for ref, which in uses.items():
+        for a in arms:
+            rates = cfg.arms[a].rates.get(rule.endpoint)
+            if rates is not None and getattr(rates, ref) is None:
+                problems.append(
+                    Problem(
+                        f"{where}.tiers",
+                        f"rule uses {ref} (tiers {', '.join(which)}) but arms.{a}.rates.{rule.endpoint} "
+                        f"has no {ref}.",
+                    )
+                )
+    for j, t in enumerate(tiers):
+        ref = t.reference if t.reference is not None else rule.reference
+        for u in tiers[j + 1 :]:
+            ref_u = u.reference if u.reference is not None else rule.reference
+            if ref_u == ref and u.threshold <= t.threshold:
+                problems.append(
+                    Problem(
+                        f"{where}.tiers",
+                        f"tier {u.action} is more severe than {t.action} on the same reference ({ref}), so "
+                        f"its threshold ({u.threshold}) must be higher than {t.threshold}.",
+                    )
+                )
+    return problems
+
+
 def _build_rules(cfg: ConfigFile) -> tuple:
     rules = []
     arm_ids = [a for a, arm in cfg.arms.items()]
@@ -920,6 +1326,9 @@ def _build_rules(cfg: ConfigFile) -> tuple:
             rules.append(_build_predictive(cfg, r))
             continue
         if isinstance(r, SuperiorityRuleCfg):
+            prior = comparison_prior(cfg, r)
+            arms = orient(cfg, r.arms[0], r.arms[1])
+            ab = beta_prior(prior, [cfg.arms[a].rates[r.endpoint].null_rate for a in arms])
             rules.append(
                 Superiority(
                     id=r.id,
@@ -927,31 +1336,61 @@ def _build_rules(cfg: ConfigFile) -> tuple:
                     endpoint_label=spec.label,
                     threshold=r.threshold,
                     min_evaluable=r.min_evaluable,
-                    arms=(r.arms[0], r.arms[1]),
+                    arms=arms,
                     margin_rate=r.margin,
                     higher_is_better=spec.direction == "higher_is_better",
+                    prior={a: (float(ab[0][i]), float(ab[1][i])) for i, a in enumerate(arms)},
+                    prior_name=beta_prior_name(prior),
                 )
             )
             continue
         arms = r.arms if isinstance(r.arms, list) else arm_ids
-        if isinstance(r.reference, str):
-            refs = {a: getattr(cfg.arms[a].rates[r.endpoint], r.reference) for a in arms}
-            ref_name = r.reference
-        else:
-            refs = {a: float(r.reference) for a in arms}
-            ref_name = f"{r.reference:g}"
+
+        common = dict(id=r.id, endpoint=r.endpoint, endpoint_label=spec.label, min_evaluable=r.min_evaluable)
+        if r.kind == RuleKind.HARM:
+            tier_cfgs = r.tiers or [HarmTierCfg(action="drop_harm", threshold=r.threshold)]
+            tier_cfgs = sorted(tier_cfgs, key=lambda t: HARM_TIERS.index(t.action))
+            tiers = []
+            for t in tier_cfgs:
+                refs, name = _references(
+                    cfg, r.endpoint, arms, t.reference if t.reference is not None else r.reference
+                )
+                tiers.append(
+                    TIER_CLASSES[t.action](
+                        **common, threshold=t.threshold, references=refs, reference_name=name
+                    )
+                )
+            rules.append(Harm(**common, tiers=tuple(tiers)))
+            continue
+        refs, name = _references(cfg, r.endpoint, arms, r.reference)
         rules.append(
-            RULE_KINDS[r.kind](
-                id=r.id,
-                endpoint=r.endpoint,
-                endpoint_label=spec.label,
-                threshold=r.threshold,
-                min_evaluable=r.min_evaluable,
-                references=refs,
-                reference_name=ref_name,
-            )
+            RULE_KINDS[r.kind](**common, threshold=r.threshold, references=refs, reference_name=name)
         )
     return tuple(rules)
+
+
+def _references(cfg: ConfigFile, endpoint: str, arms, reference) -> tuple[dict[str, float], str]:
+    """Arm -> reference rate (a named rate of each arm, or one number) and the reference's name."""
+    if isinstance(reference, str):
+        return {a: getattr(cfg.arms[a].rates[endpoint], reference) for a in arms}, reference
+    return {a: float(reference) for a in arms}, f"{reference:g}"
+
+
+def comparison_prior(cfg: ConfigFile, r: SuperiorityRuleCfg):
+    """A comparison's Beta prior: its own, else its endpoint's independent prior, else unit-information."""
+    if r.prior is not None:
+        return r.prior
+    model = cfg.endpoints[r.endpoint].model
+    return model.prior if model.kind == "independent" else "unit_information"
+
+
+def orient(cfg: ConfigFile, a: str, b: str) -> tuple[str, str]:
+    """Two arms as ``(experimental, reference)`` by their randomized cohort's ``reference_arm``."""
+    for step in cfg.routing:
+        if len(step.arms) > 1 and a in step.arms and b in step.arms:
+            ref = step.reference_arm or step.arms[0]
+            return (b, a) if a == ref else (a, b)
+    return a, b
 
 
 def _build_predictive(cfg: ConfigFile, r: PredictiveRuleCfg):
@@ -1108,8 +1547,8 @@ def _cross_check_adaptation(cfg: ConfigFile, source: str) -> list[Problem]:
             problems.append(
                 Problem(
                     f"{where}.closed_on",
-                    f"arm has closed_on {arm.closed_on} but status {arm.status!r}; set the status to "
-                    "dropped, graduated or suspended, or remove closed_on.",
+                    f"arm has closed_on {arm.closed_on} but status '{arm.status}'; set the status to "
+                    "dropped, graduated, completed or suspended, or remove closed_on.",
                 )
             )
         if arm.entry is None:
@@ -1145,7 +1584,7 @@ def _build_survival_rule(cfg: ConfigFile, r):
             endpoint_label=label,
             threshold=r.threshold,
             min_evaluable=r.min_events,
-            arms=(r.arms[0], r.arms[1]),
+            arms=orient(cfg, r.arms[0], r.arms[1]),
             hr_margin=r.hr_margin,
         )
     arms = r.arms if isinstance(r.arms, list) else list(cfg.arms)
@@ -1166,6 +1605,31 @@ def _build_survival_rule(cfg: ConfigFile, r):
     )
 
 
+def _default_priors(doc: dict) -> dict:
+    """Fill in the prior of an ``independent`` endpoint model that gives none, by direction.
+
+    Safety (lower-is-better) endpoints get Jeffreys ``Beta(1/2, 1/2)``: the unit-information
+    ``Beta(m, 1 - m)`` is J-shaped for a small reference rate ``m`` (``Beta(0.05, 0.95)`` puts 71%
+    of its mass below 0.1%) and would pull an observed death rate down, an anti-conservative
+    choice for harm monitoring. Response endpoints keep the unit-information prior centred on the
+    null. Written into the config so the config as run shows the prior used.
+    """
+    endpoints = doc.get("endpoints")
+    if not isinstance(endpoints, dict):
+        return doc
+    doc = {**doc, "endpoints": dict(endpoints)}
+    for name, ep in endpoints.items():
+        model = ep.get("model") if isinstance(ep, dict) else None
+        if not isinstance(model, dict) or model.get("kind") != "independent" or "prior" in model:
+            continue
+        spec = BINARY_ENDPOINTS.get(name)
+        if spec is None:
+            continue
+        prior = "jeffreys" if spec.direction == "lower_is_better" else "unit_information"
+        doc["endpoints"][name] = {**ep, "model": {**model, "prior": prior}}
+    return doc
+
+
 def parse_config(text: str, source: str = "<config>", path: Path | None = None) -> Design:
     """Parse YAML text into a :class:`Design`, raising :class:`ConfigError` with every problem."""
     try:
@@ -1178,11 +1642,16 @@ def parse_config(text: str, source: str = "<config>", path: Path | None = None) 
         raise ConfigError([Problem(source, "the config must be a YAML mapping (key: value) at top level.")])
     # top-level keys starting with "x-" hold YAML anchors for reuse (as in docker compose files)
     doc = {k: v for k, v in doc.items() if not str(k).startswith("x-")}
+    doc = _default_priors(doc)
     try:
         cfg = ConfigFile.model_validate(doc)
     except ValidationError as err:
-        raise ConfigError(pydantic_problems(err, source, ConfigFile) + _raw_arm_refs(doc, source)) from None
+        hints = {"borrowing_group": f"{BORROWING_NOTE}; list those arms, or use kind: independent."}
+        raise ConfigError(
+            pydantic_problems(err, source, ConfigFile, hints) + _raw_arm_refs(doc, source)
+        ) from None
     problems = _cross_check(cfg, source) + _cross_check_adaptation(cfg, source)
+    problems += _check_decisions(cfg, source)
     if problems:
         raise ConfigError(problems)
     arms = tuple(
@@ -1198,6 +1667,7 @@ def parse_config(text: str, source: str = "<config>", path: Path | None = None) 
             entry=a.entry,
             borrowing=a.borrowing,
             survival_benchmarks=a.survival_benchmarks,
+            monitoring=a.monitoring,
         )
         for k, a in cfg.arms.items()
     )
@@ -1208,6 +1678,8 @@ def parse_config(text: str, source: str = "<config>", path: Path | None = None) 
             when_any=tuple(dict(x) for x in s.when_any),
             arms=tuple(s.arms),
             allocation=dict(s.allocation) if s.allocation else {a: 1.0 for a in s.arms},
+            reference_arm=s.reference_arm,
+            if_no_open_arm=s.if_no_open_arm,
         )
         for s in cfg.routing
     )

@@ -32,10 +32,26 @@ from adaptive.fitpool import shared_pool
 from adaptive.ledger import Ledger, LookRecord, look_summary
 from adaptive.output import atomic_dir, canonical_json, check_out_dir, remove_stale_tmp, versions
 from adaptive.queue import evaluate_queue
-from adaptive.randomization import allocate, allocation_rules, concurrent_analysis
-from adaptive.recommend import build_recommendations, closing_arms
-from decision_rules import BetaPredictive, DrawsPosterior, DrawsPredictive, RuleResult, SurvivalPosterior
-from decision_rules.rules import PREDICTIVE_KINDS
+from adaptive.randomization import (
+    allocate,
+    allocation_rules,
+    concurrent_analysis,
+    concurrent_counts,
+    concurrent_window,
+)
+from adaptive.recommend import arm_stages, build_recommendations, check_coherence, stopping_arms
+from decision_rules import (
+    BetaPosterior,
+    BetaPredictive,
+    DrawsPosterior,
+    DrawsPredictive,
+    Estimate,
+    RuleResult,
+    Superiority,
+    SurvivalPosterior,
+)
+from decision_rules.rules import PREDICTIVE_KINDS, fmt_estimate
+from decision_rules.vocabulary import FUTILITY_KINDS, Stage, fmt_prob
 from models.binary import BinaryData, model_from_config
 from models.diagnostics import Limits
 from models.fitting import FitResult, fit_with_retries
@@ -195,24 +211,135 @@ def predictive_source(design: Design, derived: DerivedData, fit: FitResult, endp
     return DrawsPredictive(DrawsPosterior(fit.idata.posterior["p"]))
 
 
-def evaluate_rules(design: Design, derived: DerivedData, fits: dict[str, FitResult]) -> list[RuleResult]:
-    """Every configured rule on the posterior of its endpoint."""
+#: said of every survival decision: the model's assumptions are not checked at the look
+SURVIVAL_MODEL_NOTE = (
+    "Model: piecewise-exponential with proportional hazards and one baseline hazard shape shared by "
+    "all arms, an assumption this look does not check."
+)
+
+
+def _not_applied(r: RuleResult, name: str, stage: Stage) -> RuleResult:
+    """A futility or predictive result of an arm that is no longer enrolling: reported, not acted on.
+
+    Futility stops enrolment; an arm that has enrolled its ``max_n`` has nothing left to stop,
+    and at its final analysis the final result replaces every interim futility decision.
+    """
+    shown, _ = fmt_estimate(Estimate(r.prob, r.mcse, 1 if r.mcse else 0))
+    if stage == Stage.FINAL_ANALYSIS:
+        why = (
+            f"{name} is at its final analysis (max_n enrolled, no outcome pending): its final result "
+            "replaces interim futility decisions"
+        )
+    else:
+        why = (
+            f"{name} has enrolled its max_n (accrual complete): futility stops enrolment, and there is "
+            "none left to stop; the final analysis follows once the pending outcomes are in"
+        )
+    return dataclasses.replace(
+        r,
+        evaluated=False,
+        fired=False,
+        mc_uncertain=False,
+        sentence=f"{r.quantity} is {shown} for {name}; the {r.kind} rule '{r.rule}' is not applied: {why}.",
+        extra={**r.extra, "not_applied": str(stage), "would_fire": r.fired},
+    )
+
+
+def comparison_results(design: Design, table: PatientTable, derived: DerivedData, rule) -> list[RuleResult]:
+    """A superiority rule on the concurrently randomized patients of its two arms.
+
+    The primary analysis of a randomized comparison: patients with ``randomized = true``
+    enrolled while both arms were open (``opened_on`` / ``closed_on``, else the trial start and the
+    cutoff), each arm with the rule's independent conjugate Beta prior; nothing is borrowed from
+    other arms or cohorts (:mod:`adaptive.randomization`).
+    """
+    a, b = rule.arms
+    window = concurrent_window(design, table, rule.arms, derived.cutoff)
+    if window is None:
+        n = dict.fromkeys(rule.arms, 0)
+        y = dict.fromkeys(rule.arms, 0)
+        excluded = {}
+        where = "no period in which both arms were open"
+    else:
+        n, y, excluded = concurrent_counts(design, table, derived, rule.endpoint, rule.arms, window)
+        where = f"enrolled {window[0]} to {window[1]}"
+    pa, pb = rule.posterior_ab(n, y)
+    post = BetaPosterior(list(rule.arms), pa, pb)
+    left_out = ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in excluded.items() if v)
+    note = (
+        f"Analysis: concurrently randomized patients only ({where}; {n[a]} and {n[b]} evaluable in "
+        f"{a} and {b}{'; left out: ' + left_out if left_out else ''}), independent {rule.prior_name} "
+        "prior per arm, no borrowing from other arms or cohorts."
+    )
+    return rule.evaluate(
+        post,
+        n,
+        design.labels,
+        source_note=note,
+        extra={
+            "population": "concurrently_randomized",
+            "window": None
+            if window is None
+            else {"from": window[0].isoformat(), "to": window[1].isoformat()},
+            "n_evaluable_by_arm": dict(n),
+            "responders_by_arm": dict(y),
+            "excluded": excluded,
+            "model": f"independent {rule.prior_name}",
+        },
+    )
+
+
+def evaluate_rules(
+    design: Design, derived: DerivedData, fits: dict[str, FitResult], table: PatientTable | None = None
+) -> list[RuleResult]:
+    """Every configured rule on the posterior of its endpoint, stage-aware.
+
+    Superiority rules read the concurrently randomized patients (``table`` needed; without it,
+    all evaluable patients of the two arms). Futility and predictive rules act only on arms
+    still enrolling; for the others they are reported as not applied (:func:`_not_applied`).
+    """
+    stages = arm_stages(design, derived)
     results: list[RuleResult] = []
     for rule in design.rules:
         if rule.family == "survival":
             # survival endpoints have no binary counts: read the survival posterior and events
             posterior = SurvivalPosterior(fits[rule.endpoint].idata.posterior)
-            results += rule.evaluate(posterior, derived.survival.n_events(rule.endpoint), design.labels)
-            continue
-        n_eval = {a: c.n_evaluable for a, c in derived.counts[rule.endpoint].items()}
-        if rule.kind in PREDICTIVE_KINDS:
-            source = predictive_source(design, derived, fits[rule.endpoint], rule.endpoint)
-            counts = {a: (c.responders, c.n_evaluable) for a, c in derived.counts[rule.endpoint].items()}
-            results += rule.evaluate(source, n_eval, design.labels, counts)
-            continue
-        posterior = DrawsPosterior(fits[rule.endpoint].idata.posterior["p"])
-        results += rule.evaluate(posterior, n_eval, design.labels)
+            out = rule.evaluate(posterior, derived.survival.n_events(rule.endpoint), design.labels)
+            out = [
+                dataclasses.replace(r, sentence=f"{r.sentence} {SURVIVAL_MODEL_NOTE}") if r.fired else r
+                for r in out
+            ]
+        elif isinstance(rule, Superiority):
+            if table is not None:
+                out = comparison_results(design, table, derived, rule)
+            else:
+                n = {x: derived.counts[rule.endpoint][x].n_evaluable for x in rule.arms}
+                y = {x: derived.counts[rule.endpoint][x].responders for x in rule.arms}
+                pa, pb = rule.posterior_ab(n, y)
+                out = rule.evaluate(BetaPosterior(list(rule.arms), pa, pb), n, design.labels)
+        else:
+            n_eval = {a: c.n_evaluable for a, c in derived.counts[rule.endpoint].items()}
+            if rule.kind in PREDICTIVE_KINDS:
+                source = predictive_source(design, derived, fits[rule.endpoint], rule.endpoint)
+                counts = {a: (c.responders, c.n_evaluable) for a, c in derived.counts[rule.endpoint].items()}
+                out = rule.evaluate(source, n_eval, design.labels, counts)
+            else:
+                posterior = DrawsPosterior(fits[rule.endpoint].idata.posterior["p"])
+                out = rule.evaluate(posterior, n_eval, design.labels)
+        if rule.kind in (*FUTILITY_KINDS, *PREDICTIVE_KINDS):
+            out = [
+                _not_applied(r, _arm_name(design, r.arms[0]), stages[r.arms[0]])
+                if stages.get(r.arms[0], Stage.INTERIM) != Stage.INTERIM
+                else r
+                for r in out
+            ]
+        results += out
     return results
+
+
+def _arm_name(design: Design, arm: str) -> str:
+    label = design.arm(arm).label
+    return f"{arm} ({label})" if label and label != arm else arm
 
 
 def _endpoint_summary(
@@ -320,25 +447,40 @@ def randomized_pairs(design: Design) -> list[tuple[str, str]]:
 
 
 def survival_comparisons(design: Design, fits: dict[str, FitResult]) -> list[dict]:
-    """Hazard ratio (first arm over second) with its 95% interval and P(HR < 1), per randomized pair."""
+    """Hazard ratio experimental : reference with its 95% interval and P(HR < 1), per randomized pair.
+
+    The pair is oriented by its cohort's ``reference_arm`` (:meth:`Design.oriented`), the same way
+    every hazard ratio of the look is printed. RFS and EFS condition on response, which breaks the
+    randomization: their sentences say so.
+    """
     out = []
     survival = design.survival.endpoints if design.survival is not None else {}
     for endpoint in survival:
         post = SurvivalPosterior(fits[endpoint].idata.posterior)
-        for a, b in randomized_pairs(design):
+        label = SURVIVAL_ENDPOINTS[endpoint].label
+        for pair in randomized_pairs(design):
+            a, b = design.oriented(*pair)
             lo, med, hi = post.hr_quantiles(a, b, [0.025, 0.5, 0.975])
             est = post.prob_hr_below(a, b, 1.0)
+            caveat = ""
+            if endpoint in ("rfs", "efs"):
+                caveat = (
+                    " Responders only (from the response date"
+                    + (", day-0 events excluded" if endpoint == "efs" else "")
+                    + "): conditioning on response breaks the randomization, so this is descriptive, "
+                    "not a randomized comparison."
+                )
             out.append(
                 {
                     "endpoint": endpoint,
                     "arms": [a, b],
+                    "reference_arm": b,
                     "hr": {"median": med, "ci95_low": lo, "ci95_high": hi},
                     "prob_hr_below_1": est.prob,
                     "mcse_prob_hr_below_1": est.mcse,
-                    "sentence": f"{SURVIVAL_ENDPOINTS[endpoint].label} hazard ratio {a}:{b} "
-                    f"{med:.2f} (95% CrI {lo:.2f}-{hi:.2f}); P(HR < 1) = {100 * est.prob:.1f}%"
-                    + (" (after the response date, excluding day-0 events)" if endpoint == "efs" else "")
-                    + ".",
+                    "randomized_comparison": endpoint == "os",
+                    "sentence": f"{label} hazard ratio {_arm_name(design, a)} : {_arm_name(design, b)} "
+                    f"{med:.2f} (95% CrI {lo:.2f}-{hi:.2f}); P(HR < 1) {fmt_prob(est.prob)}." + caveat,
                 }
             )
     return out
@@ -374,6 +516,7 @@ def build_report(
 ) -> dict:
     """The content of ``recommendations.json`` (no wall-clock times: byte-identical reruns)."""
     converged = all(f.converged for f in fits.values())
+    stages = arm_stages(design, derived)
     arms = []
     for a in design.arms:
         arm_results = [r for r in results if r.arms == (a.id,)]
@@ -382,6 +525,8 @@ def build_report(
                 "arm": a.id,
                 "label": a.label,
                 "status": a.status,
+                "monitoring": a.monitoring,
+                "stage": stages.get(a.id),
                 "max_n": a.max_n,
                 "n_enrolled": derived.n_enrolled.get(a.id, 0),
                 "is_complete": derived.n_enrolled.get(a.id, 0) >= a.max_n,
@@ -459,6 +604,7 @@ _KEY_ORDER = (
     "data_sha256",
     "versions",
     "recommendations",
+    "coherence",
     "allocation",
     "queue",
     "data_changes",
@@ -515,29 +661,38 @@ def adapt_report(
     queue = evaluate_queue(design, derived.cutoff)
     for q in queue:
         arm_entries[q.arm]["entry"] = q.to_dict()
-    recs = (
-        build_recommendations(
+    rules_by_cohort = {r.cohort: r for r in allocation_rules(design)}
+
+    def reallocate(cohort: str, stopping: set[str]):
+        rule = rules_by_cohort.get(cohort)
+        alloc = allocations.get(cohort)
+        if rule is None or alloc is None:
+            return None
+        posterior = DrawsPosterior(fits[rule.endpoint].idata.posterior["p"])
+        return allocate(
+            design,
+            derived,
+            rule,
+            posterior,
+            previous=alloc.previous,
+            previous_source=alloc.previous_source,
+            closing=stopping,
+        )
+
+    coherence: list[dict] = []
+    recs: list[dict] = []
+    if converged:
+        recs = build_recommendations(
             design, derived, results, allocations=allocations, queue=queue, arm_summaries=arm_entries
         )
-        if converged
-        else []
-    )
-    closing = closing_arms(recs)
-    for cohort, alloc in allocations.items():
-        rule = next(r for r in allocation_rules(design) if r.cohort == cohort)
-        if closing & set(rule.arms):
-            posterior = DrawsPosterior(fits[rule.endpoint].idata.posterior["p"])
-            alt = allocate(
-                design,
-                derived,
-                rule,
-                posterior,
-                previous=alloc.previous,
-                previous_source=alloc.previous_source,
-                closing=closing,
-            )
+        recs, coherence = check_coherence(design, derived, recs, results, reallocate=reallocate)
+    stopping = stopping_arms(recs)
+    for cohort in allocations:
+        rule = rules_by_cohort[cohort]
+        if stopping & set(rule.arms):
+            alt = reallocate(cohort, stopping & set(rule.arms))
             alloc_blocks[cohort]["if_recommendations_accepted"] = {
-                "closing": sorted(closing & set(rule.arms)),
+                "closing": sorted(stopping & set(rule.arms)),
                 "probabilities": dict(alt.probabilities),
                 "sentence": alt.sentence,
             }
@@ -559,6 +714,7 @@ def adapt_report(
         **report,
         "look": look,
         "recommendations": recs,
+        "coherence": coherence,
         "allocation": alloc_blocks,
         "queue": [q.to_dict() for q in queue],
         "data_changes": data_changes,
@@ -690,7 +846,7 @@ def _run_look(
         warnings.simplefilter("ignore", category=FutureWarning)
         fits = fit_endpoints(design, derived, seed)
     converged = all(f.converged for f in fits.values())
-    results = evaluate_rules(design, derived, fits) if converged else []
+    results = evaluate_rules(design, derived, fits, table) if converged else []
     report = build_report(design, table, derived, fits, results, seed)
     report = adapt_report(
         design,

@@ -31,7 +31,7 @@ from adaptive.data import PatientTable
 from adaptive.derive import DerivedData
 from adaptive.endpoints import BINARY_ENDPOINTS
 from decision_rules import Allocation, AllocationRule, BetaPosterior, Superiority
-from decision_rules.rules import fmt_pct
+from decision_rules.vocabulary import fmt_prob, fmt_rate
 
 
 def allocation_rules(design: Design) -> tuple[AllocationRule, ...]:
@@ -165,7 +165,12 @@ def _all_counts(derived, endpoint, arms):
     return n, y
 
 
-def _concurrent_counts(design, table, derived, endpoint, arms, window):
+def concurrent_counts(design, table, derived, endpoint, arms, window):
+    """Evaluable patients and responders per arm among the concurrently randomized, and who was left out.
+
+    Concurrently randomized: ``randomized = true`` and enrolled within ``window`` (the dates on
+    which every compared arm was open, :func:`concurrent_window`).
+    """
     start, end = window
     frame = table.frame.set_index("subject_id")
     n = dict.fromkeys(arms, 0)
@@ -210,7 +215,7 @@ def concurrent_analysis(
         window = concurrent_window(design, table, r.arms, cutoff)
         if window is None:
             continue
-        n, y, _ = _concurrent_counts(design, table, derived, r.endpoint, r.arms, window)
+        n, y, _ = concurrent_counts(design, table, derived, r.endpoint, r.arms, window)
         post = _beta(design, r.endpoint, r.arms, n, y)
         a, b = r.arms
         p_ab = post.prob_better(a, b, margin=r.margin_rate, higher_is_better=r.higher_is_better).prob
@@ -257,7 +262,7 @@ def concurrent_analysis(
             "comparisons": comparisons,
             "sentence": "The open arms of the cohort have no period in which all were open.",
         }
-    n, y, excluded = _concurrent_counts(design, table, derived, endpoint, open_arms, window)
+    n, y, excluded = concurrent_counts(design, table, derived, endpoint, open_arms, window)
     post = _beta(design, endpoint, open_arms, n, y)
     best = post.prob_best(open_arms, higher_is_better=spec.direction == "higher_is_better")
     n_all, y_all = _all_counts(derived, endpoint, open_arms)
@@ -286,23 +291,23 @@ def concurrent_analysis(
         }
         for a in open_arms
     }
-    pb_words = ", ".join(f"{a} {fmt_pct(best[a].prob)}" for a in open_arms)
-    pb_all = ", ".join(f"{a} {fmt_pct(best_all[a].prob)}" for a in open_arms)
+    pb_words = ", ".join(f"{a} {fmt_prob(best[a].prob)}" for a in open_arms)
+    pb_all = ", ".join(f"{a} {fmt_prob(best_all[a].prob)}" for a in open_arms)
     sentence = (
         f"Independent Beta model, concurrently randomized patients only ({window[0]} to {window[1]}, "
         f"{sum(n.values())} evaluable; {excluded['not_randomized']} not randomized and "
         f"{excluded['outside_window']} outside the window left out): P(best {spec.label}) {pb_words} "
         f"(same model on all {sum(n_all.values())} evaluable: {pb_all}); the same allocation rule would "
-        "randomize " + " : ".join(f"{a} {fmt_pct(alloc.probabilities[a])}" for a in open_arms) + "."
+        "randomize " + " : ".join(f"{a} {fmt_rate(alloc.probabilities[a])}" for a in open_arms) + "."
     )
     for c in comparisons:
         a, b = c["arms"]
         everyone = c["all_patients"]
         sentence += (
-            f" '{c['rule']}': P({a} better) {fmt_pct(c[f'prob_{a}_better'])}, "
-            f"P({b} better) {fmt_pct(c[f'prob_{b}_better'])} "
+            f" '{c['rule']}': P({a} better) {fmt_prob(c[f'prob_{a}_better'])}, "
+            f"P({b} better) {fmt_prob(c[f'prob_{b}_better'])} "
             f"({'would fire' if c['would_fire'] else 'would not fire'}; all patients "
-            f"{fmt_pct(everyone[f'prob_{a}_better'])} / {fmt_pct(everyone[f'prob_{b}_better'])})."
+            f"{fmt_prob(everyone[f'prob_{a}_better'])} / {fmt_prob(everyone[f'prob_{b}_better'])})."
         )
     return {
         "model": _MODEL_WORDS,

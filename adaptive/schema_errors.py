@@ -23,20 +23,17 @@ def did_you_mean(word: str, options) -> str:
     return f" Did you mean {lower[close[0]]!r}?" if close else ""
 
 
-_TAGS = {
-    "efficacy",
-    "futility",
-    "harm",
-    "superiority",
-    "predictive_futility",
-    "predictive_efficacy",
-    "survival_efficacy",
-    "survival_futility",
-    "hazard_ratio",
-    "independent",
-    "hierarchical",
-    "exnex",
-}
+#: discriminator tags pydantic puts into error locations (rule and model kinds), filled in by
+#: :func:`register_tags` from the config schema itself so that the kinds are listed once
+_TAGS: set[str] = set()
+
+
+def register_tags(*models: type[BaseModel]) -> None:
+    """Record the ``kind`` literals of discriminated-union members (called by the config module)."""
+    for m in models:
+        kind = m.model_fields.get("kind")
+        if kind is not None:
+            _TAGS.update(str(t) for t in typing.get_args(kind.annotation))
 
 
 def fmt_loc(loc: tuple) -> str:
@@ -100,9 +97,15 @@ def _tag_ok(cls, tag: str) -> bool:
     return False
 
 
-def pydantic_problems(err: ValidationError, source: str, root: type[BaseModel]) -> list[Problem]:
-    """Turn a pydantic error into problems that name the key path and suggest fixes."""
+def pydantic_problems(
+    err: ValidationError, source: str, root: type[BaseModel], hints: dict[str, str] | None = None
+) -> list[Problem]:
+    """Turn a pydantic error into problems that name the key path and suggest fixes.
+
+    ``hints``: key name -> a sentence added when that key is missing.
+    """
     problems = []
+    hints = hints or {}
     for e in err.errors():
         loc = tuple(e["loc"])
         if e["type"] == "extra_forbidden":
@@ -123,6 +126,9 @@ def pydantic_problems(err: ValidationError, source: str, root: type[BaseModel]) 
                     f"{did_you_mean(tag, [t.strip(' ' + chr(39)) for t in expected.split(',')])}",
                 )
             )
+            continue
+        if e["type"] == "missing" and loc and str(loc[-1]) in hints:
+            problems.append(Problem(f"{source}: {fmt_loc(loc)}", f"required: {hints[str(loc[-1])]}"))
             continue
         got = e.get("input")
         msg = e["msg"].replace("Value error, ", "")

@@ -48,7 +48,7 @@ from typing import Literal
 
 import numpy as np
 
-from decision_rules.rules import fmt_pct
+from decision_rules.vocabulary import fmt_prob, fmt_rate
 
 __all__ = [
     "ALLOCATION_KINDS",
@@ -357,7 +357,7 @@ class Allocation:
 
 
 def _ratio_words(probs: Mapping[str, float], arms: Sequence[str]) -> str:
-    return " : ".join(f"{a} {fmt_pct(probs.get(a, 0.0))}" for a in arms)
+    return " : ".join(f"{a} {fmt_rate(probs.get(a, 0.0))}" for a in arms)
 
 
 @dataclass(frozen=True)
@@ -447,9 +447,9 @@ class AllocationRule:
         if self.burn_in:
             parts.append(f"after a burn-in at {ratio} until every open arm has {self.burn_in} evaluable")
         if self.min_prob > 0 or self.max_prob < 1:
-            parts.append(f"each arm within [{fmt_pct(self.min_prob)}, {fmt_pct(self.max_prob)}]")
+            parts.append(f"each arm within [{fmt_rate(self.min_prob)}, {fmt_rate(self.max_prob)}]")
         if self.max_change is not None:
-            parts.append(f"changing by at most {fmt_pct(self.max_change)} per look")
+            parts.append(f"changing by at most {fmt_rate(self.max_change)} per look")
         return ", ".join(parts)
 
     def settings(self) -> dict:
@@ -591,7 +591,7 @@ class AllocationRule:
             )
         else:
             pb = inputs.get("prob_best", {})
-            pbs = ", ".join(f"{a} {fmt_pct(pb.get(a, 0.0))}" for a in open_arms)
+            pbs = ", ".join(f"{a} {fmt_prob(pb.get(a, 0.0))}" for a in open_arms)
             if self.kind == "thall_wathen":
                 why = (
                     f"Thall-Wathen with c = {inputs['power_c']:.3g}"

@@ -40,6 +40,40 @@ def _legendre(n: int = _NODES) -> tuple[np.ndarray, np.ndarray]:
     return 0.5 * (x + 1.0), 0.5 * w
 
 
+#: named Beta priors of a rate (``unit_information`` is centred on the arm's null rate)
+BETA_PRIOR_NAMES = {
+    "unit_information": "unit-information Beta(null, 1 - null)",
+    "uniform": "uniform Beta(1, 1)",
+    "jeffreys": "Jeffreys Beta(1/2, 1/2)",
+}
+
+
+def beta_prior(prior, null_rate) -> tuple[np.ndarray, np.ndarray]:
+    """Prior ``(a, b)`` of a named Beta prior (or an ``(a, b)`` pair / object with ``a``, ``b``).
+
+    ``unit_information`` is ``Beta(m, 1 - m)`` with ``m`` the null rate (one patient's worth,
+    centred on the null); ``uniform`` ``Beta(1, 1)``; ``jeffreys`` ``Beta(1/2, 1/2)``.
+    Vectorized over ``null_rate``.
+    """
+    m = np.asarray(null_rate, float)
+    if prior == "unit_information":
+        return m, 1.0 - m
+    if prior == "uniform":
+        return np.ones_like(m), np.ones_like(m)
+    if prior == "jeffreys":
+        return np.full_like(m, 0.5), np.full_like(m, 0.5)
+    a, b = (prior.a, prior.b) if hasattr(prior, "a") else prior
+    return np.full_like(m, float(a)), np.full_like(m, float(b))
+
+
+def beta_prior_name(prior) -> str:
+    """Words for a Beta prior, for sentences."""
+    if isinstance(prior, str):
+        return BETA_PRIOR_NAMES[prior]
+    a, b = (prior.a, prior.b) if hasattr(prior, "a") else prior
+    return f"Beta({a:g}, {b:g})"
+
+
 def beta_prob_above(a, b, c) -> np.ndarray:
     """``P(p > c)`` for ``p ~ Beta(a, b)`` (broadcasting)."""
     return special.betaincc(np.asarray(a, float), np.asarray(b, float), np.clip(np.asarray(c, float), 0, 1))

@@ -24,34 +24,40 @@ import numpy as np
 
 from decision_rules.predictive import predictive_prob_success_beta
 from decision_rules.quantities import Estimate
+from decision_rules.vocabulary import HARM_TIERS, Action, RuleKind, fmt_prob, fmt_rate
 
 __all__ = [
     "RuleResult",
     "Efficacy",
     "Futility",
     "Harm",
+    "HarmTier",
+    "TIER_CLASSES",
     "Superiority",
     "PredictiveFutility",
     "PredictiveEfficacy",
     "PREDICTIVE_KINDS",
     "RULE_KINDS",
-    "fmt_pct",
+    "fmt_estimate",
 ]
 
 Comparison = Literal[">", "<"]
 
 
-def fmt_pct(x: float, digits: int = 1) -> str:
-    """Format a probability as a percentage for sentences ("97.5%")."""
-    s = f"{100 * x:.{digits}f}"
-    if "." in s:
-        s = s.rstrip("0").rstrip(".")
-    floor = f"{10.0**-digits:.{digits}f}"
-    if s == "100" and x < 1.0:
-        return f">{100 - float(floor):.{digits}f}%"
-    if s == "0" and x > 0.0:
-        return f"<{floor}%"
-    return s + "%"
+def fmt_estimate(est: Estimate) -> tuple[str, str]:
+    """``(probability, its Monte Carlo note)`` of an estimate, for sentences.
+
+    Exact estimates (no draws, MCSE 0) print as exact; all or none of the draws print as
+    ``">99.9%"`` / ``"<0.1%"`` with ``"all of 8000 draws"``; otherwise one decimal with the MCSE.
+    """
+    exact = est.mcse == 0.0 and not est.n_draws
+    shown = fmt_prob(est.prob, exact=exact)
+    if exact:
+        return shown, "exact"
+    if est.mcse == 0.0:
+        which = "all" if est.prob >= 1.0 else "none"
+        return shown, f"{which} of {est.n_draws} draws"
+    return shown, f"MCSE {fmt_rate(est.mcse, 2)}"
 
 
 @dataclass(frozen=True)
@@ -160,18 +166,11 @@ class _ThresholdRule:
         where = "above" if est.prob > self.threshold else "below"
         if est.prob == self.threshold:
             where = "equal to"
-        if est.mcse == 0.0 and est.n_draws:
-            which = "all" if est.prob == 1.0 else "none"
-            mc = f"{which} of {est.n_draws} draws"
-            bound = 1.0 - 1.0 / est.n_draws if est.prob == 1.0 else 1.0 / est.n_draws
-            shown = f"{'>' if est.prob == 1.0 else '<'}{fmt_pct(bound, 2)}"
-        else:
-            mc = f"MCSE {fmt_pct(est.mcse, 2)}"
-            shown = fmt_pct(est.prob)
+        shown, mc = fmt_estimate(est)
         head = (
             f"{quantity} is {shown} ({mc}) for {subject}, "
             f"{where} the {'required' if self.comparison == '>' else 'limit of'} "
-            f"{fmt_pct(self.threshold)}"
+            f"{fmt_rate(self.threshold)}"
         )
         if not evaluated:
             sentence = (
@@ -235,12 +234,12 @@ class _ProbAboveRule(_ThresholdRule):
     def __str__(self) -> str:
         return (
             f"{self.kind} rule '{self.id}' (recommend {self.action}): "
-            f"P({self.label} > {self.reference_name}) {self.comparison} {fmt_pct(self.threshold)}, "
+            f"P({self.label} > {self.reference_name}) {self.comparison} {fmt_rate(self.threshold)}, "
             f"once at least {self.min_evaluable} patients are evaluable"
         )
 
     def quantity(self, arm: str) -> str:
-        return f"P({self.label} > {fmt_pct(self.references[arm])})"
+        return f"P({self.label} > {fmt_rate(self.references[arm])})"
 
     def estimate(self, posterior, arm: str, reference: float) -> Estimate:
         """The probability the rule compares with its threshold (here ``P(p_arm > reference)``)."""
@@ -275,8 +274,8 @@ class _ProbAboveRule(_ThresholdRule):
 class Efficacy(_ProbAboveRule):
     """Graduate an arm when ``P(p_k > reference_k) > threshold``."""
 
-    kind: ClassVar[str] = "efficacy"
-    action: ClassVar[str] = "graduate"
+    kind: ClassVar[str] = RuleKind.EFFICACY
+    action: ClassVar[str] = Action.GRADUATE
     comparison: ClassVar[Comparison] = ">"
 
 
@@ -284,18 +283,173 @@ class Efficacy(_ProbAboveRule):
 class Futility(_ProbAboveRule):
     """Drop an arm for futility when ``P(p_k > reference_k) < threshold``."""
 
-    kind: ClassVar[str] = "futility"
-    action: ClassVar[str] = "drop_futility"
+    kind: ClassVar[str] = RuleKind.FUTILITY
+    action: ClassVar[str] = Action.DROP_FUTILITY
     comparison: ClassVar[Comparison] = "<"
 
 
 @dataclass(frozen=True)
-class Harm(_ProbAboveRule):
-    """Drop an arm for harm when ``P(event rate_k > limit_k) > threshold`` (e.g. 30-day deaths)."""
+class HarmTier(_ProbAboveRule):
+    """One tier of a harm rule: ``P(event rate_k > reference_k) > threshold`` recommends ``action``."""
 
-    kind: ClassVar[str] = "harm"
-    action: ClassVar[str] = "drop_harm"
+    kind: ClassVar[str] = RuleKind.HARM
+    action: ClassVar[str] = Action.DROP_HARM
     comparison: ClassVar[Comparison] = ">"
+
+
+@dataclass(frozen=True)
+class FlagTier(HarmTier):
+    """A safety signal for the DSMB to review (enrolment continues)."""
+
+    action: ClassVar[str] = Action.FLAG
+
+
+@dataclass(frozen=True)
+class SuspendTier(HarmTier):
+    """Pause enrolment pending a safety review."""
+
+    action: ClassVar[str] = Action.SUSPEND_ENROLMENT
+
+
+@dataclass(frozen=True)
+class DropHarmTier(HarmTier):
+    """Close the arm for harm."""
+
+    action: ClassVar[str] = Action.DROP_HARM
+
+
+#: tier action -> tier class, least to most severe
+TIER_CLASSES: dict[str, type[HarmTier]] = {
+    Action.FLAG: FlagTier,
+    Action.SUSPEND_ENROLMENT: SuspendTier,
+    Action.DROP_HARM: DropHarmTier,
+}
+
+
+@dataclass(frozen=True)
+class Harm:
+    """Tiered harm monitoring of an event rate (e.g. 30-day deaths).
+
+    Each tier (:class:`HarmTier`: ``flag``, ``suspend_enrolment``, ``drop_harm``) is a rule
+    ``P(rate_k > reference_k) > threshold`` of its own; the result for an arm reports every tier
+    and recommends the most severe tier that fires. A harm rule with one ``drop_harm`` tier is the
+    classic "drop for harm when ``P(rate > limit) > threshold``".
+    """
+
+    id: str
+    endpoint: str
+    tiers: tuple[HarmTier, ...]
+    min_evaluable: int = 0
+    endpoint_label: str = ""
+
+    kind: ClassVar[str] = RuleKind.HARM
+    family: ClassVar[str] = "binary"
+    count_noun: ClassVar[str] = "evaluable"
+
+    def __post_init__(self):
+        if not self.tiers:
+            raise ValueError(f"rule {self.id!r}: a harm rule needs at least one tier")
+        order = [HARM_TIERS.index(t.action) for t in self.tiers]
+        if order != sorted(set(order)):
+            raise ValueError(f"rule {self.id!r}: tiers must be distinct and ordered least to most severe")
+
+    @property
+    def label(self) -> str:
+        return self.endpoint_label or self.endpoint
+
+    @property
+    def action(self) -> str:
+        """The most severe tier's action."""
+        return self.tiers[-1].action
+
+    @property
+    def threshold(self) -> float:
+        """The most severe tier's threshold."""
+        return self.tiers[-1].threshold
+
+    @property
+    def references(self) -> Mapping[str, float]:
+        """The most severe tier's references (every tier covers the same arms)."""
+        return self.tiers[-1].references
+
+    @property
+    def reference_name(self) -> str:
+        return self.tiers[-1].reference_name
+
+    def __str__(self) -> str:
+        parts = "; ".join(
+            f"{t.action} if P({self.label} > {t.reference_name}) > {fmt_rate(t.threshold)}"
+            for t in self.tiers
+        )
+        return (
+            f"harm rule '{self.id}' (tiers, least to most severe: {parts}), once at least "
+            f"{self.min_evaluable} patients are evaluable"
+        )
+
+    def evaluate(
+        self,
+        posterior,
+        n_evaluable: Mapping[str, int],
+        labels: Mapping[str, str] | None = None,
+    ) -> list[RuleResult]:
+        """One result per arm: every tier's probability, the most severe tier that fires."""
+        per_tier = [{r.arms[0]: r for r in t.evaluate(posterior, n_evaluable, labels)} for t in self.tiers]
+        out = []
+        for arm in per_tier[-1]:
+            results = [pt[arm] for pt in per_tier]
+            if len(results) == 1:
+                out.append(results[0])
+                continue
+            fired = [r for r in results if r.fired]
+            chosen = fired[-1] if fired else results[0]
+            tiers = [
+                {
+                    "action": r.action,
+                    "reference": r.extra["reference"],
+                    "reference_name": r.extra["reference_name"],
+                    "quantity": r.quantity,
+                    "threshold": r.threshold,
+                    "prob": r.prob,
+                    "mcse": r.mcse,
+                    "fired": r.fired,
+                    "mc_uncertain": r.mc_uncertain,
+                }
+                for r in results
+            ]
+            words = "; ".join(
+                f"{r.action} {r.quantity} {fmt_estimate(Estimate(r.prob, r.mcse, 1))[0]} "
+                f"({'>' if r.prob > r.threshold else '<='} {fmt_rate(r.threshold)}"
+                f"{': fires' if r.fired else ''})"
+                for r in results
+            )
+            subject = _name(arm, labels)
+            if not chosen.evaluated:
+                tail = (
+                    f"not evaluated yet: {chosen.n_evaluable[0]} evaluable for {self.label}, it needs at "
+                    f"least {self.min_evaluable}."
+                )
+            elif fired:
+                tail = (
+                    f"the harm rule '{self.id}' fires at tier {chosen.action} (recommend: {chosen.action})."
+                )
+            else:
+                tail = f"the harm rule '{self.id}' does not fire."
+            sentence = f"{self.label} for {subject}, tiers of '{self.id}': {words}; {tail}"
+            uncertain = [r for r in results if r.evaluated and r.mc_uncertain]
+            if uncertain:
+                sentence += (
+                    f" Tier(s) {', '.join(r.action for r in uncertain)} lie within 2 Monte Carlo "
+                    "standard errors of their thresholds: refit with more draws before acting on them."
+                )
+            out.append(
+                replace(
+                    chosen,
+                    sentence=sentence,
+                    mc_uncertain=bool(uncertain),
+                    extra={**chosen.extra, "tiers": tiers},
+                )
+            )
+        return out
 
 
 @dataclass(frozen=True)
@@ -309,9 +463,13 @@ class Superiority(_ThresholdRule):
     arms: tuple[str, str] = ("", "")
     margin_rate: float = 0.0
     higher_is_better: bool = True
+    #: the independent Beta prior of each arm in the comparison, ``arm -> (a, b)``
+    prior: Mapping[str, tuple[float, float]] = field(default_factory=dict)
+    #: how the prior was chosen, for sentences ("unit-information Beta(null, 1 - null)")
+    prior_name: str = ""
 
-    kind: ClassVar[str] = "superiority"
-    action: ClassVar[str] = "drop_inferior"
+    kind: ClassVar[str] = RuleKind.SUPERIORITY
+    action: ClassVar[str] = Action.DROP_INFERIOR
     comparison: ClassVar[Comparison] = ">"
 
     def __post_init__(self):
@@ -323,17 +481,31 @@ class Superiority(_ThresholdRule):
         a, b = self.arms
         return (
             f"superiority rule '{self.id}' (recommend {self.action}): P({self.label} of {a} "
-            f"better than {b}) or the reverse > {fmt_pct(self.threshold)}, once at least "
-            f"{self.min_evaluable} patients per arm are evaluable"
+            f"better than {b}) or the reverse > {fmt_rate(self.threshold)}, once at least "
+            f"{self.min_evaluable} patients per arm are evaluable, from concurrently randomized "
+            f"patients with an independent {self.prior_name or 'Beta'} prior per arm (no borrowing)"
         )
+
+    def posterior_ab(self, n: Mapping[str, int], y: Mapping[str, int]):
+        """The comparison's independent conjugate posterior ``(a, b)`` per arm from counts."""
+        a = {x: self.prior[x][0] + y[x] for x in self.arms}
+        b = {x: self.prior[x][1] + n[x] - y[x] for x in self.arms}
+        return a, b
 
     def evaluate(
         self,
         posterior,
         n_evaluable: Mapping[str, int],
         labels: Mapping[str, str] | None = None,
+        *,
+        source_note: str = "",
+        extra: Mapping[str, object] | None = None,
     ) -> list[RuleResult]:
-        """Evaluate the comparison; empty when either arm is absent from the posterior."""
+        """Evaluate the comparison; empty when either arm is absent from the posterior.
+
+        ``source_note`` (what data and model the posterior comes from) is added to the sentence,
+        ``extra`` to the result's ``extra``.
+        """
         a, b = self.arms
         if a not in posterior.arms or b not in posterior.arms:
             return []
@@ -347,24 +519,26 @@ class Superiority(_ThresholdRule):
         op = ">" if self.higher_is_better else "<"
         shift = ""
         if self.margin_rate:
-            shift = f" {'+' if self.higher_is_better else '-'} {fmt_pct(self.margin_rate)}"
+            shift = f" {'+' if self.higher_is_better else '-'} {fmt_rate(self.margin_rate)}"
         quantity = f"P({self.label} {better} {op} {worse}{shift})"
         ns = (int(n_evaluable.get(better, 0)), int(n_evaluable.get(worse, 0)))
-        return [
-            self._result(
-                arms=(better, worse),
-                quantity=quantity,
-                est=est,
-                ns=ns,
-                subject=f"{_name(better, labels)} versus {_name(worse, labels)}",
-                extra={
-                    "better": better,
-                    "inferior": worse,
-                    f"prob_{a}_better": est_ab.prob,
-                    f"prob_{b}_better": est_ba.prob,
-                },
-            )
-        ]
+        res = self._result(
+            arms=(better, worse),
+            quantity=quantity,
+            est=est,
+            ns=ns,
+            subject=f"{_name(better, labels)} versus {_name(worse, labels)}",
+            extra={
+                "better": better,
+                "inferior": worse,
+                f"prob_{a}_better": est_ab.prob,
+                f"prob_{b}_better": est_ba.prob,
+                **dict(extra or {}),
+            },
+        )
+        if source_note:
+            res = replace(res, sentence=f"{res.sentence} {source_note}")
+        return [res]
 
 
 @dataclass(frozen=True)
@@ -406,8 +580,8 @@ class _PredictiveRule(_ThresholdRule):
         return (
             f"{self.kind} rule '{self.id}' (recommend {self.action}): predictive probability that "
             f"'{self.success_rule}' (P({self.label} > {self.success_reference_name}) > "
-            f"{fmt_pct(self.success_threshold)}) holds at the arm's maximum sample size "
-            f"{self.comparison} {fmt_pct(self.threshold)}, once at least {self.min_evaluable} "
+            f"{fmt_rate(self.success_threshold)}) holds at the arm's maximum sample size "
+            f"{self.comparison} {fmt_rate(self.threshold)}, once at least {self.min_evaluable} "
             "patients are evaluable"
         )
 
@@ -417,8 +591,8 @@ class _PredictiveRule(_ThresholdRule):
 
     def quantity(self, arm: str) -> str:
         return (
-            f"PP(P({self.label} > {fmt_pct(self.success_references[arm])}) > "
-            f"{fmt_pct(self.success_threshold)} at n = {self.max_n[arm]})"
+            f"PP(P({self.label} > {fmt_rate(self.success_references[arm])}) > "
+            f"{fmt_rate(self.success_threshold)} at n = {self.max_n[arm]})"
         )
 
     def decide_beta_arrays(self, a, b, n_evaluable, arm: str):
@@ -493,8 +667,8 @@ class _PredictiveRule(_ThresholdRule):
 class PredictiveFutility(_PredictiveRule):
     """Drop for futility when the predictive probability of final success is below the threshold."""
 
-    kind: ClassVar[str] = "predictive_futility"
-    action: ClassVar[str] = "drop_futility"
+    kind: ClassVar[str] = RuleKind.PREDICTIVE_FUTILITY
+    action: ClassVar[str] = Action.DROP_FUTILITY
     comparison: ClassVar[Comparison] = "<"
 
 
@@ -502,22 +676,22 @@ class PredictiveFutility(_PredictiveRule):
 class PredictiveEfficacy(_PredictiveRule):
     """Graduate early when the predictive probability of final success exceeds the threshold."""
 
-    kind: ClassVar[str] = "predictive_efficacy"
-    action: ClassVar[str] = "graduate"
+    kind: ClassVar[str] = RuleKind.PREDICTIVE_EFFICACY
+    action: ClassVar[str] = Action.GRADUATE
     comparison: ClassVar[Comparison] = ">"
 
 
 #: predictive-probability rule kinds (evaluated on a predictive source, not on a posterior)
 PREDICTIVE_KINDS: dict[str, type] = {
-    "predictive_futility": PredictiveFutility,
-    "predictive_efficacy": PredictiveEfficacy,
+    RuleKind.PREDICTIVE_FUTILITY: PredictiveFutility,
+    RuleKind.PREDICTIVE_EFFICACY: PredictiveEfficacy,
 }
 
-#: closed registry of rule kinds, chosen in the config by ``kind:``
+#: closed registry of binary-endpoint rule kinds, chosen in the config by ``kind:``
 RULE_KINDS: dict[str, type] = {
-    "efficacy": Efficacy,
-    "futility": Futility,
-    "harm": Harm,
-    "superiority": Superiority,
+    RuleKind.EFFICACY: Efficacy,
+    RuleKind.FUTILITY: Futility,
+    RuleKind.HARM: Harm,
+    RuleKind.SUPERIORITY: Superiority,
     **PREDICTIVE_KINDS,
 }

@@ -29,7 +29,8 @@ import numpy as np
 import xarray as xr
 
 from decision_rules.quantities import Estimate, indicator_estimate
-from decision_rules.rules import Comparison, RuleResult, _name, _ProbAboveRule, _ThresholdRule, fmt_pct
+from decision_rules.rules import Comparison, RuleResult, _name, _ProbAboveRule, _ThresholdRule
+from decision_rules.vocabulary import Action, RuleKind, fmt_rate
 
 __all__ = [
     "SurvivalPosterior",
@@ -108,7 +109,7 @@ class _MedianRule(_ProbAboveRule):
     def __str__(self) -> str:
         return (
             f"{self.kind} rule '{self.id}' (recommend {self.action}): "
-            f"P(median {self.label} > {self.reference_name}) {self.comparison} {fmt_pct(self.threshold)}, "
+            f"P(median {self.label} > {self.reference_name}) {self.comparison} {fmt_rate(self.threshold)}, "
             f"once at least {self.min_evaluable} events have occurred"
         )
 
@@ -123,8 +124,8 @@ class _MedianRule(_ProbAboveRule):
 class MedianEfficacy(_MedianRule):
     """Graduate an arm when ``P(median_k > reference_k) > threshold``."""
 
-    kind: ClassVar[str] = "survival_efficacy"
-    action: ClassVar[str] = "graduate"
+    kind: ClassVar[str] = RuleKind.SURVIVAL_EFFICACY
+    action: ClassVar[str] = Action.GRADUATE
     comparison: ClassVar[Comparison] = ">"
 
 
@@ -132,8 +133,8 @@ class MedianEfficacy(_MedianRule):
 class MedianFutility(_MedianRule):
     """Drop an arm for futility when ``P(median_k > reference_k) < threshold``."""
 
-    kind: ClassVar[str] = "survival_futility"
-    action: ClassVar[str] = "drop_futility"
+    kind: ClassVar[str] = RuleKind.SURVIVAL_FUTILITY
+    action: ClassVar[str] = Action.DROP_FUTILITY
     comparison: ClassVar[Comparison] = "<"
 
 
@@ -141,17 +142,18 @@ class MedianFutility(_MedianRule):
 class HazardRatioSuperiority(_ThresholdRule):
     """Two arms (a randomized pair) on a survival endpoint.
 
-    Fires when ``P(HR_{a:b} < hr_margin)`` or ``P(HR_{b:a} < hr_margin)`` exceeds the threshold;
-    reports the more probable direction, the arm with the lower hazard first, and recommends
-    dropping the other. ``hr_margin = 1`` asks for any benefit; below 1, for a benefit at least
-    that large.
+    Fires when ``P(HR_{a:b} < hr_margin)`` or ``P(HR_{b:a} < hr_margin)`` exceeds the threshold
+    and recommends dropping the arm with the higher hazard. ``hr_margin = 1`` asks for any
+    benefit; below 1, for a benefit at least that large. ``arms`` is ``(experimental,
+    reference)``: the hazard ratio is always printed as experimental : reference, whichever arm
+    the evidence favours (``P(HR > 1 / hr_margin)`` when the reference arm is better).
     """
 
     arms: tuple[str, str] = ("", "")
     hr_margin: float = 1.0
 
-    kind: ClassVar[str] = "hazard_ratio"
-    action: ClassVar[str] = "drop_inferior"
+    kind: ClassVar[str] = RuleKind.HAZARD_RATIO
+    action: ClassVar[str] = Action.DROP_INFERIOR
     comparison: ClassVar[Comparison] = ">"
     family: ClassVar[str] = "survival"
     count_noun: ClassVar[str] = "events"
@@ -169,7 +171,7 @@ class HazardRatioSuperiority(_ThresholdRule):
         a, b = self.arms
         return (
             f"hazard_ratio rule '{self.id}' (recommend {self.action}): P({self.label} HR {a}:{b} < "
-            f"{self.hr_margin:g}) or the reverse > {fmt_pct(self.threshold)}, once at least "
+            f"{self.hr_margin:g}) or the reverse > {fmt_rate(self.threshold)}, once at least "
             f"{self.min_evaluable} events per arm have occurred"
         )
 
@@ -189,12 +191,17 @@ class HazardRatioSuperiority(_ThresholdRule):
             better, worse, est = b, a, est_ba
         else:
             better, worse, est = a, b, est_ab
-        lo, med, hi = posterior.hr_quantiles(better, worse, [0.025, 0.5, 0.975])
+        lo, med, hi = posterior.hr_quantiles(a, b, [0.025, 0.5, 0.975])
         ns = (int(n_evaluable.get(better, 0)), int(n_evaluable.get(worse, 0)))
+        quantity = (
+            f"P({self.label} hazard ratio {a}:{b} < {self.hr_margin:g})"
+            if better == a
+            else f"P({self.label} hazard ratio {a}:{b} > {1.0 / self.hr_margin:g})"
+        )
         return [
             self._result(
                 arms=(better, worse),
-                quantity=f"P({self.label} hazard ratio {better}:{worse} < {self.hr_margin:g})",
+                quantity=quantity,
                 est=est,
                 ns=ns,
                 subject=f"{_name(better, labels)} versus {_name(worse, labels)}",
@@ -204,6 +211,7 @@ class HazardRatioSuperiority(_ThresholdRule):
                     "hr_margin": self.hr_margin,
                     f"prob_hr_{a}_{b}_below_margin": est_ab.prob,
                     f"prob_hr_{b}_{a}_below_margin": est_ba.prob,
+                    "hr_arms": [a, b],
                     "hr_median": med,
                     "hr_ci95_low": lo,
                     "hr_ci95_high": hi,
@@ -214,7 +222,7 @@ class HazardRatioSuperiority(_ThresholdRule):
 
 #: closed registry of survival rule kinds, chosen in the config by ``kind:``
 SURVIVAL_RULE_KINDS: dict[str, type] = {
-    "survival_efficacy": MedianEfficacy,
-    "survival_futility": MedianFutility,
-    "hazard_ratio": HazardRatioSuperiority,
+    RuleKind.SURVIVAL_EFFICACY: MedianEfficacy,
+    RuleKind.SURVIVAL_FUTILITY: MedianFutility,
+    RuleKind.HAZARD_RATIO: HazardRatioSuperiority,
 }

@@ -79,10 +79,9 @@ def test_a_late_entrant_starts_on_its_own_prior():
     from adaptive.borrowing import model_for_look
     from adaptive.data import PatientTable, validate_frame
     from adaptive.derive import derive
+    from tests.test_recommend import borrowing_doc
 
-    doc = config_dict()
-    doc["arms"]["arm8"]["status"] = "active"
-    design = design_from(doc)
+    design = design_from(borrowing_doc())  # EXNEX on CRc within a group that includes arm8
     df = rows_frame(
         {"arm": "arm8", "new_drug_eligible": "true", "best_response": "CR", "response_on": "2026-02-01"},
         {"arm": "arm3", "best_response": "NR", "response_on": "2026-02-01"},

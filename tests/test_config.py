@@ -39,12 +39,26 @@ def test_bundled_config_parses(design):
         HazardRatioSuperiority,
         PredictiveFutility,
     ]
-    # references resolved per arm from the rates
-    assert design.rules[0].references["arm3"] == 0.35
-    assert design.rules[1].references["arm2"] == 0.54
-    assert design.rules[2].references["arm6"] == 0.35
+    # references resolved per arm from the rates; graduate_crc leaves out the randomized arms
+    # (decided comparatively), arm6 (physician's choice) and the descriptive arm7
+    assert design.rules[0].references == {"arm1": 0.15, "arm2": 0.22, "arm5": 0.15}
+    assert design.rules[1].references["arm2"] == 0.34  # futility_rate, not the target 0.54
+    assert set(design.rules[1].references) == {"arm1", "arm2", "arm3", "arm4", "arm5", "arm6"}
+    flag, suspend, drop = design.rules[2].tiers
+    assert (flag.action, suspend.action, drop.action) == ("flag", "suspend_enrolment", "drop_harm")
+    assert drop.references["arm6"] == 0.35 and flag.references["arm7"] == 0.20  # every arm
+    assert (flag.threshold, suspend.threshold, drop.threshold) == (0.8, 0.9, 0.975)
+    assert design.rules[4].arms == ("arm4", "arm3")  # HAV : DAV, DAV the reference arm
+    assert design.rules[4].prior == {"arm4": (0.35, 0.65), "arm3": (0.35, 0.65)}
+    assert set(design.rules[7].success_references) == {"arm1", "arm2", "arm5"}
     randomized = [s for s in design.routing if s.is_randomized]
     assert [s.arms for s in randomized] == [("arm3", "arm4")]
+    assert randomized[0].oriented("arm3", "arm4") == ("arm4", "arm3")
+    assert design.arm("arm7").is_descriptive and design.arm("arm8").is_descriptive
+    assert [s.cohort for s in design.routing if s.passes_on] == ["new_drug"]
+    # mortality gets a Jeffreys prior, written into the config as run
+    assert design.endpoints["mortality_30d"].model.prior == "jeffreys"
+    assert design.as_dict()["endpoints"]["mortality_60d"]["model"]["prior"] == "jeffreys"
 
 
 def test_load_config_hashes_file_bytes(design):
@@ -164,7 +178,8 @@ def test_rule_reference_missing_in_rates():
     doc = config_dict()
     del doc["arms"]["arm6"]["rates"]["mortality_30d"]["limit_rate"]
     with pytest.raises(
-        ConfigError, match=r"rule uses limit_rate but arms.arm6.rates.mortality_30d has no limit_rate"
+        ConfigError,
+        match=r"rule uses limit_rate \(tiers flag, suspend_enrolment, drop_harm\) but arms.arm6.rates.mortality_30d has no limit_rate",
     ):
         parse(doc)
 
@@ -230,6 +245,10 @@ def _n_arm_config(k: int) -> dict:
         {"cohort": "all", "arms": list(doc["arms"]), "allocation": dict.fromkeys(doc["arms"], 1)}
     ]
     doc["rules"] = [r for r in doc["rules"] if r["kind"] not in ("superiority", "hazard_ratio")]
+    for r in doc["rules"]:
+        r.pop("arms", None)  # every arm
+        if r["kind"] == "efficacy":  # one randomized cohort of k arms: say so explicitly
+            r["allow_in_randomized"] = True
     doc.pop("randomization")
     doc["rules"].append(
         {"id": "pair", "kind": "superiority", "endpoint": "crc", "arms": ["a01", "a02"], "threshold": 0.9}

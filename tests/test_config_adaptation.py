@@ -21,7 +21,7 @@ def test_bundled_adaptation_is_built(design):
     pp = design.rules[-1]
     assert isinstance(pp, PredictiveFutility) and pp.success_rule == "graduate_crc"
     assert pp.success_references["arm1"] == 0.15 and pp.success_threshold == 0.975
-    assert pp.max_n["arm3"] == 60 and "arm8" in pp.success_references
+    assert pp.max_n["arm5"] == 40 and set(pp.success_references) == {"arm1", "arm2", "arm5"}
     arm8 = design.arm("arm8")
     assert arm8.status == "queued" and arm8.entry.after_closure_of == ["arm7"]
     assert arm8.exchangeable_after == 10 and design.arm("arm1").exchangeable_after == 0
@@ -96,7 +96,7 @@ def pp_rule(doc: dict) -> dict:
             ),
             "closed_on 2026-01-01 is before opened_on 2026-02-01",
         ),
-        (lambda d: d["arms"]["arm8"]["borrowing"].update(w=1.5), r"arms.arm8.borrowing.w"),
+        (lambda d: d["arms"]["arm8"].update(borrowing={"w": 1.5}), r"arms.arm8.borrowing.w"),
     ],
 )
 def test_adaptation_config_errors(edit, match):

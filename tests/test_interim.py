@@ -10,7 +10,6 @@ import pytest
 from click.testing import CliRunner
 
 from adaptive.cli import main
-from models.exact import hierarchical_summary
 from tests.conftest import (
     EXAMPLE,
     config_dict,
@@ -83,7 +82,18 @@ def test_arm_summaries(look):
         assert 0 <= crc["responders"] <= crc["n_evaluable"] <= a["n_enrolled"]
         assert set(a["endpoints"]) == {"crc", "orr", "mrd_negative_cr", "mortality_30d", "mortality_60d"}
         kinds = {r["kind"] for r in a["rules"]}
-        assert kinds == {"efficacy", "futility", "harm", "predictive_futility", "survival_futility"}
+        # graduation only outside the randomized pair, arm6 (physician's choice) and arm7 (descriptive)
+        expected = {
+            "arm1": {"efficacy", "futility", "harm", "predictive_futility", "survival_futility"},
+            "arm3": {"futility", "harm", "survival_futility"},
+            "arm6": {"futility", "harm", "survival_futility"},
+            "arm7": {"harm"},
+        }
+        expected["arm2"] = expected["arm5"] = expected["arm1"]
+        expected["arm4"] = expected["arm3"]
+        assert kinds == expected[a["arm"]], a["arm"]
+        assert a["monitoring"] == ("descriptive" if a["arm"] == "arm7" else "full")
+        assert a["stage"] in ("interim", "accrual_complete", "final_analysis")
         for r in a["rules"]:
             assert {"prob", "mcse", "threshold", "fired", "sentence"} <= set(r)
     (cmp,) = [c for c in rep["comparisons"] if c["kind"] == "superiority"]
@@ -105,38 +115,27 @@ def test_recommendations_allocation_and_queue_of_the_bundled_look(look):
     assert 0.35 - 1e-9 <= alloc["probabilities"]["arm3"] <= 0.65 + 1e-9
     pb = alloc["inputs"]["prob_best"]
     assert pb["arm3"] + pb["arm4"] == pytest.approx(1)
-    # the EXNEX endpoint's predictive rule works on the draws (importance reweighting)
-    pp = [r for a in rep["arms"] for r in a["rules"] if r["kind"] == "predictive_futility"]
-    assert len(pp) == 7 and all("importance reweighting" in r["extra"]["method"] for r in pp)
+    # the independent endpoint's predictive rule is exact (beta-binomial enumeration); arm5 is at
+    # its final analysis, where it is reported as not applied
+    pp = {r["arms"][0]: r for a in rep["arms"] for r in a["rules"] if r["kind"] == "predictive_futility"}
+    assert set(pp) == {"arm1", "arm2", "arm5"}
+    assert all(r["extra"]["method"] == "exact beta-binomial enumeration" for r in pp.values())
+    assert pp["arm5"]["extra"]["not_applied"] == "final_analysis" and not pp["arm5"]["evaluated"]
     assert rep["queue"][0]["arm"] == "arm8" and "recommendations (for the DSMB" in output
 
 
 @pytest.mark.slow
-def test_crc_posterior_matches_quadrature_of_same_counts(look):
-    """The fitted EXNEX CRc posterior agrees with quadrature on the counts the look derived."""
+def test_crc_posterior_is_the_conjugate_beta_of_the_same_counts(look):
+    """The independent CRc posterior agrees with the closed-form Beta on the counts the look derived."""
+    from scipy import stats
+
     _, rep, _ = look
-    arms = [a for a in rep["arms"] if a["status"] != "queued"]
-    n = np.array([a["endpoints"]["crc"]["n_evaluable"] for a in arms])
-    y = np.array([a["endpoints"]["crc"]["responders"] for a in arms])
-    null = np.array([a["endpoints"]["crc"]["null_rate"] for a in arms])
-    m = rep["config"]["endpoints"]["crc"]["model"]
-    exact = hierarchical_summary(
-        n,
-        y,
-        null,
-        mu_mean=m["mu"]["mean"],
-        mu_sd=m["mu"]["sd"],
-        tau_scale=m["tau"]["scale"],
-        w=m["w"],
-        nex_mean=m["nex"]["mean"],
-        nex_sd=m["nex"]["sd"],
-        n_mu=121,
-        n_tau=61,
-    )
-    for k, a in enumerate(arms):
+    for a in [a for a in rep["arms"] if a["status"] != "queued"]:
         crc = a["endpoints"]["crc"]
-        assert crc["mean"] == pytest.approx(exact.mean[k], abs=0.01)
-        assert abs(crc["prob_above_null"] - exact.prob_above[k]) < max(0.02, 4 * crc["mcse_prob_above_null"])
+        null, n, y = crc["null_rate"], crc["n_evaluable"], crc["responders"]
+        post = stats.beta(null + y, 1 - null + n - y)  # unit-information prior Beta(null, 1 - null)
+        assert crc["mean"] == pytest.approx(post.mean(), abs=4 * crc["mcse"] + 1e-9)
+        assert abs(crc["prob_above_null"] - post.sf(null)) < max(0.005, 4 * crc["mcse_prob_above_null"])
 
 
 @pytest.mark.slow
@@ -200,9 +199,11 @@ def test_survival_summaries_per_arm(look):
         assert sv["os"]["mcse_prob_median_above_benchmark"] >= 0
         assert sv["efs"]["prob_median_above_benchmark"] is None  # no EFS benchmarks in the config
         assert 0 < sv["efs"]["prob_day0_event"]["median"] < 1
-        (fut,) = [r for r in a["rules"] if r["kind"] == "survival_futility"]
-        assert fut["n_evaluable"] == [sv["os"]["events"]]
-        assert fut["extra"]["reference"] == bench
+        futs = [r for r in a["rules"] if r["kind"] == "survival_futility"]
+        assert len(futs) == (0 if a["arm"] == "arm7" else 1)  # not on the descriptive arm
+        for fut in futs:
+            assert fut["n_evaluable"] == [sv["os"]["events"]]
+            assert fut["extra"]["reference"] == bench
     spans = rep["remission_span"]
     assert spans["trial"]["n_remissions"] == sum(a["endpoints"]["crc"]["responders"] for a in rep["arms"])
     assert spans["trial"]["first_remission_on"] <= spans["trial"]["last_remission_on"] <= CUTOFF
@@ -213,17 +214,23 @@ def test_survival_summaries_per_arm(look):
 @pytest.mark.slow
 def test_survival_comparisons_and_hazard_ratio_rule(look):
     _, rep, _ = look
-    assert [(c["endpoint"], c["arms"]) for c in rep["survival_comparisons"]] == [
-        (ep, ["arm3", "arm4"]) for ep in ("os", "efs", "rfs")
+    # experimental : reference, DAV (arm3) the cohort's reference arm; only OS is randomized
+    assert [(c["endpoint"], c["arms"], c["randomized_comparison"]) for c in rep["survival_comparisons"]] == [
+        ("os", ["arm4", "arm3"], True),
+        ("efs", ["arm4", "arm3"], False),
+        ("rfs", ["arm4", "arm3"], False),
     ]
+    assert "conditioning on response breaks the randomization" in rep["survival_comparisons"][2]["sentence"]
     for c in rep["survival_comparisons"]:
         assert c["hr"]["ci95_low"] < c["hr"]["median"] < c["hr"]["ci95_high"]
         assert 0 <= c["prob_hr_below_1"] <= 1 and c["mcse_prob_hr_below_1"] > 0
     (hr_rule,) = [c for c in rep["comparisons"] if c["kind"] == "hazard_ratio"]
     assert set(hr_rule["arms"]) == {"arm3", "arm4"}
     os_cmp = rep["survival_comparisons"][0]
-    p34 = os_cmp["prob_hr_below_1"]
-    assert hr_rule["prob"] == pytest.approx(max(p34, 1 - p34), abs=1e-6)
+    p43 = os_cmp["prob_hr_below_1"]
+    assert hr_rule["prob"] == pytest.approx(max(p43, 1 - p43), abs=1e-6)
+    assert hr_rule["extra"]["hr_arms"] == ["arm4", "arm3"]
+    assert hr_rule["extra"]["hr_median"] == pytest.approx(os_cmp["hr"]["median"], rel=1e-6)
     assert set(rep["diagnostics"]["by_endpoint"]) >= {"os", "efs", "rfs"}
 
 
@@ -478,7 +485,12 @@ def test_twelve_arm_trial_runs_the_same_way(tmp_path):
         {"cohort": "all", "arms": list(doc["arms"]), "allocation": dict.fromkeys(doc["arms"], 1)}
     ]
     doc.pop("randomization")
-    doc["rules"] = [r for r in doc["rules"] if r["kind"] not in ("superiority", "hazard_ratio")] + [
+    doc["rules"] = [r for r in doc["rules"] if r["kind"] not in ("superiority", "hazard_ratio")]
+    for r in doc["rules"]:
+        r.pop("arms", None)  # every arm
+        if r["kind"] in ("efficacy", "survival_efficacy"):  # all 12 arms randomized: say so explicitly
+            r["allow_in_randomized"] = True
+    doc["rules"] += [
         {
             "id": "x01_vs_x02",
             "kind": "superiority",

@@ -209,7 +209,8 @@ def _arm_level_values(report: dict) -> tuple[set[str], set[str]]:
             floats += [
                 v
                 for k, v in e.items()
-                if isinstance(v, float) and k not in ("null_rate", "target_rate", "limit_rate")
+                if isinstance(v, float)
+                and k not in ("null_rate", "futility_rate", "target_rate", "limit_rate")
             ]
         for r in a["rules"]:
             floats += [r["prob"], r["mcse"]]
@@ -222,8 +223,10 @@ def _arm_level_values(report: dict) -> tuple[set[str], set[str]]:
         if v is None:
             continue
         tokens |= {rdata.fmt_pct(v), rdata.fmt_pct(v, 0), rdata.fmt_prob(v), f"{v:.2f}", f"{v:.3f}"}
+    # "95%" names the open report's (Jeffreys) 95% intervals; an arm value that rounds to 95% reveals
+    # nothing through that label
     return {
-        t for t in tokens if t not in ("0.0%", "0%", "100.0%", "100%", "0.00", "0.000", "1.00")
+        t for t in tokens if t not in ("0.0%", "0%", "100.0%", "100%", "0.00", "0.000", "1.00", "95%")
     }, fractions
 
 

@@ -107,9 +107,9 @@ def test_nothing_fires_every_open_arm_continues(design):
 def test_precedence_harm_before_futility_before_efficacy(design):
     derived = make_derived(design)
     crc = neutral(design)
-    # arm5: CRc certainly above null and certainly below target -> efficacy AND futility fire;
-    # 30-day mortality certainly above its limit -> harm fires too
-    crc["arm5"] = 0.25
+    # arm5: CRc certainly above null (15%) and certainly below the minimal worthwhile rate (24%)
+    # -> efficacy AND futility fire; 30-day mortality certainly above its limit -> harm fires too
+    crc["arm5"] = 0.20
     mort = {a: design.arm(a).rates["mortality_30d"].null_rate for a in ARMS}
     mort["arm5"] = 0.30
     results = evaluate(design, derived, crc, mort)
@@ -119,14 +119,22 @@ def test_precedence_harm_before_futility_before_efficacy(design):
     assert rec["action"] == "drop_harm"
     assert {r["rule"] for r in rec["rules"]} == {"harm_mortality_30d", "harm_mortality_60d"}
     assert {r["rule"] for r in rec["also_fired"]} == {"graduate_crc", "futility_crc"}
-    assert "by the precedence harm > futility > inferiority > efficacy" in rec["sentence"]
+    assert "by the precedence harm > suspension > futility > inferiority > efficacy > flag" in rec["sentence"]
     assert rec["sentence"].startswith("Recommend dropping arm5 (Ven+Aza) for harm.")
     # without the harm signal, futility wins over efficacy
     results = evaluate(design, derived, crc)
     rec = by_arm(build_recommendations(design, derived, results))["arm5"]
     assert rec["action"] == "drop_futility" and [r["rule"] for r in rec["also_fired"]] == ["graduate_crc"]
     assert "The DSMB should weigh both" in rec["sentence"]
-    assert PRECEDENCE == ("drop_harm", "drop_futility", "drop_inferior", "graduate")
+    assert PRECEDENCE == (
+        "drop_harm",
+        "suspend_enrolment",
+        "drop_futility",
+        "drop_inferior",
+        "graduate",
+        "complete",
+        "flag",
+    )
 
 
 def test_inferior_arm_of_the_randomized_pair(design):
@@ -138,14 +146,10 @@ def test_inferior_arm_of_the_randomized_pair(design):
     recs = by_arm(build_recommendations(design, derived, results))
     assert recs["arm3"]["action"] == "drop_inferior"
     assert "Recommend dropping arm3 (DAV) as inferior to arm4 (HAV)." in recs["arm3"]["sentence"]
-    assert recs["arm4"]["action"] == "graduate"  # the better arm is carried forward
-    # an arm that graduates but is inferior in its pair is recommended for dropping
-    # DAV on [0.5, 0.7]: P(> 35%) = 1 (graduates), P(> 60%) = 1/2 (not futile), still inferior
-    crc["arm3"] = 0.60
-    derived_big = make_derived(design, n_eval=40)
-    results = evaluate(design, derived_big, crc, spread={"arm3": 0.2, "arm4": 0.18})
-    rec = by_arm(build_recommendations(design, derived_big, results))["arm3"]
-    assert rec["action"] == "drop_inferior" and [r["rule"] for r in rec["also_fired"]] == ["graduate_crc"]
+    # the better arm is carried forward, never graduated while the comparison is open: no
+    # single-arm efficacy rule covers the arms of the randomized cohort
+    assert recs["arm4"]["action"] == "continue"
+    assert not [r for r in results if r.arms == ("arm4",) and r.kind == "efficacy"]
 
 
 def survival_posterior(medians: dict[str, float], log_hazard: dict[str, float], n=4000) -> SurvivalPosterior:
@@ -240,7 +244,7 @@ def test_rules_wait_for_min_evaluable(design):
     assert rec["action"] == "continue" and "wait for more evaluable patients" in rec["sentence"]
 
 
-def test_complete_arm_reports_final_probabilities(design):
+def test_accrual_complete_arm_waits_for_its_outcomes(design):
     derived = make_derived(design, n_enrolled={"arm6": 30}, pending=2)
     results = [r for r in evaluate(design, derived, neutral(design)) if not r.fired]
     summary = {
@@ -256,11 +260,76 @@ def test_complete_arm_reports_final_probabilities(design):
         }
     }
     rec = by_arm(build_recommendations(design, derived, results, arm_summaries=summary))["arm6"]
-    assert rec["action"] == "suspend_enrolment" and rec["reason"] == "max_n_reached" and rec["complete"]
+    assert rec["action"] == "continue" and rec["stage"] == "accrual_complete" and rec["complete"]
     assert rec["final_probabilities"]["crc"]["prob_above_null"] == 0.9
-    assert "reached its maximum sample size (30 of 30 enrolled)" in rec["sentence"]
-    assert "P(CRc > 8%) 90%, P(CRc > 25%) 20%" in rec["sentence"]
-    assert "2 CRc outcome(s) still pending" in rec["sentence"]
+    assert "accrual complete (30 of 30 enrolled), follow-up continues" in rec["sentence"]
+    assert "P(CRc > 8%) 90.0%, P(CRc > 25%) 20.0%" in rec["sentence"]
+    assert "2 outcome(s) still pending; the final analysis follows once they are in" in rec["sentence"]
+
+
+def _summary(design, arm, y, n, post_mean=None):
+    """An arm summary as the look writes it (conjugate numbers for the primary endpoint)."""
+    from scipy import stats
+
+    r = design.arm(arm).rates["crc"]
+    a, b = r.null_rate + y, 1 - r.null_rate + n - y
+    return {
+        "endpoints": {
+            "crc": {
+                "n_evaluable": n,
+                "responders": y,
+                "n_pending": 0,
+                "observed_rate": y / n,
+                "null_rate": r.null_rate,
+                "target_rate": r.target_rate,
+                "mean": a / (a + b) if post_mean is None else post_mean,
+                "ci95_low": stats.beta.ppf(0.025, a, b),
+                "ci95_high": stats.beta.ppf(0.975, a, b),
+                "prob_above_null": stats.beta.sf(r.null_rate, a, b),
+                "prob_above_target": stats.beta.sf(r.target_rate, a, b),
+            }
+        }
+    }
+
+
+@pytest.mark.parametrize(
+    ("y", "action", "result"), [(10, "complete", "criterion_not_met"), (12, "graduate", "criterion_met")]
+)
+def test_final_analysis_gives_a_final_result_never_futility(design, y, action, result):
+    """arm5 with its 40 patients and every outcome in: the efficacy rule decides, futility does not."""
+    from scipy import stats
+
+    from decision_rules import BetaPosterior
+
+    derived = make_derived(design, n_eval=40, n_enrolled={"arm5": 40})
+    derived.counts["crc"]["arm5"] = ArmCounts(40, y, 0)
+    a, b = 0.15 + y, 0.85 + 40 - y
+    post = BetaPosterior(["arm5"], [a], [b])
+    results = []
+    for rule in design.rules:
+        if rule.endpoint == "crc" and rule.kind in ("efficacy", "futility"):
+            results += [r for r in rule.evaluate(post, {"arm5": 40}, design.labels)]
+    # 10/40: P(> 15%) = 94.0% < 97.5%; 12/40: 99.0% (the critical count is 12)
+    assert bool(stats.beta.sf(0.15, a, b) > 0.975) is (action == "graduate")
+    pp = next(r for r in design.rules if r.kind == "predictive_futility")
+    from decision_rules import BetaPredictive
+
+    results += pp.evaluate(BetaPredictive(["arm5"], [a], [b]), {"arm5": 40}, design.labels)
+    assert any(r.fired for r in results if r.kind == "predictive_futility") is (y == 10)  # PP 0 at 10/40
+    rec = by_arm(
+        build_recommendations(
+            design, derived, results, arm_summaries={"arm5": _summary(design, "arm5", y, 40)}
+        )
+    )["arm5"]
+    assert rec["stage"] == "final_analysis" and rec["action"] == action and rec["final_result"] == result
+    if action == "complete":
+        assert rec["sentence"].startswith("Final analysis of arm5 (Ven+Aza): criterion not met (")
+        assert "it would have needed at least 12 responders of 40 (observed 10)" in rec["sentence"]
+        assert "CRc 10/40 (25.0%), posterior mean" in rec["sentence"]
+        assert "Recommend closing arm5 (Ven+Aza) as completed (40 of 40 enrolled)." in rec["sentence"]
+        assert "drop_futility" not in rec["sentence"] and "'pp_futility_crc'" in rec["sentence"]
+    else:
+        assert rec["sentence"].startswith("Final analysis of arm5 (Ven+Aza): criterion met.")
 
 
 def test_closed_arms_get_nothing_and_suspended_arms_stay(design):
@@ -278,9 +347,9 @@ def test_closed_arms_get_nothing_and_suspended_arms_stay(design):
 
 def test_mc_uncertain_fired_rule_is_flagged(design):
     derived = make_derived(design)
-    # P(CRc arm1 > 35%) just below 2.5% with sizeable Monte Carlo error: 0.024 of 400 draws
+    # P(CRc arm1 > 25%) just below 5% with sizeable Monte Carlo error: 19 of 400 draws
     rng = np.random.default_rng(1)
-    vals = np.r_[np.full(9, 0.40), np.full(391, 0.25)]
+    vals = np.r_[np.full(19, 0.40), np.full(381, 0.20)]
     arms = {a: np.full(400, v) for a, v in neutral(design).items()}
     arms["arm1"] = rng.permutation(vals)
     post = DrawsPosterior(
@@ -407,7 +476,7 @@ def test_cohort_that_lost_its_arm_and_max_open_arms():
 def test_queued_arm_without_entry_is_never_recommended():
     doc = config_dict()
     del doc["arms"]["arm8"]["entry"]
-    doc["arms"]["arm8"].pop("borrowing")
+    doc["arms"]["arm8"].pop("borrowing", None)
     (q,) = evaluate_queue(design_from(doc), CUTOFF)
     assert not q.opens and "opens only when the DSMB decides" in q.sentence
 
@@ -424,30 +493,75 @@ def test_closing_arms():
 
 
 # ----------------------------------------------------------------------------- borrowing of a new arm
-def test_new_arm_enters_the_hierarchy_after_its_burn_in():
+BASKET = ["arm1", "arm2", "arm5", "arm6", "arm8"]  # a declared exchangeable set (for the test)
+
+
+def borrowing_doc():
+    """The bundled config with borrowing within a declared group (EXNEX on CRc, hierarchical ORR)."""
     doc = config_dict()
+    prior = {"mu": {"mean": 0.0, "sd": 1.0}, "tau": {"dist": "half_normal", "scale": 0.5}}
+    doc["endpoints"]["crc"]["model"] = {
+        "kind": "exnex", "borrowing_group": BASKET, **prior, "nex": {"mean": 0.0, "sd": 2.0}, "w": 0.5,
+    }  # fmt: skip
+    doc["endpoints"]["orr"]["model"] = {"kind": "hierarchical", "borrowing_group": BASKET, **prior}
+    doc["arms"]["arm8"]["monitoring"] = "full"
     doc["arms"]["arm8"]["status"] = "active"
     doc["arms"]["arm8"]["opened_on"] = "2026-09-01"
-    d = design_from(doc)
+    return doc
+
+
+def test_borrowing_only_within_the_declared_group_and_after_the_burn_in():
+    d = design_from(borrowing_doc())
     derived = make_derived(d)  # arm8 has 0 evaluable
-    model, info = model_for_look(d, derived, "crc")  # EXNEX endpoint, w = 0.5
-    assert isinstance(model, Exnex) and model.w == (0.5,) * 7 + (0.0,)
+    in_group = [a in BASKET for a in d.modelled_arms]
+    model, info = model_for_look(d, derived, "crc")  # EXNEX: w = 0.5 in the group, 0 outside
+    assert isinstance(model, Exnex)
+    assert model.w == tuple(
+        0.5 if g and a != "arm8" else 0.0 for a, g in zip(d.modelled_arms, in_group, strict=True)
+    )
     assert info["arm8"] == {
+        "in_borrowing_group": True,
         "prior_weight_exchangeable": 0.0,
         "exchangeable_after": 10,
         "in_borrowing_burn_in": True,
     }
-    model, info = model_for_look(d, derived, "orr")  # hierarchical endpoint -> EXNEX with w in {0, 1}
-    assert isinstance(model, Exnex) and model.w == (1.0,) * 7 + (0.0,)
+    assert info["arm3"]["in_borrowing_group"] is False and info["arm3"]["prior_weight_exchangeable"] == 0.0
+    model, info = model_for_look(d, derived, "orr")  # hierarchical -> EXNEX with w in {0, 1}
+    assert isinstance(model, Exnex)
+    assert model.w == tuple(
+        1.0 if g and a != "arm8" else 0.0 for a, g in zip(d.modelled_arms, in_group, strict=True)
+    )
     assert (model.nex_mean, model.nex_sd) == (0.0, 2.0)
     model, info = model_for_look(d, derived, "mortality_30d")
     assert isinstance(model, IndependentBetaBinomial) and info == {}
-    # with 10 evaluable the arm is exchangeable: the configured models come back unchanged
+    # with 10 evaluable arm8 is exchangeable; arms outside the group never are
     counts = {ep: {**c, "arm8": ArmCounts(10, 3, 0)} for ep, c in derived.counts.items()}
     later = DerivedData(CUTOFF, derived.patients, derived.n_enrolled, counts)
-    assert isinstance(model_for_look(d, later, "orr")[0], HierarchicalLogistic)
-    crc_model, info = model_for_look(d, later, "crc")
-    assert crc_model.w == 0.5 and not info["arm8"]["in_borrowing_burn_in"]
+    orr_model, info = model_for_look(d, later, "orr")
+    assert (
+        orr_model.w == tuple(1.0 if g else 0.0 for g in in_group) and not info["arm8"]["in_borrowing_burn_in"]
+    )
+    # a group of every modelled arm gives the plain hierarchical model back
+    doc = borrowing_doc()
+    doc["endpoints"]["orr"]["model"]["borrowing_group"] = list(d.modelled_arms)
+    doc["arms"]["arm7"]["monitoring"] = "full"
+    doc["rules"] = [r for r in doc["rules"] if r["kind"] in ("harm",)]
+    assert isinstance(model_for_look(design_from(doc), later, "orr")[0], HierarchicalLogistic)
+
+
+def test_borrowing_group_is_required_and_never_descriptive():
+    from adaptive.exceptions import ConfigError
+
+    doc = borrowing_doc()
+    del doc["endpoints"]["orr"]["model"]["borrowing_group"]
+    with pytest.raises(
+        ConfigError, match=r"endpoints.orr.model.borrowing_group: required: borrowing across arms"
+    ):
+        design_from(doc)
+    doc = borrowing_doc()
+    doc["endpoints"]["orr"]["model"]["borrowing_group"] = ["arm1", "arm7"]
+    with pytest.raises(ConfigError, match=r"arm7 is descriptive: it never borrows"):
+        design_from(doc)
 
 
 def test_predictive_rule_on_an_independent_endpoint_is_exact(design):
@@ -479,7 +593,7 @@ def test_opposite_comparisons_drop_neither_arm(design):
     assert "dav_vs_hav_crc" in {x["rule"] for x in recs["arm3"]["also_fired"]}  # kept, not acted on
     assert "dav_vs_hav_os" in {x["rule"] for x in recs["arm4"]["also_fired"]}
     assert recs["arm3"]["action"] == "continue"  # DAV: only its (conflicting) comparisons fired
-    assert recs["arm4"]["action"] == "graduate"  # HAV also meets its efficacy rule
+    assert recs["arm4"]["action"] == "continue"  # HAV: no single-arm efficacy rule covers it
     assert "arm3" not in closing_arms(build_recommendations(design, derived, results))
 
 
@@ -489,7 +603,7 @@ def test_concurrent_analysis_keeps_only_concurrently_randomized_patients(tmp_pat
 
     from adaptive.data import load_patients
     from adaptive.derive import derive
-    from adaptive.randomization import _beta, _concurrent_counts, concurrent_window
+    from adaptive.randomization import _beta, concurrent_counts, concurrent_window
     from tests.conftest import config_dict, design_from, rows_frame, write_csv
 
     doc = config_dict()
@@ -511,7 +625,7 @@ def test_concurrent_analysis_keeps_only_concurrently_randomized_patients(tmp_pat
     derived = derive(table, design, cutoff)
     window = concurrent_window(design, table, ["arm3", "arm4"], cutoff)
     assert window == (date(2026, 3, 1), cutoff)
-    n, y, excluded = _concurrent_counts(design, table, derived, "crc", ["arm3", "arm4"], window)
+    n, y, excluded = concurrent_counts(design, table, derived, "crc", ["arm3", "arm4"], window)
     assert n == {"arm3": 2, "arm4": 2} and y == {"arm3": 1, "arm4": 0}
     assert excluded == {"not_randomized": 1, "outside_window": 1, "not_evaluable": 1}
     # the independent conjugate model Beta(null, 1 - null) + data, P(arm3 better) by quadrature

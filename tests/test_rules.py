@@ -5,8 +5,17 @@ import pytest
 import xarray as xr
 from scipy import stats
 
-from decision_rules import DrawsPosterior, Efficacy, Futility, Harm, Superiority, indicator_estimate
-from decision_rules.rules import fmt_pct
+from decision_rules import (
+    BetaPosterior,
+    DrawsPosterior,
+    Efficacy,
+    Futility,
+    Harm,
+    Superiority,
+    indicator_estimate,
+)
+from decision_rules.rules import DropHarmTier, FlagTier, SuspendTier
+from decision_rules.vocabulary import fmt_prob, fmt_rate
 
 
 def fake_posterior(columns: dict[str, np.ndarray], chains: int = 4) -> DrawsPosterior:
@@ -79,15 +88,73 @@ def test_min_evaluable_blocks_firing_but_reports_probability():
     assert res.evaluated and res.fired
 
 
+def harm(*tiers, min_evaluable=0, references=None):
+    """A tiered harm rule from ``(tier class, threshold, reference)`` triples."""
+    common = dict(id="h", endpoint="mortality_30d", min_evaluable=min_evaluable)
+    return Harm(
+        **common,
+        tiers=tuple(
+            cls(**common, threshold=thr, references=references or {"a": ref}, reference_name=f"{ref:g}")
+            for cls, thr, ref in tiers
+        ),
+    )
+
+
 def test_harm_rule_on_beta_posterior_matches_beta_sf():
     rng = np.random.default_rng(3)
     a, b = 1 + 6, 1 + 14  # 6 deaths in 20 under a uniform prior
     post = fake_posterior({"a": rng.beta(a, b, 40000)})
-    rule = Harm(id="h", endpoint="mortality_30d", threshold=0.8, references={"a": 0.15})
+    rule = harm((DropHarmTier, 0.8, 0.15))
     (res,) = rule.evaluate(post, {"a": 20})
     exact = stats.beta.sf(0.15, a, b)
     assert abs(res.prob - exact) < 4 * res.mcse
-    assert res.fired is bool(exact > 0.8)
+    assert res.fired is bool(exact > 0.8) and res.action == "drop_harm"
+
+
+@pytest.mark.parametrize(
+    ("frac", "action", "fired"),
+    [
+        (0.79, "flag", False),  # below every tier: reports the least severe
+        (0.81, "flag", True),
+        (0.90, "flag", True),  # 0.90 is not above 0.90
+        (0.91, "suspend_enrolment", True),
+        (0.975, "suspend_enrolment", True),
+        (0.976, "drop_harm", True),
+    ],
+)
+def test_harm_tiers_fire_at_their_thresholds(frac, action, fired):
+    """Tiers flag > 80%, suspend > 90%, drop > 97.5% on one reference: the most severe that fires."""
+    rule = harm((FlagTier, 0.8, 0.15), (SuspendTier, 0.9, 0.15), (DropHarmTier, 0.975, 0.15))
+    (res,) = rule.evaluate(exact_fraction_posterior(frac, 0.15, n=8000), {"a": 30})
+    assert (res.action, res.fired) == (action, fired)
+    tiers = {t["action"]: t for t in res.extra["tiers"]}
+    assert [t["fired"] for t in res.extra["tiers"]] == [frac > 0.8, frac > 0.9, frac > 0.975]
+    assert tiers[action]["prob"] == pytest.approx(round(frac * 8000) / 8000)
+    assert "tiers of 'h'" in res.sentence
+    if fired:
+        assert f"fires at tier {action} (recommend: {action})." in res.sentence
+
+
+def test_harm_tiers_with_their_own_references_and_minimum():
+    """A flag on the reference rate and a drop on the limit: each tier reads its own reference."""
+    rng = np.random.default_rng(8)
+    a, b = 0.5 + 5, 0.5 + 15  # 5 deaths in 20, Jeffreys prior
+    post = fake_posterior({"a": rng.beta(a, b, 40000)})
+    rule = harm((FlagTier, 0.9, 0.07), (DropHarmTier, 0.95, 0.15), min_evaluable=10)
+    (res,) = rule.evaluate(post, {"a": 20})
+    p_ref, p_lim = stats.beta.sf(0.07, a, b), stats.beta.sf(0.15, a, b)
+    assert p_ref > 0.9 > p_lim  # the flag fires, the drop does not
+    assert res.action == "flag" and res.fired
+    flag, drop = res.extra["tiers"]
+    assert abs(flag["prob"] - p_ref) < 4 * max(flag["mcse"], 1e-3)
+    assert abs(drop["prob"] - p_lim) < 4 * drop["mcse"]
+    (res,) = rule.evaluate(post, {"a": 9})  # below min_evaluable: nothing fires, the sentence says why
+    assert not res.fired and not res.evaluated and "needs at least 10" in res.sentence
+
+
+def test_harm_tiers_must_be_ordered():
+    with pytest.raises(ValueError, match="ordered least to most severe"):
+        harm((DropHarmTier, 0.95, 0.15), (FlagTier, 0.8, 0.15))
 
 
 def test_sentence_reads_like_crmpack():
@@ -118,6 +185,24 @@ def test_mc_uncertain_flag_near_threshold():
     (res,) = rule.evaluate(post, {"a": 50})
     assert res.mc_uncertain
     assert "Monte Carlo standard errors" in res.sentence
+
+
+def test_superiority_on_its_own_beta_posterior_matches_quadrature():
+    """The comparison reads an independent conjugate posterior from counts, with its prior."""
+    from scipy import integrate
+
+    rule = Superiority(
+        id="s", endpoint="crc", threshold=0.99, arms=("hav", "dav"), min_evaluable=20,
+        prior={"hav": (0.35, 0.65), "dav": (0.35, 0.65)},
+    )  # fmt: skip
+    a, b = rule.posterior_ab({"hav": 45, "dav": 38}, {"hav": 31, "dav": 17})
+    assert (a["hav"], b["hav"]) == pytest.approx((31.35, 14.65))
+    (res,) = rule.evaluate(BetaPosterior(["hav", "dav"], a, b), {"hav": 45, "dav": 38}, source_note="Note.")
+    h, d = stats.beta(a["hav"], b["hav"]), stats.beta(a["dav"], b["dav"])
+    want = integrate.quad(lambda x: h.pdf(x) * d.cdf(x), 0, 1, limit=200)[0]
+    assert res.prob == pytest.approx(want, abs=1e-6) and res.mcse == 0.0
+    assert res.arms == ("hav", "dav") and not res.fired  # ~97.8% < 99%
+    assert "(exact)" in res.sentence and res.sentence.endswith("does not fire. Note.")
 
 
 def test_superiority_reports_better_arm_and_both_directions():
@@ -164,8 +249,34 @@ def test_prob_best_sums_to_one():
 
 
 @pytest.mark.parametrize(
-    ("x", "digits", "text"),
-    [(0.975, 1, "97.5%"), (0.5, 1, "50%"), (0.9995, 1, ">99.9%"), (0.0004, 1, "<0.1%"), (1.0, 1, "100%")],
+    ("p", "exact", "text"),
+    [
+        (0.975, False, "97.5%"),
+        (0.5, False, "50.0%"),
+        (0.99951, False, ">99.9%"),  # would round to 100.0%
+        (0.99949, False, "99.9%"),
+        (1.0, False, ">99.9%"),  # all of the draws: not certainty
+        (1.0, True, "100%"),  # an exact computation
+        (0.0004, False, "<0.1%"),
+        (0.0, False, "<0.1%"),
+        (0.0, True, "0%"),
+        (None, False, "-"),
+    ],
 )
-def test_fmt_pct(x, digits, text):
-    assert fmt_pct(x, digits) == text
+def test_one_probability_formatter(p, exact, text):
+    assert fmt_prob(p, exact=exact) == text
+
+
+def test_fmt_prob_never_prints_100_below_one():
+    for p in np.linspace(0.99, 0.999999, 500):
+        assert fmt_prob(p) not in ("100.0%", "100%")
+    for p in np.linspace(1e-7, 0.01, 500):
+        assert fmt_prob(p) not in ("0.0%", "0%")
+
+
+@pytest.mark.parametrize(
+    ("x", "trim", "text"),
+    [(0.35, True, "35%"), (0.975, True, "97.5%"), (0.13, False, "13.0%"), (None, True, "-")],
+)
+def test_fmt_rate(x, trim, text):
+    assert fmt_rate(x, trim=trim) == text

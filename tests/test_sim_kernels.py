@@ -22,7 +22,16 @@ from adaptive.config import load_config
 from adaptive.queue import date_breakpoints, evaluate_queue
 from adaptive.simulate import rng
 from adaptive.simulate.engine import GRADUATED, EndpointModel
-from adaptive.simulate.kernels import ACTIVE, COMPLETE, NO_LOOK, QUEUED, count_known, enrol
+from adaptive.simulate.kernels import (
+    ACTIVE,
+    COMPLETE,
+    NO_LOOK,
+    QUEUED,
+    SUSPENDED,
+    count_known,
+    count_known_randomized,
+    enrol,
+)
 from decision_rules import beta
 
 M64 = (1 << 64) - 1
@@ -127,6 +136,7 @@ ROUTING = {
     "step_arms": np.array([[0, -1, -1], [1, 2, 3]]),
     "step_n": np.array([1, 3]),
     "step_rand": np.array([False, True]),
+    "step_pass": np.array([False, False]),
     "rule_of_step": np.array([-1, 0]),
     "rule_arms": np.array([[1, 2]]),
     "rule_n": np.array([2]),
@@ -136,14 +146,15 @@ ROUTING = {
 
 
 def _run(st, *, cap, n_patients=1000, max_duration=1e9, max_patients=1000, max_n=(100, 100, 100, 100),
-         alloc=((0.25, 0.75),)):  # fmt: skip
+         alloc=((0.25, 0.75),), step_pass=None):  # fmt: skip
     alloc_arr = np.array(alloc, float)[:, None, :].repeat(len(st["ptr"]), axis=1)
+    passes = ROUTING["step_pass"] if step_pass is None else np.asarray(step_pass)
     need = enrol(
         np.arange(len(st["ptr"])), st["ptr"], cap, n_patients, max_duration, max_patients,
         np.array(max_n, np.int64), st["arrival"], st["match"], st["u_assign"], st["status"],
         st["enrolled"], st["n_rand"], st["total"], st["arm_of"], st["randomized"], st["done"],
         st["end_time"], st["last_time"], st["next_look_time"], st["next_look_count"],
-        ROUTING["step_arms"], ROUTING["step_n"], ROUTING["step_rand"], ROUTING["rule_of_step"],
+        ROUTING["step_arms"], ROUTING["step_n"], ROUTING["step_rand"], passes, ROUTING["rule_of_step"],
         ROUTING["rule_arms"], ROUTING["rule_n"], ROUTING["others"], ROUTING["others_n"], alloc_arr,
     )  # fmt: skip
     return need
@@ -174,6 +185,41 @@ def test_queued_joiner_gets_an_equal_share_once_open():
     st = _state(1, 4, 3, [[1, 2, 3]], match, [[0.1, 0.6, 0.7]], [[ACTIVE, COMPLETE, ACTIVE, ACTIVE]])
     _run(st, cap=3, n_patients=3)
     assert st["arm_of"][0].tolist() == [2, 2, 3]
+
+
+def test_a_cohort_without_open_arms_keeps_its_patients_unless_it_passes_them_on():
+    """Step 0's arm has closed: its patients are not enrolled, or go on to step 1 if it passes them on."""
+    match = [[[True, True]] * 3]
+    status = [[GRAD, ACTIVE, ACTIVE, QUEUED]]
+    st = _state(1, 4, 3, [[1, 2, 3]], match, [[0.1, 0.5, 0.9]], status)
+    _run(st, cap=3, n_patients=3)
+    assert st["arm_of"][0].tolist() == [-1, -1, -1] and st["total"][0] == 0
+    st = _state(1, 4, 3, [[1, 2, 3]], match, [[0.1, 0.5, 0.9]], status)
+    _run(st, cap=3, n_patients=3, step_pass=[True, False])
+    assert st["arm_of"][0].tolist() == [1, 2, 2] and st["randomized"][0].all()
+
+
+def test_suspended_arm_gets_no_patient_but_keeps_the_trial_open():
+    match = [[[True, False]] * 3]
+    st = _state(1, 4, 3, [[1, 2, 3]], match, [[0.5] * 3], [[SUSPENDED, GRAD, GRAD, GRAD]])
+    _run(st, cap=3, n_patients=3)
+    assert st["arm_of"][0].tolist() == [-1, -1, -1]
+    assert st["done"][0] and st["end_time"][0] == 3.0  # the patients ran out, not the arms
+
+
+def test_count_known_randomized_by_hand():
+    """Counts among randomized patients who arrived on or after the pair's concurrent start."""
+    arm_of = np.array([[0, 1, 0, 1, 0]])
+    known = np.array([[1.0, 2.0, 3.0, 4.0, 9.0]])
+    value = np.array([[1.0, 1.0, 0.0, 1.0, 1.0]])
+    randomized = np.array([[True, True, False, True, True]])
+    arrival = np.array([[0.5, 1.0, 1.5, 2.0, 2.5]])
+    n, y = count_known_randomized(
+        np.array([0]), np.array([5]), arm_of, known, value, np.array([5.0]), 2, randomized, arrival,
+        np.array([0.8]),
+    )  # fmt: skip
+    # patient 0 arrived before 0.8; patient 2 not randomized; patient 4 not known by day 5
+    assert n.tolist() == [[0, 2]] and y.tolist() == [[0, 2]]
 
 
 def test_arm_closes_at_max_n_and_enrolment_ends_without_arms():

@@ -32,10 +32,13 @@ def test_bundled_survival_section(design):
     assert design.arm("arm2").survival_benchmarks.get("efs") is None
     fut, hr = design.rules[5], design.rules[6]
     assert isinstance(fut, MedianFutility) and fut.references["arm6"] == 73 and fut.min_evaluable == 10
-    assert isinstance(hr, HazardRatioSuperiority) and hr.arms == ("arm3", "arm4") and hr.hr_margin == 1.0
+    # experimental : reference, DAV (arm3) the cohort's reference arm
+    assert isinstance(hr, HazardRatioSuperiority) and hr.arms == ("arm4", "arm3") and hr.hr_margin == 1.0
+    assert "arm7" not in fut.references  # descriptive
     m = model_from_config(sv.endpoints["os"].model)
+    # arm levels estimated independently: no pooling across regimens
     assert m == PiecewiseExponential(
-        kind="hierarchical", level_median_days=240, level_sd=1.0, tau_scale=0.5, smoothing_sd=0.5
+        kind="independent", level_median_days=240, level_sd=1.0, smoothing_sd=0.5
     )
 
 
@@ -114,7 +117,7 @@ def test_survival_model_kind_and_priors():
 
 def test_independent_model_has_no_tau():
     doc = config_dict()
-    doc["survival"]["endpoints"]["os"]["model"]["kind"] = "independent"
+    doc["survival"]["endpoints"]["os"]["model"]["tau"] = {"dist": "half_normal", "scale": 0.5}
     with pytest.raises(ConfigError, match=r"survival.endpoints.os.model.tau: unknown key 'tau'"):
         parse(doc)
     del doc["survival"]["endpoints"]["os"]["model"]["tau"]
@@ -135,7 +138,9 @@ def test_benchmark_must_be_positive_and_for_a_modelled_endpoint():
 
 
 def _rule(**kw):
-    return {"id": "r", "kind": "survival_efficacy", "endpoint": "os", "threshold": 0.9, **kw}
+    """A survival efficacy rule on the arms a single-arm efficacy rule may cover (not arm3/arm4/arm7/arm8)."""
+    arms = ["arm1", "arm2", "arm5", "arm6"]
+    return {"id": "r", "kind": "survival_efficacy", "endpoint": "os", "threshold": 0.9, "arms": arms, **kw}
 
 
 def test_median_rule_needs_a_benchmark_for_every_arm():
@@ -144,8 +149,8 @@ def test_median_rule_needs_a_benchmark_for_every_arm():
     doc["rules"].append(_rule(endpoint="rfs"))
     with pytest.raises(
         ConfigError,
-        match=rf"rules.{i} \(r\).reference: rule uses the benchmark median but arm2, arm3, arm4, arm5, "
-        r"arm6, arm7, arm8 have no survival_benchmarks.rfs_median_days",
+        match=rf"rules.{i} \(r\).reference: rule uses the benchmark median but arm2, arm5, "
+        r"arm6 have no survival_benchmarks.rfs_median_days",
     ):
         parse(doc)
     doc["rules"][-1]["arms"] = ["arm1"]
@@ -154,7 +159,11 @@ def test_median_rule_needs_a_benchmark_for_every_arm():
 
 def test_median_rule_with_reference_in_days():
     doc = config_dict()
+    # a single-arm survival efficacy rule on the randomized arms only when the rule says so
     doc["rules"].append(_rule(endpoint="efs", reference=180, min_events=5, arms=["arm3", "arm4"]))
+    with pytest.raises(ConfigError, match=r"randomized cohort fit_no_target.*allow_in_randomized: true"):
+        parse(doc)
+    doc["rules"][-1]["allow_in_randomized"] = True
     rule = parse(doc).rules[-1]
     assert isinstance(rule, MedianEfficacy)
     assert rule.references == {"arm3": 180.0, "arm4": 180.0} and rule.reference_name == "180 days"

@@ -97,7 +97,7 @@ def test_median_sentence_and_str():
         reference_name="benchmark",
     )
     (res,) = rule.evaluate(exact_fraction(0.05, 204.0, arm="arm5"), {"arm5": 30}, {"arm5": "Ven+Aza"})
-    assert res.sentence.startswith("P(median OS > 204 days) is 5% (MCSE ")
+    assert res.sentence.startswith("P(median OS > 204 days) is 5.0% (MCSE ")
     assert "for arm5 (Ven+Aza), below the limit of 10%" in res.sentence
     assert res.sentence.endswith("fires (recommend: drop_futility).")
     assert res.extra == {"reference": 204.0, "reference_name": "benchmark"}
@@ -127,11 +127,20 @@ def test_hazard_ratio_reports_lower_hazard_first_and_both_directions():
     assert res.extra["prob_hr_dav_hav_below_margin"] + res.extra[
         "prob_hr_hav_dav_below_margin"
     ] == pytest.approx(1)
-    assert res.extra["hr_median"] == pytest.approx(np.exp(-0.4), rel=0.02)
     assert res.extra["hr_ci95_low"] < res.extra["hr_median"] < res.extra["hr_ci95_high"]
     assert res.fired and res.action == "drop_inferior"
-    assert res.sentence.startswith("P(OS hazard ratio hav:dav < 1) is ")
+    assert res.sentence.startswith("P(OS hazard ratio dav:hav > 1) is ")  # experimental : reference
     assert "for hav (HAV) versus dav (DAV)" in res.sentence
+    assert res.extra["hr_arms"] == ["dav", "hav"]
+    assert res.extra["hr_median"] == pytest.approx(np.exp(0.4), rel=0.02)
+    # the other orientation (HAV experimental, DAV reference): same decision, HR printed hav:dav
+    flipped = HazardRatioSuperiority(
+        id="hr", endpoint="os", endpoint_label="OS", threshold=0.975, arms=("hav", "dav")
+    )
+    (res2,) = flipped.evaluate(post, {"dav": 40, "hav": 40}, {"dav": "DAV", "hav": "HAV"})
+    assert res2.extra["inferior"] == "dav" and res2.prob == pytest.approx(res.prob)
+    assert res2.sentence.startswith("P(OS hazard ratio hav:dav < 1) is ")
+    assert res2.extra["hr_median"] == pytest.approx(np.exp(-0.4), rel=0.02)
 
 
 def test_hazard_ratio_margin_and_min_events():

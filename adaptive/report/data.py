@@ -37,6 +37,8 @@ from adaptive.derive import DerivedData, derive
 from adaptive.endpoints import BINARY_ENDPOINTS
 from adaptive.exceptions import AdaptiveError, LedgerError, MemoError
 from adaptive.ledger import LookRecord, look_summary, read_looks
+from decision_rules.vocabulary import PRECEDENCE, Action, Stage
+from decision_rules.vocabulary import fmt_prob as vocab_fmt_prob
 
 SCHEMA = "rr-aml-adaptive/interim/v1"
 SURVIVAL = {"os": "OS", "efs": "EFS", "rfs": "RFS"}
@@ -45,15 +47,23 @@ SURVIVAL_NAMES = {
     "efs": "Event-free survival",
     "rfs": "Relapse-free survival",
 }
+#: the memo's words for each action of the one vocabulary (a test checks every action has one)
 ACTION_LABELS = {
-    "continue": "Continue",
-    "drop_futility": "Drop for futility",
-    "drop_harm": "Drop for harm",
-    "drop_inferior": "Drop (inferior to its randomized comparator)",
-    "graduate": "Graduate",
-    "suspend_enrolment": "Suspend enrolment (maximum sample size reached)",
-    "add_arm": "Open a queued arm",
-    "adjust_randomization": "Adjust the randomization",
+    Action.CONTINUE: "Continue",
+    Action.FLAG: "Flag for safety review",
+    Action.SUSPEND_ENROLMENT: "Suspend enrolment (safety review)",
+    Action.DROP_FUTILITY: "Drop for futility",
+    Action.DROP_HARM: "Drop for harm",
+    Action.DROP_INFERIOR: "Drop (inferior to its randomized comparator)",
+    Action.GRADUATE: "Graduate",
+    Action.COMPLETE: "Close as completed (final analysis)",
+    Action.ADD_ARM: "Open a queued arm",
+    Action.ADJUST_RANDOMIZATION: "Adjust the randomization",
+}
+STAGE_LABELS = {
+    Stage.INTERIM: "enrolling",
+    Stage.ACCRUAL_COMPLETE: "accrual complete",
+    Stage.FINAL_ANALYSIS: "final analysis",
 }
 #: band grid points and posterior draws used for survival bands
 _BAND_POINTS = 121
@@ -67,14 +77,8 @@ def fmt_pct(x: float | None, digits: int = 1) -> str:
 
 
 def fmt_prob(p: float | None) -> str:
-    """A posterior probability: ``'>99.9%'`` / ``'<0.1%'`` at the extremes, else one decimal."""
-    if p is None:
-        return "-"
-    if p >= 0.9995:
-        return ">99.9%"
-    if 0 < p < 0.0005:
-        return "<0.1%"
-    return f"{100 * p:.1f}%"
+    """A posterior probability: the engine's one formatter (:func:`decision_rules.vocabulary.fmt_prob`)."""
+    return vocab_fmt_prob(p)
 
 
 def fmt_interval(lo: float | None, hi: float | None) -> str:
@@ -808,19 +812,28 @@ def summary(look: Look) -> dict:
             "action_label": ACTION_LABELS.get(x["action"], x["action"]),
             "arm": x.get("arm") or ", ".join(x.get("arms") or []) or "-",
             "label": x.get("label") or "",
+            "stage": STAGE_LABELS.get(x.get("stage"), ""),
+            "reason": short_reason(x),
             "sentence": x["sentence"],
             "mc_uncertain": bool(x.get("mc_uncertain")),
         }
         for x in r.get("recommendations") or []
     ]
-    order = {"drop_harm": 0, "drop_futility": 1, "drop_inferior": 2, "graduate": 3}
-    recs.sort(key=lambda x: order.get(x["action"], 4) if x["action"] != "continue" else 9)
+    order = {a: i for i, a in enumerate(PRECEDENCE)}
+    recs.sort(key=lambda x: order.get(x["action"], len(order)) if x["action"] != Action.CONTINUE else 99)
+    signals = [
+        {"arm": x["arm"], "label": x.get("label") or "", "sentence": sig["sentence"]}
+        for x in r.get("recommendations") or []
+        for sig in x.get("safety_signals") or []
+    ]
     return {
         "refused": look.refused,
         "refusal": r.get("refusal") or "",
         "failed": failed,
         "recommendations": recs,
-        "n_action": sum(x["action"] != "continue" for x in recs),
+        "safety_signals": signals,
+        "coherence": [c["sentence"] for c in r.get("coherence") or []],
+        "n_action": sum(x["action"] != Action.CONTINUE for x in recs),
         "comparisons": [c["sentence"] for c in r.get("comparisons") or []],
         "survival_comparisons": [c["sentence"] for c in r.get("survival_comparisons") or []],
         "queue": [q["sentence"] for q in r.get("queue") or []],
@@ -839,6 +852,31 @@ def summary(look: Look) -> dict:
         "n_enrolled": sum(a["n_enrolled"] for a in look.arms),
         "n_warnings": len(r.get("warnings") or []),
     }
+
+
+def short_reason(rec: Mapping) -> str:
+    """A recommendation's reason in a line, for the first page (the full sentence follows later)."""
+    act = rec["action"]
+    if act == Action.ADJUST_RANDOMIZATION:
+        probs = rec.get("probabilities") or {}
+        return "randomize " + " : ".join(f"{a} {fmt_pct(p, 0)}" for a, p in probs.items() if p > 0)
+    if act == Action.ADD_ARM:
+        return f"entry conditions met (cohort {rec.get('cohort')})"
+    parts = []
+    final = rec.get("final_result")
+    if final:
+        parts.append(final.replace("_", " "))
+    if act != Action.CONTINUE or rec.get("withheld"):
+        for x in rec.get("rules") or []:
+            if x.get("fired") or final:
+                parts.append(f"{x['rule']} {fmt_prob(x['prob'])} vs {fmt_pct(x['threshold'])}")
+    if rec.get("withheld"):
+        parts.append(f"{rec['withheld']['action']} withheld (coherence)")
+    if act == Action.CONTINUE and not parts:
+        parts.append("no rule fires")
+    if rec.get("if_accepted"):
+        parts.append("if accepted: " + rec["if_accepted"]["sentence"].rstrip("."))
+    return "; ".join(parts)
 
 
 def data_changes(look: Look) -> dict:

@@ -36,6 +36,7 @@ FILES = {
 #: (id, title) of the closed report's sections, in order; each starts on a new page in the PDF
 CLOSED_SECTIONS = (
     ("summary", "Summary and recommendations"),
+    ("recommendations-full", "Recommendations in full"),
     ("enrolment", "Enrolment"),
     ("outcomes", "Efficacy and safety by arm"),
     ("densities", "Posterior distributions of CRc"),

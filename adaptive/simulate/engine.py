@@ -17,13 +17,26 @@ A chunk of virtual trials is simulated in lock step over patient arrivals, vecto
   or an allocation uses is computed *exactly* (conjugate Beta quantities from
   :mod:`decision_rules.beta`, hierarchical/EXNEX by tabulated quadrature from :mod:`models.batch`,
   with each arm's borrowing state as in the interim), and the config's **rule objects** decide
-  (``decide_arrays``; predictive rules through ``decide_beta_arrays``). The action per arm follows
-  :data:`adaptive.recommend.PRECEDENCE`; the simulated DSMB accepts every recommendation.
-  Randomized cohorts then get new allocation probabilities from the config's
-  :class:`~decision_rules.allocation.AllocationRule` objects, and queued arms are opened by
-  :func:`adaptive.queue.evaluate_queue`.
-* **Final analysis**: once enrolment has stopped and every outcome is known, the rules are
-  evaluated one last time (``looks.final_analysis``).
+  (``decide_arrays``; predictive rules through ``decide_beta_arrays``), as in `adaptive interim`:
+  comparisons (``superiority``) read the concurrently randomized patients with the rule's
+  independent Beta prior; harm rules act by tier (``flag`` is recorded, ``suspend_enrolment``
+  pauses enrolment, ``drop_harm`` closes the arm); an arm with its ``max_n`` and no outcome
+  pending (for a randomized cohort: every open arm of the cohort) gets its **final analysis**
+  (efficacy rules met: ``graduated``, else ``completed``; the comparison decides a randomized
+  pair), never a futility or predictive decision. The action per arm follows
+  :data:`~decision_rules.vocabulary.PRECEDENCE` and the recommendation set's coherence rule 2
+  (:mod:`adaptive.recommend`: the leading arm of an open comparison is not closed for a
+  non-safety reason while the trailing one stays). The simulated DSMB accepts every
+  recommendation, and resumes a suspended arm at the first look where no harm tier at or above
+  ``suspend_enrolment`` fires. Randomized cohorts then get new allocation probabilities from the
+  config's :class:`~decision_rules.allocation.AllocationRule` objects, and queued arms are opened
+  by :func:`adaptive.queue.evaluate_queue`.
+* **Final analysis**: once enrolment has stopped and every outcome is known, every arm still
+  open gets its final analysis (``looks.final_analysis``).
+* **Outcome per arm**: its final :class:`~decision_rules.vocabulary.ArmStatus`, the
+  :class:`~decision_rules.vocabulary.Action` that closed it, the rule behind that action and
+  whether it was taken at an interim look or a final analysis; whether it was ever flagged or
+  suspended.
 
 Randomness: every trial has its own generator, seeded from the run's seed and the trial's index
 (:func:`trial_streams`), and draws all its uniforms up front, so a trial's result does not depend on
@@ -44,45 +57,66 @@ from adaptive.config import Design
 from adaptive.endpoints import BINARY_ENDPOINTS
 from adaptive.queue import date_breakpoints, evaluate_queue
 from adaptive.randomization import allocation_rules
-from adaptive.recommend import PRECEDENCE
 from adaptive.scenario import Scenario
-from adaptive.simulate.kernels import ACTIVE, COMPLETE, QUEUED, count_known, enrol
+from adaptive.simulate.kernels import (
+    ACTIVE,
+    COMPLETE,
+    QUEUED,
+    SUSPENDED,
+    count_known,
+    count_known_randomized,
+    enrol,
+)
 from adaptive.simulate.rng import trial_uniforms
-from decision_rules.beta import beta_prob_above, beta_prob_best
+from decision_rules.beta import beta_prior, beta_prob_above, beta_prob_best, beta_prob_better
 from decision_rules.rules import Efficacy, Futility, Harm, PredictiveEfficacy, PredictiveFutility, Superiority
+from decision_rules.vocabulary import PRECEDENCE, PRIMARY_ENDPOINT, Action, ArmStatus
 from models.batch import HierarchicalBatch, tri_index, triangle
 
-# arm status codes in the simulator (one vocabulary with the config's statuses, see STATUS_NAMES)
-# ACTIVE, QUEUED, COMPLETE (0, 1, 2) come from the enrolment kernel, which tests them too
-GRADUATED, DROP_FUTILITY, DROP_HARM, DROP_INFERIOR, CLOSED, STOPPED = range(3, 9)
+# arm status codes of the simulator: ACTIVE, QUEUED, COMPLETE (accrual complete, still open) and
+# SUSPENDED (0-3) come from the enrolment kernel; the closed ones follow
+GRADUATED, DROPPED, COMPLETED = 4, 5, 6
+#: status code -> the one vocabulary's arm status (an arm with its accrual complete is "active")
 STATUS_NAMES = {
-    ACTIVE: "active",
-    QUEUED: "queued",
-    COMPLETE: "complete",
-    GRADUATED: "graduated",
-    DROP_FUTILITY: "dropped_futility",
-    DROP_HARM: "dropped_harm",
-    DROP_INFERIOR: "dropped_inferior",
-    CLOSED: "closed_at_start",
-    STOPPED: "stopped",
+    ACTIVE: ArmStatus.ACTIVE,
+    QUEUED: ArmStatus.QUEUED,
+    COMPLETE: ArmStatus.ACTIVE,
+    SUSPENDED: ArmStatus.SUSPENDED,
+    GRADUATED: ArmStatus.GRADUATED,
+    DROPPED: ArmStatus.DROPPED,
+    COMPLETED: ArmStatus.COMPLETED,
 }
-ACTION_STATUS = {
-    "drop_harm": DROP_HARM,
-    "drop_futility": DROP_FUTILITY,
-    "drop_inferior": DROP_INFERIOR,
-    "graduate": GRADUATED,
+_OPEN = (ACTIVE, COMPLETE, SUSPENDED)
+#: the config's statuses -> codes (arms closed in the config stay closed)
+_FROM_CONFIG = {
+    ArmStatus.ACTIVE: ACTIVE,
+    ArmStatus.QUEUED: QUEUED,
+    ArmStatus.SUSPENDED: SUSPENDED,
+    ArmStatus.GRADUATED: GRADUATED,
+    ArmStatus.DROPPED: DROPPED,
+    ArmStatus.COMPLETED: COMPLETED,
 }
-_CONFIG_STATUS = {  # simulator status -> the config vocabulary (for the queue's conditions)
-    ACTIVE: "active",
-    QUEUED: "queued",
-    COMPLETE: "suspended",
-    GRADUATED: "graduated",
-    DROP_FUTILITY: "dropped",
-    DROP_HARM: "dropped",
-    DROP_INFERIOR: "dropped",
-    CLOSED: "dropped",
-    STOPPED: "suspended",
+#: closing decisions recorded per arm (0: none); their names are the vocabulary's actions
+DECISIONS = (
+    None,
+    Action.GRADUATE,
+    Action.DROP_FUTILITY,
+    Action.DROP_HARM,
+    Action.DROP_INFERIOR,
+    Action.COMPLETE,
+)
+_DECISION = {a: i for i, a in enumerate(DECISIONS) if a is not None}
+_CLOSED_BY = {
+    Action.GRADUATE: GRADUATED,
+    Action.DROP_FUTILITY: DROPPED,
+    Action.DROP_HARM: DROPPED,
+    Action.DROP_INFERIOR: DROPPED,
+    Action.COMPLETE: COMPLETED,
 }
+#: when a decision was taken: at an interim look, at the arm's final analysis, or by a stop rule
+STAGES = ("interim", "final_analysis", "trial_stopped")
+_INTERIM, _FINAL, _STOPPED = 0, 1, 2
+_CONFIG_STATUS = STATUS_NAMES  # simulator status -> the config vocabulary (for the queue's conditions)
 _CATS = ("CR", "CRi", "PR", "NE", "NR")
 _SUPPORTED_RULES = (Efficacy, Futility, Harm, Superiority, PredictiveFutility, PredictiveEfficacy)
 
@@ -145,6 +179,12 @@ class SimSpec:
     n_patients: int
     max_delay: float
     skipped_rules: tuple[str, ...] = ()
+    #: per arm, the endpoints whose outcomes its decisions wait for (stage of the arm)
+    decision_endpoints: tuple[tuple[str, ...], ...] = ()
+    #: randomized cohorts: arm indices per cohort (more than one arm)
+    randomized_cohorts: tuple[tuple[int, ...], ...] = ()
+    #: rule ids in config order (decision attribution: ``decision_rule`` indexes this)
+    rule_ids: tuple[str, ...] = ()
 
     @property
     def k(self) -> int:
@@ -179,16 +219,12 @@ def compile_spec(
     if any(r in design.raw.looks.stop_trial_on for r in skipped):
         raise ValueError(f"looks.stop_trial_on names survival rules {list(skipped)}, which are not simulated")
     design = dataclasses.replace(design, rules=tuple(r for r in design.rules if r.id not in skipped))
-    status0 = np.array(
-        [
-            {"active": ACTIVE, "queued": QUEUED, "suspended": COMPLETE}.get(a.status, CLOSED)
-            for a in design.arms
-        ]
-    )
+    status0 = np.array([_FROM_CONFIG[ArmStatus(a.status)] for a in design.arms])
+    closed0 = np.isin(status0, (GRADUATED, DROPPED, COMPLETED))
     max_n = np.array([a.max_n for a in design.arms])
     sc = scenario
     truth_arms = [sc.arms.get(a) for a in arms]
-    missing = [a for a, t in zip(arms, truth_arms, strict=True) if t is None and status0[index[a]] != CLOSED]
+    missing = [a for a, t in zip(arms, truth_arms, strict=True) if t is None and not closed0[index[a]]]
     if missing:
         raise ValueError(f"the scenario gives no truth for arms {missing}")
 
@@ -206,6 +242,7 @@ def compile_spec(
         "median_os": col("median_os_days", 365.0),
         "trend": col("crc_trend_per_year"),
     }
+    truth["crc_itt"] = itt_crc(truth, sc.response_days)
     # routing steps, each with its arms (queued arms join their entry cohort)
     steps = []
     for s in design.routing:
@@ -221,15 +258,20 @@ def compile_spec(
                 "when_any": [dict(x) for x in s.when_any],
                 "arms": np.array([index[a] for a in (*s.arms, *joiners)]),
                 "randomized": s.is_randomized,
+                "passes_on": s.passes_on,
             }
         )
     alloc = allocation_rules(design)
     if fixed_allocation:
         alloc = tuple(dataclasses.replace(r, kind="fixed") for r in alloc)
     looks = design.raw.looks
+    from adaptive.recommend import decision_endpoints
+
+    dec_eps = tuple(tuple(sorted(decision_endpoints(design, a))) for a in arms)
     needed = {r.endpoint for r in design.rules} | {r.endpoint for r in alloc if r.kind != "fixed"}
+    needed |= {PRIMARY_ENDPOINT} | {ep for eps in dec_eps for ep in eps}
     endpoints = {ep: _endpoint_model(design, ep, arms, max_n, table_options or {}) for ep in sorted(needed)}
-    max_patients = looks.max_patients or int(max_n[status0 != CLOSED].sum())
+    max_patients = looks.max_patients or int(max_n[~closed0].sum())
     gap = 30.4375 / sc.accrual_per_month
     n_patients = int(np.ceil(looks.max_duration_days / gap * 1.25 + 50))
     return SimSpec(
@@ -254,6 +296,9 @@ def compile_spec(
         n_patients=n_patients,
         max_delay=float(max(sc.response_days[1], 60)),
         skipped_rules=skipped,
+        decision_endpoints=dec_eps,
+        randomized_cohorts=tuple(tuple(index[a] for a in s.arms) for s in design.routing if s.is_randomized),
+        rule_ids=tuple(r.id for r in design.rules),
     )
 
 
@@ -262,8 +307,9 @@ def _rule_references(design: Design, endpoint: str) -> dict[str, set[float]]:
     for r in design.rules:
         if r.endpoint != endpoint:
             continue
-        for arm, ref in getattr(r, "references", {}).items():
-            refs[arm].add(float(ref))
+        for tier in getattr(r, "tiers", (r,)):
+            for arm, ref in getattr(tier, "references", {}).items():
+                refs[arm].add(float(ref))
         for arm, ref in getattr(r, "success_references", {}).items():
             refs[arm].add(float(ref))
     for a in design.arm_ids:  # the null rate is always reported
@@ -277,14 +323,7 @@ def _endpoint_model(design: Design, endpoint: str, arms, max_n, table_options) -
     null = np.array([design.arm(a).rates[endpoint].null_rate for a in arms])
     refs = _rule_references(design, endpoint)
     if cfg.kind == "independent":
-        if cfg.prior == "unit_information":
-            a0, b0 = null, 1.0 - null
-        elif cfg.prior == "uniform":
-            a0, b0 = np.ones(len(arms)), np.ones(len(arms))
-        elif cfg.prior == "jeffreys":
-            a0, b0 = np.full(len(arms), 0.5), np.full(len(arms), 0.5)
-        else:
-            a0, b0 = np.full(len(arms), cfg.prior.a), np.full(len(arms), cfg.prior.b)
+        a0, b0 = beta_prior(cfg.prior, null)
         return EndpointModel(
             endpoint, "beta", spec.direction == "higher_is_better", a0=a0, b0=b0, max_n=np.asarray(max_n)
         )
@@ -297,9 +336,12 @@ def _endpoint_model(design: Design, endpoint: str, arms, max_n, table_options) -
             columns[(i, ref)] = c
     after = np.array([design.arm(a).exchangeable_after for a in arms])
     default_w = cfg.w if cfg.kind == "exnex" else 1.0
+    group = set(design.borrowing_group(endpoint))
     w_base = np.array(
         [
-            design.arm(a).borrowing.w
+            0.0  # outside the declared exchangeable set: its own prior, no borrowing
+            if a not in group
+            else design.arm(a).borrowing.w
             if design.arm(a).borrowing is not None and design.arm(a).borrowing.w is not None
             else default_w
             for a in arms
@@ -307,14 +349,10 @@ def _endpoint_model(design: Design, endpoint: str, arms, max_n, table_options) -
     )
     uses_weights = cfg.kind == "exnex" or bool(np.any(after > 0)) or bool(np.any(w_base != 1.0))
     nex = getattr(cfg, "nex", None)
+    # comparisons read an independent Beta of the randomized patients; only the allocation rules
+    # compare arms on the fitted (borrowing) model
     compare = sorted(
-        {
-            i
-            for r in design.rules
-            if isinstance(r, Superiority) and r.endpoint == endpoint
-            for i in (arms.index(r.arms[0]), arms.index(r.arms[1]))
-        }
-        | {arms.index(a) for r in allocation_rules(design) if r.endpoint == endpoint for a in r.arms}
+        {arms.index(a) for r in allocation_rules(design) if r.endpoint == endpoint for a in r.arms}
     )
     batch = HierarchicalBatch(
         null,
@@ -370,9 +408,14 @@ class ChunkResult:
     """Per-trial outcomes of a chunk (arrays over trials, and trials x arms)."""
 
     trial: np.ndarray
-    status: np.ndarray  # (T, K) final status codes
+    status: np.ndarray  # (T, K) final status codes (STATUS_NAMES)
+    decision: np.ndarray  # (T, K) index into DECISIONS of the closing action (0: none)
+    decision_rule: np.ndarray  # (T, K) index into spec.rule_ids of the rule behind it (-1: none)
+    decision_stage: np.ndarray  # (T, K) index into STAGES (-1: no decision)
     decision_time: np.ndarray  # (T, K) day of the closing decision (nan if none)
     decision_look: np.ndarray  # (T, K) look number of the decision (-1 if none)
+    ever_flagged: np.ndarray  # (T, K) a harm rule's flag tier fired at some look
+    ever_suspended: np.ndarray  # (T, K) enrolment was suspended at some look
     n_enrolled: np.ndarray  # (T, K)
     n_randomized: np.ndarray  # (T, K) patients entering by randomization
     n_evaluable: np.ndarray  # (T, K) CRc-evaluable at the end
@@ -395,6 +438,24 @@ def _survival(m30, m60, med, t):
         np.exp(-h1 * t),
         np.where(t <= 60, (1 - m30) * np.exp(-h2 * (t - 30)), (1 - m60) * np.exp(-h3 * (t - 60))),
     )
+
+
+def itt_crc(truth: dict, response_days: tuple[int, int]) -> np.ndarray:
+    """Each arm's intention-to-treat CRc probability under a scenario (no drift).
+
+    A patient counts as a CRc responder only when alive at the response assessment (a death
+    before it is a failure, as in the derivation rules), so the ITT rate is the nominal CR + CRi
+    probability times the probability of being alive on the assessment day (uniform over
+    ``response_days``, as the simulator draws it). Operating characteristics classify arms as at
+    their null or target by this rate, not the nominal one.
+    """
+    lo, hi = response_days
+    days = np.arange(lo, hi + 1, dtype=float)
+    alive = np.mean(
+        _survival(truth["m30"][:, None], truth["m60"][:, None], truth["median_os"][:, None], days[None, :]),
+        axis=1,
+    )
+    return (truth["cr"] + truth["cri"]) * alive
 
 
 def _vec_death_times(m30, m60, med, u):
@@ -435,6 +496,7 @@ def _routing_arrays(spec: SimSpec, rule_of_step, rule_arms) -> dict[str, np.ndar
         "step_arms": step_arms,
         "step_n": step_n,
         "step_rand": np.array([bool(st["randomized"]) for st in spec.steps]),
+        "step_pass": np.array([bool(st["passes_on"]) for st in spec.steps]),
         "rule_of_step": np.array([-1 if r is None else r for r in rule_of_step], np.int64),
         "rule_arms": r_arms,
         "rule_n": r_n,
@@ -465,6 +527,13 @@ class _Chunk:
         self.known = {e: np.zeros((t, 0)) for e in self.value}
         self.truth_crc = np.zeros((t, 0))
         self.status = np.broadcast_to(spec.status0, (t, k)).copy()
+        self.decision = np.zeros((t, k), np.int8)
+        self.decision_rule = np.full((t, k), -1, np.int16)
+        self.decision_stage = np.full((t, k), -1, np.int8)
+        self.ever_flagged = np.zeros((t, k), bool)
+        self.ever_suspended = np.zeros((t, k), bool)
+        # day each arm opened (comparisons use patients enrolled once both arms were open)
+        self.opened_at = np.where(np.isin(self.status, _OPEN), 0.0, np.inf)
         self.enrolled = np.zeros((t, k), np.int64)
         self.n_rand = np.zeros((t, k), np.int64)
         self.total = np.zeros(t, np.int64)
@@ -571,8 +640,8 @@ class _Chunk:
             rows, ptr, self.cap, spec.n_patients, spec.max_duration, spec.max_patients, spec.max_n,
             self.arrival, self.match, self.u["assign"], self.status, self.enrolled, self.n_rand, self.total,
             self.arm_of, self.randomized, self.done, self.end_time, self.last_time, self.next_look_time,
-            self.next_look_count, r["step_arms"], r["step_n"], r["step_rand"], r["rule_of_step"],
-            r["rule_arms"], r["rule_n"], r["others"], r["others_n"], self.alloc_arr,
+            self.next_look_count, r["step_arms"], r["step_n"], r["step_rand"], r["step_pass"],
+            r["rule_of_step"], r["rule_arms"], r["rule_n"], r["others"], r["others_n"], self.alloc_arr,
         )  # fmt: skip
         idx = np.arange(self.cap)
         new = (idx >= before[:, None]) & (idx < ptr[rows][:, None]) & (self.arm_of[rows] >= 0)
@@ -706,23 +775,15 @@ class _Chunk:
         return cache[(i, j)]
 
     def _pair_rows(self, rows, post) -> None:
-        """Mark which trials need each compared pair's probability.
+        """Mark which trials need each compared pair's probability on the fitted model.
 
-        A pair is needed where a superiority rule can fire (both arms undecided, enough patients)
-        or an adaptive allocation is past its burn-in (both arms open).
+        Only adaptive allocations past their burn-in (both arms open) compare arms on the fitted
+        model; comparison rules read their own independent Beta posterior (:meth:`_comparison`).
         """
         spec = self.spec
         idx = {a: i for i, a in enumerate(spec.arms)}
         status = self.status[rows]
         need: dict[tuple, np.ndarray] = {}
-        for rule in spec.rules:
-            if isinstance(rule, Superiority):
-                i, j = idx[rule.arms[0]], idx[rule.arms[1]]
-                n = post[rule.endpoint]["n"]
-                ok = np.isin(status[:, i], (ACTIVE, COMPLETE)) & np.isin(status[:, j], (ACTIVE, COMPLETE))
-                ok &= np.minimum(n[:, i], n[:, j]) >= rule.min_evaluable
-                key = (rule.endpoint, frozenset((i, j)))
-                need[key] = need.get(key, np.zeros(len(rows), bool)) | ok
         for rule in spec.alloc_rules:
             if rule.kind == "fixed" or len(rule.arms) != 2:
                 continue
@@ -735,34 +796,103 @@ class _Chunk:
         for (endpoint, pair), mask in need.items():
             post[endpoint].setdefault("pair_rows", {})[pair] = np.nonzero(mask)[0]
 
-    def _fired(self, rows, post) -> tuple[dict[str, np.ndarray], np.ndarray]:
-        """Per action, which arms the rules recommend it for; and whether a stop rule fired.
+    def _comparison(self, rows, when, rule: Superiority) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(P(a better), P(b better), min evaluable)`` of a superiority rule, per trial of ``rows``.
 
-        Only arms that can still be decided (active or complete) are evaluated.
+        As in `adaptive interim`: the concurrently randomized patients (randomized, arrived once
+        both arms were open) with the rule's independent conjugate Beta prior per arm.
         """
         spec = self.spec
-        eligible = np.isin(self.status[rows], (ACTIVE, COMPLETE))
+        i, j = spec.arms.index(rule.arms[0]), spec.arms.index(rule.arms[1])
+        since = np.maximum(self.opened_at[rows, i], self.opened_at[rows, j])
+        since = np.where(np.isfinite(since), since, np.inf)
+        when = np.broadcast_to(np.asarray(when, float), rows.shape).copy()
+        n, y = count_known_randomized(
+            rows, self.ptr, self.arm_of, self.known[rule.endpoint], self.value[rule.endpoint], when,
+            spec.k, self.randomized, self.arrival, since,
+        )  # fmt: skip
+        (a0i, b0i), (a0j, b0j) = rule.prior[rule.arms[0]], rule.prior[rule.arms[1]]
+        ai, bi = a0i + y[:, i], b0i + n[:, i] - y[:, i]
+        aj, bj = a0j + y[:, j], b0j + n[:, j] - y[:, j]
+        hib = rule.higher_is_better
+        p_ij = beta_prob_better(ai, bi, aj, bj, rule.margin_rate, higher_is_better=hib)
+        p_ji = (
+            1.0 - p_ij
+            if rule.margin_rate == 0.0
+            else beta_prob_better(aj, bj, ai, bi, rule.margin_rate, higher_is_better=hib)
+        )
+        return p_ij, p_ji, np.minimum(n[:, i], n[:, j])
+
+    def _stage_final(self, rows, post, final: bool) -> np.ndarray:
+        """Which open arms are at their final analysis, ``(len(rows), K)``.
+
+        An arm is when it has its ``max_n`` and no outcome pending on its decision endpoints; an
+        arm of a randomized cohort only with every other open arm of the cohort. At the trial's
+        own final analysis (``final``) every open arm is.
+        """
+        spec = self.spec
+        is_open = np.isin(self.status[rows], _OPEN)
+        if final:
+            return is_open
+        enrolled = self.enrolled[rows]
+        own = is_open & (enrolled >= spec.max_n)
+        for k, eps in enumerate(spec.decision_endpoints):
+            for ep in eps:
+                own[:, k] &= post[ep]["n"][:, k] >= enrolled[:, k]
+        out = own.copy()
+        for cohort in spec.randomized_cohorts:
+            cols = list(cohort)
+            ready = np.all(own[:, cols] | ~is_open[:, cols], axis=1)
+            out[:, cols] &= ready[:, None]
+        return out
+
+    def _fired(self, rows, post, when, at_final: np.ndarray):
+        """Per action, which arms the rules recommend it for (and the first rule that did).
+
+        Returns ``(fired, by_rule, stop)``: action -> ``(R, K)`` bool, action -> ``(R, K)`` rule
+        index (-1: none), and whether a ``stop_trial_on`` rule fired. Only open arms are
+        evaluated; futility and predictive rules only arms still enrolling (stage ``interim``:
+        futility stops enrolment, and an arm with its ``max_n`` has nothing left to stop).
+        """
+        spec = self.spec
+        eligible = np.isin(self.status[rows], _OPEN)
+        enrolling = (self.enrolled[rows] < spec.max_n) & ~at_final
         idx = {a: i for i, a in enumerate(spec.arms)}
-        fired = {a: np.zeros((len(rows), spec.k), bool) for a in PRECEDENCE}
+        shape = (len(rows), spec.k)
+        actions = (*PRECEDENCE, Action.FLAG)
+        fired = {a: np.zeros(shape, bool) for a in actions}
+        by_rule = {a: np.full(shape, -1, np.int16) for a in actions}
         stop = np.zeros(len(rows), bool)
-        for rule in spec.rules:
+
+        def mark(action, col, f, rule_index, sel=None):
+            target = fired[action][:, col] if sel is None else fired[action][sel, col]
+            first = f & (by_rule[action][:, col] < 0 if sel is None else by_rule[action][sel, col] < 0)
+            if sel is None:
+                by_rule[action][:, col] = np.where(first, rule_index, by_rule[action][:, col])
+                fired[action][:, col] = target | f
+            else:
+                by_rule[action][sel, col] = np.where(first, rule_index, by_rule[action][sel, col])
+                fired[action][sel, col] = target | f
+
+        for ri, rule in enumerate(spec.rules):
             entry = post[rule.endpoint]
             n = entry["n"]
             if isinstance(rule, Superiority):
                 i, j = idx[rule.arms[0]], idx[rule.arms[1]]
-                p_ij = self._prob_better(entry, i, j)
-                nmin = np.minimum(n[:, i], n[:, j])
-                f_ij = rule.decide_arrays(p_ij, nmin)  # i better: j inferior
-                f_ji = rule.decide_arrays(1.0 - p_ij, nmin)
-                fired["drop_inferior"][:, j] |= f_ij
-                fired["drop_inferior"][:, i] |= f_ji
+                both = eligible[:, i] & eligible[:, j]
+                p_ij, p_ji, nmin = self._comparison(rows, when, rule)
+                f_ij = rule.decide_arrays(p_ij, nmin) & both  # i better: j inferior
+                f_ji = rule.decide_arrays(p_ji, nmin) & both
+                mark(Action.DROP_INFERIOR, j, f_ij, ri)
+                mark(Action.DROP_INFERIOR, i, f_ji, ri)
                 if rule.id in spec.stop_on:
                     stop |= f_ij | f_ji
                 continue
             if isinstance(rule, PredictiveFutility | PredictiveEfficacy):
                 for arm, _ref in rule.success_references.items():
                     i = idx[arm]
-                    sel = np.nonzero(eligible[:, i] & (n[:, i] >= rule.min_evaluable))[0]
+                    ok = eligible[:, i] & enrolling[:, i] & (n[:, i] >= rule.min_evaluable)
+                    sel = np.nonzero(ok)[0]
                     if len(sel) == 0:
                         continue
                     if entry["model"].kind == "beta":
@@ -772,17 +902,79 @@ class _Chunk:
                         s = np.maximum(m * (1 - m) / v - 1.0, 1e-6)
                         a, b = m * s, (1 - m) * s
                     _, _, f = rule.decide_beta_arrays(a, b, np.minimum(n[sel, i], spec.max_n[i]), arm)
-                    fired[rule.action][sel, i] |= f
+                    mark(rule.action, i, f, ri, sel)
                     if rule.id in spec.stop_on:
                         stop[sel] |= f
                 continue
-            for arm, ref in rule.references.items():
-                i = idx[arm]
-                f = rule.decide_arrays(self._prob_above(entry, i, ref), n[:, i])
-                fired[rule.action][:, i] |= f
-                if rule.id in spec.stop_on:
-                    stop |= f
-        return fired, stop
+            for tier in getattr(rule, "tiers", (rule,)):
+                for arm, ref in tier.references.items():
+                    i = idx[arm]
+                    f = tier.decide_arrays(self._prob_above(entry, i, ref), n[:, i]) & eligible[:, i]
+                    if isinstance(rule, Futility):
+                        f &= enrolling[:, i]
+                    mark(tier.action, i, f, ri)
+                    if rule.id in spec.stop_on and tier.action != Action.FLAG:
+                        stop |= f
+        return fired, by_rule, stop
+
+    def _decide(self, rows, when, fired, by_rule, at_final) -> None:
+        """Apply one action per open arm (the simulated DSMB accepts every recommendation)."""
+        spec = self.spec
+        status = self.status[rows]
+        eligible = np.isin(status, _OPEN)
+        chosen = np.full(status.shape, None, object)
+        # interim looks: the precedence of adaptive.recommend (flag changes nothing)
+        interim = eligible & ~at_final
+        for action in PRECEDENCE:
+            if action in (Action.FLAG, Action.COMPLETE):
+                continue
+            pick = fired[action] & interim & (chosen == None)  # noqa: E711
+            chosen[pick] = action
+        # final analyses: safety, then the comparison, then the efficacy criterion, else complete
+        final = eligible & at_final
+        for action in (Action.DROP_HARM, Action.DROP_INFERIOR, Action.GRADUATE):
+            pick = fired[action] & final & (chosen == None)  # noqa: E711
+            chosen[pick] = action
+        chosen[final & (chosen == None)] = Action.COMPLETE  # noqa: E711
+        # coherence rule 2: never close the leading arm of an open comparison for a non-safety
+        # reason while the trailing arm stays open
+        for rule in spec.rules:
+            if not isinstance(rule, Superiority) or rule.endpoint != PRIMARY_ENDPOINT:
+                continue
+            i, j = spec.arms.index(rule.arms[0]), spec.arms.index(rule.arms[1])
+            p_ij, _, _ = self._comparison(rows, when, rule)
+            lead = np.where(p_ij >= 0.5, i, j)
+            trail = np.where(p_ij >= 0.5, j, i)
+            r_idx = np.arange(len(rows))
+            lead_act = chosen[r_idx, lead]
+            trail_stays = eligible[r_idx, trail] & (chosen[r_idx, trail] == None)  # noqa: E711
+            withhold = (
+                eligible[r_idx, lead]
+                & ~at_final[r_idx, lead]
+                & np.isin(lead_act, [Action.DROP_FUTILITY, Action.GRADUATE])
+                & trail_stays
+            )
+            chosen[r_idx[withhold], lead[withhold]] = None
+        self.ever_flagged[rows] |= fired[Action.FLAG] & eligible
+        for action, code in _CLOSED_BY.items():
+            r, c = np.nonzero(chosen == action)
+            if not len(r):
+                continue
+            self.status[rows[r], c] = code
+            self.decision[rows[r], c] = _DECISION[action]
+            rule_idx = by_rule[action][r, c] if action in by_rule else -1
+            self.decision_rule[rows[r], c] = rule_idx
+            self.decision_stage[rows[r], c] = np.where(at_final[r, c], _FINAL, _INTERIM)
+            self.decision_time[rows[r], c] = when[r]
+            self.decision_look[rows[r], c] = self.n_looks[rows[r]]
+        # suspension and resumption (the simulated DSMB's policy, see the module docstring)
+        suspend = chosen == Action.SUSPEND_ENROLMENT
+        r, c = np.nonzero(suspend & (status != SUSPENDED))
+        self.status[rows[r], c] = SUSPENDED
+        self.ever_suspended[rows[r], c] = True
+        resume = (status == SUSPENDED) & (chosen == None)  # noqa: E711
+        r, c = np.nonzero(resume)
+        self.status[rows[r], c] = np.where(self.enrolled[rows[r], c] >= spec.max_n[c], COMPLETE, ACTIVE)
 
     def look(self, rows: np.ndarray, when: np.ndarray, final: bool = False) -> None:
         """One interim look (or the final analysis) for the trials ``rows`` at days ``when``."""
@@ -791,24 +983,17 @@ class _Chunk:
         spec = self.spec
         post = self._posteriors(rows, when)
         self._pair_rows(rows, post)
-        fired, stop = self._fired(rows, post)
+        at_final = self._stage_final(rows, post, final)
+        fired, by_rule, stop = self._fired(rows, post, when, at_final)
         self.n_looks[rows] += 1
         self.last_time[rows] = when
-        eligible = np.isin(self.status[rows], (ACTIVE, COMPLETE))
-        decided = np.zeros_like(eligible)
-        for action in PRECEDENCE:
-            act = fired[action] & eligible & ~decided
-            r, c = np.nonzero(act)
-            self.status[rows[r], c] = ACTION_STATUS[action]
-            self.decision_time[rows[r], c] = when[r]
-            self.decision_look[rows[r], c] = self.n_looks[rows[r]]
-            decided |= act
+        self._decide(rows, when, fired, by_rule, at_final)
         # estimates at this analysis (the last one a trial has is its final estimate)
-        crc = post.get("crc")
+        crc = post.get(PRIMARY_ENDPOINT)
         if crc is not None:
             mean, _ = self._mean_var(crc)
             self.final_mean[rows] = mean
-            null = np.array([_null_index(spec.design, a, "crc") for a in spec.arms])
+            null = np.array([_null_index(spec.design, a, PRIMARY_ENDPOINT) for a in spec.arms])
             if crc["model"].kind == "beta":
                 em = crc["model"]
                 self.final_prob_null[rows] = np.stack(
@@ -823,7 +1008,11 @@ class _Chunk:
             s_rows = rows[stop]
             self.stopped[s_rows] = True
             st = self.status[s_rows]
-            self.status[s_rows] = np.where(np.isin(st, (ACTIVE, COMPLETE)), STOPPED, st)
+            still = np.isin(st, _OPEN)
+            self.status[s_rows] = np.where(still, COMPLETED, st)
+            self.decision[s_rows] = np.where(still, _DECISION[Action.COMPLETE], self.decision[s_rows])
+            self.decision_stage[s_rows] = np.where(still, _STOPPED, self.decision_stage[s_rows])
+            self.decision_time[s_rows] = np.where(still, when[stop][:, None], self.decision_time[s_rows])
             self._end(s_rows, when[stop])
         live = ~self.done[rows]
         self._allocate(rows[live], post, np.nonzero(live)[0])
@@ -890,6 +1079,7 @@ class _Chunk:
                 self._queue_memo[key] = opening
             for i in opening:
                 self.status[r, i] = ACTIVE
+                self.opened_at[r, i] = t
 
     def _schedule(self, rows, when) -> None:
         spec = self.spec
@@ -930,9 +1120,7 @@ class _Chunk:
         else:
             self.last_time[rows] = np.maximum(self.last_time[rows], self.end_time[rows])
         t_all = np.arange(len(self.trials))
-        still = np.isin(self.status, (ACTIVE, COMPLETE))
-        self.status[still & (self.status == ACTIVE)] = STOPPED
-        n_eval, resp = self.counts(t_all, "crc", np.full(len(t_all), np.inf))
+        n_eval, resp = self.counts(t_all, PRIMARY_ENDPOINT, np.full(len(t_all), np.inf))
         truth = np.full((len(t_all), spec.k), np.nan)
         for i in range(spec.k):
             mask = self.arm_of == i
@@ -945,8 +1133,13 @@ class _Chunk:
         return ChunkResult(
             trial=self.trials,
             status=self.status,
+            decision=self.decision,
+            decision_rule=self.decision_rule,
+            decision_stage=self.decision_stage,
             decision_time=self.decision_time,
             decision_look=self.decision_look,
+            ever_flagged=self.ever_flagged,
+            ever_suspended=self.ever_suspended,
             n_enrolled=self.enrolled,
             n_randomized=self.n_rand,
             n_evaluable=n_eval,

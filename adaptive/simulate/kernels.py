@@ -11,11 +11,12 @@ as the protocol does:
   ``max_duration_days`` or no patient is left to draw, when no arm is open or queued, or when
   ``max_patients`` are enrolled; the end is the last arrival (or the last look, when no arm is
   left);
-* a patient enters the first routing step whose condition holds (``match``) and which still has
-  an open arm; randomized steps draw among their open arms with the current allocation
-  probabilities of the cohort's rule (queued arms that joined the step get an equal share of
-  the rule arms' total); unrandomized steps draw uniformly among their open arms; a patient no
-  step can take is not enrolled;
+* a patient enters the first routing step whose condition holds (``match``); if none of that
+  step's arms is open the patient is not enrolled, unless the step passes its patients on
+  (``if_no_open_arm: next_step``), when routing goes on to the next step; randomized steps draw
+  among their open arms with the current allocation probabilities of the cohort's rule (queued
+  arms that joined the step get an equal share of the rule arms' total); unrandomized steps draw
+  uniformly among their open arms; a patient no step can take is not enrolled;
 * an arm closes to enrolment (``COMPLETE``) once it has ``max_n`` patients;
 * a look triggered by the enrolment count happens at the arrival of the patient who reached it.
 
@@ -30,14 +31,16 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-ACTIVE, QUEUED, COMPLETE = 0, 1, 2  # the codes of adaptive.simulate.engine
+#: arm status codes shared with :mod:`adaptive.simulate.engine`: enrolling, not yet open, accrual
+#: complete (open, follow-up only), enrolment suspended (may resume)
+ACTIVE, QUEUED, COMPLETE, SUSPENDED = 0, 1, 2, 3
 NO_LOOK = np.iinfo(np.int64).max
 
 
 @numba.njit(cache=True)
-def _assign(t, p, status, u, step_arms, step_n, step_rand, rule_of_step, rule_arms, rule_n,
+def _assign(t, p, status, u, step_arms, step_n, step_rand, step_pass, rule_of_step, rule_arms, rule_n,
             others, others_n, alloc, match_tp, w, cand):  # fmt: skip
-    """Arm of patient ``p`` of trial ``t`` (-1: no step can take the patient) and whether randomized."""
+    """Arm of patient ``p`` of trial ``t`` (-1: not enrolled) and whether randomized."""
     for si in range(step_arms.shape[0]):
         if not match_tp[si]:
             continue
@@ -47,7 +50,9 @@ def _assign(t, p, status, u, step_arms, step_n, step_rand, rule_of_step, rule_ar
                 has_open = True
                 break
         if not has_open:
-            continue
+            if step_pass[si]:
+                continue
+            return -1, False
         ri = rule_of_step[si]
         m = 0
         if ri >= 0:
@@ -96,7 +101,7 @@ def _assign(t, p, status, u, step_arms, step_n, step_rand, rule_of_step, rule_ar
 def enrol(rows, ptr, cap, n_patients, max_duration, max_patients, max_n,
           arrival, match, u_assign, status, enrolled, n_rand, total, arm_of, randomized,
           done, end_time, last_time, next_look_time, next_look_count,
-          step_arms, step_n, step_rand, rule_of_step, rule_arms, rule_n, others, others_n,
+          step_arms, step_n, step_rand, step_pass, rule_of_step, rule_arms, rule_n, others, others_n,
           alloc):  # fmt: skip
     """Enrol the patients of every trial in ``rows`` up to its next look (updates the state arrays).
 
@@ -119,7 +124,7 @@ def enrol(rows, ptr, cap, n_patients, max_duration, max_patients, max_n,
             out_of_time = p >= limit or arr > max_duration
             no_arm = True
             for k in range(n_arms):
-                if status[t, k] == ACTIVE or status[t, k] == QUEUED:
+                if status[t, k] == ACTIVE or status[t, k] == QUEUED or status[t, k] == SUSPENDED:
                     no_arm = False
                     break
             if out_of_time or no_arm or total[t] >= max_patients:
@@ -132,8 +137,9 @@ def enrol(rows, ptr, cap, n_patients, max_duration, max_patients, max_n,
                 break
             if not (arr <= next_look_time[t] and total[t] < next_look_count[t]):
                 break
-            arm, rand = _assign(t, p, status, u_assign[t, p], step_arms, step_n, step_rand, rule_of_step,
-                                rule_arms, rule_n, others, others_n, alloc, match[t, p], w, cand)  # fmt: skip
+            arm, rand = _assign(t, p, status, u_assign[t, p], step_arms, step_n, step_rand, step_pass,
+                                rule_of_step, rule_arms, rule_n, others, others_n, alloc, match[t, p], w,
+                                cand)  # fmt: skip
             ptr[t] = p + 1
             if arm >= 0:
                 arm_of[t, p] = arm
@@ -164,6 +170,26 @@ def count_known(rows, upto, arm_of, known, value, when, n_arms):
         for p in range(upto[t]):
             arm = arm_of[t, p]
             if arm >= 0 and known[t, p] <= when[i]:
+                n[i, arm] += 1
+                if value[t, p] > 0.5:
+                    y[i, arm] += 1
+    return n, y
+
+
+@numba.njit(cache=True)
+def count_known_randomized(rows, upto, arm_of, known, value, when, n_arms, randomized, arrival, since):
+    """As :func:`count_known`, among randomized patients who arrived on or after ``since[i]``.
+
+    The concurrently randomized patients of a comparison: ``since`` is the day from which every
+    compared arm was open (per trial of ``rows``).
+    """
+    n = np.zeros((rows.shape[0], n_arms), np.int64)
+    y = np.zeros((rows.shape[0], n_arms), np.int64)
+    for i in range(rows.shape[0]):
+        t = rows[i]
+        for p in range(upto[t]):
+            arm = arm_of[t, p]
+            if arm >= 0 and randomized[t, p] and arrival[t, p] >= since[i] and known[t, p] <= when[i]:
                 n[i, arm] += 1
                 if value[t, p] > 0.5:
                     y[i, arm] += 1

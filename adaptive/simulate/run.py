@@ -61,14 +61,23 @@ def spec_for(job: Job) -> SimSpec:
 
 
 def with_thresholds(design, thresholds: dict[str, float]):
-    """The design with some rules' probability thresholds replaced (nothing else changes)."""
+    """The design with some rules' probability thresholds replaced (nothing else changes).
+
+    A tiered harm rule's threshold is its most severe tier's (``drop_harm``).
+    """
     import dataclasses
 
-    rules = tuple(
-        dataclasses.replace(r, threshold=float(thresholds[r.id])) if r.id in thresholds else r
-        for r in design.rules
-    )
-    return dataclasses.replace(design, rules=rules)
+    def changed(r):
+        if r.id not in thresholds:
+            return r
+        if hasattr(r, "tiers"):
+            *rest, last = r.tiers
+            return dataclasses.replace(
+                r, tiers=(*rest, dataclasses.replace(last, threshold=float(thresholds[r.id])))
+            )
+        return dataclasses.replace(r, threshold=float(thresholds[r.id]))
+
+    return dataclasses.replace(design, rules=tuple(changed(r) for r in design.rules))
 
 
 def run_chunk(job: Job, seed: int, trials: np.ndarray) -> ChunkResult:

@@ -1,22 +1,41 @@
 """Operating characteristics of a design under a scenario, each with its Monte Carlo standard error.
 
-Definitions (per arm unless said otherwise; N = number of virtual trials):
+Definitions (per arm unless said otherwise; N = number of virtual trials). The words are the
+engine's one vocabulary (:mod:`decision_rules.vocabulary`): final statuses are arm statuses,
+decisions are actions.
 
 * ``prob_graduate``, ``prob_drop_futility``, ``prob_drop_harm``, ``prob_drop_inferior``,
-  ``prob_no_decision``: how often the arm ends in each state (``no_decision``: enrolment stopped
-  or the arm completed without any rule firing).
+  ``prob_complete``: how often the arm is closed by each action (``complete``: its final
+  analysis with the criterion not met, or nothing to decide); ``prob_no_decision``: the arm is
+  still open at the end (no final analysis configured, or suspended). ``prob_graduate_final``:
+  graduated at its final analysis (the rest graduated at an interim look).
+* ``by_rule``: per decision, how often each rule was the one behind it (e.g. ``futility_crc``
+  vs ``pp_futility_crc`` for ``drop_futility``).
+* ``prob_ever_flagged``, ``prob_ever_suspended``: a harm rule's flag tier fired / enrolment was
+  suspended at some look.
+* ``final_status``: the distribution of the arm's final :class:`~decision_rules.vocabulary.ArmStatus`.
 * ``prob_superior``: how often the arm's randomized partner was dropped as inferior to it.
-* ``type_i_error``: for an arm whose true CRc rate equals its configured null rate,
+* ``true_crc`` (the scenario's CR + CRi) and ``true_crc_itt``, the intention-to-treat rate
+  (deaths before the response assessment are failures, :func:`adaptive.simulate.engine.itt_crc`).
+  Arms are classified as at their null or target by the ITT rate (within 0.005).
+* ``type_i_error``: for an arm whose ITT CRc rate equals its configured null rate,
   P(graduated or declared superior); ``null`` elsewhere.
-* ``power``: for an arm whose true CRc rate is at least its target rate, P(graduated);
+* ``power``: for an arm whose ITT CRc rate is at least its target rate, P(graduated);
   ``null`` elsewhere.
 * ``n_mean``, ``n_sd``, ``n_q10``, ``n_q50``, ``n_q90``: patients enrolled.
 * ``allocation``: the arm's share of its randomized cohort's patients (mean over trials).
 * ``bias``, ``rmse``: of the final posterior mean of CRc against the true CRc probability of the
   arm's own patients (deaths before assessment count as failures, as in the derivation rules).
 * Trial level: ``duration_mean``/``_sd`` (days to the last analysis), ``looks_mean``,
-  ``prob_stopped_by_rule``, and per randomized pair ``prob_select_better``: P(the truly better arm
-  is declared superior), ``prob_select_worse``, ``prob_better_estimated_higher``.
+  ``prob_stopped_by_rule``, ``prob_any_drop_harm``, ``prob_any_suspension``, ``prob_any_flag``.
+* Per comparison (superiority rule): ``prob_select_better`` (the truly better arm's partner
+  dropped as inferior), ``prob_select_worse``, ``prob_any_selection``, ``prob_decided`` (either
+  arm dropped as inferior), ``prob_ran_to_max_n`` (both arms enrolled their ``max_n`` without a
+  comparative decision), ``prob_decided_or_max_n`` and ``prob_cut_short`` (the rest: an arm
+  closed for another reason or the trial ended first), ``prob_worse_closed`` (the truly worse
+  arm closed for lack of efficacy, as inferior or futile, and the better arm not),
+  ``prob_better_estimated_higher``. Arms whose ITT rates differ by at most 0.005 are equal
+  (no "better" arm).
 
 MCSE: ``sqrt(p (1 - p) / N)`` for probabilities, ``sd / sqrt(N)`` for means, the delta method
 for RMSE.
@@ -29,15 +48,21 @@ from collections.abc import Sequence
 import numpy as np
 
 from adaptive.simulate.engine import (
-    DROP_FUTILITY,
-    DROP_HARM,
-    DROP_INFERIOR,
+    COMPLETED,
+    DECISIONS,
+    DROPPED,
     GRADUATED,
+    STAGES,
     STATUS_NAMES,
     ChunkResult,
     SimSpec,
 )
-from decision_rules.rules import Superiority
+from decision_rules.rules import Harm, Superiority
+from decision_rules.vocabulary import PRIMARY_ENDPOINT, Action
+
+_CODE = {a: i for i, a in enumerate(DECISIONS) if a is not None}
+#: an arm is "at its null" ("at its target") when its ITT CRc rate is within this of it
+ITT_TOLERANCE = 0.005
 
 
 def merge_chunks(chunks: Sequence[ChunkResult]) -> ChunkResult:
@@ -79,21 +104,25 @@ def summarise(spec: SimSpec, res: ChunkResult) -> dict:
     n_trials = len(res.trial)
     pairs = partners(spec)
     truth_nominal = spec.truth["cr"] + spec.truth["cri"]
+    truth_itt = spec.truth["crc_itt"]
     arms_out = []
     cohort_of = {}
     for st in spec.steps:
         if st["randomized"]:
             for a in st["arms"]:
                 cohort_of[int(a)] = st["arms"]
+    closed = np.isin(res.status, (GRADUATED, DROPPED, COMPLETED))
     for i, arm in enumerate(spec.arms):
         status = res.status[:, i]
-        rates = design.arm(arm).rates["crc"]
+        decision = res.decision[:, i]
+        rates = design.arm(arm).rates[PRIMARY_ENDPOINT]
         superior = np.zeros(n_trials, bool)
         for j in pairs.get(i, []):
-            superior |= res.status[:, j] == DROP_INFERIOR
-        graduated = status == GRADUATED
-        at_null = bool(np.isclose(truth_nominal[i], rates.null_rate, atol=1e-9))
-        at_target = rates.target_rate is not None and truth_nominal[i] >= rates.target_rate - 1e-9
+            superior |= res.decision[:, j] == _CODE[Action.DROP_INFERIOR]
+        graduated = decision == _CODE[Action.GRADUATE]
+        # classified by the intention-to-treat rate (early deaths count as failures), within 0.005
+        at_null = bool(abs(truth_itt[i] - rates.null_rate) <= ITT_TOLERANCE)
+        at_target = rates.target_rate is not None and truth_itt[i] >= rates.target_rate - ITT_TOLERANCE
         n = res.n_enrolled[:, i].astype(float)
         entered = n > 0
         err = (res.final_mean[:, i] - res.truth_crc[:, i])[entered]
@@ -106,20 +135,38 @@ def summarise(spec: SimSpec, res: ChunkResult) -> dict:
             tot = res.n_randomized[:, cohort_of[i]].sum(1)
             share = np.where(tot > 0, res.n_randomized[:, i] / np.maximum(tot, 1), np.nan)
             alloc = _mean(share)
+        by_rule = {}
+        for action, code in _CODE.items():
+            hit = decision == code
+            if not hit.any():
+                continue
+            rules = res.decision_rule[hit, i]
+            by_rule[str(action)] = {
+                (spec.rule_ids[r] if r >= 0 else "final_analysis"): float(np.sum(rules == r)) / n_trials
+                for r in np.unique(rules)
+            }
         arms_out.append(
             {
                 "arm": arm,
                 "label": design.arm(arm).label,
+                "monitoring": str(design.arm(arm).monitoring),
                 "true_crc": float(truth_nominal[i]),
+                "true_crc_itt": float(truth_itt[i]),
                 "null_rate": rates.null_rate,
+                "futility_rate": rates.futility_rate,
                 "target_rate": rates.target_rate,
                 "prob_graduate": _prop(graduated),
-                "prob_drop_futility": _prop(status == DROP_FUTILITY),
-                "prob_drop_harm": _prop(status == DROP_HARM),
-                "prob_drop_inferior": _prop(status == DROP_INFERIOR),
-                "prob_no_decision": _prop(
-                    ~np.isin(status, (GRADUATED, DROP_FUTILITY, DROP_HARM, DROP_INFERIOR))
+                "prob_graduate_final": _prop(
+                    graduated & (res.decision_stage[:, i] == STAGES.index("final_analysis"))
                 ),
+                "prob_drop_futility": _prop(decision == _CODE[Action.DROP_FUTILITY]),
+                "prob_drop_harm": _prop(decision == _CODE[Action.DROP_HARM]),
+                "prob_drop_inferior": _prop(decision == _CODE[Action.DROP_INFERIOR]),
+                "prob_complete": _prop(decision == _CODE[Action.COMPLETE]),
+                "prob_no_decision": _prop(~closed[:, i] & (decision == 0)),
+                "prob_ever_flagged": _prop(res.ever_flagged[:, i]),
+                "prob_ever_suspended": _prop(res.ever_suspended[:, i]),
+                "by_rule": by_rule,
                 "prob_superior": _prop(superior) if i in pairs else None,
                 "type_i_error": _prop(graduated | superior) if at_null else None,
                 "power": _prop(graduated) if at_target else None,
@@ -132,32 +179,49 @@ def summarise(spec: SimSpec, res: ChunkResult) -> dict:
                 "bias": _mean(err) if err.size else None,
                 "rmse": {"estimate": rmse, "mcse": rmse_mcse},
                 "final_status": {
-                    STATUS_NAMES[int(c)]: float(np.mean(status == c)) for c in np.unique(status)
+                    str(name): float(
+                        np.mean(np.isin(status, [c for c, m in STATUS_NAMES.items() if m == name]))
+                    )
+                    for name in dict.fromkeys(STATUS_NAMES[int(c)] for c in np.unique(status))
                 },
             }
         )
     comparisons = []
     idx = {a: i for i, a in enumerate(spec.arms)}
+    inferior = _CODE[Action.DROP_INFERIOR]
     for r in spec.rules:
         if not isinstance(r, Superiority):
             continue
         i, j = idx[r.arms[0]], idx[r.arms[1]]
-        ti, tj = truth_nominal[i], truth_nominal[j]
+        ti, tj = truth_itt[i], truth_itt[j]
         better, worse = (i, j) if ti >= tj else (j, i)
-        sel_better = res.status[:, worse] == DROP_INFERIOR
-        sel_worse = res.status[:, better] == DROP_INFERIOR
+        differ = abs(ti - tj) > ITT_TOLERANCE
+        sel_better = res.decision[:, worse] == inferior
+        sel_worse = res.decision[:, better] == inferior
+        decided = sel_better | sel_worse
+        full = (res.n_enrolled[:, i] >= spec.max_n[i]) & (res.n_enrolled[:, j] >= spec.max_n[j])
         est_higher = res.final_mean[:, better] > res.final_mean[:, worse]
+        # the truly worse arm closed for lack of efficacy (inferior or futile), the better one not
+        lacking = np.isin(res.decision, [_CODE[Action.DROP_INFERIOR], _CODE[Action.DROP_FUTILITY]])
+        worse_closed = lacking[:, worse] & ~lacking[:, better]
         comparisons.append(
             {
                 "rule": r.id,
                 "arms": [spec.arms[i], spec.arms[j]],
-                "truly_better": spec.arms[better] if ti != tj else None,
-                "prob_select_better": _prop(sel_better) if ti != tj else None,
-                "prob_select_worse": _prop(sel_worse) if ti != tj else None,
-                "prob_any_selection": _prop(sel_better | sel_worse),
-                "prob_better_estimated_higher": _prop(est_higher) if ti != tj else None,
+                "truly_better": spec.arms[better] if differ else None,
+                "prob_select_better": _prop(sel_better) if differ else None,
+                "prob_select_worse": _prop(sel_worse) if differ else None,
+                "prob_worse_closed": _prop(worse_closed) if differ else None,
+                "prob_any_selection": _prop(decided),
+                "prob_decided": _prop(decided),
+                "prob_ran_to_max_n": _prop(~decided & full),
+                "prob_decided_or_max_n": _prop(decided | full),
+                "prob_cut_short": _prop(~decided & ~full),
+                "prob_better_estimated_higher": _prop(est_higher) if differ else None,
             }
         )
+    harm_drop = res.decision == _CODE[Action.DROP_HARM]
+    has_harm = any(isinstance(r, Harm) for r in spec.rules)
     return {
         "n_trials": n_trials,
         "duration_mean": _mean(res.duration),
@@ -165,6 +229,9 @@ def summarise(spec: SimSpec, res: ChunkResult) -> dict:
         "looks_mean": _mean(res.n_looks.astype(float)),
         "n_total_mean": _mean(res.n_enrolled.sum(1).astype(float)),
         "prob_stopped_by_rule": _prop(res.stopped_by_rule),
+        "prob_any_drop_harm": _prop(harm_drop.any(1)) if has_harm else None,
+        "prob_any_suspension": _prop(res.ever_suspended.any(1)) if has_harm else None,
+        "prob_any_flag": _prop(res.ever_flagged.any(1)) if has_harm else None,
         "arms": arms_out,
         "comparisons": comparisons,
     }
@@ -180,9 +247,16 @@ def per_trial_frame(spec: SimSpec, res: ChunkResult, scenario: str):
             "scenario": scenario,
             "trial": np.repeat(res.trial, k),
             "arm": np.tile(np.array(spec.arms, dtype=object), t),
-            "status": [STATUS_NAMES[int(c)] for c in res.status.ravel()],
+            "status": [str(STATUS_NAMES[int(c)]) for c in res.status.ravel()],
+            "decision": [
+                None if DECISIONS[int(c)] is None else str(DECISIONS[int(c)]) for c in res.decision.ravel()
+            ],
+            "decision_rule": [spec.rule_ids[int(r)] if r >= 0 else None for r in res.decision_rule.ravel()],
+            "decision_stage": [STAGES[int(x)] if x >= 0 else None for x in res.decision_stage.ravel()],
             "decision_day": res.decision_time.ravel(),
             "decision_look": res.decision_look.ravel(),
+            "ever_flagged": res.ever_flagged.ravel(),
+            "ever_suspended": res.ever_suspended.ravel(),
             "n_enrolled": res.n_enrolled.ravel(),
             "n_randomized": res.n_randomized.ravel(),
             "n_evaluable_crc": res.n_evaluable.ravel(),
