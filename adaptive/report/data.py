@@ -605,7 +605,8 @@ def survival_section(look: Look) -> dict:
                 "has_band": any(p.get("band") is not None for p in panels),
                 "comparisons": [
                     {
-                        "arms": " vs ".join(c["arms"]),
+                        # experimental : reference, as the engine prints every hazard ratio
+                        "arms": " : ".join(c["arms"]),
                         "hr": _hr_text(c.get("hr")),
                         "p": fmt_prob(c.get("prob_hr_below_1")),
                         "sentence": c.get("sentence", ""),
