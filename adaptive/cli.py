@@ -72,7 +72,13 @@ def validate(config_path: str, data_path: str | None, cutoff: date | None) -> No
             f"{'yes' if sv.censor_at_hsct else 'no'}"
         )
     for rule in design.rules:
-        console.print(f"  - {rule}")
+        arms = getattr(rule, "arms", None) or list(
+            getattr(rule, "references", None) or getattr(rule, "success_references", None) or ()
+        )
+        console.print(f"  - {rule}; on {', '.join(arms) or 'no arm'}", soft_wrap=True)
+    for arm in design.arms:
+        if arm.is_descriptive:
+            console.print(f"  - {arm.id} ({arm.label}) is descriptive: counts, estimates and safety only")
     for alloc in design.allocation_rules:
         console.print(f"  - {alloc}")
     for arm in design.arms:
