@@ -25,18 +25,29 @@ from scipy import special, stats
 
 @dataclass(frozen=True)
 class ExactSummary:
-    """Posterior summaries per arm: mean rate and ``P(p_k > threshold_k)``."""
+    """Posterior summaries per arm: mean rate and ``P(p_k > threshold_k)``.
+
+    Optional fields: ``prob_exchangeable`` (EXNEX: posterior probability that the arm belongs to
+    an exchangeable component), ``var`` (posterior variance of ``p_k``) and ``prob_component``
+    (EXNEX with several exchangeable components: ``(K, C)`` posterior membership probabilities).
+    """
 
     mean: np.ndarray
     prob_above: np.ndarray
     prob_exchangeable: np.ndarray | None = None
+    var: np.ndarray | None = None
+    prob_component: np.ndarray | None = None
 
 
 def beta_binomial_summary(a, b, thresholds) -> ExactSummary:
-    """Independent Beta posterior ``Beta(a, b)``: mean ``a/(a+b)`` and ``1 - F(threshold)``."""
+    """Independent Beta posterior ``Beta(a, b)``: mean ``a/(a+b)``, variance and ``1 - F(threshold)``."""
     a = np.asarray(a, float)
     b = np.asarray(b, float)
-    return ExactSummary(mean=a / (a + b), prob_above=stats.beta.sf(np.asarray(thresholds), a, b))
+    return ExactSummary(
+        mean=a / (a + b),
+        prob_above=stats.beta.sf(np.asarray(thresholds), a, b),
+        var=a * b / ((a + b) ** 2 * (a + b + 1.0)),
+    )
 
 
 def _log_sigmoid(x):
@@ -177,6 +188,64 @@ def conditional_integrals(n, y, off, mu, sd, thr, n_nodes=161, half_width=9.0) -
     return Conditional(log_l, mean_p, m2_p, prob_above, d, scale, dens)
 
 
+TAU_DISTS = ("half_normal", "half_cauchy", "inverse_gamma")
+#: inverse-gamma tau grid: from the ``IG_TAIL`` quantile of tau to the ``1 - IG_TAIL`` quantile,
+#: the latter capped at ``IG_TAU_CAP`` (a between-arm sd of 1000 on the log-odds scale)
+IG_TAIL = 1e-6
+IG_TAU_CAP = 1e3
+
+
+def check_tau_prior(tau_dist, tau_scale, tau_shape=None, where="tau") -> None:
+    """Raise ``ValueError`` unless ``(tau_dist, tau_scale, tau_shape)`` is a valid tau prior.
+
+    ``half_normal`` and ``half_cauchy`` take a scale of ``tau``; ``inverse_gamma`` is
+    ``tau^2 ~ InverseGamma(shape a, scale b)`` with ``tau_shape = a`` and ``tau_scale = b``.
+    """
+    if tau_dist not in TAU_DISTS:
+        raise ValueError(f"{where}: unknown tau prior {tau_dist!r}; use one of {', '.join(TAU_DISTS)}")
+    if not (np.isfinite(tau_scale) and tau_scale > 0):
+        raise ValueError(f"{where}: tau_scale must be a positive number, got {tau_scale!r}")
+    if tau_dist == "inverse_gamma":
+        if tau_shape is None or not (np.isfinite(tau_shape) and tau_shape > 0):
+            raise ValueError(
+                f"{where}: tau_dist='inverse_gamma' needs tau_shape (the shape a of "
+                f"tau^2 ~ InverseGamma(a, b)) > 0, got {tau_shape!r}; tau_scale is b"
+            )
+
+
+def _tau_range(tau_dist, tau_scale, tau_shape=None, tau_min=1e-3) -> tuple[float, float]:
+    """Lowest and highest node of the log-uniform tau grid.
+
+    Half-normal: ``tau_min * scale`` to ``6 * scale``; half-Cauchy: ``tau_min * scale`` to
+    ``2000 * scale``; inverse gamma: the ``IG_TAIL`` and ``1 - IG_TAIL`` quantiles of
+    ``tau = sqrt(tau^2)``, the upper one capped at ``IG_TAU_CAP`` (heavy-tailed priors such as
+    ``IG(0.001, 0.001)`` put most of their mass above it; the likelihood of ``K`` arms falls
+    like ``tau^-K`` there, so that mass carries negligible posterior weight and is dropped).
+    """
+    check_tau_prior(tau_dist, tau_scale, tau_shape)
+    if tau_dist == "half_normal":
+        return tau_min * tau_scale, 6.0 * tau_scale
+    if tau_dist == "half_cauchy":
+        return tau_min * tau_scale, 2000.0 * tau_scale
+    dist = stats.invgamma(tau_shape, scale=tau_scale)
+    with np.errstate(divide="ignore"):
+        lo = float(np.sqrt(dist.ppf(IG_TAIL)))
+        hi = float(np.sqrt(dist.isf(IG_TAIL)))
+    hi = min(hi, max(IG_TAU_CAP, 100.0 * lo)) if np.isfinite(hi) else max(IG_TAU_CAP, 100.0 * lo)
+    return lo, hi
+
+
+def _tau_log_density_cdf(tau, tau_dist, tau_scale, tau_shape=None):
+    """Log density of ``log tau`` at ``tau`` and the CDF of tau at ``tau``."""
+    tau = np.asarray(tau, float)
+    if tau_dist == "inverse_gamma":
+        dist = stats.invgamma(tau_shape, scale=tau_scale)
+        # tau^2 has density g; tau has density 2 tau g(tau^2); log tau has density 2 tau^2 g(tau^2)
+        return dist.logpdf(tau**2) + np.log(2.0) + 2.0 * np.log(tau), dist.cdf(tau**2)
+    dist = stats.halfnorm(scale=tau_scale) if tau_dist == "half_normal" else stats.halfcauchy(scale=tau_scale)
+    return dist.logpdf(tau) + np.log(tau), dist.cdf(tau)
+
+
 def _hyper_grid(
     mu_mean,
     mu_sd,
@@ -187,6 +256,7 @@ def _hyper_grid(
     mu_halfwidth=8.0,
     tau_min=1e-3,
     mu_knots=(),
+    tau_shape=None,
 ):
     """Rectangular grid over ``(mu, tau)`` with log prior cell masses.
 
@@ -194,9 +264,10 @@ def _hyper_grid(
     the conditional ``P(delta_k > c | mu, tau)`` is nearly a step at ``mu = c``, and the trapezoid
     rule integrates a step accurately only when the step sits on a node, so every threshold ``c``
     (on the delta scale) is made a node (a uniform node closer than a third of the spacing is moved
-    onto it). ``tau`` is uniform in ``log tau`` from ``tau_min * tau_scale`` to a high prior
-    quantile; the prior mass below the lowest ``tau`` (where every conditional quantity has reached
-    its ``tau -> 0`` limit) is added to the lowest cell rather than dropped.
+    onto it). ``tau`` is uniform in ``log tau`` between the limits of :func:`_tau_range` (for the
+    half-normal and half-Cauchy priors from ``tau_min * tau_scale`` to a high prior quantile); the
+    prior mass below the lowest ``tau`` (where every conditional quantity has reached its
+    ``tau -> 0`` limit) is added to the lowest cell rather than dropped.
     """
     mu = np.linspace(mu_mean - mu_halfwidth * mu_sd, mu_mean + mu_halfwidth * mu_sd, n_mu)
     h = mu[1] - mu[0]
@@ -209,40 +280,35 @@ def _hyper_grid(
         else:
             mu = np.sort(np.append(mu, knot))
     n_mu = len(mu)
-    if tau_dist == "half_normal":
-        hi = 6.0 * tau_scale
-        dist = stats.halfnorm(scale=tau_scale)
-    elif tau_dist == "half_cauchy":
-        hi = 2000.0 * tau_scale
-        dist = stats.halfcauchy(scale=tau_scale)
-    else:
-        raise ValueError(f"unknown tau prior {tau_dist!r}")
-    log_tau = np.linspace(np.log(tau_min * tau_scale), np.log(hi), n_tau)
-    tau = np.exp(log_tau)
+    lo, hi = _tau_range(tau_dist, tau_scale, tau_shape, tau_min)
+    tau = np.exp(np.linspace(np.log(lo), np.log(hi), n_tau))
     w_mu = np.zeros(n_mu)  # trapezoid weights of a possibly non-uniform grid
     gaps = np.diff(mu)
     w_mu[:-1] += gaps / 2
     w_mu[1:] += gaps / 2
-    w_lt = np.full(n_tau, log_tau[1] - log_tau[0])
-    w_lt[[0, -1]] *= 0.5
-    # prior mass of each tau cell: density x tau x d log tau (trapezoid), plus the mass below
-    tau_mass = dist.pdf(tau) * tau * w_lt
-    tau_mass[0] += dist.cdf(tau[0])
     log_prior = (
-        stats.norm.logpdf(mu, mu_mean, mu_sd)[:, None] + np.log(tau_mass)[None, :] + np.log(w_mu)[:, None]
+        stats.norm.logpdf(mu, mu_mean, mu_sd)[:, None]
+        + _tau_cell_log_mass(tau, tau_dist, tau_scale, tau_shape)[None, :]
+        + np.log(w_mu)[:, None]
     )
     return mu, tau, log_prior
 
 
-def _tau_cell_log_mass(tau, tau_dist, tau_scale):
-    """Log prior mass of each cell of a log-uniform tau grid (as in :func:`_hyper_grid`)."""
+def _tau_cell_log_mass(tau, tau_dist, tau_scale, tau_shape=None):
+    """Log prior mass of each cell of a log-uniform tau grid (as in :func:`_hyper_grid`).
+
+    The mass of a cell is the density of ``log tau`` at its node times its trapezoid weight in
+    ``log tau``; the mass below the lowest node is added to the lowest cell.
+    """
+    check_tau_prior(tau_dist, tau_scale, tau_shape)
     log_tau = np.log(tau)
     w = np.full(len(tau), log_tau[1] - log_tau[0])
     w[[0, -1]] *= 0.5
-    dist = stats.halfnorm(scale=tau_scale) if tau_dist == "half_normal" else stats.halfcauchy(scale=tau_scale)
-    mass = dist.pdf(tau) * tau * w
-    mass[0] += dist.cdf(tau[0])
-    return np.log(mass)
+    log_dens, cdf = _tau_log_density_cdf(tau, tau_dist, tau_scale, tau_shape)
+    mass = np.exp(log_dens) * w
+    mass[0] += cdf[0]
+    with np.errstate(divide="ignore"):
+        return np.log(mass)
 
 
 def _delta_marginals(
@@ -258,6 +324,7 @@ def _delta_marginals(
     mu_sd,
     tau_dist,
     tau_scale,
+    tau_shape=None,
     wk=None,
     log_l_nex=None,
     nex_mean=0.0,
@@ -274,7 +341,7 @@ def _delta_marginals(
     otherwise Gauss-Hermite nodes on a cubic spline of ``S``. The marginal of ``delta_k`` then lives
     on a fine uniform grid, where tail probabilities come from the cumulative Simpson rule.
 
-    Returns ``(mean_p, prob_above)``, each ``(K,)``.
+    Returns ``(mean_p, prob_above, m2_p)``, each ``(K,)`` (``m2_p``: ``E[p_k^2]``).
     """
     from scipy.interpolate import CubicSpline
 
@@ -283,7 +350,7 @@ def _delta_marginals(
     w_mu = np.full(len(mu), h)
     w_mu[[0, -1]] *= 0.5
     log_pmu = stats.norm.logpdf(mu, mu_mean, mu_sd)
-    log_tau_mass = _tau_cell_log_mass(tau, tau_dist, tau_scale)
+    log_tau_mass = _tau_cell_log_mass(tau, tau_dist, tau_scale, tau_shape)
     d_grid = np.linspace(-12.0, 12.0, 2401)
     dd = d_grid[1] - d_grid[0]
     gh_x, gh_w = np.polynomial.hermite.hermgauss(n_gh)
@@ -295,6 +362,7 @@ def _delta_marginals(
             contrib = np.logaddexp(np.log(wk) + log_l, np.log1p(-wk) + log_l_nex)
     total = contrib.sum(-1)  # (n_mu, n_tau)
     mean_out = np.empty(k_arms)
+    m2_out = np.empty(k_arms)
     prob_out = np.empty(k_arms)
     for k in range(k_arms):
         lik = y[k] * _log_sigmoid(off[k] + d_grid) + (n[k] - y[k]) * _log_sigmoid(-off[k] - d_grid)
@@ -324,7 +392,9 @@ def _delta_marginals(
         wts[[0, -1]] *= 0.5
         z = (dens * wts).sum()
         dens /= z
-        mean_out[k] = (dens * wts * special.expit(off[k] + d_grid)).sum()
+        p_grid = special.expit(off[k] + d_grid)
+        mean_out[k] = (dens * wts * p_grid).sum()
+        m2_out[k] = (dens * wts * p_grid**2).sum()
         cdf = cumulative_simpson(dens, dd)
         pos = (thr[k] - d_grid[0]) / dd
         i0 = int(np.clip(np.floor(pos), 0, len(d_grid) - 2))
@@ -336,7 +406,7 @@ def _delta_marginals(
             + (sfrac**3 - sfrac**2) * dd * dens[i0 + 1]
         )
         prob_out[k] = float(np.clip(1.0 - below, 0.0, 1.0))
-    return mean_out, prob_out
+    return mean_out, prob_out, m2_out
 
 
 def hierarchical_summary(
@@ -354,6 +424,7 @@ def hierarchical_summary(
     nex_sd=2.0,
     n_mu=121,
     n_tau=61,
+    tau_shape=None,
 ) -> ExactSummary:
     """Posterior of the hierarchical logistic (``w=None``) or EXNEX model by quadrature.
 
@@ -365,20 +436,29 @@ def hierarchical_summary(
         Rates ``c_k``; returns ``P(p_k > c_k)``. Defaults to the null rates.
     w
         EXNEX prior probability of exchangeability (scalar or per arm); ``None`` for the plain
-        hierarchical model.
+        hierarchical model. ``w = 0`` and ``w = 1`` are allowed (per arm too).
+    tau_dist, tau_scale, tau_shape
+        Prior of ``tau``: ``half_normal`` / ``half_cauchy`` with scale ``tau_scale``, or
+        ``inverse_gamma``: ``tau^2 ~ InverseGamma(tau_shape, tau_scale)``.
+
+    Returns
+    -------
+    ExactSummary
+        ``mean``, ``var`` (posterior variance of ``p_k``), ``prob_above`` and, for EXNEX,
+        ``prob_exchangeable``.
     """
     n = np.asarray(n, float)
     y = np.asarray(y, float)
     off = special.logit(np.asarray(null_rate, float))
     thr_rate = np.asarray(null_rate if thresholds is None else thresholds, float)
     thr = special.logit(thr_rate) - off  # threshold on the delta scale
-    mu, tau, log_prior = _hyper_grid(mu_mean, mu_sd, tau_dist, tau_scale, n_mu, n_tau)
+    mu, tau, log_prior = _hyper_grid(mu_mean, mu_sd, tau_dist, tau_scale, n_mu, n_tau, tau_shape=tau_shape)
     c = conditional_integrals(n, y, off, mu[:, None], tau[None, :], thr[:, None])
     log_l, mean_p, p_above = c.log_l, c.mean, c.prob_above[..., 0]  # (n_mu, n_tau, K)
-    common = dict(mu_mean=mu_mean, mu_sd=mu_sd, tau_dist=tau_dist, tau_scale=tau_scale)
+    common = dict(mu_mean=mu_mean, mu_sd=mu_sd, tau_dist=tau_dist, tau_scale=tau_scale, tau_shape=tau_shape)
     if w is None:
-        mean, prob = _delta_marginals(n, y, off, thr, mu, tau, log_l, **common)
-        return ExactSummary(mean=mean, prob_above=prob)
+        mean, prob, m2 = _delta_marginals(n, y, off, thr, mu, tau, log_l, **common)
+        return ExactSummary(mean=mean, prob_above=prob, var=np.maximum(m2 - mean**2, 0.0))
     wk = np.broadcast_to(np.asarray(w, float), n.shape)
     del mean_p, p_above
     cn = conditional_integrals(
@@ -394,7 +474,7 @@ def hierarchical_summary(
     weights = np.exp(log_joint - log_joint.max())
     weights /= weights.sum()
     prob_ex = np.einsum("ij,ijk->k", weights, pi_ex)
-    mean, prob = _delta_marginals(
+    mean, prob, m2 = _delta_marginals(
         n,
         y,
         off,
@@ -408,4 +488,6 @@ def hierarchical_summary(
         nex_mean=nex_mean,
         nex_sd=nex_sd,
     )
-    return ExactSummary(mean=mean, prob_above=prob, prob_exchangeable=prob_ex)
+    return ExactSummary(
+        mean=mean, prob_above=prob, prob_exchangeable=prob_ex, var=np.maximum(m2 - mean**2, 0.0)
+    )
