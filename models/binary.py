@@ -498,7 +498,10 @@ class Exnex:
         prob_ex = probs[..., :c_count, :].sum(axis=-2)
         if c_count == 1:
             # the single-component draws exactly as before: exchangeable when u < P(ex)
-            prob_ex = probs[..., 0, :]
+            with np.errstate(divide="ignore"):
+                a = logs[..., 0, :]
+                b = np.log1p(-w_ex[0]) + loglik(d_nex)
+            prob_ex = np.exp(a - np.logaddexp(a, b))
             delta = np.where(u < prob_ex, d_ex[..., 0, :], d_nex)
         else:
             post["prob_component"] = (
