@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 from scipy import special
 
-from models.exact import _hyper_grid, conditional_integrals
+from models.exact import _hyper_grid, check_tau_prior, conditional_integrals
 
 
 def _cache_key(*parts) -> str:
@@ -85,10 +85,17 @@ class HierarchicalBatch:
     compare
         Arms that will be compared with each other (``prob_better``/``prob_best``): their
         conditional densities are tabulated too.
+    tau_dist, tau_scale, tau_shape
+        Prior of ``tau`` (``half_normal``, ``half_cauchy`` or ``inverse_gamma``:
+        ``tau^2 ~ InverseGamma(tau_shape, tau_scale)``), as in :class:`models.binary.HierarchicalLogistic`.
     w
         ``None`` for the hierarchical model; for EXNEX the prior probability of exchangeability
-        (scalar or per arm); a per-arm ``w`` can be changed at evaluation time (``w=`` argument),
-        e.g. for a new arm that is non-exchangeable during its burn-in.
+        (scalar or per arm, 0 and 1 allowed); a per-arm ``w`` can be changed at evaluation time
+        (``w=`` argument), e.g. for a new arm that is non-exchangeable during its burn-in.
+    components
+        Optional EXNEX components (:class:`models.binary.ExComponent`); the simulator supports
+        exactly one, which then replaces ``mu_mean, mu_sd, tau_*`` and ``w``. More than one raises
+        ``NotImplementedError`` (use :func:`models.exact.exnex_summary` for single data sets).
     n_mu, n_tau, mu_halfwidth
         Hyper grid: ``n_mu`` points over ``mu_mean ± mu_halfwidth * mu_sd`` and ``n_tau`` points
         uniform in ``log tau``.
@@ -116,7 +123,20 @@ class HierarchicalBatch:
         n_nodes: int = 41,
         half_width: float = 8.0,
         cache_dir: str | Path | None = None,
+        tau_shape: float | None = None,
+        components=None,
     ):
+        if components is not None:
+            components = tuple(components)
+            if len(components) != 1:
+                raise NotImplementedError(
+                    f"the simulator (HierarchicalBatch) supports one exchangeable EXNEX component, got "
+                    f"{len(components)}; simulate with one component or use models.exact.exnex_summary"
+                )
+            (c,) = components
+            mu_mean, mu_sd, tau_dist, tau_scale = c.mu_mean, c.mu_sd, c.tau_dist, c.tau_scale
+            tau_shape, w = c.tau_shape, c.w
+        check_tau_prior(tau_dist, tau_scale, tau_shape, where="HierarchicalBatch")
         self.null_rate = np.asarray(null_rate, float)
         self.offset = special.logit(self.null_rate)
         k = len(self.null_rate)
@@ -141,6 +161,7 @@ class HierarchicalBatch:
             n_tau,
             mu_halfwidth=mu_halfwidth,
             mu_knots=knots[np.isfinite(knots)],
+            tau_shape=tau_shape,
         )
         n_mu = len(mu)
         self.mu = np.repeat(mu, n_tau)
@@ -150,6 +171,7 @@ class HierarchicalBatch:
         self._cache_key = _cache_key(
             self.null_rate, self.n_max, self.thresholds, sorted(compare), mu_mean, mu_sd, tau_dist,
             tau_scale, w is not None, nex_mean, nex_sd, n_mu, n_tau, mu_halfwidth, n_nodes, half_width,
+            *((tau_shape,) if tau_dist == "inverse_gamma" else ()),
         )  # fmt: skip
         if cache_dir is not None and self._load(Path(cache_dir) / self._cache_key, k, groups_for=None):
             return
