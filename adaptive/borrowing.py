@@ -22,6 +22,8 @@ never borrow.
 
 from __future__ import annotations
 
+import dataclasses
+
 from adaptive.config import Design
 from adaptive.derive import DerivedData
 from models.binary import Exnex, model_from_config
@@ -38,10 +40,13 @@ def model_for_look(design: Design, derived: DerivedData, endpoint: str):
     """
     cfg = design.endpoints[endpoint].model
     base = model_from_config(cfg)
-    if cfg.kind == "independent":
+    if cfg.kind in ("independent", "independent_logit_normal"):
         return base, {}
     group = set(design.borrowing_group(endpoint))
-    default_w = cfg.w if cfg.kind == "exnex" else 1.0
+    comps = getattr(cfg, "components", None) or None
+    # the prior probability of exchangeability an arm in the group has (summed over components)
+    default_w = sum(c.w for c in comps) if comps else (cfg.w if cfg.kind == "exnex" else 1.0)
+    scale: list[float] = []  # per arm: 1 keeps the configured weights, 0 makes the arm non-exchangeable
     weights: list[float] = []
     info: dict[str, dict] = {}
     for arm_id in design.modelled_arms:
@@ -53,12 +58,21 @@ def model_for_look(design: Design, derived: DerivedData, endpoint: str):
         burn = in_group and n < after
         w = float(w_arm) if in_group and not burn else 0.0
         weights.append(w)
+        scale.append(w / default_w if default_w > 0 else 0.0)
         info[arm_id] = {
             "in_borrowing_group": in_group,
             "prior_weight_exchangeable": w,
             "exchangeable_after": after,
             "in_borrowing_burn_in": burn,
         }
+    if comps:
+        if all(f == 1.0 for f in scale):
+            return base, info
+        # each component's weight scaled per arm (0 outside the group or in the burn-in)
+        components = tuple(
+            dataclasses.replace(c, w=tuple(c.w * f for f in scale)) for c in base.ex_components()
+        )
+        return dataclasses.replace(base, components=components), info
     if cfg.kind == "exnex" and all(w == cfg.w for w in weights):
         return base, info
     if cfg.kind == "hierarchical" and all(w == 1.0 for w in weights):
@@ -70,6 +84,7 @@ def model_for_look(design: Design, derived: DerivedData, endpoint: str):
         mu_sd=cfg.mu.sd,
         tau_dist=cfg.tau.dist,
         tau_scale=cfg.tau.scale,
+        tau_shape=cfg.tau.shape,
         nex_mean=nex.mean,
         nex_sd=nex.sd,
         w=tuple(weights),

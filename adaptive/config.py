@@ -83,10 +83,24 @@ class NormalPrior(_Strict):
 
 
 class ScalePrior(_Strict):
-    """Prior of a between-arm standard deviation ``tau``."""
+    """Prior of the between-arm standard deviation ``tau``.
 
-    dist: Literal["half_normal", "half_cauchy"] = "half_normal"
+    ``half_normal`` / ``half_cauchy`` with ``scale`` on ``tau``; ``inverse_gamma`` on the
+    between-arm *variance* ``tau^2 ~ InverseGamma(shape, scale)`` (Thall et al. 2003; Berry et
+    al. 2013), ``shape`` required.
+    """
+
+    dist: Literal["half_normal", "half_cauchy", "inverse_gamma"] = "half_normal"
     scale: PositiveFloat
+    shape: PositiveFloat | None = None
+
+    @model_validator(mode="after")
+    def _shape(self):
+        if self.dist == "inverse_gamma" and self.shape is None:
+            raise ValueError("dist inverse_gamma (on tau^2) needs shape as well as scale")
+        if self.dist != "inverse_gamma" and self.shape is not None:
+            raise ValueError(f"shape applies to dist inverse_gamma only, not {self.dist}")
+        return self
 
 
 class BetaPrior(_Strict):
@@ -94,6 +108,19 @@ class BetaPrior(_Strict):
 
     a: PositiveFloat
     b: PositiveFloat
+
+
+class IndependentLogitNormalModelCfg(_Strict):
+    """Independent logit-normal per arm (no borrowing): ``logit p_k = logit null_k + delta_k``.
+
+    ``prior``: ``unit_information`` is ``delta_k ~ Normal(0, 1 / sqrt(m (1 - m)))`` with ``m`` the
+    arm's null rate (Neuenschwander et al. 2016; its moment ESS is about 1 patient at m = 0.15,
+    0.5 at m = 0.05, 1.5 at m = 0.5), or ``{mean, sd}``. Fitted exactly (1-D quadrature and
+    inverse-CDF draws), no MCMC.
+    """
+
+    kind: Literal["independent_logit_normal"]
+    prior: Literal["unit_information"] | NormalPrior = "unit_information"
 
 
 class IndependentModelCfg(_Strict):
@@ -130,24 +157,54 @@ class HierarchicalModelCfg(_Strict):
     nex: NormalPrior = NormalPrior(mean=0.0, sd=2.0)
 
 
+class ExComponentCfg(_Strict):
+    """One exchangeable component of an EXNEX model: ``delta_k ~ Normal(mu, tau)`` with weight ``w``."""
+
+    name: str | None = None
+    mu: NormalPrior
+    tau: ScalePrior
+    w: Annotated[float, Field(ge=0, le=1)]
+
+
 class ExnexModelCfg(_Strict):
     """EXNEX (Neuenschwander et al. 2016) on the ``delta_k`` scale, within a borrowing group.
 
     With probability ``w`` an arm of ``borrowing_group`` is exchangeable (``delta_k ~ Normal(mu,
     tau)``), otherwise non-exchangeable with its own prior ``delta_k ~ Normal(nex.mean, nex.sd)``;
-    arms outside the group are always non-exchangeable (weight 0). ``w`` may be 0 or 1.
+    arms outside the group are always non-exchangeable (weight 0). ``w`` may be 0 or 1. Several
+    exchangeable components (e.g. an optimistic and a pessimistic mean) are given as
+    ``components: [{name, mu, tau, w}, ...]`` instead of ``mu``, ``tau``, ``w``; the
+    non-exchangeable weight is then 1 minus their sum.
     """
 
     kind: Literal["exnex"]
     borrowing_group: list[str] = Field(min_length=2)
-    mu: NormalPrior
-    tau: ScalePrior
+    mu: NormalPrior | None = None
+    tau: ScalePrior | None = None
     nex: NormalPrior
     w: Annotated[float, Field(ge=0, le=1)] = 0.5
+    components: list[ExComponentCfg] | None = None
+
+    @model_validator(mode="after")
+    def _one_form(self):
+        if self.components is None:
+            if self.mu is None or self.tau is None:
+                raise ValueError("give mu and tau (one exchangeable component) or components")
+            return self
+        if self.mu is not None or self.tau is not None:
+            raise ValueError("give either mu and tau or components, not both")
+        if not self.components:
+            raise ValueError("components needs at least one component")
+        total = sum(c.w for c in self.components)
+        if total > 1.0 + 1e-9:
+            raise ValueError(
+                f"the components' weights sum to {total:g}; at most 1 (the rest is non-exchangeable)"
+            )
+        return self
 
 
 ModelCfg = Annotated[
-    Union[IndependentModelCfg, HierarchicalModelCfg, ExnexModelCfg],  # noqa: UP007
+    Union[IndependentModelCfg, IndependentLogitNormalModelCfg, HierarchicalModelCfg, ExnexModelCfg],  # noqa: UP007
     Field(discriminator="kind"),
 ]
 
@@ -619,6 +676,7 @@ class ConfigFile(_Strict):
 
 register_tags(
     IndependentModelCfg,
+    IndependentLogitNormalModelCfg,
     HierarchicalModelCfg,
     ExnexModelCfg,
     ProbAboveRuleCfg,

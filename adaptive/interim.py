@@ -51,7 +51,7 @@ from decision_rules import (
     SurvivalPosterior,
 )
 from decision_rules.rules import PREDICTIVE_KINDS, fmt_estimate
-from decision_rules.vocabulary import FUTILITY_KINDS, Stage, fmt_prob
+from decision_rules.vocabulary import FUTILITY_KINDS, RuleKind, Stage, fmt_prob
 from models.binary import BinaryData, model_from_config
 from models.diagnostics import Limits
 from models.fitting import FitResult, fit_with_retries
@@ -326,6 +326,8 @@ def evaluate_rules(
             else:
                 posterior = DrawsPosterior(fits[rule.endpoint].idata.posterior["p"])
                 out = rule.evaluate(posterior, n_eval, design.labels)
+                if rule.kind in (RuleKind.EFFICACY, RuleKind.FUTILITY):
+                    out = _beside_no_borrowing(design, derived, rule, out)
         if rule.kind in (*FUTILITY_KINDS, *PREDICTIVE_KINDS):
             out = [
                 _not_applied(r, _arm_name(design, r.arms[0]), stages[r.arms[0]])
@@ -337,13 +339,98 @@ def evaluate_rules(
     return results
 
 
+def _beside_no_borrowing(design: Design, derived: DerivedData, rule, results: list[RuleResult]) -> list:
+    """A borrowing endpoint's rule results with the same probability without borrowing beside them."""
+    from models.exact import no_borrowing_summary
+
+    model, info = model_for_look(design, derived, rule.endpoint)
+    borrowing = {a for a, v in info.items() if v["prior_weight_exchangeable"] > 0}
+    if not borrowing:
+        return results
+    data = binary_data(design, derived, rule.endpoint)
+    refs = np.array([rule.references.get(a, design.arm(a).rates[rule.endpoint].null_rate) for a in data.arms])
+    nb = no_borrowing_summary(model, data, refs)
+    out = []
+    for r in results:
+        arm = r.arms[0]
+        if arm not in borrowing:
+            out.append(r)
+            continue
+        p = float(nb.prob_above[data.arms.index(arm)])
+        out.append(
+            dataclasses.replace(
+                r,
+                sentence=f"{r.sentence} Without borrowing (the arm alone on its own prior): {fmt_prob(p)}.",
+                extra={**r.extra, "prob_without_borrowing": p},
+            )
+        )
+    return out
+
+
 def _arm_name(design: Design, arm: str) -> str:
     label = design.arm(arm).label
     return f"{arm} ({label})" if label and label != arm else arm
 
 
+def borrowing_comparison(design: Design, derived: DerivedData, endpoint: str) -> dict[str, dict]:
+    """Per arm of a borrowing endpoint: the same quantities without borrowing, and what it borrows.
+
+    Without borrowing: the arm alone on its own prior (the model's non-exchangeable prior
+    ``delta_k ~ Normal(nex.mean, nex.sd)``), exact by 1-D quadrature. What it borrows: moment
+    effective sample sizes (:func:`models.exact.borrowed_ess`) of the model's prior of ``p_k``,
+    of its effective prior given the *other* arms' data (its meta-analytic-predictive prior)
+    and of its posterior, by quadrature. Empty for endpoints that do not borrow.
+    """
+    from models.exact import borrowed_ess, no_borrowing_summary
+
+    model, info = model_for_look(design, derived, endpoint)
+    if not info or not any(v["prior_weight_exchangeable"] > 0 for v in info.values()):
+        return {}
+    data = binary_data(design, derived, endpoint)
+    cfg = design.endpoints[endpoint].model
+    nex = cfg.nex
+    out: dict[str, dict] = {a: {} for a in data.arms}
+    for key, rate in (("null", "null_rate"), ("futility", "futility_rate"), ("target", "target_rate")):
+        refs = [getattr(design.arm(a).rates[endpoint], rate) for a in data.arms]
+        if any(r is None for r in refs):
+            refs = [
+                r if r is not None else design.arm(a).rates[endpoint].null_rate
+                for a, r in zip(data.arms, refs, strict=True)
+            ]
+        nb = no_borrowing_summary(model, data, np.array(refs, float))
+        for k, a in enumerate(data.arms):
+            row = out[a]
+            row.update(mean=float(nb.mean[k]), ci95_low=float(nb.lower[k]), ci95_high=float(nb.upper[k]))
+            if getattr(design.arm(a).rates[endpoint], rate) is not None:
+                row[f"prob_above_{key}"] = float(nb.prob_above[k])
+    borrowing = {a for a, v in info.items() if v["prior_weight_exchangeable"] > 0}
+    for e in borrowed_ess(model, data):
+        if e.arm not in borrowing:  # on its own prior already: nothing borrowed to show beside
+            out.pop(e.arm, None)
+            continue
+        out[e.arm] = {
+            "model": f"the arm alone on its own prior Normal({nex.mean:g}, {nex.sd:g}) on the log-odds "
+            "improvement over its null (no borrowing); exact quadrature",
+            **out[e.arm],
+            "ess": {
+                "method": "moment-matched Beta (m(1 - m)/v - 1), by quadrature",
+                "n_own": e.n,
+                "prior": e.prior_ess,
+                "effective_prior_given_other_arms": e.effective_prior_ess,
+                "posterior": e.posterior_ess,
+                "borrowed": e.borrowed,
+            },
+        }
+    return out
+
+
 def _endpoint_summary(
-    design: Design, derived: DerivedData, fit: FitResult | None, endpoint: str, arm: str
+    design: Design,
+    derived: DerivedData,
+    fit: FitResult | None,
+    endpoint: str,
+    arm: str,
+    without: dict | None = None,
 ) -> dict:
     counts = derived.counts[endpoint][arm]
     rates = design.arm(arm).rates[endpoint]
@@ -397,6 +484,8 @@ def _endpoint_summary(
             out["prob_above_target"] = None
     if "prob_exchangeable" in fit.idata.posterior:
         out["prob_exchangeable"] = float(fit.idata.posterior["prob_exchangeable"].sel(arm=arm).mean())
+    if without:
+        out["without_borrowing"] = without
     return out
 
 
@@ -517,6 +606,9 @@ def build_report(
     """The content of ``recommendations.json`` (no wall-clock times: byte-identical reruns)."""
     converged = all(f.converged for f in fits.values())
     stages = arm_stages(design, derived)
+    borrowing = (
+        {ep: borrowing_comparison(design, derived, ep) for ep in design.endpoints} if converged else {}
+    )
     arms = []
     for a in design.arms:
         arm_results = [r for r in results if r.arms == (a.id,)]
@@ -531,7 +623,10 @@ def build_report(
                 "n_enrolled": derived.n_enrolled.get(a.id, 0),
                 "is_complete": derived.n_enrolled.get(a.id, 0) >= a.max_n,
                 "endpoints": {
-                    ep: _endpoint_summary(design, derived, fits.get(ep), ep, a.id) for ep in design.endpoints
+                    ep: _endpoint_summary(
+                        design, derived, fits.get(ep), ep, a.id, (borrowing.get(ep) or {}).get(a.id)
+                    )
+                    for ep in design.endpoints
                 },
                 "rules": [r.to_dict() for r in arm_results],
             }

@@ -321,3 +321,137 @@ def test_simulated_harm_tiers_suspend_and_drop_a_harmful_arm():
     assert max(others) < 0.03
     comparison = summary["comparisons"][0]
     assert comparison["truly_better"] == "arm4" and comparison["prob_select_worse"]["estimate"] < 0.02
+
+
+# ============================================================================= borrowing models in the config
+def _with_crc_model(model: dict) -> dict:
+    from tests.test_recommend import borrowing_doc
+
+    doc = borrowing_doc()
+    doc["endpoints"]["crc"]["model"] = model
+    return doc
+
+
+GROUP = ["arm1", "arm2", "arm5", "arm6", "arm8"]
+
+
+def test_inverse_gamma_tau_prior_needs_its_shape():
+    from adaptive.exceptions import ConfigError
+
+    model = {
+        "kind": "hierarchical",
+        "borrowing_group": GROUP,
+        "mu": {"mean": 0, "sd": 1},
+        "tau": {"dist": "inverse_gamma", "scale": 0.25},
+    }
+    with pytest.raises(
+        ConfigError, match=r"endpoints.crc.model.tau: dist inverse_gamma \(on tau\^2\) needs shape"
+    ):
+        design_from(_with_crc_model(model))
+    model["tau"]["shape"] = 2.0
+    d = design_from(_with_crc_model(model))
+    from models.binary import model_from_config
+
+    m = model_from_config(d.endpoints["crc"].model)
+    assert (m.tau_dist, m.tau_scale, m.tau_shape) == ("inverse_gamma", 0.25, 2.0)
+
+
+def test_exnex_components_scale_per_arm_outside_the_group_and_in_burn_in():
+    from adaptive.borrowing import model_for_look
+    from adaptive.exceptions import ConfigError
+
+    comp = lambda m, w: {
+        "name": f"c{m}",
+        "mu": {"mean": m, "sd": 1},
+        "tau": {"dist": "half_normal", "scale": 0.5},
+        "w": w,
+    }  # noqa: E731
+    model = {
+        "kind": "exnex",
+        "borrowing_group": GROUP,
+        "nex": {"mean": 0, "sd": 2},
+        "components": [comp(0, 0.6), comp(1, 0.5)],
+    }
+    with pytest.raises(ConfigError, match="the components' weights sum to 1.1; at most 1"):
+        design_from(_with_crc_model(model))
+    model["components"][1]["w"] = 0.3
+    d = design_from(_with_crc_model(model))
+    derived = make_derived(d)  # arm8 (late entrant) has 0 evaluable: burn-in
+    fitted, info = model_for_look(d, derived, "crc")
+    w0, w1 = (c.w for c in fitted.ex_components())
+    arms = d.modelled_arms
+    for k, a in enumerate(arms):
+        on = a in GROUP and a != "arm8"
+        assert (w0[k], w1[k]) == pytest.approx((0.6, 0.3) if on else (0.0, 0.0)), a
+        assert info[a]["prior_weight_exchangeable"] == pytest.approx(0.9 if on else 0.0)
+    assert [c.name for c in fitted.ex_components()] == ["c0", "c1"]
+
+
+def test_independent_logit_normal_model_parses_and_does_not_borrow():
+    from adaptive.borrowing import model_for_look
+    from models.binary import IndependentLogitNormal
+
+    d = design_from(_with_crc_model({"kind": "independent_logit_normal"}))
+    model, info = model_for_look(d, make_derived(d), "crc")
+    assert isinstance(model, IndependentLogitNormal) and info == {}
+
+
+@pytest.mark.parametrize(
+    ("model", "what"),
+    [
+        ({"kind": "independent_logit_normal"}, "independent logit-normal models"),
+        (
+            {
+                "kind": "exnex",
+                "borrowing_group": GROUP,
+                "nex": {"mean": 0, "sd": 2},
+                "components": [
+                    {"mu": {"mean": m, "sd": 1}, "tau": {"dist": "half_normal", "scale": 0.5}, "w": 0.4}
+                    for m in (0, 1)
+                ],
+            },
+            "EXNEX models with more than one exchangeable component",
+        ),
+    ],
+)
+def test_simulator_refuses_models_it_cannot_simulate(model, what):
+    from adaptive.scenario import load_scenario
+    from adaptive.simulate.engine import compile_spec
+
+    d = design_from(_with_crc_model(model))
+    sc = load_scenario(ROOT / "configs" / "scenarios" / "realistic.yaml", d)
+    with pytest.raises(ValueError, match=rf"cannot simulate endpoint 'crc': {what}"):
+        compile_spec(d, sc)
+
+
+@pytest.mark.slow
+def test_a_borrowing_look_shows_each_borrowed_probability_beside_the_arm_alone(tmp_path):
+    """EXNEX within a declared group: every borrowed P is shown with the arm alone, and the ESS."""
+    from adaptive.interim import run_interim
+    from models.exact import logit_normal_summary
+    from tests.test_recommend import borrowing_doc
+
+    doc = without_survival(small_sampler(borrowing_doc()))
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    report = run_interim(path, EXAMPLE, CUTOFF, tmp_path / "look").report
+    by = {a["arm"]: a for a in report["arms"]}
+    for arm in ("arm1", "arm2", "arm5", "arm6"):
+        crc = by[arm]["endpoints"]["crc"]
+        w = crc["without_borrowing"]
+        # the arm alone: logit-normal N(0, 2) on its log-odds improvement, checked independently
+        exact = logit_normal_summary([crc["n_evaluable"]], [crc["responders"]], [crc["null_rate"]], 0.0, 2.0)
+        assert w["prob_above_null"] == pytest.approx(float(exact.prob_above[0]), abs=1e-6)
+        assert w["ci95_low"] < w["mean"] < w["ci95_high"]
+        ess = w["ess"]
+        assert ess["n_own"] == crc["n_evaluable"] and ess["prior"] > 0
+        assert ess["effective_prior_given_other_arms"] >= ess["prior"] - 1e-6
+        rules = [
+            r for r in by[arm]["rules"] if r["endpoint"] == "crc" and r["kind"] in ("efficacy", "futility")
+        ]
+        for r in rules:
+            if r["evaluated"]:
+                assert "Without borrowing (the arm alone on its own prior)" in r["sentence"]
+                assert 0 <= r["extra"]["prob_without_borrowing"] <= 1
+    for arm in ("arm3", "arm4", "arm7"):  # outside the group: nothing borrowed, nothing beside
+        assert "without_borrowing" not in by[arm]["endpoints"]["crc"]

@@ -482,6 +482,7 @@ def endpoint_tables(look: Look) -> list[dict]:
                     "p_limit": fmt_prob(e.get("prob_above_limit")),
                     "model": e.get("model", "-"),
                     "p_exch": fmt_prob(e.get("prob_exchangeable")) if "prob_exchangeable" in e else None,
+                    "borrow": _borrow_text(e.get("without_borrowing")),
                 }
             )
         tables.append(
@@ -491,10 +492,28 @@ def endpoint_tables(look: Look) -> list[dict]:
                 "definition": look.report.get("endpoint_definitions", {}).get(ep, ""),
                 "mortality": mortality,
                 "has_exch": any(r["p_exch"] is not None for r in rows),
+                "has_borrow": any(r["borrow"] for r in rows),
                 "rows": rows,
             }
         )
     return tables
+
+
+def _borrow_text(w: Mapping | None) -> str:
+    """The no-borrowing column: mean, P(> null), P(> target) of the arm alone, and the ESS it borrows."""
+    if not w:
+        return ""
+    ess = w.get("ess") or {}
+    parts = [f"mean {fmt_pct(w.get('mean'))}", f"P(> null) {fmt_prob(w.get('prob_above_null'))}"]
+    if w.get("prob_above_target") is not None:
+        parts.append(f"P(> target) {fmt_prob(w.get('prob_above_target'))}")
+    if ess:
+        given = ess["effective_prior_given_other_arms"]
+        parts.append(
+            f"prior ESS {ess['prior']:.1f}, given the other arms {given:.1f}; "
+            f"posterior ESS {ess['posterior']:.1f} with {ess['n_own']} own"
+        )
+    return "; ".join(parts)
 
 
 def crc_density_inputs(look: Look, endpoint: str = "crc") -> dict | None:

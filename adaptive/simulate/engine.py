@@ -322,6 +322,17 @@ def _endpoint_model(design: Design, endpoint: str, arms, max_n, table_options) -
     spec = BINARY_ENDPOINTS[endpoint]
     null = np.array([design.arm(a).rates[endpoint].null_rate for a in arms])
     refs = _rule_references(design, endpoint)
+    if cfg.kind == "independent_logit_normal" or len(getattr(cfg, "components", None) or ()) > 1:
+        what = (
+            "independent logit-normal models"
+            if cfg.kind == "independent_logit_normal"
+            else "EXNEX models with more than one exchangeable component"
+        )
+        raise ValueError(
+            f"adaptive simulate cannot simulate endpoint {endpoint!r}: {what} are fitted at interim looks "
+            "but not simulated yet (the simulator's exact engines cover independent Beta, hierarchical "
+            "and one-component EXNEX models)"
+        )
     if cfg.kind == "independent":
         a0, b0 = beta_prior(cfg.prior, null)
         return EndpointModel(
@@ -335,7 +346,8 @@ def _endpoint_model(design: Design, endpoint: str, arms, max_n, table_options) -
             thr[i, c] = ref
             columns[(i, ref)] = c
     after = np.array([design.arm(a).exchangeable_after for a in arms])
-    default_w = cfg.w if cfg.kind == "exnex" else 1.0
+    comps = getattr(cfg, "components", None) or ()
+    default_w = comps[0].w if comps else (cfg.w if cfg.kind == "exnex" else 1.0)
     group = set(design.borrowing_group(endpoint))
     w_base = np.array(
         [
@@ -354,15 +366,17 @@ def _endpoint_model(design: Design, endpoint: str, arms, max_n, table_options) -
     compare = sorted(
         {arms.index(a) for r in allocation_rules(design) if r.endpoint == endpoint for a in r.arms}
     )
+    mu, tau = (comps[0].mu, comps[0].tau) if comps else (cfg.mu, cfg.tau)  # one component
     batch = HierarchicalBatch(
         null,
         max_n,
         thr,
         compare=compare,
-        mu_mean=cfg.mu.mean,
-        mu_sd=cfg.mu.sd,
-        tau_dist=cfg.tau.dist,
-        tau_scale=cfg.tau.scale,
+        mu_mean=mu.mean,
+        mu_sd=mu.sd,
+        tau_dist=tau.dist,
+        tau_scale=tau.scale,
+        tau_shape=tau.shape,
         w=w_base if uses_weights else None,
         nex_mean=nex.mean if nex is not None else 0.0,
         nex_sd=nex.sd if nex is not None else 2.0,
