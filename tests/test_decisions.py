@@ -360,12 +360,14 @@ def test_exnex_components_scale_per_arm_outside_the_group_and_in_burn_in():
     from adaptive.borrowing import model_for_look
     from adaptive.exceptions import ConfigError
 
-    comp = lambda m, w: {
-        "name": f"c{m}",
-        "mu": {"mean": m, "sd": 1},
-        "tau": {"dist": "half_normal", "scale": 0.5},
-        "w": w,
-    }  # noqa: E731
+    def comp(m, w):
+        return {
+            "name": f"c{m}",
+            "mu": {"mean": m, "sd": 1},
+            "tau": {"dist": "half_normal", "scale": 0.5},
+            "w": w,
+        }
+
     model = {
         "kind": "exnex",
         "borrowing_group": GROUP,
