@@ -214,7 +214,8 @@ def predictive_source(design: Design, derived: DerivedData, fit: FitResult, endp
 #: said of every survival decision: the model's assumptions are not checked at the look
 SURVIVAL_MODEL_NOTE = (
     "Model: piecewise-exponential with proportional hazards and one baseline hazard shape shared by "
-    "all arms, an assumption this look does not check."
+    "all arms, an assumption this look does not check; the operating characteristics of survival "
+    "rules have not been simulated (adaptive simulate lists them as not simulated)."
 )
 
 
@@ -441,6 +442,7 @@ def _endpoint_summary(
         "n_not_evaluable": counts.n_lost,
         "observed_rate": counts.responders / counts.n_evaluable if counts.n_evaluable else None,
         "null_rate": rates.null_rate,
+        "futility_rate": rates.futility_rate,
         "target_rate": rates.target_rate,
         "limit_rate": rates.limit_rate,
         "model": design.endpoints[endpoint].model.kind,
@@ -455,6 +457,8 @@ def _endpoint_summary(
             out["mcse_prob_above_target"] = None
         if rates.limit_rate is not None:
             out.update(prob_above_limit=None, mcse_prob_above_limit=None)
+        if rates.futility_rate is not None:
+            out.update(prob_above_futility=None, mcse_prob_above_futility=None)
         if design.endpoints[endpoint].model.kind == "exnex":
             out["prob_exchangeable"] = None
         return out
@@ -475,7 +479,11 @@ def _endpoint_summary(
         mcse=sd / np.sqrt(ess_mean),
         mcse_prob_above_null=above_null.mcse,
     )
-    for name, ref in (("target", rates.target_rate), ("limit", rates.limit_rate)):
+    for name, ref in (
+        ("futility", rates.futility_rate),
+        ("target", rates.target_rate),
+        ("limit", rates.limit_rate),
+    ):
         if ref is not None:
             est = post.prob_above(arm, ref)
             out[f"prob_above_{name}"] = est.prob
@@ -715,6 +723,25 @@ _KEY_ORDER = (
 )
 
 
+def allocation_posterior(design: Design, table: PatientTable, derived: DerivedData, fits, rule):
+    """What a cohort's allocation reads: the posterior its comparison rule reads, where it has one.
+
+    A randomized cohort whose arms are compared by a superiority rule on the allocation's
+    endpoint allocates from that rule's posterior (concurrently randomized patients, the rule's
+    independent Beta prior): one number for P(arm better) across the comparison, the allocation and
+    the memo. Otherwise the endpoint's fitted posterior.
+    """
+    for r in design.rules:
+        if isinstance(r, Superiority) and r.endpoint == rule.endpoint and set(r.arms) <= set(rule.arms):
+            if len(rule.arms) == 2:
+                window = concurrent_window(design, table, r.arms, derived.cutoff)
+                if window is not None:
+                    n, y, _ = concurrent_counts(design, table, derived, r.endpoint, r.arms, window)
+                    a, b = r.posterior_ab(n, y)
+                    return BetaPosterior(list(r.arms), a, b)
+    return DrawsPosterior(fits[rule.endpoint].idata.posterior["p"])
+
+
 def adapt_report(
     design: Design,
     table: PatientTable,
@@ -743,7 +770,7 @@ def adapt_report(
     alloc_blocks: dict[str, dict] = {}
     if converged:
         for rule in allocation_rules(design):
-            posterior = DrawsPosterior(fits[rule.endpoint].idata.posterior["p"])
+            posterior = allocation_posterior(design, table, derived, fits, rule)
             prev = (previous_allocation or {}).get(rule.cohort)
             source = (
                 previous_source if prev is not None else "the cohort's fixed allocation (no earlier look)"
@@ -763,7 +790,7 @@ def adapt_report(
         alloc = allocations.get(cohort)
         if rule is None or alloc is None:
             return None
-        posterior = DrawsPosterior(fits[rule.endpoint].idata.posterior["p"])
+        posterior = allocation_posterior(design, table, derived, fits, rule)
         return allocate(
             design,
             derived,

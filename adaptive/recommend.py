@@ -93,7 +93,8 @@ _VERB = {
     Action.SUSPEND_ENROLMENT: "Recommend suspending enrolment in {arm} pending a safety review.",
     Action.DROP_FUTILITY: "Recommend dropping {arm} for futility.",
     Action.DROP_INFERIOR: "Recommend dropping {arm} as inferior to {other}.",
-    Action.GRADUATE: "Recommend graduating {arm}.",
+    Action.GRADUATE: "Recommend graduating {arm} (its single-arm criterion against its null rate: not a "
+    "comparison with another treatment).",
     Action.FLAG: "Flag {arm} for the DSMB's safety review (enrolment continues).",
 }
 
@@ -370,7 +371,8 @@ def arm_recommendation(
     wait = ""
     if not_yet:
         events = " or events" if any(r.kind in SURVIVAL_RULE_KINDS for r in not_yet) else ""
-        wait = f"; {len(not_yet)} rule(s) wait for more evaluable patients{events}"
+        names = ", ".join(dict.fromkeys(r.rule for r in not_yet))
+        wait = f"; {names} wait{'s' if len(not_yet) == 1 else ''} for more evaluable patients{events}"
     descriptive = " (descriptive arm: counts, estimates and safety only)" if a.is_descriptive else ""
     if stage == Stage.ACCRUAL_COMPLETE:
         pending = sum(derived.counts[ep][arm].n_pending for ep in decision_endpoints(design, arm))
@@ -421,6 +423,11 @@ def arm_recommendation(
     }
 
 
+def _cited(r: RuleResult) -> str:
+    """A rule's sentence inside a recommendation, without the rule's own "(recommend: ...)"."""
+    return r.sentence.replace(f" (recommend: {r.action})", "")
+
+
 def _choose(fired: Sequence[RuleResult]) -> tuple[RuleResult, list[RuleResult], list[RuleResult]]:
     order = {act: i for i, act in enumerate(PRECEDENCE)}
     fired = sorted(fired, key=lambda r: (order[r.action], r.rule))
@@ -436,7 +443,7 @@ def _fired_recommendation(design, arm, fired, base, signals, complete, n_enrolle
     action = chosen.action
     other_arm = _name(design, str(chosen.extra.get("better", ""))) if action == Action.DROP_INFERIOR else ""
     sentence = _VERB[action].format(arm=_name(design, arm), other=other_arm) + " "
-    sentence += " ".join(r.sentence for r in drivers)
+    sentence += " ".join(_cited(r) for r in drivers)
     if others:
         sentence += (
             f" Also fired: {', '.join(f'{r.rule} ({r.action})' for r in others)}; by the precedence "
@@ -480,7 +487,7 @@ def _final_recommendation(design, arm, results, fired, arm_summary, base, signal
         better = _name(design, str(chosen.extra.get("better", "")))
         sentence = (
             f"Final analysis of {name}: the randomized comparison is decided. Recommend dropping {name} "
-            f"as inferior to {better}. " + " ".join(r.sentence for r in drivers) + est_s + notes
+            f"as inferior to {better}. " + " ".join(_cited(r) for r in drivers) + est_s + notes
         )
         return {
             **base,
@@ -494,8 +501,9 @@ def _final_recommendation(design, arm, results, fired, arm_summary, base, signal
         }
     if met:
         sentence = (
-            f"Final analysis of {name}: criterion met. Recommend graduating {name}. "
-            + " ".join(r.sentence for r in met)
+            f"Final analysis of {name}: criterion met. Recommend graduating {name} (its single-arm "
+            "criterion against its null rate: not a comparison with another treatment). "
+            + " ".join(_cited(r) for r in met)
             + est_s
             + notes
         )
@@ -790,7 +798,37 @@ def check_coherence(
             continue
         r["if_accepted"] = _consequence(design, accepted, r["arm"], stop, opens, reallocate)
         r["sentence"] += " If this look's recommendations are accepted: " + r["if_accepted"]["sentence"]
+    if stop:
+        notes.append(_platform_note(design, accepted, stop, opens))
     return recs, notes
+
+
+def _platform_note(design: Design, accepted: Design, stop: set[str], opens: Sequence[str]) -> dict:
+    """The platform as a whole if every closing or suspending recommendation is accepted."""
+    open_arms = [a.id for a in accepted.arms if a.status == ArmStatus.ACTIVE]
+    shut = [
+        s.cohort
+        for s in design.routing
+        if any(design.arm(a).is_open for a in s.arms)
+        and not any(accepted.arm(a).status == ArmStatus.ACTIVE for a in s.arms)
+    ]
+    words = f"If every recommendation of this look is accepted, {', '.join(sorted(stop))} stop enrolling"
+    words += f"; arms still enrolling: {', '.join(open_arms) or 'none'}"
+    if shut:
+        words += (
+            f"; cohorts with no open arm: {', '.join(shut)} (their patients would not be enrolled, "
+            "unless routing passes them on)"
+        )
+    if opens:
+        words += f"; queued arms that could open: {', '.join(opens)}"
+    return {
+        "check": "platform_after_acceptance",
+        "arms": sorted(stop),
+        "open_arms": open_arms,
+        "cohorts_without_open_arm": shut,
+        "resolution": "stated",
+        "sentence": words + ".",
+    }
 
 
 def _accepted_design(design: Design, recs: Sequence[Mapping]) -> Design:
@@ -826,17 +864,19 @@ def _consequence(design, accepted, arm, stop, opens, reallocate) -> dict:
                 parts.append(f"cohort {step.cohort} keeps {', '.join(left)}")
         elif len(left) == 1:
             parts.append(
-                f"every patient of cohort {step.cohort} goes to {_name(design, left[0])}"
-                + (" (no randomization any more)" if step.is_randomized else "")
+                f"every patient of cohort {step.cohort} would go to {_name(design, left[0])}"
+                + (", unrandomized" if step.is_randomized else "")
             )
         else:
-            if step.passes_on:
-                where = "are routed on to the next routing step (if_no_open_arm: next_step)"
-            else:
-                where = "are not enrolled (if_no_open_arm: not_enrolled; never sent to another cohort's arms)"
+            out["routing_if_no_open_arm"] = step.if_no_open_arm
+            where = (
+                "would be routed on to the trial's next routing step"
+                if step.passes_on
+                else "would not be enrolled in the trial (they are never sent to another cohort's arms)"
+            )
             joining = [q for q in opens if design.arm(q).entry and design.arm(q).entry.cohort == step.cohort]
             parts.append(
-                f"cohort {step.cohort} has no open arm: its patients {where}"
+                f"cohort {step.cohort} would have no open arm: its patients {where}"
                 + (f", until {', '.join(joining)} opens" if joining else "")
             )
     if opens:

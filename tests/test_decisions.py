@@ -135,7 +135,10 @@ def test_bundled_look_closing_recommendations_state_their_consequence(bundled_lo
             assert rec["if_accepted"]["sentence"]
     arm6 = by_arm(bundled_look["recommendations"])["arm6"]
     assert arm6["action"] == "drop_futility"
-    assert "cohort post_venetoclax has no open arm: its patients are not enrolled" in arm6["sentence"]
+    assert (
+        "cohort post_venetoclax would have no open arm: its patients would not be enrolled in the trial"
+        in arm6["sentence"]
+    )
 
 
 # ============================================================================= coherence
@@ -168,15 +171,14 @@ def test_coherence_drops_the_allocation_change_of_an_arm_recommended_to_close():
     assert {r["action"] for r in recs} >= {"drop_harm", "adjust_randomization"}  # the incoherent pair
     recs, notes = check_coherence(design, derived, recs, results, reallocate=reallocate)
     assert not [r for r in recs if r["action"] == "adjust_randomization"]
-    (note,) = notes
-    assert note["check"] == "allocation_of_stopping_arm" and note["arms"] == ["arm4"]
+    (note,) = [n for n in notes if n["check"] == "allocation_of_stopping_arm"]
+    assert note["arms"] == ["arm4"]
+    (platform,) = [n for n in notes if n["check"] == "platform_after_acceptance"]
+    assert "arm4" not in platform["open_arms"] and "arm3" in platform["open_arms"]
     assert "arm3 would be the only open arm of fit_no_target" in note["resolution"]
     arm4 = by_arm(recs)["arm4"]
     assert arm4["action"] == "drop_harm"  # safety always stands
-    assert (
-        "every patient of cohort fit_no_target goes to arm3 (DAV) (no randomization any more)"
-        in arm4["sentence"]
-    )
+    assert "every patient of cohort fit_no_target would go to arm3 (DAV), unrandomized" in arm4["sentence"]
 
 
 def test_coherence_withholds_closing_the_leading_arm_of_an_open_comparison():
@@ -198,7 +200,7 @@ def test_coherence_withholds_closing_the_leading_arm_of_an_open_comparison():
     arm4 = by_arm(recs)["arm4"]
     assert arm4["action"] == "continue" and arm4["withheld"]["action"] == "graduate"
     assert "the trailing arm of the randomized comparison" in arm4["sentence"]
-    assert [n["check"] for n in notes] == ["trailing_arm_left"]
+    assert [n["check"] for n in notes if n["check"] != "platform_after_acceptance"] == ["trailing_arm_left"]
 
 
 def test_coherence_consequences_name_the_cohort_routing_and_the_queue():
@@ -209,12 +211,18 @@ def test_coherence_consequences_name_the_cohort_routing_and_the_queue():
     mort = {a: design.arm(a).rates["mortality_30d"].null_rate for a in crc}
     mort["arm7"] = 0.6  # harmful: the new-drug slot closes and passes its patients on; arm8 may open
     results = evaluate(design, derived, crc, mort)
-    recs, _ = check_coherence(design, derived, build_recommendations(design, derived, results), results)
+    recs, notes = check_coherence(design, derived, build_recommendations(design, derived, results), results)
     arm6, arm7 = by_arm(recs)["arm6"], by_arm(recs)["arm7"]
     assert arm6["action"] == "drop_futility" and arm7["action"] == "drop_harm"
-    assert "cohort post_venetoclax has no open arm: its patients are not enrolled" in arm6["sentence"]
-    assert "routed on to the next routing step (if_no_open_arm: next_step)" in arm7["sentence"]
+    assert (
+        "cohort post_venetoclax would have no open arm: its patients would not be enrolled in the trial"
+        in arm6["sentence"]
+    )
+    assert "would be routed on to the trial's next routing step" in arm7["sentence"]
     assert arm7["if_accepted"]["queued_arms_may_open"] == ["arm8"]
+    (platform,) = [n for n in notes if n["check"] == "platform_after_acceptance"]
+    assert {"new_drug", "post_venetoclax"} <= set(platform["cohorts_without_open_arm"])
+    assert "queued arms that could open: arm8" in platform["sentence"]
 
 
 # ============================================================================= validation

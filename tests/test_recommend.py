@@ -232,7 +232,7 @@ def test_survival_rule_actions_follow_the_precedence(design):
     few = binary + os_results(design, survival_posterior(medians, eta), events=5)
     rec = by_arm(build_recommendations(design, derived, few))["arm6"]
     assert rec["action"] == "continue"
-    assert "1 rule(s) wait for more evaluable patients or events" in rec["sentence"]
+    assert "futility_os waits for more evaluable patients or events" in rec["sentence"]
 
 
 def test_rules_wait_for_min_evaluable(design):

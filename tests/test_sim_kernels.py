@@ -199,6 +199,14 @@ def test_a_cohort_without_open_arms_keeps_its_patients_unless_it_passes_them_on(
     assert st["arm_of"][0].tolist() == [1, 2, 2] and st["randomized"][0].all()
 
 
+def test_a_randomized_step_with_one_open_arm_assigns_without_randomizing():
+    match = [[[False, True]] * 2]
+    st = _state(1, 4, 2, [[1, 2]], match, [[0.1, 0.9]], [[ACTIVE, COMPLETE, ACTIVE, QUEUED]])
+    _run(st, cap=2, n_patients=2)
+    assert st["arm_of"][0].tolist() == [2, 2]
+    assert not st["randomized"][0].any() and st["n_rand"][0].tolist() == [0, 0, 0, 0]
+
+
 def test_suspended_arm_gets_no_patient_but_keeps_the_trial_open():
     match = [[[True, False]] * 3]
     st = _state(1, 4, 3, [[1, 2, 3]], match, [[0.5] * 3], [[SUSPENDED, GRAD, GRAD, GRAD]])

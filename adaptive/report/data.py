@@ -476,6 +476,10 @@ def endpoint_tables(look: Look) -> list[dict]:
                     "interval": fmt_interval(e.get("ci95_low"), e.get("ci95_high")),
                     "null": fmt_pct(e.get("null_rate"), 0),
                     "p_null": fmt_prob(e.get("prob_above_null")),
+                    "futility": fmt_pct(e.get("futility_rate"), 0)
+                    if e.get("futility_rate") is not None
+                    else "-",
+                    "p_futility": fmt_prob(e.get("prob_above_futility")),
                     "target": fmt_pct(e.get("target_rate"), 0) if e.get("target_rate") is not None else "-",
                     "p_target": fmt_prob(e.get("prob_above_target")),
                     "limit": fmt_pct(e.get("limit_rate"), 0) if e.get("limit_rate") is not None else "-",
@@ -493,6 +497,7 @@ def endpoint_tables(look: Look) -> list[dict]:
                 "mortality": mortality,
                 "has_exch": any(r["p_exch"] is not None for r in rows),
                 "has_borrow": any(r["borrow"] for r in rows),
+                "has_futility": any(r["futility"] != "-" for r in rows),
                 "rows": rows,
             }
         )
@@ -871,6 +876,10 @@ def summary(look: Look) -> dict:
         else None,
         "n_enrolled": sum(a["n_enrolled"] for a in look.arms),
         "n_warnings": len(r.get("warnings") or []),
+        "deviations": {
+            "routing": sum("the routing rules send them" in w for w in r.get("warnings") or []),
+            "randomized_flag": sum("column 'randomized'" in w for w in r.get("warnings") or []),
+        },
     }
 
 
@@ -894,8 +903,14 @@ def short_reason(rec: Mapping) -> str:
         parts.append(f"{rec['withheld']['action']} withheld (coherence)")
     if act == Action.CONTINUE and not parts:
         parts.append("no rule fires")
-    if rec.get("if_accepted"):
-        parts.append("if accepted: " + rec["if_accepted"]["sentence"].rstrip("."))
+    for sig in rec.get("safety_signals") or []:
+        label = BINARY_ENDPOINTS[sig["endpoint"]].label
+        parts.append(
+            f"safety signal: {label} {sig['events']}/{sig['n_evaluable']} vs reference "
+            f"{fmt_pct(sig['reference_rate'], 0)} (P {fmt_prob(sig['prob_above_reference'])})"
+        )
+    # what accepting it means is stated once for the whole platform on the first page (coherence)
+    # and per recommendation in "Recommendations in full"
     return "; ".join(parts)
 
 

@@ -16,7 +16,8 @@ as the protocol does:
   (``if_no_open_arm: next_step``), when routing goes on to the next step; randomized steps draw
   among their open arms with the current allocation probabilities of the cohort's rule (queued
   arms that joined the step get an equal share of the rule arms' total); unrandomized steps draw
-  uniformly among their open arms; a patient no step can take is not enrolled;
+  uniformly among their open arms; a patient counts as randomized only when a randomized step
+  had at least two open arms to choose from; a patient no step can take is not enrolled;
 * an arm closes to enrolment (``COMPLETE``) once it has ``max_n`` patients;
 * a look triggered by the enrolment count happens at the arrival of the patient who reached it.
 
@@ -83,8 +84,11 @@ def _assign(t, p, status, u, step_arms, step_n, step_rand, step_pass, rule_of_st
                 cand[m] = arm
                 m += 1
         total = 0.0
+        choices = 0
         for a in range(m):
             total += w[a]
+            if w[a] > 0.0:
+                choices += 1
         cdf = 0.0
         pick = 0
         for a in range(m):
@@ -93,7 +97,8 @@ def _assign(t, p, status, u, step_arms, step_n, step_rand, step_pass, rule_of_st
                 pick += 1
         if pick > m - 1:
             pick = m - 1
-        return cand[pick], step_rand[si]
+        # randomized only when there was a choice: a randomized step with one arm left open assigns
+        return cand[pick], step_rand[si] and choices >= 2
     return -1, False
 
 
