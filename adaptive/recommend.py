@@ -465,6 +465,20 @@ def _fired_recommendation(design, arm, fired, base, signals, complete, n_enrolle
     }
 
 
+def _decided(base, action, reason, result, drivers, head, tail, signals) -> dict:
+    """A final analysis decided by fired rules (``drivers``): the recommendation dict."""
+    return {
+        **base,
+        "action": action,
+        "reason": reason,
+        "final_result": result,
+        "rules": [compact(r) for r in drivers],
+        "also_fired": [],
+        "mc_uncertain": any(r.mc_uncertain for r in drivers),
+        "sentence": head + " ".join(_cited(r) for r in drivers) + tail + _signals_text(signals),
+    }
+
+
 def _final_recommendation(design, arm, results, fired, arm_summary, base, signals) -> dict:
     """The final result of an arm that has its ``max_n`` and no outcome pending."""
     a = design.arm(arm)
@@ -485,38 +499,21 @@ def _final_recommendation(design, arm, results, fired, arm_summary, base, signal
     if lost:
         chosen, drivers, others = _choose(lost)
         better = _name(design, str(chosen.extra.get("better", "")))
-        sentence = (
+        head = (
             f"Final analysis of {name}: the randomized comparison is decided. Recommend dropping {name} "
-            f"as inferior to {better}. " + " ".join(_cited(r) for r in drivers) + est_s + notes
+            f"as inferior to {better}. "
         )
-        return {
-            **base,
-            "action": Action.DROP_INFERIOR,
-            "reason": chosen.kind,
-            "final_result": "inferior",
-            "rules": [compact(r) for r in drivers],
-            "also_fired": [],
-            "mc_uncertain": any(r.mc_uncertain for r in drivers),
-            "sentence": sentence + _signals_text(signals),
-        }
+        return _decided(
+            base, Action.DROP_INFERIOR, chosen.kind, "inferior", drivers, head, est_s + notes, signals
+        )
     if met:
-        sentence = (
+        head = (
             f"Final analysis of {name}: criterion met. Recommend graduating {name} (its single-arm "
             "criterion against its null rate: not a comparison with another treatment). "
-            + " ".join(_cited(r) for r in met)
-            + est_s
-            + notes
         )
-        return {
-            **base,
-            "action": Action.GRADUATE,
-            "reason": RuleKind.EFFICACY,
-            "final_result": "criterion_met",
-            "rules": [compact(r) for r in met],
-            "also_fired": [],
-            "mc_uncertain": any(r.mc_uncertain for r in met),
-            "sentence": sentence + _signals_text(signals),
-        }
+        return _decided(
+            base, Action.GRADUATE, RuleKind.EFFICACY, "criterion_met", met, head, est_s + notes, signals
+        )
     if efficacy:
         why = "; ".join(_criterion_words(design, arm, r, arm_summary) for r in efficacy)
         head = f"Final analysis of {name}: criterion not met ({why})."
