@@ -116,7 +116,6 @@ _CLOSED_BY = {
 #: when a decision was taken: at an interim look, at the arm's final analysis, or by a stop rule
 STAGES = ("interim", "final_analysis", "trial_stopped")
 _INTERIM, _FINAL, _STOPPED = 0, 1, 2
-_CONFIG_STATUS = STATUS_NAMES  # simulator status -> the config vocabulary (for the queue's conditions)
 _CATS = ("CR", "CRi", "PR", "NE", "NR")
 _SUPPORTED_RULES = (Efficacy, Futility, Harm, Superiority, PredictiveFutility, PredictiveEfficacy)
 
@@ -825,15 +824,21 @@ class _Chunk:
             rows, self.ptr, self.arm_of, self.known[rule.endpoint], self.value[rule.endpoint], when,
             spec.k, self.randomized, self.arrival, since,
         )  # fmt: skip
-        (a0i, b0i), (a0j, b0j) = rule.prior[rule.arms[0]], rule.prior[rule.arms[1]]
-        ai, bi = a0i + y[:, i], b0i + n[:, i] - y[:, i]
-        aj, bj = a0j + y[:, j], b0j + n[:, j] - y[:, j]
+        a_, b_ = rule.posterior_ab(
+            {x: n[:, k] for x, k in zip(rule.arms, (i, j), strict=True)},
+            {x: y[:, k] for x, k in zip(rule.arms, (i, j), strict=True)},
+        )
+        first, second = rule.arms
         hib = rule.higher_is_better
-        p_ij = beta_prob_better(ai, bi, aj, bj, rule.margin_rate, higher_is_better=hib)
+        p_ij = beta_prob_better(
+            a_[first], b_[first], a_[second], b_[second], rule.margin_rate, higher_is_better=hib
+        )
         p_ji = (
             1.0 - p_ij
             if rule.margin_rate == 0.0
-            else beta_prob_better(aj, bj, ai, bi, rule.margin_rate, higher_is_better=hib)
+            else beta_prob_better(
+                a_[second], b_[second], a_[first], b_[first], rule.margin_rate, higher_is_better=hib
+            )
         )
         return p_ij, p_ji, np.minimum(n[:, i], n[:, j])
 
@@ -860,7 +865,7 @@ class _Chunk:
             out[:, cols] &= ready[:, None]
         return out
 
-    def _fired(self, rows, post, when, at_final: np.ndarray):
+    def _fired(self, rows, post, comparisons, at_final: np.ndarray):
         """Per action, which arms the rules recommend it for (and the first rule that did).
 
         Returns ``(fired, by_rule, stop)``: action -> ``(R, K)`` bool, action -> ``(R, K)`` rule
@@ -878,15 +883,11 @@ class _Chunk:
         by_rule = {a: np.full(shape, -1, np.int16) for a in actions}
         stop = np.zeros(len(rows), bool)
 
-        def mark(action, col, f, rule_index, sel=None):
-            target = fired[action][:, col] if sel is None else fired[action][sel, col]
-            first = f & (by_rule[action][:, col] < 0 if sel is None else by_rule[action][sel, col] < 0)
-            if sel is None:
-                by_rule[action][:, col] = np.where(first, rule_index, by_rule[action][:, col])
-                fired[action][:, col] = target | f
-            else:
-                by_rule[action][sel, col] = np.where(first, rule_index, by_rule[action][sel, col])
-                fired[action][sel, col] = target | f
+        def mark(action, col, f, rule_index, sel=slice(None)):
+            """Record that ``rule_index`` fires ``action`` for arm ``col`` (the first rule is kept)."""
+            before = by_rule[action][sel, col]
+            by_rule[action][sel, col] = np.where(f & (before < 0), rule_index, before)
+            fired[action][sel, col] |= f
 
         for ri, rule in enumerate(spec.rules):
             entry = post[rule.endpoint]
@@ -894,7 +895,7 @@ class _Chunk:
             if isinstance(rule, Superiority):
                 i, j = idx[rule.arms[0]], idx[rule.arms[1]]
                 both = eligible[:, i] & eligible[:, j]
-                p_ij, p_ji, nmin = self._comparison(rows, when, rule)
+                p_ij, p_ji, nmin = comparisons[rule.id]
                 f_ij = rule.decide_arrays(p_ij, nmin) & both  # i better: j inferior
                 f_ji = rule.decide_arrays(p_ji, nmin) & both
                 mark(Action.DROP_INFERIOR, j, f_ij, ri)
@@ -931,7 +932,7 @@ class _Chunk:
                         stop |= f
         return fired, by_rule, stop
 
-    def _decide(self, rows, when, fired, by_rule, at_final) -> None:
+    def _decide(self, rows, when, fired, by_rule, at_final, comparisons) -> None:
         """Apply one action per open arm (the simulated DSMB accepts every recommendation)."""
         spec = self.spec
         status = self.status[rows]
@@ -956,7 +957,7 @@ class _Chunk:
             if not isinstance(rule, Superiority) or rule.endpoint != PRIMARY_ENDPOINT:
                 continue
             i, j = spec.arms.index(rule.arms[0]), spec.arms.index(rule.arms[1])
-            p_ij, _, _ = self._comparison(rows, when, rule)
+            p_ij, _, _ = comparisons[rule.id]
             lead = np.where(p_ij >= 0.5, i, j)
             trail = np.where(p_ij >= 0.5, j, i)
             r_idx = np.arange(len(rows))
@@ -998,10 +999,14 @@ class _Chunk:
         post = self._posteriors(rows, when)
         self._pair_rows(rows, post)
         at_final = self._stage_final(rows, post, final)
-        fired, by_rule, stop = self._fired(rows, post, when, at_final)
+        # each comparison's posterior once per look: its rule and coherence rule 2 both read it
+        comparisons = {
+            r.id: self._comparison(rows, when, r) for r in spec.rules if isinstance(r, Superiority)
+        }
+        fired, by_rule, stop = self._fired(rows, post, comparisons, at_final)
         self.n_looks[rows] += 1
         self.last_time[rows] = when
-        self._decide(rows, when, fired, by_rule, at_final)
+        self._decide(rows, when, fired, by_rule, at_final, comparisons)
         # estimates at this analysis (the last one a trial has is its final estimate)
         crc = post.get(PRIMARY_ENDPOINT)
         if crc is not None:
@@ -1085,7 +1090,7 @@ class _Chunk:
             opening = self._queue_memo.get(key)
             if opening is None:
                 arms = tuple(
-                    dataclasses.replace(a, status=_CONFIG_STATUS[int(self.status[r, i])])
+                    dataclasses.replace(a, status=STATUS_NAMES[int(self.status[r, i])])
                     for i, a in enumerate(design.arms)
                 )
                 d = dataclasses.replace(design, arms=arms)
