@@ -838,6 +838,11 @@ class Design:
     def labels(self) -> dict[str, str]:
         return {a.id: a.label for a in self.arms}
 
+    def display_name(self, arm_id: str) -> str:
+        """``arm3 (DAV)``: the arm's id with its label, as every sentence names an arm."""
+        label = self.arm(arm_id).label
+        return f"{arm_id} ({label})" if label and label != arm_id else arm_id
+
     @property
     def modelled_arms(self) -> tuple[str, ...]:
         """Arms that enter the models: every arm that has opened (all but ``queued``)."""

@@ -225,7 +225,9 @@ def _not_applied(r: RuleResult, name: str, stage: Stage) -> RuleResult:
     Futility stops enrolment; an arm that has enrolled its ``max_n`` has nothing left to stop,
     and at its final analysis the final result replaces every interim futility decision.
     """
-    shown, _ = fmt_estimate(Estimate(r.prob, r.mcse, 1 if r.mcse else 0))
+    # exact only for an exact computation (enumeration); an estimate from draws stays one
+    exact = r.mcse == 0.0 and str(r.extra.get("method", "")).startswith("exact")
+    shown, _ = fmt_estimate(Estimate(r.prob, r.mcse, 0 if exact else 1))
     if stage == Stage.FINAL_ANALYSIS:
         why = (
             f"{name} is at its final analysis (max_n enrolled, no outcome pending): its final result "
@@ -246,26 +248,35 @@ def _not_applied(r: RuleResult, name: str, stage: Stage) -> RuleResult:
     )
 
 
-def comparison_results(design: Design, table: PatientTable, derived: DerivedData, rule) -> list[RuleResult]:
-    """A superiority rule on the concurrently randomized patients of its two arms.
+def comparison_posterior(design: Design, table: PatientTable | None, derived: DerivedData, rule):
+    """``(posterior, n, y, window, excluded)`` of a superiority rule: what its comparison reads.
 
-    The primary analysis of a randomized comparison: patients with ``randomized = true``
-    enrolled while both arms were open (``opened_on`` / ``closed_on``, else the trial start and the
-    cutoff), each arm with the rule's independent conjugate Beta prior; nothing is borrowed from
-    other arms or cohorts (:mod:`adaptive.randomization`).
+    The concurrently randomized patients of its two arms (``randomized = true``, enrolled while
+    both arms were open: ``opened_on`` / ``closed_on``, else the trial start and the cutoff), each
+    arm with the rule's independent conjugate Beta prior; nothing is borrowed from other arms or
+    cohorts (:mod:`adaptive.randomization`). Without a patient table (a look built from counts
+    only), all evaluable patients of the two arms, ``window`` ``None``.
     """
-    a, b = rule.arms
-    window = concurrent_window(design, table, rule.arms, derived.cutoff)
-    if window is None:
-        n = dict.fromkeys(rule.arms, 0)
-        y = dict.fromkeys(rule.arms, 0)
-        excluded = {}
-        where = "no period in which both arms were open"
-    else:
+    window = None if table is None else concurrent_window(design, table, rule.arms, derived.cutoff)
+    if window is not None:
         n, y, excluded = concurrent_counts(design, table, derived, rule.endpoint, rule.arms, window)
-        where = f"enrolled {window[0]} to {window[1]}"
+    elif table is not None:  # the arms were never open together
+        n, y, excluded = dict.fromkeys(rule.arms, 0), dict.fromkeys(rule.arms, 0), {}
+    else:
+        n = {x: derived.counts[rule.endpoint][x].n_evaluable for x in rule.arms}
+        y = {x: derived.counts[rule.endpoint][x].responders for x in rule.arms}
+        excluded = {}
     pa, pb = rule.posterior_ab(n, y)
-    post = BetaPosterior(list(rule.arms), pa, pb)
+    return BetaPosterior(list(rule.arms), pa, pb), n, y, window, excluded
+
+
+def comparison_results(design: Design, table: PatientTable, derived: DerivedData, rule) -> list[RuleResult]:
+    """A superiority rule on the concurrently randomized patients of its two arms (the primary analysis)."""
+    a, b = rule.arms
+    post, n, y, window, excluded = comparison_posterior(design, table, derived, rule)
+    where = (
+        "no period in which both arms were open" if window is None else f"enrolled {window[0]} to {window[1]}"
+    )
     left_out = ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in excluded.items() if v)
     note = (
         f"Analysis: concurrently randomized patients only ({where}; {n[a]} and {n[b]} evaluable in "
@@ -314,10 +325,8 @@ def evaluate_rules(
             if table is not None:
                 out = comparison_results(design, table, derived, rule)
             else:
-                n = {x: derived.counts[rule.endpoint][x].n_evaluable for x in rule.arms}
-                y = {x: derived.counts[rule.endpoint][x].responders for x in rule.arms}
-                pa, pb = rule.posterior_ab(n, y)
-                out = rule.evaluate(BetaPosterior(list(rule.arms), pa, pb), n, design.labels)
+                post, n, _, _, _ = comparison_posterior(design, None, derived, rule)
+                out = rule.evaluate(post, n, design.labels)
         else:
             n_eval = {a: c.n_evaluable for a, c in derived.counts[rule.endpoint].items()}
             if rule.kind in PREDICTIVE_KINDS:
@@ -331,7 +340,7 @@ def evaluate_rules(
                     out = _beside_no_borrowing(design, derived, rule, out)
         if rule.kind in (*FUTILITY_KINDS, *PREDICTIVE_KINDS):
             out = [
-                _not_applied(r, _arm_name(design, r.arms[0]), stages[r.arms[0]])
+                _not_applied(r, design.display_name(r.arms[0]), stages[r.arms[0]])
                 if stages.get(r.arms[0], Stage.INTERIM) != Stage.INTERIM
                 else r
                 for r in out
@@ -366,11 +375,6 @@ def _beside_no_borrowing(design: Design, derived: DerivedData, rule, results: li
             )
         )
     return out
-
-
-def _arm_name(design: Design, arm: str) -> str:
-    label = design.arm(arm).label
-    return f"{arm} ({label})" if label and label != arm else arm
 
 
 def borrowing_comparison(design: Design, derived: DerivedData, endpoint: str) -> dict[str, dict]:
@@ -576,7 +580,7 @@ def survival_comparisons(design: Design, fits: dict[str, FitResult]) -> list[dic
                     "prob_hr_below_1": est.prob,
                     "mcse_prob_hr_below_1": est.mcse,
                     "randomized_comparison": endpoint == "os",
-                    "sentence": f"{label} hazard ratio {_arm_name(design, a)} : {_arm_name(design, b)} "
+                    "sentence": f"{label} hazard ratio {design.display_name(a)} : {design.display_name(b)} "
                     f"{med:.2f} (95% CrI {lo:.2f}-{hi:.2f}); P(HR < 1) {fmt_prob(est.prob)}." + caveat,
                 }
             )
@@ -732,13 +736,10 @@ def allocation_posterior(design: Design, table: PatientTable, derived: DerivedDa
     the memo. Otherwise the endpoint's fitted posterior.
     """
     for r in design.rules:
-        if isinstance(r, Superiority) and r.endpoint == rule.endpoint and set(r.arms) <= set(rule.arms):
-            if len(rule.arms) == 2:
-                window = concurrent_window(design, table, r.arms, derived.cutoff)
-                if window is not None:
-                    n, y, _ = concurrent_counts(design, table, derived, r.endpoint, r.arms, window)
-                    a, b = r.posterior_ab(n, y)
-                    return BetaPosterior(list(r.arms), a, b)
+        if isinstance(r, Superiority) and r.endpoint == rule.endpoint and set(r.arms) == set(rule.arms):
+            post, _, _, window, _ = comparison_posterior(design, table, derived, r)
+            if window is not None:
+                return post
     return DrawsPosterior(fits[rule.endpoint].idata.posterior["p"])
 
 

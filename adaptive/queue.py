@@ -42,11 +42,6 @@ class QueueDecision:
         }
 
 
-def _name(design: Design, arm: str) -> str:
-    label = design.arm(arm).label
-    return f"{arm} ({label})" if label and label != arm else arm
-
-
 def date_breakpoints(design: Design) -> tuple[date, ...]:
     """The dates at which :func:`evaluate_queue` can change its decisions with the cutoff alone.
 
@@ -74,8 +69,8 @@ def evaluate_queue(design: Design, cutoff: date) -> list[QueueDecision]:
                     None,
                     False,
                     (),
-                    f"{_name(design, arm.id)} is queued without entry conditions: it opens only when the "
-                    "DSMB decides (set status: active in the config).",
+                    f"{design.display_name(arm.id)} is queued without entry conditions: it opens only "
+                    "when the DSMB decides (set status: active in the config).",
                 )
             )
             continue
@@ -106,7 +101,9 @@ def evaluate_queue(design: Design, cutoff: date) -> list[QueueDecision]:
             free = [a for a in closed if a not in used_slots]
             slot = free[0] if free else None
             if slot is not None:
-                detail = f"{_name(design, slot)} has closed ({design.arm(slot).status}): its slot is free"
+                detail = (
+                    f"{design.display_name(slot)} has closed ({design.arm(slot).status}): its slot is free"
+                )
             elif closed:
                 detail = f"the slot of {', '.join(closed)} is already taken by an earlier queued arm"
             else:
@@ -142,13 +139,13 @@ def evaluate_queue(design: Design, cutoff: date) -> list[QueueDecision]:
                 used_slots.add(slot)
             reasons = "; ".join(c["detail"] for c in conds) or "it has no conditions"
             sentence = (
-                f"Recommend opening {_name(design, arm.id)} in cohort {entry.cohort}: {reasons}. "
+                f"Recommend opening {design.display_name(arm.id)} in cohort {entry.cohort}: {reasons}. "
                 f"It enters the models on its own prior until it has {arm.exchangeable_after} evaluable "
                 "patients (see its borrowing), then exchangeably."
             )
         else:
             waiting_cohorts.add(entry.cohort)
             unmet = "; ".join(c["detail"] for c in conds if not c["met"])
-            sentence = f"{_name(design, arm.id)} stays queued for cohort {entry.cohort}: {unmet}."
+            sentence = f"{design.display_name(arm.id)} stays queued for cohort {entry.cohort}: {unmet}."
         out.append(QueueDecision(arm.id, entry.cohort, opens, tuple(conds), sentence))
     return out

@@ -56,7 +56,8 @@ from adaptive.derive import DerivedData
 from adaptive.endpoints import BINARY_ENDPOINTS
 from adaptive.queue import QueueDecision, evaluate_queue
 from decision_rules import SURVIVAL_RULE_KINDS, Allocation, RuleResult
-from decision_rules.beta import beta_prob_above
+from decision_rules.beta import beta_prior
+from decision_rules.predictive import beta_critical_counts
 from decision_rules.vocabulary import (
     CLOSING,
     FUTILITY_KINDS,
@@ -126,11 +127,6 @@ def _target_arm(r: RuleResult) -> str:
     if r.action == Action.DROP_INFERIOR:
         return str(r.extra.get("inferior", r.arms[-1]))
     return r.arms[0]
-
-
-def _name(design: Design, arm: str) -> str:
-    label = design.arm(arm).label
-    return f"{arm} ({label})" if label and label != arm else arm
 
 
 # ============================================================================= stages
@@ -282,18 +278,13 @@ def _final_probabilities(arm_summary: Mapping | None) -> dict:
 
 
 def _critical_count(design: Design, r: RuleResult, arm: str, n: int) -> int | None:
-    """Fewest responders of ``n`` that meet a conjugate efficacy rule (``None``: not conjugate)."""
+    """Fewest responders of ``n`` that meet a conjugate efficacy rule (``None``: not conjugate or none)."""
     cfg = design.endpoints[r.endpoint].model
     if cfg.kind != "independent" or r.kind != RuleKind.EFFICACY:
         return None
-    from decision_rules.beta import beta_prior
-
     a0, b0 = beta_prior(cfg.prior, design.arm(arm).rates[r.endpoint].null_rate)
-    ref = float(r.extra["reference"])
-    for y in range(n + 1):
-        if beta_prob_above(a0 + y, b0 + n - y, ref) > r.threshold:
-            return y
-    return None
+    crit = int(beta_critical_counts(a0, b0, n, float(r.extra["reference"]), r.threshold))
+    return crit if crit <= n else None
 
 
 def _criterion_words(design: Design, arm: str, r: RuleResult, arm_summary: Mapping | None) -> str:
@@ -338,7 +329,7 @@ def arm_recommendation(
 ) -> dict:
     """The recommendation for one open arm from the rule results that concern it."""
     a = design.arm(arm)
-    name = _name(design, arm)
+    name = design.display_name(arm)
     stage = stage or _own_stage(design, derived, arm)
     mine = [r for r in results if _target_arm(r) == arm and r.action in PRECEDENCE]
     fired = [r for r in mine if r.fired]
@@ -389,7 +380,7 @@ def arm_recommendation(
         if waiting:
             then += (
                 f"; the final analysis of the randomized comparison waits for "
-                f"{', '.join(_name(design, b) for b in waiting)} to complete"
+                f"{', '.join(design.display_name(b) for b in waiting)} to complete"
             )
         sentence = (
             f"No rule fires for {name}{descriptive}: accrual complete ({n_enrolled} of {a.max_n} "
@@ -441,8 +432,10 @@ def _fired_recommendation(design, arm, fired, base, signals, complete, n_enrolle
     a = design.arm(arm)
     chosen, drivers, others = _choose(fired)
     action = chosen.action
-    other_arm = _name(design, str(chosen.extra.get("better", ""))) if action == Action.DROP_INFERIOR else ""
-    sentence = _VERB[action].format(arm=_name(design, arm), other=other_arm) + " "
+    other_arm = (
+        design.display_name(str(chosen.extra.get("better", ""))) if action == Action.DROP_INFERIOR else ""
+    )
+    sentence = _VERB[action].format(arm=design.display_name(arm), other=other_arm) + " "
     sentence += " ".join(_cited(r) for r in drivers)
     if others:
         sentence += (
@@ -482,7 +475,7 @@ def _decided(base, action, reason, result, drivers, head, tail, signals) -> dict
 def _final_recommendation(design, arm, results, fired, arm_summary, base, signals) -> dict:
     """The final result of an arm that has its ``max_n`` and no outcome pending."""
     a = design.arm(arm)
-    name = _name(design, arm)
+    name = design.display_name(arm)
     safety = [r for r in fired if r.action in _SAFETY]
     efficacy = [r for r in results if r.arms == (arm,) and r.kind == RuleKind.EFFICACY and r.evaluated]
     comparisons = [r for r in results if arm in r.arms and r.kind == RuleKind.SUPERIORITY]
@@ -498,7 +491,7 @@ def _final_recommendation(design, arm, results, fired, arm_summary, base, signal
         return rec
     if lost:
         chosen, drivers, others = _choose(lost)
-        better = _name(design, str(chosen.extra.get("better", "")))
+        better = design.display_name(str(chosen.extra.get("better", "")))
         head = (
             f"Final analysis of {name}: the randomized comparison is decided. Recommend dropping {name} "
             f"as inferior to {better}. "
@@ -637,9 +630,9 @@ def _reconcile_opposite_comparisons(design: Design, recs: list[dict]) -> list[di
         )
         action = rest[0]["action"] if rest else Action.CONTINUE
         lead = (
-            _VERB[action].format(arm=_name(design, r["arm"]), other="").rstrip(".")
+            _VERB[action].format(arm=design.display_name(r["arm"]), other="").rstrip(".")
             if rest
-            else f"Continue {_name(design, r['arm'])}"
+            else f"Continue {design.display_name(r['arm'])}"
         )
         out.append(
             {
@@ -649,7 +642,7 @@ def _reconcile_opposite_comparisons(design: Design, recs: list[dict]) -> list[di
                 "rules": [x for x in rest if x["action"] == action],
                 "also_fired": r["rules"] + [x for x in rest if x["action"] != action],
                 "sentence": (
-                    f"{lead}. Its comparison with {_name(design, partner)} conflicts ({favour_me} "
+                    f"{lead}. Its comparison with {design.display_name(partner)} conflicts ({favour_me} "
                     f"favour {r['arm']}; {favour_other} favour {partner}), so neither arm is "
                     "recommended for dropping as inferior: the DSMB should weigh the endpoints. "
                     + r["sentence"]
@@ -713,10 +706,11 @@ def check_coherence(
                     continue
                 withheld = {"action": rec["action"], "reason": rec["reason"], "sentence": rec["sentence"]}
                 sentence = (
-                    f"Continue {_name(design, leader)}: the rules recommend {rec['action']}, but accepting "
-                    f"it would leave only {_name(design, trailer)}, the trailing arm of the randomized "
-                    f"comparison (P({leader} better) {fmt_prob(prob)}), open in cohort {step.cohort}; "
-                    "withheld while the comparison is open (coherence rule 2). Withheld: " + rec["sentence"]
+                    f"Continue {design.display_name(leader)}: the rules recommend {rec['action']}, but "
+                    f"accepting it would leave only {design.display_name(trailer)}, the trailing arm of the "
+                    f"randomized comparison (P({leader} better) {fmt_prob(prob)}), open in cohort "
+                    f"{step.cohort}; withheld while the comparison is open (coherence rule 2). Withheld: "
+                    + rec["sentence"]
                 )
                 rec.update(
                     action=Action.CONTINUE,
@@ -861,7 +855,7 @@ def _consequence(design, accepted, arm, stop, opens, reallocate) -> dict:
                 parts.append(f"cohort {step.cohort} keeps {', '.join(left)}")
         elif len(left) == 1:
             parts.append(
-                f"every patient of cohort {step.cohort} would go to {_name(design, left[0])}"
+                f"every patient of cohort {step.cohort} would go to {design.display_name(left[0])}"
                 + (", unrandomized" if step.is_randomized else "")
             )
         else:
@@ -878,6 +872,8 @@ def _consequence(design, accepted, arm, stop, opens, reallocate) -> dict:
             )
     if opens:
         out["queued_arms_may_open"] = list(opens)
-        parts.append(f"{', '.join(_name(design, q) for q in opens)} could open (entry conditions would hold)")
+        parts.append(
+            f"{', '.join(design.display_name(q) for q in opens)} could open (entry conditions would hold)"
+        )
     out["sentence"] = "; ".join(parts) + "." if parts else "no other arm is affected."
     return out

@@ -45,6 +45,7 @@ from models.exact import (
     prior_ess,
 )
 from models.sampling import SamplerSettings
+from tests.test_models import _quad_logit_normal  # scipy.quad: P(delta > thr), E[p], Var[p]
 
 ARMS = ("a", "b", "c", "d")
 N = np.array([20, 15, 30, 12])
@@ -71,17 +72,6 @@ def importance(delta, n=N, y=Y, null=NULL, thr=None):
     var = w @ p**2 - mean**2
     above = w @ (p > (null if thr is None else thr))
     return mean, var, above, 1.0 / np.sum(w**2), w
-
-
-def _quad_logit_normal(n, y, off, m, s, thr):
-    """P(delta > thr), E[p], Var[p] for y ~ Bin(n, expit(off + delta)), delta ~ N(m, s), by scipy.quad."""
-    f = lambda d: stats.binom.pmf(y, n, special.expit(off + d)) * stats.norm.pdf(d, m, s)  # noqa: E731
-    lo, hi = m - 12 * s, m + 12 * s
-    z = integrate.quad(f, lo, hi, points=[thr], limit=400)[0]
-    above = integrate.quad(f, thr, hi, limit=400)[0] / z
-    mean = integrate.quad(lambda d: f(d) * special.expit(off + d), lo, hi, limit=400)[0] / z
-    m2 = integrate.quad(lambda d: f(d) * special.expit(off + d) ** 2, lo, hi, limit=400)[0] / z
-    return above, mean, m2 - mean**2
 
 
 # ============================================================================= inverse-gamma tau prior

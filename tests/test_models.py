@@ -67,13 +67,14 @@ def test_binary_data_validation():
 
 # ----------------------------------------------------------------------------- quadrature checks
 def _quad_logit_normal(n, y, off, m, s, thr):
-    """P(delta > thr) and E[p] for y ~ Bin(n, expit(off + delta)), delta ~ N(m, s), by scipy.quad."""
+    """P(delta > thr), E[p], Var[p] for y ~ Bin(n, expit(off + delta)), delta ~ N(m, s), by scipy.quad."""
     f = lambda d: stats.binom.pmf(y, n, special.expit(off + d)) * stats.norm.pdf(d, m, s)  # noqa: E731
     lo, hi = m - 12 * s, m + 12 * s
     z = integrate.quad(f, lo, hi, points=[thr], limit=400)[0]
     above = integrate.quad(f, thr, hi, limit=400)[0] / z
     mean = integrate.quad(lambda d: f(d) * special.expit(off + d), lo, hi, limit=400)[0] / z
-    return above, mean
+    m2 = integrate.quad(lambda d: f(d) * special.expit(off + d) ** 2, lo, hi, limit=400)[0] / z
+    return above, mean, m2 - mean**2
 
 
 def test_exnex_with_w_zero_reduces_to_independent_logit_normal():
@@ -81,7 +82,7 @@ def test_exnex_with_w_zero_reduces_to_independent_logit_normal():
     ex = hierarchical_summary(N, Y, NULL, thresholds=thr, w=0.0, nex_mean=0.3, nex_sd=1.5, n_mu=31, n_tau=21)
     off = special.logit(NULL)
     for k in range(len(ARMS)):
-        above, mean = _quad_logit_normal(N[k], Y[k], off[k], 0.3, 1.5, special.logit(thr[k]) - off[k])
+        above, mean, _ = _quad_logit_normal(N[k], Y[k], off[k], 0.3, 1.5, special.logit(thr[k]) - off[k])
         assert ex.prob_above[k] == pytest.approx(above, abs=2e-5)
         assert ex.mean[k] == pytest.approx(mean, abs=1e-5)
 
