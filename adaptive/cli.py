@@ -116,6 +116,8 @@ def _pct(x) -> str:
 
 
 def _median_days(s: dict | None) -> str:
+    if s and s.get("estimable") is False:
+        return "not estimable"
     if not s or not s.get("median_days"):
         return "-"
     m = s["median_days"]
@@ -183,7 +185,8 @@ def print_look(report: dict) -> None:
     span = (report.get("remission_span") or {}).get("trial")
     if span and span["n_remissions"]:
         console.print(
-            f"remission span: {span['span_days']} days from the first remission "
+            f"remission span (the CRc outcome's time frame; descriptive): {span['span_days']} days "
+            "from the first remission "
             f"({span['first_remission_on']}) to the last ({span['last_remission_on']}), "
             f"{span['n_remissions']} remissions"
         )

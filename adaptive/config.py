@@ -304,6 +304,11 @@ class ArmCfg(_Strict):
     entry: EntryCfg | None = None
     borrowing: BorrowingCfg | None = None
     survival_benchmarks: SurvivalBenchmarksCfg = SurvivalBenchmarksCfg()
+    #: days after enrolment by which a response must be recorded (ELN 2022's landmark: about two
+    #: cycles for intensive chemotherapy, about 180 days for non-intensive regimens); before it
+    #: a patient without CR/CRi is pending, after it a treatment failure. Default:
+    #: ``assessment.response_window_days``.
+    response_landmark_days: PositiveInt | None = None
 
 
 class RoutingCfg(_Strict):
@@ -706,6 +711,8 @@ class Arm:
     borrowing: BorrowingCfg | None = None
     survival_benchmarks: SurvivalBenchmarksCfg = SurvivalBenchmarksCfg()
     monitoring: Monitoring = Monitoring.FULL
+    #: the arm's response landmark in days (``response_landmark_days``, resolved to its default)
+    response_landmark_days: int = 56
 
     @property
     def is_open(self) -> bool:
@@ -895,6 +902,16 @@ def _cross_check(cfg: ConfigFile, source: str) -> list[Problem]:
         problems.append(Problem(f"{source}: endpoints", "the primary endpoint 'crc' must be configured."))
 
     for arm_id, arm in cfg.arms.items():
+        landmark = arm.response_landmark_days
+        if landmark is not None and landmark > cfg.assessment.follow_up_days:
+            problems.append(
+                Problem(
+                    f"{source}: arms.{arm_id}.response_landmark_days",
+                    f"the response landmark ({landmark} days) is after the end of follow-up "
+                    f"(assessment.follow_up_days = {cfg.assessment.follow_up_days}); a response "
+                    "must be judged within the follow-up window.",
+                )
+            )
         for ep in cfg.endpoints:
             if ep in BINARY_ENDPOINTS and ep not in arm.rates:
                 problems.append(
@@ -1731,6 +1748,7 @@ def parse_config(text: str, source: str = "<config>", path: Path | None = None) 
             borrowing=a.borrowing,
             survival_benchmarks=a.survival_benchmarks,
             monitoring=a.monitoring,
+            response_landmark_days=a.response_landmark_days or cfg.assessment.response_window_days,
         )
         for k, a in cfg.arms.items()
     )

@@ -49,6 +49,9 @@ REQUIRED_COLUMNS = (
     "hsct_on",
 )
 OPTIONAL_COLUMNS = ("new_drug_eligible", "karyotype_risk")
+#: optional date column: when the export has it, 30/60-day mortality runs from treatment start in
+#: treated patients (blank: not treated as of the export); without it, from enrolment
+TREATMENT_START_COLUMN = "treatment_start_on"
 BOOL_COLUMNS = (
     "randomized",
     "idh1",
@@ -200,7 +203,8 @@ def validate_frame(
     def where(i: int, col: str) -> str:
         return f"{source} {labels[i]}, column '{col}'"
 
-    typed: dict[str, list] = {c: [] for c in (*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS)}
+    extra_dates = (TREATMENT_START_COLUMN,) if TREATMENT_START_COLUMN in df.columns else ()
+    typed: dict[str, list] = {c: [] for c in (*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS, *extra_dates)}
     arm_ids = design.arm_ids
     seen: dict[str, int] = {}
     for i, row in enumerate(df[list(typed)].itertuples(index=False, name=None)):
@@ -242,7 +246,7 @@ def validate_frame(
             except ValueError:
                 problems.append(Problem(where(i, col), f"{s!r} is not a boolean; use true, false or blank."))
                 out[col] = None
-        for col in DATE_COLUMNS:
+        for col in (*DATE_COLUMNS, *extra_dates):
             s = rec[col]
             if not s:
                 out[col] = None
@@ -302,6 +306,22 @@ def _check_dates(out: dict, i: int, where, problems: list, warnings: list) -> No
             if d is not None and d < enr:
                 problems.append(Problem(where(i, col), f"{col} {d} is before enrolled_on {enr}."))
     death = out["death_on"]
+    start = out.get(TREATMENT_START_COLUMN)
+    if start is not None:
+        if enr is not None and start < enr:
+            problems.append(
+                Problem(
+                    where(i, TREATMENT_START_COLUMN),
+                    f"{TREATMENT_START_COLUMN} {start} is before enrolled_on {enr}.",
+                )
+            )
+        if death is not None and start > death:
+            problems.append(
+                Problem(
+                    where(i, TREATMENT_START_COLUMN),
+                    f"{TREATMENT_START_COLUMN} {start} is after death_on {death}.",
+                )
+            )
     if death is not None and rdate is not None and rdate > death:
         problems.append(Problem(where(i, "response_on"), f"response_on {rdate} is after death_on {death}."))
     relapse = out["relapse_on"]

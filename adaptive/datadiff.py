@@ -24,9 +24,16 @@ from __future__ import annotations
 
 import json
 import zlib
+from collections.abc import Mapping
 from datetime import date, timedelta
 
-from adaptive.data import DATE_COLUMNS, OPTIONAL_COLUMNS, REQUIRED_COLUMNS, PatientTable
+from adaptive.data import (
+    DATE_COLUMNS,
+    OPTIONAL_COLUMNS,
+    REQUIRED_COLUMNS,
+    TREATMENT_START_COLUMN,
+    PatientTable,
+)
 from adaptive.derive import derive_patient
 
 COLUMNS = tuple(c for c in (*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS) if c != "subject_id")
@@ -55,8 +62,9 @@ def _json_value(v):
 def snapshot(table: PatientTable) -> dict[str, dict]:
     """Canonical per-patient records of a validated export: ``{subject_id: {column: value}}``."""
     out = {}
+    cols = COLUMNS + ((TREATMENT_START_COLUMN,) if TREATMENT_START_COLUMN in table.frame.columns else ())
     for rec in table.frame.to_dict("records"):
-        out[str(rec["subject_id"])] = {c: _json_value(rec.get(c)) for c in COLUMNS}
+        out[str(rec["subject_id"])] = {c: _json_value(rec.get(c)) for c in cols}
     return dict(sorted(out.items()))
 
 
@@ -72,7 +80,7 @@ def decode(blob: bytes) -> dict:
 
 def _typed(rec: dict) -> dict:
     out = dict(rec)
-    for c in DATE_COLUMNS:
+    for c in (*DATE_COLUMNS, TREATMENT_START_COLUMN):
         if out.get(c) is not None:
             out[c] = date.fromisoformat(out[c])
     return out
@@ -119,14 +127,18 @@ def _routine(field: str, old, new, cur: dict, prev: dict, prev_cutoff: date, win
 
 
 def _previous_look_effect(old: dict, new: dict, cutoff: date, window_days: int) -> dict:
-    """Endpoint values as of ``cutoff`` that differ between the old and the new record."""
+    """Endpoint values as of ``cutoff`` that differ between the old and the new record.
+
+    ``window_days``: the patient's arm's response landmark.
+    """
     counted = [rec["enrolled_on"] is not None and rec["enrolled_on"] <= cutoff for rec in (old, new)]
     if counted[0] != counted[1]:
         return {"counted_at_previous_cutoff": counted}
     if not counted[0]:
         return {}
-    before = derive_patient(old, cutoff, window_days)
-    after = derive_patient(new, cutoff, window_days)
+    from_start = TREATMENT_START_COLUMN in old or TREATMENT_START_COLUMN in new
+    before = derive_patient(old, cutoff, window_days, from_start)
+    after = derive_patient(new, cutoff, window_days, from_start)
     return {ep: [before[ep], after[ep]] for ep in ENDPOINTS if before[ep] != after[ep]}
 
 
@@ -135,16 +147,20 @@ def diff(
     current: dict,
     *,
     previous_cutoff: date,
-    window_days: int,
+    window_days: int | Mapping[str, int],
     previous_look: int,
     previous_data_sha256: str,
     current_data_sha256: str,
 ) -> dict:
-    """Compare two snapshots (see the module docstring); JSON-ready."""
+    """Compare two snapshots (see the module docstring); JSON-ready.
+
+    ``window_days``: the response landmark in days, one for every arm or per arm id.
+    """
     changed = []
     for sid in sorted(set(previous) & set(current)):
         old, new = previous[sid], current[sid]
-        fields = [c for c in COLUMNS if old.get(c) != new.get(c)]
+        fields = [c for c in (*COLUMNS, TREATMENT_START_COLUMN) if old.get(c) != new.get(c)]
+        window = window_days if isinstance(window_days, int) else window_days.get(new.get("arm"), 56)
         if not fields:
             continue
         changes = []
@@ -152,10 +168,10 @@ def diff(
         for f in fields:
             o, n = old.get(f), new.get(f)
             kind = "addition" if o is None else "removal" if n is None else "change"
-            r = _routine(f, o, n, new, old, previous_cutoff, window_days)
+            r = _routine(f, o, n, new, old, previous_cutoff, window)
             routine &= r
             changes.append({"field": f, "previous": o, "current": n, "kind": kind, "routine": r})
-        effect = _previous_look_effect(_typed(old), _typed(new), previous_cutoff, window_days)
+        effect = _previous_look_effect(_typed(old), _typed(new), previous_cutoff, window)
         what = ", ".join(f"{c['field']} {_shown(c['previous'])} -> {_shown(c['current'])}" for c in changes)
         sentence = f"{sid} ({new.get('arm')}): {what} ({'routine follow-up' if routine else 'data cleaning'}"
         if effect:

@@ -6,12 +6,14 @@ Rules (also in README.md, "Endpoint definitions"):
   yet known: a death after the cutoff is ignored (the patient was alive at the cutoff), a
   response dated after the cutoff had not happened yet.
 * **Response endpoints** (CRc = CR + CRi, ORR = CR + CRi + PR). A patient is a *responder* with a
-  qualifying response dated on or before the cutoff, a *non-responder* when assessed without one
-  (PR/NR/NE for CRc; NR/NE for ORR; NE counts as failure, intention to treat), or when they died on
-  or before the cutoff without a response. A NR/NE with no ``response_on`` counts as assessed once
-  ``response_window_days`` have passed since enrolment. Everyone else is *pending*: not yet
-  assessed, never a non-responder. A patient past the window with nothing recorded is pending and
-  flagged as *overdue* in the look's warnings.
+  qualifying response dated on or before the cutoff (at once, whenever it came). A patient is a
+  *non-responder* when they died on or before the cutoff without one, or when assessed without
+  one (PR/NR/NE for CRc; NR/NE for ORR; NE counts as failure, intention to treat) *and* the arm's
+  response landmark (``arms.<arm>.response_landmark_days`` after enrolment; ELN 2022: about two
+  cycles for intensive, about 180 days for non-intensive regimens) has passed: before it the
+  response can still come, so the patient is *pending*, never a non-responder. A NR/NE with no
+  ``response_on`` counts as assessed once the landmark has passed. A patient past the landmark
+  with nothing recorded is pending and flagged as *overdue* in the look's warnings.
 * **MRD-negative CRc**: a CRc responder with ``mrd_negative = true`` is a responder; with
   ``false`` or a non-responder, a failure; a CRc responder with MRD still blank is pending.
 * **30/60-day mortality**: an event when death is recorded on or before the cutoff and at most
@@ -19,7 +21,9 @@ Rules (also in README.md, "Endpoint definitions"):
   last contact, response, relapse or transplant dated on/after that day (last contacts after
   the cutoff count as alive at the cutoff). Pending while the day has not been reached; when the
   day has passed but the last record is earlier, the patient is *lost* (not evaluable) and
-  flagged in the warnings.
+  flagged in the warnings. When the export has a ``treatment_start_on`` column the days run from
+  treatment start and only treated patients count (the registry's "patients treated"); a
+  patient not treated as of the cutoff is counted in ``n_not_treated``, not in the denominator.
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ import numpy as np
 import pandas as pd
 
 from adaptive.config import Design
-from adaptive.data import PatientTable
+from adaptive.data import TREATMENT_START_COLUMN, PatientTable
 from adaptive.exceptions import Problem
 from adaptive.survival_data import SurvivalDerived, derive_survival
 
@@ -47,6 +51,8 @@ class ArmCounts:
     responders: int
     n_pending: int
     n_lost: int = 0
+    #: patients enrolled but not treated as of the cutoff (early mortality from treatment start)
+    n_not_treated: int = 0
 
 
 @dataclass(frozen=True)
@@ -73,13 +79,22 @@ def _known(d: date | None, cutoff: date) -> date | None:
     return d if d is not None and d <= cutoff else None
 
 
-def derive_patient(rec: dict, cutoff: date, window_days: int) -> dict:
+def derive_patient(rec: dict, cutoff: date, landmark_days: int, from_treatment_start: bool = False) -> dict:
     """Endpoint values of one patient as of ``cutoff``.
+
+    Parameters
+    ----------
+    landmark_days
+        The arm's response landmark: a patient without the endpoint's response counts as a
+        failure once this many days have passed since enrolment (or at death), is pending before.
+    from_treatment_start
+        Whether early mortality runs from ``treatment_start_on`` (treated patients only).
 
     Returns
     -------
     dict
-        ``{endpoint: 1 | 0 | None}`` plus ``"_flags"``: a list of ``"overdue"``/``"lost_30d"``...
+        ``{endpoint: 1 | 0 | None}`` plus ``"_flags"``: a list of ``"overdue"``/``"lost_30d"``/
+        ``"not_treated"``...
     """
     enr: date = rec["enrolled_on"]
     days_in = (cutoff - enr).days
@@ -87,22 +102,24 @@ def derive_patient(rec: dict, cutoff: date, window_days: int) -> dict:
     rdate = rec["response_on"]
     resp = rec["best_response"]
     flags = []
-    # --- response
-    if resp in ("CR", "CRi", "PR") and rdate is not None and rdate <= cutoff:
-        observed = resp
-    elif resp in ("NR", "NE") and (
-        (rdate is not None and rdate <= cutoff) or (rdate is None and (days_in >= window_days or death))
-    ):
-        observed = resp
-    elif death is not None:
-        observed = "death"  # died before any response: failure
+    # --- response: what is known as of the cutoff
+    if resp is None or (rdate is not None and rdate > cutoff):
+        known = None
+    elif rdate is None and resp not in ("NR", "NE"):
+        known = None  # (a CR/CRi/PR always has a date; validated)
     else:
-        observed = None
-        if days_in >= window_days:
-            flags.append("overdue")
+        known = resp
+    landmark_passed = days_in >= landmark_days
+    if known is None and death is None and landmark_passed:
+        flags.append("overdue")
     out: dict = {}
     for ep, ok in RESPONSE_SETS.items():
-        out[ep] = None if observed is None else int(observed in ok)
+        if known in ok:
+            out[ep] = 1
+        elif death is not None or (landmark_passed and known is not None):
+            out[ep] = 0  # died without the response, or assessed without it by the landmark
+        else:
+            out[ep] = None  # the response can still come
     if out["crc"] == 1:
         mrd = rec["mrd_negative"]
         out["mrd_negative_cr"] = None if mrd is None else int(mrd)
@@ -110,7 +127,10 @@ def derive_patient(rec: dict, cutoff: date, window_days: int) -> dict:
             flags.append("mrd_missing")
     else:
         out["mrd_negative_cr"] = out["crc"]
-    # --- early mortality
+    # --- early mortality, from enrolment or from treatment start
+    origin: date | None = enr
+    if from_treatment_start:
+        origin = _known(rec.get("treatment_start_on"), cutoff)
     alive_dates = [
         _known(rec[c], cutoff) for c in ("response_on", "relapse_on", "hsct_on", "last_contact_on")
     ]
@@ -120,7 +140,10 @@ def derive_patient(rec: dict, cutoff: date, window_days: int) -> dict:
         alive_dates.append(cutoff)
     alive_until = max([d for d in alive_dates if d is not None], default=enr)
     for ep, days in MORTALITY_DAYS.items():
-        day = enr + timedelta(days=days)
+        if origin is None:
+            out[ep] = None
+            continue
+        day = origin + timedelta(days=days)
         if death is not None:
             out[ep] = int(death <= day)
         elif alive_until >= day:
@@ -129,6 +152,8 @@ def derive_patient(rec: dict, cutoff: date, window_days: int) -> dict:
             out[ep] = None
             if cutoff >= day:
                 flags.append(f"lost_{days}d")
+    if origin is None:
+        flags.append("not_treated")
     out["_flags"] = flags
     return out
 
@@ -137,12 +162,12 @@ def derive(table: PatientTable, design: Design, cutoff: date) -> DerivedData:
     """Derive every binary endpoint per patient and per arm as of ``cutoff``."""
     frame = table.frame
     enrolled = frame[[d <= cutoff for d in frame["enrolled_on"]]]
-    window = design.assessment.response_window_days
+    from_start = TREATMENT_START_COLUMN in frame.columns
     rows = []
     warnings: list[Problem] = []
     flag_text = {
-        "overdue": f"no response recorded although enrolled more than {window} days before the "
-        "cutoff; counted as pending",
+        "overdue": "no response recorded although enrolled more than {landmark} days (the arm's "
+        "response landmark) before the cutoff; counted as pending",
         "mrd_missing": "CR/CRi without MRD status; pending for MRD-negative CRc",
         "lost_30d": "no record on or after day 30 and no death; not evaluable for 30-day mortality",
         "lost_60d": "no record on or after day 60 and no death; not evaluable for 60-day mortality",
@@ -166,11 +191,19 @@ def derive(table: PatientTable, design: Design, cutoff: date) -> DerivedData:
             )
         )
     lost: dict[tuple[str, str], int] = {}
+    not_treated: dict[str, int] = {}
     for rec in enrolled.to_dict("records"):
-        d = derive_patient(rec, cutoff, window)
+        landmark = design.arm(rec["arm"]).response_landmark_days
+        d = derive_patient(rec, cutoff, landmark, from_start)
         for f in d.pop("_flags"):
+            if f == "not_treated":
+                not_treated[rec["arm"]] = not_treated.get(rec["arm"], 0) + 1
+                continue
             warnings.append(
-                Problem(f"{table.source} {rec['row_label']}, subject {rec['subject_id']}", flag_text[f])
+                Problem(
+                    f"{table.source} {rec['row_label']}, subject {rec['subject_id']}",
+                    flag_text[f].format(landmark=landmark),
+                )
             )
             if f.startswith("lost_"):
                 key = (f"mortality_{f.removeprefix('lost_')}", rec["arm"])
@@ -186,11 +219,13 @@ def derive(table: PatientTable, design: Design, cutoff: date) -> DerivedData:
             vals = patients.loc[patients["arm"] == a, ep]
             known = vals.dropna()
             n_lost = lost.get((ep, a), 0)
+            n_untreated = not_treated.get(a, 0) if ep in MORTALITY_DAYS else 0
             per_arm[a] = ArmCounts(
                 n_evaluable=int(len(known)),
                 responders=int(known.sum()) if len(known) else 0,
-                n_pending=int(len(vals) - len(known)) - n_lost,
+                n_pending=int(len(vals) - len(known)) - n_lost - n_untreated,
                 n_lost=n_lost,
+                n_not_treated=n_untreated,
             )
         counts[ep] = per_arm
     return DerivedData(
@@ -205,5 +240,7 @@ def derive(table: PatientTable, design: Design, cutoff: date) -> DerivedData:
             cutoff,
             design.assessment.follow_up_days,
             censor_at_hsct=design.survival is not None and design.survival.censor_at_hsct,
+            landmark_days={a.id: a.response_landmark_days for a in design.arms},
+            endpoints=tuple(design.survival.endpoints) if design.survival is not None else (),
         ),
     )

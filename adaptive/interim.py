@@ -15,6 +15,7 @@ import hashlib
 import json
 import os
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -26,7 +27,13 @@ from adaptive.borrowing import model_for_look
 from adaptive.config import Design, load_config
 from adaptive.data import PatientTable, load_patients
 from adaptive.derive import DerivedData, derive
-from adaptive.endpoints import BINARY_ENDPOINTS, SURVIVAL_ENDPOINTS
+from adaptive.endpoints import (
+    BINARY_ENDPOINTS,
+    CUMULATIVE_INCIDENCE_ENDPOINTS,
+    POINT_MASS_DAYS,
+    RESPONDER_ENDPOINTS,
+    SURVIVAL_ENDPOINTS,
+)
 from adaptive.exceptions import ConvergenceError, LedgerError, Problem
 from adaptive.fitpool import shared_pool
 from adaptive.ledger import Ledger, LookRecord, look_summary
@@ -50,6 +57,7 @@ from decision_rules import (
     Superiority,
     SurvivalPosterior,
 )
+from decision_rules.quantities import indicator_estimate
 from decision_rules.rules import PREDICTIVE_KINDS, fmt_estimate
 from decision_rules.vocabulary import FUTILITY_KINDS, RuleKind, Stage, fmt_prob
 from models.binary import BinaryData, model_from_config
@@ -112,7 +120,7 @@ def survival_data(design: Design, derived: DerivedData, endpoint: str) -> Surviv
         f["time"].to_numpy(),
         f["event"].to_numpy(),
         f["day0"].to_numpy(),
-        has_day0=endpoint == "efs",
+        has_day0=endpoint in POINT_MASS_DAYS,
     )
 
 
@@ -506,6 +514,19 @@ def _interval(draws: np.ndarray) -> dict:
     return {"median": float(med), "ci95_low": float(lo), "ci95_high": float(hi)}
 
 
+def survival_estimable(summary: Mapping) -> str | None:
+    """Why an arm's survival endpoint is not estimable from its data, or ``None`` when it is.
+
+    No patient in the endpoint's population, or no event yet (a point-mass event counts): the
+    posterior would be the prior (and, under pooling, the other arms), not this arm's data.
+    """
+    if summary["n"] == 0:
+        return "no patient in this endpoint's population yet"
+    if summary["events"] == 0:
+        return f"no event yet among {summary['n']} patient(s)"
+    return None
+
+
 def _survival_summary(
     design: Design, derived: DerivedData, fit: FitResult | None, endpoint: str, arm: str
 ) -> dict:
@@ -513,11 +534,14 @@ def _survival_summary(
     bench = design.arm(arm).survival_benchmarks.get(endpoint)
     out["benchmark_median_days"] = bench
     out["model"] = design.survival.endpoints[endpoint].model.kind
+    reason = survival_estimable(out)
+    out["estimable"] = reason is None
+    out["not_estimable_reason"] = reason
     keys = ["median_days", "prob_median_beyond_follow_up", *(f"s{h}" for h in HORIZONS)]
     keys += ["prob_median_above_benchmark", "mcse_prob_median_above_benchmark"]
-    if endpoint == "efs":
-        keys.append("prob_day0_event")
-    if fit is None or not fit.converged or arm not in design.modelled_arms:
+    if endpoint in POINT_MASS_DAYS:
+        keys.append("prob_point_mass_event")
+    if reason is not None or fit is None or not fit.converged or arm not in design.modelled_arms:
         out.update(dict.fromkeys(keys))
         return out
     post = SurvivalPosterior(fit.idata.posterior)
@@ -529,9 +553,14 @@ def _survival_summary(
     est = post.prob_median_above(arm, bench) if bench is not None else None
     out["prob_median_above_benchmark"] = est.prob if est else None
     out["mcse_prob_median_above_benchmark"] = est.mcse if est else None
-    if endpoint == "efs":
-        out["prob_day0_event"] = _interval(fit.idata.posterior["prob_day0_event"].sel(arm=arm).values)
+    if endpoint in POINT_MASS_DAYS:
+        out["prob_point_mass_event"] = _interval(fit.idata.posterior["prob_day0_event"].sel(arm=arm).values)
     return out
+
+
+def competing_risks(design: Design, derived: DerivedData, arm: str) -> dict:
+    """Descriptive cumulative incidences of ``arm``: relapse (CIR) and transplant (HSCT)."""
+    return {name: derived.survival.competing_summary(name, arm) for name in CUMULATIVE_INCIDENCE_ENDPOINTS}
 
 
 def randomized_pairs(design: Design) -> list[tuple[str, str]]:
@@ -548,42 +577,62 @@ def randomized_pairs(design: Design) -> list[tuple[str, str]]:
 
 
 def survival_comparisons(design: Design, fits: dict[str, FitResult]) -> list[dict]:
-    """Hazard ratio experimental : reference with its 95% interval and P(HR < 1), per randomized pair.
+    """Each randomized pair on each survival endpoint, experimental : reference.
 
-    The pair is oriented by its cohort's ``reference_arm`` (:meth:`Design.oriented`), the same way
-    every hazard ratio of the look is printed. RFS and EFS condition on response, which breaks the
-    randomization: their sentences say so.
+    OS: the hazard ratio with its 95% interval and P(HR < 1). EFS (ELN 2022, every patient from
+    enrolment, day-1 treatment failures as a point mass): the difference in EFS at 365 days and
+    P(EFS_a(365) > EFS_b(365)), which counts the treatment failures (a hazard ratio of the
+    continuous part alone would condition on not failing). RFS and EFS-MRD start at the response
+    date: conditioning on response breaks the randomization, so their hazard ratio is labelled
+    "not randomized" (descriptive). The pair is oriented by its cohort's ``reference_arm``
+    (:meth:`Design.oriented`), the same way every comparison of the look is printed.
     """
     out = []
     survival = design.survival.endpoints if design.survival is not None else {}
     for endpoint in survival:
         post = SurvivalPosterior(fits[endpoint].idata.posterior)
         label = SURVIVAL_ENDPOINTS[endpoint].label
+        randomized = endpoint not in RESPONDER_ENDPOINTS
         for pair in randomized_pairs(design):
             a, b = design.oriented(*pair)
-            lo, med, hi = post.hr_quantiles(a, b, [0.025, 0.5, 0.975])
-            est = post.prob_hr_below(a, b, 1.0)
-            caveat = ""
-            if endpoint in ("rfs", "efs"):
+            name_a, name_b = design.display_name(a), design.display_name(b)
+            entry: dict = {
+                "endpoint": endpoint,
+                "arms": [a, b],
+                "reference_arm": b,
+                "randomized_comparison": randomized,
+            }
+            if endpoint in POINT_MASS_DAYS and randomized:
+                diff = post.survival(a, 365) - post.survival(b, 365)
+                lo, med, hi = (float(v) for v in np.quantile(diff, [0.025, 0.5, 0.975]))
+                est = indicator_estimate(diff > 0)
+                entry |= {
+                    "quantity": "difference in survival at 365 days",
+                    "difference_s365": {"median": med, "ci95_low": lo, "ci95_high": hi},
+                    "prob_a_better": est.prob,
+                    "mcse_prob_a_better": est.mcse,
+                    "sentence": f"{label} at 365 days {name_a} minus {name_b} {100 * med:+.1f} points "
+                    f"(95% CrI {100 * lo:+.1f} to {100 * hi:+.1f}); P({name_a} better) {fmt_prob(est.prob)}. "
+                    "Counts treatment failures (day 1) as ELN 2022 does; randomized patients of both arms.",
+                }
+            else:
+                lo, med, hi = post.hr_quantiles(a, b, [0.025, 0.5, 0.975])
+                est = post.prob_hr_below(a, b, 1.0)
                 caveat = (
-                    " Responders only (from the response date"
-                    + (", day-0 events excluded" if endpoint == "efs" else "")
-                    + "): conditioning on response breaks the randomization, so this is descriptive, "
-                    "not a randomized comparison."
+                    ""
+                    if randomized
+                    else " Not randomized: responders only, from the response date; conditioning on "
+                    "response breaks the randomization, so this is descriptive."
                 )
-            out.append(
-                {
-                    "endpoint": endpoint,
-                    "arms": [a, b],
-                    "reference_arm": b,
+                entry |= {
+                    "quantity": "hazard ratio",
                     "hr": {"median": med, "ci95_low": lo, "ci95_high": hi},
                     "prob_hr_below_1": est.prob,
                     "mcse_prob_hr_below_1": est.mcse,
-                    "randomized_comparison": endpoint == "os",
-                    "sentence": f"{label} hazard ratio {design.display_name(a)} : {design.display_name(b)} "
-                    f"{med:.2f} (95% CrI {lo:.2f}-{hi:.2f}); P(HR < 1) {fmt_prob(est.prob)}." + caveat,
+                    "sentence": f"{label} hazard ratio {name_a} : {name_b} {med:.2f} "
+                    f"(95% CrI {lo:.2f}-{hi:.2f}); P(HR < 1) {fmt_prob(est.prob)}." + caveat,
                 }
-            )
+            out.append(entry)
     return out
 
 
@@ -648,6 +697,8 @@ def build_report(
                 ep: _survival_summary(design, derived, fits.get(ep), ep, a.id)
                 for ep in design.survival.endpoints
             }
+        if derived.survival is not None:
+            arms[-1]["competing_risks"] = competing_risks(design, derived, a.id)
     comparisons = [r.to_dict() for r in results if len(r.arms) > 1]
     failed = {ep: f.diagnostics.failures for ep, f in fits.items() if not f.converged}
     report = {
@@ -672,7 +723,14 @@ def build_report(
         | {
             ep: SURVIVAL_ENDPOINTS[ep].definition
             for ep in (design.survival.endpoints if design.survival else {})
-        },
+        }
+        | {name: e.definition for name, e in CUMULATIVE_INCIDENCE_ENDPOINTS.items()},
+        "estimands": {ep: BINARY_ENDPOINTS[ep].intercurrent_events for ep in design.endpoints}
+        | {
+            ep: SURVIVAL_ENDPOINTS[ep].intercurrent_events
+            for ep in (design.survival.endpoints if design.survival else {})
+        }
+        | {name: e.intercurrent_events for name, e in CUMULATIVE_INCIDENCE_ENDPOINTS.items()},
         "diagnostics": _diagnostics_block(fits),
         "arms": arms,
         "comparisons": comparisons,
@@ -716,6 +774,7 @@ _KEY_ORDER = (
     "queue",
     "data_changes",
     "endpoint_definitions",
+    "estimands",
     "diagnostics",
     "arms",
     "comparisons",
@@ -949,7 +1008,7 @@ def _run_look(
             datadiff.decode(previous.snapshot),
             snapshot,
             previous_cutoff=date.fromisoformat(previous.cutoff),
-            window_days=design.assessment.response_window_days,
+            window_days={a.id: a.response_landmark_days for a in design.arms},
             previous_look=previous.look,
             previous_data_sha256=previous.data_sha256,
             current_data_sha256=table.sha256,

@@ -5,15 +5,22 @@ Definitions (also in README.md, "Endpoint definitions", and :data:`adaptive.endp
 * **OS**: every patient enrolled on or before the cutoff; from enrolment to death from any cause.
 * **RFS**: patients whose best response CR or CRi is dated on or before the cutoff; from the
   response date to relapse or death, whichever is first (ELN 2022's definition).
-* **EFS**: the RFS patients whose MRD status is known; from the response date to relapse, death or
-  an *MRD-positive remission*, whichever is first. An MRD-positive remission is an event on the
-  response date (day 0): the remission is not free of measurable residual disease. This mirrors
-  ELN 2022 (Döhner et al., Blood 2022;140:1345, Table 9), whose EFS counts not reaching remission as
-  an event on day 1 and whose response criteria make CR without MRD a category of its own. It is
-  our protocol event, chosen because it is the one further event the data export records; the
-  model gives day-0 events a point mass of their own (:class:`models.survival.PiecewiseExponential`).
-  A CR/CRi whose MRD status is blank is left out of EFS (complete case, as for MRD-negative CRc)
-  and counted in ``n_excluded``.
+* **EFS** (ELN 2022, Dohner et al., Blood 2022;140:1345, Table 9): every patient enrolled on or
+  before the cutoff; from enrolment to treatment failure, relapse from CR/CRi, or death from any
+  cause. *Treatment failure* (no CR/CRi by the arm's response landmark, a CR/CRi dated after the
+  landmark included) is an event on **day 1**; a death before the landmark without CR/CRi is an
+  event on the death date. A patient alive without CR/CRi whose landmark has not passed, or who
+  is past it with no assessment recorded (overdue), is *pending*: whether they failed is not known
+  yet, so they are left out of this look and counted in ``n_pending`` (leaving them out depends
+  only on when they were enrolled, so it does not bias the estimate). The model gives the day-1
+  failures a point mass of their own (:class:`models.survival.PiecewiseExponential`).
+* **EFS-MRD** (``efs_mrd``, only when configured): this project's earlier responder endpoint,
+  the RFS patients whose MRD status is known, from the response date to relapse, death or an
+  MRD-positive remission (an event on day 0, the response date); a CR/CRi with MRD blank is left
+  out (``n_excluded``). It conditions on response: descriptive, never a randomized comparison.
+* **Competing risks** (descriptive, Aalen-Johansen): the cumulative incidence of relapse (CIR)
+  in the RFS population with death without relapse competing, and bridging to transplant (HSCT)
+  in every enrolled patient from enrolment with death before transplant competing.
 
 Follow-up and censoring, for every endpoint:
 
@@ -29,12 +36,12 @@ Follow-up and censoring, for every endpoint:
   censored at an allogeneic transplant on or before the cutoff. An event dated on the transplant
   day still counts; a transplant dated before the response date leaves an RFS/EFS patient with no
   time at risk.
-* Times are whole days between dates. An event on day 0 (other than EFS's MRD-positive remission)
-  is placed at half a day, the usual convention, so that it has some time at risk.
+* Times are whole days between dates. An event on day 0 (other than a point-mass event) is placed
+  at half a day, the usual convention, so that it has some time at risk.
 
-The **remission span**, the protocol's third primary measure, is the time from the first
-patient's remission (CR/CRi response date on or before the cutoff) to the last one's, per arm and
-for the trial: it shows how fast the evidence accrues.
+The **remission span** is the time from the first patient's remission (CR/CRi response date on
+or before the cutoff) to the last one's, per arm and for the trial. In the registry it is the
+*time frame* of the CRc outcome, not an endpoint: descriptive, it shows how fast evidence accrues.
 """
 
 from __future__ import annotations
@@ -45,10 +52,17 @@ from datetime import date, timedelta
 
 import numpy as np
 import pandas as pd
+from statsmodels.duration.survfunc import CumIncidenceRight
 
-from adaptive.endpoints import SURVIVAL_ENDPOINTS
+from adaptive.endpoints import CUMULATIVE_INCIDENCE_ENDPOINTS, SURVIVAL_ENDPOINTS
 
 REMISSION = ("CR", "CRi")
+#: event types that sit on a point mass at the origin (not from a continuous hazard)
+POINT_MASS_EVENTS = ("mrd_positive", "treatment_failure")
+#: the day ELN 2022 dates a treatment failure at
+TREATMENT_FAILURE_DAY = 1.0
+#: horizons (days) of the cumulative-incidence summaries
+CI_HORIZONS = (180, 365, 730)
 #: per-patient columns of each endpoint's frame
 TIME_COLUMNS = ("subject_id", "arm", "time", "event", "day0", "event_type", "censored_at_hsct")
 
@@ -90,7 +104,7 @@ def _time_to_event(
     if known and known[0][0] <= limit:
         d, kind = known[0]
         t = float((d - origin).days)
-        day0 = kind == "mrd_positive"
+        day0 = kind in POINT_MASS_EVENTS
         if t == 0.0 and not day0:
             t = 0.5
         return {"time": t, "event": 1, "day0": day0, "event_type": kind, "censored_at_hsct": False}
@@ -107,38 +121,122 @@ def _time_to_event(
     }
 
 
+def _eln_efs(
+    rec: Mapping, cutoff: date, landmark_days: int, alive: date, obs_end: date, hsct: date | None
+) -> dict | None:
+    """ELN 2022 EFS of one patient (see the module docstring); ``None`` when pending."""
+    enr: date = rec["enrolled_on"]
+    landmark = enr + timedelta(days=landmark_days)
+    death = _known(rec["death_on"], cutoff)
+    relapse = _known(rec["relapse_on"], cutoff)
+    rdate = _known(rec["response_on"], cutoff)
+    resp = rec["best_response"]
+    remission = resp in REMISSION and rdate is not None
+    if remission and rdate <= landmark:
+        return _time_to_event(enr, [(relapse, "relapse"), (death, "death")], alive, obs_end, hsct)
+    if death is not None and death <= landmark and not remission:
+        return _time_to_event(enr, [(death, "death")], alive, obs_end, hsct)
+    assessed = resp is not None and (rdate is not None or resp in ("NR", "NE"))
+    if remission or (cutoff >= landmark and (assessed or death is not None)):
+        return {
+            "time": TREATMENT_FAILURE_DAY,
+            "event": 1,
+            "day0": True,
+            "event_type": "treatment_failure",
+            "censored_at_hsct": False,
+        }
+    return None  # landmark not reached, or overdue: not known yet
+
+
 def survival_patient(
-    rec: Mapping, cutoff: date, follow_up_days: int, censor_at_hsct: bool = False
+    rec: Mapping,
+    cutoff: date,
+    follow_up_days: int,
+    censor_at_hsct: bool = False,
+    landmark_days: int = 56,
 ) -> dict[str, dict | None]:
-    """OS, RFS and EFS of one patient as of ``cutoff``.
+    """OS, EFS (ELN 2022), RFS, EFS-MRD and time to transplant of one patient as of ``cutoff``.
 
     Returns
     -------
     dict
-        ``{endpoint: None | {time, event, day0, event_type, censored_at_hsct}}``; ``None`` when the
-        patient is not in the endpoint's population (no CR/CRi by the cutoff; for EFS also an
-        unknown MRD status: see ``"efs_excluded"``), plus ``"efs_excluded": bool``.
+        ``{endpoint: None | {time, event, day0, event_type, censored_at_hsct}}`` for ``os``,
+        ``efs``, ``rfs``, ``efs_mrd`` and ``hsct`` (time to transplant, death competing);
+        ``None`` when the patient is not in the endpoint's population (RFS: no CR/CRi by the
+        cutoff; EFS: pending, see ``"efs_pending"``; EFS-MRD: also an unknown MRD status, see
+        ``"efs_mrd_excluded"``).
     """
     enr: date = rec["enrolled_on"]
     obs_end = min(cutoff, enr + timedelta(days=follow_up_days))
     death = _known(rec["death_on"], cutoff)
     relapse = _known(rec["relapse_on"], cutoff)
-    hsct = _known(rec["hsct_on"], cutoff) if censor_at_hsct else None
+    hsct_on = _known(rec["hsct_on"], cutoff)
+    hsct = hsct_on if censor_at_hsct else None
     alive = last_known_alive(rec, cutoff)
     out: dict = {"os": _time_to_event(enr, [(death, "death")], alive, obs_end, hsct)}
+    out["efs"] = _eln_efs(rec, cutoff, landmark_days, alive, obs_end, hsct)
+    out["efs_pending"] = out["efs"] is None
+    out["hsct"] = _time_to_event(enr, [(hsct_on, "hsct"), (death, "death")], alive, obs_end, None)
     rdate = _known(rec["response_on"], cutoff)
     in_remission = rec["best_response"] in REMISSION and rdate is not None
-    out["rfs"] = out["efs"] = None
-    out["efs_excluded"] = False
+    out["rfs"] = out["efs_mrd"] = None
+    out["efs_mrd_excluded"] = False
     if in_remission:
         rfs_events = [(relapse, "relapse"), (death, "death")]
         out["rfs"] = _time_to_event(rdate, rfs_events, alive, obs_end, hsct)
         mrd = rec["mrd_negative"]
         if mrd is None:
-            out["efs_excluded"] = True
+            out["efs_mrd_excluded"] = True
         else:
             efs_events = rfs_events + ([(rdate, "mrd_positive")] if mrd is False else [])
-            out["efs"] = _time_to_event(rdate, efs_events, alive, obs_end, hsct)
+            out["efs_mrd"] = _time_to_event(rdate, efs_events, alive, obs_end, hsct)
+    return out
+
+
+def cumulative_incidence(
+    time: np.ndarray, cause: np.ndarray, horizons: Iterable[float] = CI_HORIZONS
+) -> dict:
+    """Aalen-Johansen cumulative incidence of cause 1 (cause 2 competing, 0 censored).
+
+    Computed with statsmodels' :class:`~statsmodels.duration.survfunc.CumIncidenceRight`;
+    the 95% interval uses its standard error on the log(-log) scale (it stays inside (0, 1)).
+
+    Returns
+    -------
+    dict
+        ``{"n", "events", "competing", "at": {horizon: {"estimate", "ci95_low", "ci95_high"}}}``;
+        ``at`` values are ``None`` when no patient is left or the horizon is beyond the last time.
+    """
+    time = np.asarray(time, dtype=float)
+    cause = np.asarray(cause, dtype=int)
+    out: dict = {"n": int(time.size), "events": int((cause == 1).sum()), "competing": int((cause == 2).sum())}
+    at: dict = {}
+    if time.size == 0:
+        out["at"] = {int(h): None for h in horizons}
+        return out
+    if not (cause == 1).any():
+        out["at"] = {int(h): {"estimate": 0.0, "ci95_low": None, "ci95_high": None} for h in horizons}
+        return out
+    with np.errstate(divide="ignore", invalid="ignore"):
+        f = CumIncidenceRight(time, cause)
+    cinc, se = f.cinc[0], f.cinc_se[0]
+    times = np.asarray(f.times, dtype=float)
+    for h in horizons:
+        if h > time.max():
+            at[int(h)] = None
+            continue
+        k = np.searchsorted(times, h, side="right") - 1
+        if k < 0:
+            at[int(h)] = {"estimate": 0.0, "ci95_low": None, "ci95_high": None}
+            continue
+        est, s = float(cinc[k]), float(se[k])
+        if 0.0 < est < 1.0 and s > 0:
+            z = 1.959963984540054 * s / (est * np.log(est))
+            lo, hi = est ** np.exp(-z), est ** np.exp(z)
+            at[int(h)] = {"estimate": est, "ci95_low": float(min(lo, hi)), "ci95_high": float(max(lo, hi))}
+        else:
+            at[int(h)] = {"estimate": est, "ci95_low": None, "ci95_high": None}
+    out["at"] = at
     return out
 
 
@@ -166,8 +264,9 @@ class SurvivalDerived:
     """Per-patient times of every survival endpoint as of the cutoff, and the remission span.
 
     ``times[endpoint]`` has one row per patient in the endpoint's population with the columns
-    :data:`TIME_COLUMNS`; ``n_excluded[endpoint][arm]`` counts patients left out (EFS: MRD status
-    unknown).
+    :data:`TIME_COLUMNS`; ``n_excluded[endpoint][arm]`` counts patients left out (EFS: pending;
+    EFS-MRD: MRD status unknown). ``competing[name]`` (``cir``, ``hsct``) has the columns
+    ``subject_id, arm, time, cause`` (1 the event, 2 the competing death, 0 censored).
     """
 
     cutoff: date
@@ -177,6 +276,7 @@ class SurvivalDerived:
     n_excluded: Mapping[str, Mapping[str, int]]
     remission_span: Mapping
     arms: tuple[str, ...] = field(default_factory=tuple)
+    competing: Mapping[str, pd.DataFrame] = field(default_factory=dict)
 
     def arm_times(self, endpoint: str, arm: str) -> pd.DataFrame:
         f = self.times[endpoint]
@@ -194,19 +294,39 @@ class SurvivalDerived:
         out = {
             "n": int(len(f)),
             "events": int(f["event"].sum()),
-            "events_by_type": {k: int(types.get(k, 0)) for k in _EVENT_TYPES[endpoint]},
+            "events_by_type": {k: int(types.get(k, 0)) for k in EVENT_TYPES[endpoint]},
             "censored": int(len(f) - f["event"].sum()),
             "censored_at_hsct": int(f["censored_at_hsct"].sum()),
             "exposure_days": float(f["time"].sum()),
             "km_median_days": km_median(f["time"].to_numpy(), f["event"].to_numpy()),
         }
         if endpoint == "efs":
+            out["treatment_failures"] = int(f["day0"].sum())
+            out["n_pending"] = int(self.n_excluded.get(endpoint, {}).get(arm, 0))
+        elif endpoint == "efs_mrd":
             out["day0_events"] = int(f["day0"].sum())
             out["n_excluded"] = int(self.n_excluded.get(endpoint, {}).get(arm, 0))
         return out
 
+    def competing_summary(self, name: str, arm: str) -> dict:
+        """Aalen-Johansen cumulative incidence of ``name`` (``cir`` or ``hsct``) in ``arm``."""
+        f = self.competing[name]
+        f = f[f["arm"] == arm]
+        out = cumulative_incidence(f["time"].to_numpy(), f["cause"].to_numpy())
+        if name == "hsct":
+            hs = f.loc[f["cause"] == 1, "time"]
+            out["proportion_transplanted"] = float(len(hs) / len(f)) if len(f) else None
+            out["median_days_to_transplant"] = float(np.median(hs)) if len(hs) else None
+        return out
 
-_EVENT_TYPES = {"os": ("death",), "rfs": ("relapse", "death"), "efs": ("mrd_positive", "relapse", "death")}
+
+#: event types of each endpoint, in the order reports list them
+EVENT_TYPES = {
+    "os": ("death",),
+    "efs": ("treatment_failure", "relapse", "death"),
+    "rfs": ("relapse", "death"),
+    "efs_mrd": ("mrd_positive", "relapse", "death"),
+}
 
 
 def remission_span(patients: pd.DataFrame, arms: Iterable[str], cutoff: date) -> dict:
@@ -236,8 +356,8 @@ def remission_span(patients: pd.DataFrame, arms: Iterable[str], cutoff: date) ->
     ]
     return {
         "definition": "Time from the first patient's remission (CR/CRi response date) to the last "
-        "patient's, among remissions dated on or before the cutoff; the protocol's third primary "
-        "measure (how fast the evidence accrues).",
+        "patient's, among remissions dated on or before the cutoff. In the registry this is the "
+        "time frame of the CRc outcome, not an endpoint: descriptive (how fast evidence accrues).",
         "trial": span(list(rem["response_on"])),
         "by_arm": {a: span(list(rem.loc[rem["arm"] == a, "response_on"])) for a in arms},
     }
@@ -249,8 +369,10 @@ def derive_survival(
     cutoff: date,
     follow_up_days: int,
     censor_at_hsct: bool = False,
+    landmark_days: Mapping[str, int] | int = 56,
+    endpoints: Iterable[str] = ("os", "efs", "rfs"),
 ) -> SurvivalDerived:
-    """Derive OS, RFS and EFS per patient and the remission span.
+    """Derive the survival endpoints per patient, the competing-risk times and the remission span.
 
     Parameters
     ----------
@@ -259,22 +381,45 @@ def derive_survival(
         patients enrolled on or before ``cutoff``.
     arms
         The design's arm ids (for per-arm counts, in order).
+    landmark_days
+        Each arm's response landmark (ELN EFS treatment failure), or one for every arm.
+    endpoints
+        Survival endpoints to derive (OS, EFS and RFS always are; ``efs_mrd`` only when asked).
     """
-    rows: dict[str, list[dict]] = {ep: [] for ep in SURVIVAL_ENDPOINTS}
-    excluded = {ep: dict.fromkeys(arms, 0) for ep in SURVIVAL_ENDPOINTS}
+    wanted = [ep for ep in SURVIVAL_ENDPOINTS if ep in ("os", "efs", "rfs") or ep in set(endpoints)]
+    rows: dict[str, list[dict]] = {ep: [] for ep in wanted}
+    competing: dict[str, list[dict]] = {name: [] for name in CUMULATIVE_INCIDENCE_ENDPOINTS}
+    excluded = {ep: dict.fromkeys(arms, 0) for ep in ("efs", "efs_mrd")}
+    cause_of = {"relapse": 1, "hsct": 1, "death": 2}
     for rec in enrolled.to_dict("records"):
-        res = survival_patient(rec, cutoff, follow_up_days, censor_at_hsct)
-        if res.pop("efs_excluded"):
-            excluded["efs"][rec["arm"]] = excluded["efs"].get(rec["arm"], 0) + 1
-        for ep in SURVIVAL_ENDPOINTS:
+        arm = rec["arm"]
+        lm = landmark_days if isinstance(landmark_days, int) else landmark_days.get(arm, 56)
+        res = survival_patient(rec, cutoff, follow_up_days, censor_at_hsct, lm)
+        if res.pop("efs_pending"):
+            excluded["efs"][arm] = excluded["efs"].get(arm, 0) + 1
+        if res.pop("efs_mrd_excluded"):
+            excluded["efs_mrd"][arm] = excluded["efs_mrd"].get(arm, 0) + 1
+        for ep in wanted:
             if res[ep] is not None:
-                rows[ep].append({"subject_id": rec["subject_id"], "arm": rec["arm"], **res[ep]})
+                rows[ep].append({"subject_id": rec["subject_id"], "arm": arm, **res[ep]})
+        for name, src in (("cir", res["rfs"]), ("hsct", res["hsct"])):
+            if src is not None:
+                cause = cause_of[src["event_type"]] if src["event"] else 0
+                competing[name].append(
+                    {"subject_id": rec["subject_id"], "arm": arm, "time": src["time"], "cause": cause}
+                )
     times = {}
     for ep, recs in rows.items():
         f = pd.DataFrame(recs, columns=list(TIME_COLUMNS))
         times[ep] = f.astype(
             {"time": float, "event": np.int64, "day0": bool, "censored_at_hsct": bool}
         ).reset_index(drop=True)
+    comp = {
+        name: pd.DataFrame(recs, columns=["subject_id", "arm", "time", "cause"]).astype(
+            {"time": float, "cause": np.int64}
+        )
+        for name, recs in competing.items()
+    }
     return SurvivalDerived(
         cutoff=cutoff,
         follow_up_days=follow_up_days,
@@ -283,4 +428,5 @@ def derive_survival(
         n_excluded=excluded,
         remission_span=remission_span(enrolled, arms, cutoff),
         arms=tuple(arms),
+        competing=comp,
     )

@@ -7,7 +7,7 @@ import pytest
 
 from adaptive.data import PatientTable, validate_frame
 from adaptive.derive import derive
-from adaptive.survival_data import km_median, survival_patient
+from adaptive.survival_data import cumulative_incidence, km_median, survival_patient
 from tests.conftest import rows_frame
 
 CUTOFF = date(2026, 6, 30)
@@ -19,11 +19,11 @@ def derived_for(design, *rows, cutoff=CUTOFF):
     return derive(table, design, cutoff)
 
 
-def patient(design, cutoff=CUTOFF, follow_up=730, hsct=False, **fields):
+def patient(design, cutoff=CUTOFF, follow_up=730, hsct=False, landmark=56, **fields):
     """Survival outcomes of one hand-built patient, through the data validation."""
     frame, _ = validate_frame(rows_frame(fields), design, source="d.csv")
     rec = frame.to_dict("records")[0]
-    return survival_patient(rec, cutoff, follow_up, censor_at_hsct=hsct)
+    return survival_patient(rec, cutoff, follow_up, censor_at_hsct=hsct, landmark_days=landmark)
 
 
 def te(res):
@@ -33,7 +33,8 @@ def te(res):
 def test_alive_censored_at_last_contact(design):
     r = patient(design, enrolled_on="2026-01-01", last_contact_on="2026-03-02")
     assert te(r["os"]) == (60.0, 0, None)
-    assert r["rfs"] is None and r["efs"] is None  # no remission
+    assert r["rfs"] is None and r["efs_mrd"] is None  # no remission
+    assert r["efs"] is None and r["efs_pending"]  # day 60 of 56: no assessment recorded (overdue)
 
 
 def test_death_is_an_os_event(design):
@@ -54,8 +55,9 @@ def test_relapsed_then_died(design):
     )
     assert te(r["os"]) == (120.0, 1, "death")
     assert te(r["rfs"]) == (60.0, 1, "relapse")  # from the response date to relapse
-    assert te(r["efs"]) == (60.0, 1, "relapse")
-    assert r["efs"]["day0"] is False
+    assert te(r["efs_mrd"]) == (60.0, 1, "relapse")
+    assert r["efs_mrd"]["day0"] is False
+    assert te(r["efs"]) == (90.0, 1, "relapse")  # ELN 2022: from enrolment
 
 
 def test_death_in_remission_is_an_rfs_event(design):
@@ -79,7 +81,7 @@ def test_cr_after_cutoff_is_not_in_rfs_or_efs(design):
         mrd_negative="true",
         last_contact_on="2026-07-20",
     )
-    assert r["rfs"] is None and r["efs"] is None
+    assert r["rfs"] is None and r["efs_mrd"] is None
     assert te(r["os"]) == (29.0, 0, None)  # last contact after the cutoff: alive at the cutoff
 
 
@@ -155,13 +157,13 @@ def test_mrd_positive_remission_is_an_efs_event_on_day_0(design):
         mrd_negative="false",
         last_contact_on="2026-05-01",
     )
-    assert te(r["efs"]) == (0.0, 1, "mrd_positive") and r["efs"]["day0"]
+    assert te(r["efs_mrd"]) == (0.0, 1, "mrd_positive") and r["efs_mrd"]["day0"]
     assert te(r["rfs"]) == (90.0, 0, None)
 
 
 def test_mrd_unknown_is_excluded_from_efs_only(design):
     r = patient(design, enrolled_on="2026-01-01", best_response="CR", response_on="2026-01-31")
-    assert r["efs"] is None and r["efs_excluded"]
+    assert r["efs_mrd"] is None and r["efs_mrd_excluded"]
     assert r["rfs"] is not None
 
 
@@ -211,7 +213,7 @@ def test_transplant_before_remission_leaves_no_time_at_risk(design):
         hsct_on="2026-02-01",
         death_on="2026-04-01",
     )
-    assert te(r["rfs"]) == (0.0, 0, None) and te(r["efs"]) == (0.0, 0, None)
+    assert te(r["rfs"]) == (0.0, 0, None) and te(r["efs_mrd"]) == (0.0, 0, None)
     assert te(r["os"]) == (31.0, 0, None)
 
 
@@ -249,10 +251,10 @@ def test_arm_frames_and_summary(design):
     assert os_["exposure_days"] == 45 + 3 * 151  # 2026-01-01 -> 2026-06-01 is 151 days
     rfs = sv.summary("rfs", "arm3")
     assert (rfs["n"], rfs["events"], rfs["events_by_type"]) == (3, 1, {"relapse": 1, "death": 0})
-    efs = sv.summary("efs", "arm3")
-    assert (efs["n"], efs["events"], efs["day0_events"], efs["n_excluded"]) == (2, 2, 1, 1)
-    assert efs["events_by_type"] == {"mrd_positive": 1, "relapse": 1, "death": 0}
-    assert efs["km_median_days"] == 0.0  # half of the EFS patients failed on day 0
+    efs = sv.summary("efs", "arm3")  # ELN 2022: every patient, from enrolment
+    assert (efs["n"], efs["events"], efs["treatment_failures"], efs["n_pending"]) == (4, 2, 0, 0)
+    assert efs["events_by_type"] == {"treatment_failure": 0, "relapse": 1, "death": 1}
+    assert efs["exposure_days"] == 45 + 90 + 2 * 151
     assert sv.n_events("os") == {a: int(a == "arm3") for a in design.arm_ids}
     assert sv.summary("os", "arm4")["exposure_days"] == 121.0
     assert sv.summary("rfs", "arm5") == {
@@ -330,3 +332,201 @@ def test_km_median_not_reached_and_empty():
     assert km_median(np.array([10.0, 20.0, 30.0]), np.array([1, 0, 0])) is None
     assert km_median(np.array([]), np.array([])) is None
     assert km_median(np.array([5.0, 10.0]), np.array([1, 1])) == 5.0  # S(5) = 0.5
+
+
+# ----------------------------------------------------------------------------- ELN 2022 EFS
+def test_eln_efs_no_remission_by_the_landmark_is_an_event_on_day_1(design):
+    # assessed NR on day 40, alive; landmark 56 has passed by the cutoff
+    r = patient(
+        design,
+        enrolled_on="2026-01-01",
+        best_response="NR",
+        response_on="2026-02-10",
+        last_contact_on="2026-06-01",
+    )
+    assert te(r["efs"]) == (1.0, 1, "treatment_failure") and r["efs"]["day0"]
+    assert r["rfs"] is None  # not a responder
+
+
+def test_eln_efs_pending_before_the_landmark(design):
+    # NR on day 40; with a 180-day landmark (non-intensive) the response can still come
+    kw = dict(
+        enrolled_on="2026-03-01", best_response="NR", response_on="2026-04-10", last_contact_on="2026-06-01"
+    )
+    r = patient(design, landmark=180, **kw)
+    assert r["efs"] is None and r["efs_pending"]
+    assert te(patient(design, landmark=56, **kw)["efs"]) == (1.0, 1, "treatment_failure")
+
+
+def test_eln_efs_cr_after_the_landmark_is_a_treatment_failure(design):
+    kw = dict(
+        enrolled_on="2026-01-01",
+        best_response="CR",
+        response_on="2026-04-11",
+        mrd_negative="true",
+        last_contact_on="2026-06-01",
+    )  # CR on day 100
+    assert te(patient(design, landmark=56, **kw)["efs"]) == (1.0, 1, "treatment_failure")
+    # with a 180-day landmark the same CR counts: censored at the last contact (day 151)
+    assert te(patient(design, landmark=180, **kw)["efs"]) == (151.0, 0, None)
+
+
+def test_eln_efs_death_before_the_landmark_is_an_event_on_the_death_date(design):
+    r = patient(design, landmark=180, enrolled_on="2026-01-01", death_on="2026-01-21")
+    assert te(r["efs"]) == (20.0, 1, "death")
+    # after the landmark without a remission: a treatment failure on day 1
+    r = patient(design, landmark=56, enrolled_on="2026-01-01", death_on="2026-04-01")
+    assert te(r["efs"]) == (1.0, 1, "treatment_failure")
+
+
+def test_eln_efs_relapse_and_censoring_from_enrolment(design):
+    r = patient(
+        design,
+        enrolled_on="2026-01-01",
+        best_response="CRi",
+        response_on="2026-02-01",
+        mrd_negative="false",
+        relapse_on="2026-05-01",
+    )
+    assert te(r["efs"]) == (120.0, 1, "relapse")
+    r = patient(
+        design,
+        enrolled_on="2026-01-01",
+        best_response="CR",
+        response_on="2026-02-01",
+        last_contact_on="2026-06-20",
+    )
+    assert te(r["efs"]) == (170.0, 0, None)  # MRD unknown does not matter for ELN EFS
+
+
+def test_eln_efs_per_arm_landmarks_through_derive(design):
+    import dataclasses
+
+    arms = tuple(
+        dataclasses.replace(a, response_landmark_days=180) if a.id == "arm5" else a for a in design.arms
+    )
+    d5 = dataclasses.replace(design, arms=arms)
+    row = {
+        "enrolled_on": "2026-03-01",
+        "best_response": "NR",
+        "response_on": "2026-04-10",
+        "last_contact_on": "2026-06-01",
+        "intensive_eligible": "false",
+    }
+    d = derived_for(d5, {**row, "arm": "arm5"}, {**row, "arm": "arm3", "intensive_eligible": "true"})
+    assert d.survival.summary("efs", "arm5")["n_pending"] == 1
+    assert d.survival.summary("efs", "arm3")["treatment_failures"] == 1
+    # the binary endpoints follow the same landmark: pending in arm5, a failure in arm3
+    assert d.counts["crc"]["arm5"].n_pending == 1 and d.counts["crc"]["arm5"].n_evaluable == 0
+    assert d.counts["crc"]["arm3"].n_evaluable == 1 and d.counts["crc"]["arm3"].responders == 0
+
+
+# ----------------------------------------------------------------------------- competing risks
+def test_cir_with_a_competing_death_by_hand(design):
+    d = derived_for(
+        design,
+        # four responders (CR day 30): relapse day 90 (RFS 60), death in remission day 60 (RFS 30),
+        # censored at RFS 121 and RFS 150
+        {
+            "best_response": "CR",
+            "response_on": "2026-01-31",
+            "relapse_on": "2026-04-01",
+            "last_contact_on": "2026-06-01",
+        },
+        {"best_response": "CR", "response_on": "2026-01-31", "death_on": "2026-03-02"},
+        {"best_response": "CRi", "response_on": "2026-01-31", "last_contact_on": "2026-06-01"},
+        {"best_response": "CR", "response_on": "2026-01-31", "last_contact_on": "2026-06-30"},
+    )
+    cir = d.survival.competing_summary("cir", "arm3")
+    assert (cir["n"], cir["events"], cir["competing"]) == (4, 1, 1)
+    # AJ by hand: S(t-) = 3/4 after the death at 30; relapse at 60 with 3 at risk: 3/4 * 1/3
+    assert cir["at"][180] is None  # beyond the last follow-up (150 days)
+    f = d.survival.competing["cir"]
+    res = cumulative_incidence(f["time"].to_numpy(), f["cause"].to_numpy(), horizons=(45, 100, 150))
+    assert res["at"][45]["estimate"] == pytest.approx(0.0)
+    assert res["at"][100]["estimate"] == pytest.approx(0.25)
+    assert res["at"][150]["estimate"] == pytest.approx(0.25)
+
+
+def test_hsct_bridging_by_hand(design):
+    d = derived_for(
+        design,
+        {
+            "best_response": "CR",
+            "response_on": "2026-01-31",
+            "hsct_on": "2026-03-02",
+            "last_contact_on": "2026-06-30",
+        },  # transplant on day 60
+        {"death_on": "2026-01-21"},  # died on day 20 before any transplant
+        {"best_response": "CR", "response_on": "2026-01-31", "last_contact_on": "2026-06-30"},
+        {
+            "best_response": "NR",
+            "response_on": "2026-02-20",
+            "hsct_on": "2026-04-11",
+            "last_contact_on": "2026-06-30",
+        },  # transplant on day 100
+    )
+    h = d.survival.competing_summary("hsct", "arm3")
+    assert (h["n"], h["events"], h["competing"]) == (4, 2, 1)
+    assert h["proportion_transplanted"] == 0.5 and h["median_days_to_transplant"] == 80.0
+    # after the death (1/4) three remain; transplants at 60 and 100: 3/4 * (1/3 + 1/2 * 2/3) = 1/2
+    assert h["at"][180]["estimate"] == pytest.approx(0.5)
+
+
+def test_cumulative_incidence_matches_lifelines_aalen_johansen():
+    from lifelines import AalenJohansenFitter
+
+    rng = np.random.default_rng(3)
+    n = 300
+    t1, t2, c = rng.exponential(300, n), rng.exponential(500, n), rng.uniform(50, 900, n)
+    time = np.minimum(np.minimum(t1, t2), c)
+    cause = np.where(time == c, 0, np.where(t1 < t2, 1, 2))
+    horizons = (90.0, 180.0, 365.0, 600.0)
+    ours = cumulative_incidence(time, cause, horizons)
+    aj = AalenJohansenFitter(calculate_variance=False).fit(time, cause, event_of_interest=1)
+    cd = aj.cumulative_density_.iloc[:, 0]
+    for h in horizons:
+        ref = float(cd[cd.index <= h].iloc[-1])
+        assert ours["at"][int(h)]["estimate"] == pytest.approx(ref, abs=1e-6)
+
+
+def test_cumulative_incidence_edge_cases():
+    assert cumulative_incidence(np.array([]), np.array([]))["at"][180] is None
+    res = cumulative_incidence(np.array([10.0, 400.0]), np.array([0, 0]))
+    assert res["at"][180]["estimate"] == 0.0 and res["events"] == 0
+    # no competing event at all: the Kaplan-Meier complement
+    res = cumulative_incidence(np.array([10.0, 20.0, 400.0, 500.0]), np.array([1, 0, 0, 1]), (100,))
+    assert res["at"][100]["estimate"] == pytest.approx(0.25)
+
+
+# ----------------------------------------------------------------------------- treatment start
+def test_mortality_from_treatment_start_in_treated_patients(design):
+    import pandas as pd
+
+    rows = rows_frame(
+        {"enrolled_on": "2026-01-01", "death_on": "2026-02-05"},  # day 35 from enrolment
+        {"enrolled_on": "2026-01-01", "last_contact_on": "2026-06-01"},  # never treated
+        {"enrolled_on": "2026-06-20"},  # not treated yet
+    )
+    rows["treatment_start_on"] = pd.Series(["2026-01-10", "", ""])  # death on treatment day 26
+    frame, warns = validate_frame(rows, design, source="d.csv")
+    d = derive(PatientTable(frame=frame, path=None, sha256="x", warnings=warns), design, CUTOFF)
+    c30 = d.counts["mortality_30d"]["arm3"]
+    assert (c30.n_evaluable, c30.responders, c30.n_not_treated, c30.n_pending) == (1, 1, 2, 0)
+    # without the column the same death is on day 35: no 30-day event; two evaluable alive
+    d0 = derived_for(
+        design,
+        {"enrolled_on": "2026-01-01", "death_on": "2026-02-05"},
+        {"enrolled_on": "2026-01-01", "last_contact_on": "2026-06-01"},
+    )
+    c = d0.counts["mortality_30d"]["arm3"]
+    assert (c.n_evaluable, c.responders, c.n_not_treated) == (2, 0, 0)
+
+
+def test_treatment_start_before_enrolment_is_refused(design):
+    from adaptive.exceptions import DataError
+
+    rows = rows_frame({"enrolled_on": "2026-01-10"})
+    rows["treatment_start_on"] = ["2026-01-05"]
+    with pytest.raises(DataError, match=r"column 'treatment_start_on'.*before enrolled_on"):
+        validate_frame(rows, design, source="d.csv")

@@ -32,20 +32,28 @@ import yaml
 from scipy import stats
 
 from adaptive.config import Design, parse_config
-from adaptive.data import DATE_COLUMNS, OPTIONAL_COLUMNS, REQUIRED_COLUMNS, PatientTable, load_patients
+from adaptive.data import (
+    DATE_COLUMNS,
+    OPTIONAL_COLUMNS,
+    REQUIRED_COLUMNS,
+    TREATMENT_START_COLUMN,
+    PatientTable,
+    load_patients,
+)
 from adaptive.derive import DerivedData, derive
-from adaptive.endpoints import BINARY_ENDPOINTS
+from adaptive.endpoints import BINARY_ENDPOINTS, SURVIVAL_ENDPOINTS
 from adaptive.exceptions import AdaptiveError, LedgerError, MemoError
 from adaptive.ledger import LookRecord, look_summary, read_looks
 from decision_rules.vocabulary import PRECEDENCE, Action, Stage
 from decision_rules.vocabulary import fmt_prob as vocab_fmt_prob
 
 SCHEMA = "rr-aml-adaptive/interim/v1"
-SURVIVAL = {"os": "OS", "efs": "EFS", "rfs": "RFS"}
+SURVIVAL = {ep: e.label for ep, e in SURVIVAL_ENDPOINTS.items()}
 SURVIVAL_NAMES = {
     "os": "Overall survival",
-    "efs": "Event-free survival",
-    "rfs": "Relapse-free survival",
+    "efs": "Event-free survival (ELN 2022)",
+    "rfs": "Relapse-free survival (responders; not randomized)",
+    "efs_mrd": "Responder EFS with MRD (not randomized)",
 }
 #: the memo's words for each action of the one vocabulary (a test checks every action has one)
 ACTION_LABELS = {
@@ -164,12 +172,18 @@ def table_from_snapshot(snapshot: Mapping[str, Mapping], data_file: str | None) 
     rows = []
     for sid, rec in snapshot.items():
         row = {"subject_id": sid, **rec}
-        for c in DATE_COLUMNS:
+        for c in (*DATE_COLUMNS, TREATMENT_START_COLUMN):
             if row.get(c) is not None:
                 row[c] = date.fromisoformat(row[c])
         row["row_label"] = f"subject {sid}"
         rows.append(row)
-    cols = [*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS, "row_label"]
+    has_start = any(TREATMENT_START_COLUMN in r for r in rows)
+    cols = [
+        *REQUIRED_COLUMNS,
+        *OPTIONAL_COLUMNS,
+        *([TREATMENT_START_COLUMN] if has_start else []),
+        "row_label",
+    ]
     frame = pd.DataFrame(rows, columns=cols).astype(object)
     frame = frame.where(pd.notna(frame), None)
     return PatientTable(frame=frame, path=Path(data_file) if data_file else None, sha256="")
@@ -318,6 +332,8 @@ def survival_times(look: Look) -> dict[str, pd.DataFrame] | None:
             cutoff,
             look.design.assessment.follow_up_days,
             censor_at_hsct=bool(raw_surv.get("censor_at_hsct", False)),
+            landmark_days={a.id: a.response_landmark_days for a in look.design.arms},
+            endpoints=tuple((raw_surv.get("endpoints") or {}).keys()),
         )
     return {ep: f for ep, f in surv.times.items()}
 
@@ -584,6 +600,7 @@ def survival_section(look: Look) -> dict:
             s = (a.get("survival") or {}).get(ep)
             if s is None or a["status"] == "queued":
                 continue
+            not_estimable = s.get("estimable") is False
             rows.append(
                 {
                     "arm": a["arm"],
@@ -591,7 +608,8 @@ def survival_section(look: Look) -> dict:
                     "n": s.get("n", "-"),
                     "events": s.get("events", "-"),
                     "km_median": fmt_days(s.get("km_median_days")),
-                    "median": _interval_text(s.get("median_days")),
+                    "median": "not estimable" if not_estimable else _interval_text(s.get("median_days")),
+                    "note": s.get("not_estimable_reason") or "",
                     "s180": _interval_text(s.get("s180"), pct=True),
                     "s365": _interval_text(s.get("s365"), pct=True),
                     "s730": _interval_text(s.get("s730"), pct=True),
@@ -611,6 +629,7 @@ def survival_section(look: Look) -> dict:
                     panel["n"], panel["events"] = int(len(f)), int(f["event"].sum())
             if (
                 idata is not None
+                and not not_estimable
                 and "hazard" in idata.posterior
                 and a["arm"] in [str(x) for x in idata.posterior["hazard"].coords["arm"].values]
             ):
@@ -627,6 +646,7 @@ def survival_section(look: Look) -> dict:
                 "panels": panels,
                 "has_km": any("km" in p for p in panels),
                 "has_band": any(p.get("band") is not None for p in panels),
+                "not_estimable": [f"{r['arm']}: {r['note']}" for r in rows if r["note"]],
                 "comparisons": [
                     {
                         # experimental : reference, as the engine prints every hazard ratio
@@ -644,7 +664,42 @@ def survival_section(look: Look) -> dict:
         "endpoints": out,
         "horizon": horizon,
         "km_available": times is not None,
+        "competing": competing_risks_rows(look),
     }
+
+
+def competing_risks_rows(look: Look) -> list[dict]:
+    """One row per arm and competing-risk endpoint (CIR, HSCT): counts and cumulative incidences."""
+
+    def pct(at: Mapping | None) -> str:
+        if not at:
+            return "-"
+        est = f"{100 * at['estimate']:.0f}%"
+        if at.get("ci95_low") is None:
+            return est
+        return f"{est} ({100 * at['ci95_low']:.0f}-{100 * at['ci95_high']:.0f})"
+
+    rows = []
+    for a in look.arms:
+        for name, c in (a.get("competing_risks") or {}).items():
+            if a["status"] == "queued":
+                continue
+            at = c.get("at") or {}
+            rows.append(
+                {
+                    "endpoint": name.upper(),
+                    "arm": a["arm"],
+                    "n": c["n"],
+                    "events": c["events"],
+                    "competing": c["competing"],
+                    "c180": pct(at.get(180) or at.get("180")),
+                    "c365": pct(at.get(365) or at.get("365")),
+                    "proportion": "-"
+                    if c.get("proportion_transplanted") is None
+                    else f"{100 * c['proportion_transplanted']:.0f}%",
+                }
+            )
+    return rows
 
 
 def _hr_text(hr: Mapping | None) -> str:
@@ -1002,6 +1057,7 @@ def reproducibility(look: Look) -> dict:
         "memo_engine": versions().get("rr-aml-adaptive"),
         "command": cmd,
         "definitions": r.get("endpoint_definitions") or {},
+        "estimands": r.get("estimands") or {},
         "config_yaml": yaml.safe_dump(r.get("config"), sort_keys=False, width=100),
         "warnings": r.get("warnings") or [],
     }
@@ -1063,7 +1119,11 @@ def pooled_counts(report: dict) -> dict[str, dict[str, int]]:
 #: fields checked for completeness: (column, who is expected to have it, description)
 _COMPLETENESS = (
     ("site", "all", "every enrolled patient"),
-    ("best_response", "past_window", "enrolled at least the response window before the cutoff, alive or not"),
+    (
+        "best_response",
+        "past_window",
+        "enrolled at least the arm's response landmark before the cutoff, alive or not",
+    ),
     ("mrd_negative", "crc", "in CR/CRi"),
     ("last_contact_on", "alive", "not known to have died by the cutoff"),
     ("karyotype_risk", "all", "every enrolled patient"),
@@ -1074,10 +1134,19 @@ _COMPLETENESS = (
 
 def _completeness(look: Look, f: pd.DataFrame) -> list[dict]:
     cutoff = look.cutoff
-    window = look.design.assessment.response_window_days
+    landmark = {a.id: a.response_landmark_days for a in look.design.arms}
+    default = look.design.assessment.response_window_days
+    arms = f["arm"] if "arm" in f.columns else [None] * len(f)
     known = {
         "all": np.ones(len(f), dtype=bool),
-        "past_window": np.array([(cutoff - d).days >= window for d in f["enrolled_on"]], dtype=bool),
+        # the arm's landmark; the open report's frame has no arm column: the default landmark
+        "past_window": np.array(
+            [
+                (cutoff - d).days >= landmark.get(a, default)
+                for d, a in zip(f["enrolled_on"], arms, strict=True)
+            ],
+            dtype=bool,
+        ),
         "crc": np.array(
             [
                 r in ("CR", "CRi") and d is not None and d <= cutoff
