@@ -64,7 +64,9 @@ TREATMENT_FAILURE_DAY = 1.0
 #: horizons (days) of the cumulative-incidence summaries
 CI_HORIZONS = (180, 365, 730)
 #: per-patient columns of each endpoint's frame
-TIME_COLUMNS = ("subject_id", "arm", "time", "event", "day0", "event_type", "censored_at_hsct")
+#: ``max_time``: days from the origin to the end of observation (cutoff or window), the time at which
+#: the patient would have been censored without an event (the posterior predictive check uses it)
+TIME_COLUMNS = ("subject_id", "arm", "time", "event", "day0", "event_type", "censored_at_hsct", "max_time")
 
 
 def _known(d: date | None, cutoff: date) -> date | None:
@@ -107,7 +109,14 @@ def _time_to_event(
         day0 = kind in POINT_MASS_EVENTS
         if t == 0.0 and not day0:
             t = 0.5
-        return {"time": t, "event": 1, "day0": day0, "event_type": kind, "censored_at_hsct": False}
+        return {
+            "time": t,
+            "event": 1,
+            "day0": day0,
+            "event_type": kind,
+            "censored_at_hsct": False,
+            "max_time": float(max((obs_end - origin).days, 0)),
+        }
     end = limit if known else min(at_risk_until, limit)  # an event after the limit: event-free until it
     by_hsct = hsct is not None and end == hsct and hsct < min(at_risk_until, obs_end)
     if known and hsct is not None and known[0][0] > hsct and hsct <= obs_end:
@@ -118,6 +127,7 @@ def _time_to_event(
         "day0": False,
         "event_type": None,
         "censored_at_hsct": bool(by_hsct),
+        "max_time": float(max((obs_end - origin).days, 0)),
     }
 
 
@@ -144,6 +154,7 @@ def _eln_efs(
             "day0": True,
             "event_type": "treatment_failure",
             "censored_at_hsct": False,
+            "max_time": float(max((obs_end - enr).days, 0)),
         }
     return None  # landmark not reached, or overdue: not known yet
 
@@ -297,7 +308,8 @@ class SurvivalDerived:
             "events_by_type": {k: int(types.get(k, 0)) for k in EVENT_TYPES[endpoint]},
             "censored": int(len(f) - f["event"].sum()),
             "censored_at_hsct": int(f["censored_at_hsct"].sum()),
-            "exposure_days": float(f["time"].sum()),
+            # days at risk of the continuous hazard: point-mass events (ELN treatment failures) have none
+            "exposure_days": float(f.loc[~f["day0"], "time"].sum()),
             "km_median_days": km_median(f["time"].to_numpy(), f["event"].to_numpy()),
         }
         if endpoint == "efs":
@@ -412,7 +424,7 @@ def derive_survival(
     for ep, recs in rows.items():
         f = pd.DataFrame(recs, columns=list(TIME_COLUMNS))
         times[ep] = f.astype(
-            {"time": float, "event": np.int64, "day0": bool, "censored_at_hsct": bool}
+            {"time": float, "event": np.int64, "day0": bool, "censored_at_hsct": bool, "max_time": float}
         ).reset_index(drop=True)
     comp = {
         name: pd.DataFrame(recs, columns=["subject_id", "arm", "time", "cause"]).astype(

@@ -185,9 +185,14 @@ def test_survival_summaries_per_arm(look):
         assert set(sv) == {"os", "efs", "rfs"}
         assert sv["os"]["n"] == a["n_enrolled"]
         assert sv["rfs"]["n"] == crc["responders"]  # RFS: the CR/CRi patients
-        assert sv["efs"]["n"] + sv["efs"]["n_excluded"] == sv["rfs"]["n"]
-        assert sv["efs"]["day0_events"] == sv["efs"]["events_by_type"]["mrd_positive"]
+        # ELN EFS: every enrolled patient whose outcome by the landmark is known, the rest pending
+        assert sv["efs"]["n"] + sv["efs"]["n_pending"] == a["n_enrolled"]
+        assert sv["efs"]["treatment_failures"] == sv["efs"]["events_by_type"]["treatment_failure"]
+        assert sv["efs"]["treatment_failures"] <= crc["n_evaluable"] - crc["responders"]
         for ep, s in sv.items():
+            if not s["estimable"]:  # no patient or no event: no posterior numbers
+                assert s["median_days"] is None and s["not_estimable_reason"]
+                continue
             assert s["events"] == sum(s["events_by_type"].values()) <= s["n"]
             for key in ("median_days", "s180", "s365", "s730"):
                 q = s[key]
@@ -198,7 +203,10 @@ def test_survival_summaries_per_arm(look):
         assert bench is not None and 0 <= sv["os"]["prob_median_above_benchmark"] <= 1
         assert sv["os"]["mcse_prob_median_above_benchmark"] >= 0
         assert sv["efs"]["prob_median_above_benchmark"] is None  # no EFS benchmarks in the config
-        assert 0 < sv["efs"]["prob_day0_event"]["median"] < 1
+        assert 0 < sv["efs"]["prob_point_mass_event"]["median"] < 1
+        cr = a["competing_risks"]
+        assert cr["cir"]["n"] == sv["rfs"]["n"] and cr["hsct"]["n"] == a["n_enrolled"]
+        assert cr["cir"]["events"] == sv["rfs"]["events_by_type"]["relapse"]
         futs = [r for r in a["rules"] if r["kind"] == "survival_futility"]
         assert len(futs) == (0 if a["arm"] == "arm7" else 1)  # not on the descriptive arm
         for fut in futs:
@@ -207,21 +215,25 @@ def test_survival_summaries_per_arm(look):
     spans = rep["remission_span"]
     assert spans["trial"]["n_remissions"] == sum(a["endpoints"]["crc"]["responders"] for a in rep["arms"])
     assert spans["trial"]["first_remission_on"] <= spans["trial"]["last_remission_on"] <= CUTOFF
-    assert set(rep["endpoint_definitions"]) >= {"os", "efs", "rfs"}
-    assert "OS median days" in output and "remission span:" in output
+    assert set(rep["endpoint_definitions"]) >= {"os", "efs", "rfs", "cir", "hsct"}
+    assert set(rep["estimands"]) == set(rep["endpoint_definitions"])
+    assert "OS median days" in output and "remission span (the CRc outcome's time frame" in output
 
 
 @pytest.mark.slow
 def test_survival_comparisons_and_hazard_ratio_rule(look):
     _, rep, _ = look
-    # experimental : reference, DAV (arm3) the cohort's reference arm; only OS is randomized
+    # experimental : reference, DAV (arm3) the cohort's reference arm; OS and ELN EFS are randomized
     assert [(c["endpoint"], c["arms"], c["randomized_comparison"]) for c in rep["survival_comparisons"]] == [
         ("os", ["arm4", "arm3"], True),
-        ("efs", ["arm4", "arm3"], False),
+        ("efs", ["arm4", "arm3"], True),
         ("rfs", ["arm4", "arm3"], False),
     ]
-    assert "conditioning on response breaks the randomization" in rep["survival_comparisons"][2]["sentence"]
-    for c in rep["survival_comparisons"]:
+    assert "Not randomized" in rep["survival_comparisons"][2]["sentence"]
+    efs = rep["survival_comparisons"][1]  # EFS at 365 days: counts the day-1 treatment failures
+    d = efs["difference_s365"]
+    assert d["ci95_low"] < d["median"] < d["ci95_high"] and 0 <= efs["prob_a_better"] <= 1
+    for c in (rep["survival_comparisons"][0], rep["survival_comparisons"][2]):
         assert c["hr"]["ci95_low"] < c["hr"]["median"] < c["hr"]["ci95_high"]
         assert 0 <= c["prob_hr_below_1"] <= 1 and c["mcse_prob_hr_below_1"] > 0
     (hr_rule,) = [c for c in rep["comparisons"] if c["kind"] == "hazard_ratio"]
@@ -272,9 +284,10 @@ def test_survival_posteriors_in_netcdf_match_the_report(look):
             assert cd["n"].values[k] == s["n"]
             assert cd["events"].values[k].sum() + cd["day0_events"].values[k] == s["events"]
             assert cd["exposure"].values[k].sum() == pytest.approx(s["exposure_days"])
-            assert s["median_days"]["median"] == pytest.approx(
-                float(np.median(post["median"].sel(arm=a["arm"]).values)), abs=1e-5
-            )
+            if s["estimable"]:
+                assert s["median_days"]["median"] == pytest.approx(
+                    float(np.median(post["median"].sel(arm=a["arm"]).values)), abs=1e-5
+                )
         assert ("prob_day0_event" in post) is (ep == "efs")
 
 

@@ -33,6 +33,7 @@ def te(res):
 def test_alive_censored_at_last_contact(design):
     r = patient(design, enrolled_on="2026-01-01", last_contact_on="2026-03-02")
     assert te(r["os"]) == (60.0, 0, None)
+    assert r["os"]["max_time"] == 180.0  # would have been followed to the cutoff (2026-06-30)
     assert r["rfs"] is None and r["efs_mrd"] is None  # no remission
     assert r["efs"] is None and r["efs_pending"]  # day 60 of 56: no assessment recorded (overdue)
 

@@ -51,9 +51,9 @@ SCHEMA = "rr-aml-adaptive/interim/v1"
 SURVIVAL = {ep: e.label for ep, e in SURVIVAL_ENDPOINTS.items()}
 SURVIVAL_NAMES = {
     "os": "Overall survival",
-    "efs": "Event-free survival (ELN 2022)",
-    "rfs": "Relapse-free survival (responders; not randomized)",
-    "efs_mrd": "Responder EFS with MRD (not randomized)",
+    "efs": "Event-free survival, ELN 2022",
+    "rfs": "Relapse-free survival, responders only (not randomized)",
+    "efs_mrd": "Responder EFS with MRD, responders only (not randomized)",
 }
 #: the memo's words for each action of the one vocabulary (a test checks every action has one)
 ACTION_LABELS = {
