@@ -124,6 +124,10 @@ class SurvivalData:
         Events at day 0 per arm (zeros when the endpoint has none).
     has_day0
         Whether the endpoint has a day-0 point mass (EFS).
+    point_mass_days
+        The day at which the point-mass events happen (default 0; ELN 2022 EFS counts
+        "treatment failure" on day 1, so 1.0 there). Only the median depends on it (see
+        :func:`median_survival`).
     """
 
     arms: tuple[str, ...]
@@ -133,6 +137,7 @@ class SurvivalData:
     n: np.ndarray
     day0_events: np.ndarray
     has_day0: bool = False
+    point_mass_days: float = 0.0
 
     def __post_init__(self):
         k, j = len(self.arms), len(self.cut_points) - 1
@@ -147,6 +152,8 @@ class SurvivalData:
             raise ValueError("events and exposure must be >= 0")
         if np.any(np.asarray(self.day0_events) > np.asarray(self.n)):
             raise ValueError("day-0 events cannot exceed the number of patients")
+        if not (np.isfinite(self.point_mass_days) and self.point_mass_days >= 0):
+            raise ValueError(f"point_mass_days must be finite and >= 0, got {self.point_mass_days}")
 
     @classmethod
     def from_times(
@@ -158,8 +165,13 @@ class SurvivalData:
         event: np.ndarray,
         day0: np.ndarray | None = None,
         has_day0: bool = False,
+        point_mass_days: float = 0.0,
     ) -> SurvivalData:
-        """Build from per-patient ``arm``, ``time`` (days), ``event`` (0/1) and ``day0`` flags."""
+        """Build from per-patient ``arm``, ``time`` (days), ``event`` (0/1) and ``day0`` flags.
+
+        Patients flagged ``day0`` (a point-mass event at ``point_mass_days``) only count in ``n``
+        and ``day0_events``; their ``time`` and ``event`` are not used.
+        """
         arm = np.asarray(arm, dtype=object)
         time = np.asarray(time, dtype=float)
         event = np.asarray(event, dtype=bool)
@@ -175,7 +187,9 @@ class SurvivalData:
             d0[k] = int((m & day0).sum())
             cont = m & ~day0
             ev[k], ex[k] = split_exposure(time[cont], event[cont], cut_points)
-        return cls(tuple(arms), tuple(float(c) for c in cut_points), ev, ex, n, d0, has_day0)
+        return cls(
+            tuple(arms), tuple(float(c) for c in cut_points), ev, ex, n, d0, has_day0, float(point_mass_days)
+        )
 
     @property
     def n_intervals(self) -> int:
@@ -183,7 +197,7 @@ class SurvivalData:
 
     def constant_data(self) -> xr.Dataset:
         b = np.asarray(self.cut_points, dtype=float)
-        return xr.Dataset(
+        ds = xr.Dataset(
             {
                 "events": (("arm", "interval"), np.asarray(self.events, dtype=float)),
                 "exposure": (("arm", "interval"), np.asarray(self.exposure, dtype=float)),
@@ -194,6 +208,9 @@ class SurvivalData:
             },
             coords={"arm": list(self.arms), "interval": interval_labels(self.cut_points)},
         )
+        if self.point_mass_days:
+            ds.attrs["point_mass_days"] = float(self.point_mass_days)
+        return ds
 
 
 # ----------------------------------------------------------------------------- derived quantities
@@ -206,18 +223,9 @@ def cumulative_hazard(hazard: np.ndarray, cut_points: Sequence[float], t: float)
     return np.sum(hazard * overlap, axis=-1)
 
 
-def median_survival(
-    hazard: np.ndarray, cut_points: Sequence[float], day0: np.ndarray | None = None
-) -> np.ndarray:
-    """Median survival (days) per draw: ``S(t) = (1 - day0) exp(-H(t)) = 1/2``.
-
-    Beyond the last cut point the last interval's hazard is extrapolated; 0 when ``day0 >= 1/2``.
-    """
+def _time_at_cumulative_hazard(hazard: np.ndarray, cut_points: Sequence[float], target: np.ndarray):
+    """The time ``t`` with ``H(t) = target`` (``target > 0``; the last hazard continues)."""
     b = np.asarray(cut_points, dtype=float)
-    target = np.log(2.0) * np.ones(hazard.shape[:-1])
-    if day0 is not None:
-        with np.errstate(divide="ignore"):
-            target = np.log(2.0) + np.log1p(-np.asarray(day0, dtype=float))
     widths = np.diff(b)
     # cumulative hazard at the start of each interval
     h_start = np.concatenate(
@@ -228,8 +236,42 @@ def median_survival(
     hj = np.take_along_axis(hazard, j[..., None], -1)[..., 0]
     h0 = np.take_along_axis(h_start, j[..., None], -1)[..., 0]
     with np.errstate(invalid="ignore", over="ignore"):
-        med = b[:-1][j] + (target - h0) / hj
-    return np.where(target <= 0, 0.0, med)
+        return b[:-1][j] + (target - h0) / hj
+
+
+def median_survival(
+    hazard: np.ndarray,
+    cut_points: Sequence[float],
+    day0: np.ndarray | None = None,
+    point_mass_days: float = 0.0,
+) -> np.ndarray:
+    """Median survival (days) per draw: ``S(t) = (1 - day0) exp(-H(t)) = 1/2``.
+
+    Beyond the last cut point the last interval's hazard is extrapolated. The point mass
+    ``day0`` sits at ``point_mass_days`` (``p``): the model is the mixture "event at ``p`` with
+    probability ``day0``, else the piecewise-exponential time", so ``S(t) = (1 - day0) exp(-H(t))``
+    for ``t >= p`` and ``day0 + (1 - day0) exp(-H(t))`` before ``p``. The median is ``p`` when
+    ``day0 >= 1/2`` (0 with the default ``p = 0``, as before), in general ``p`` whenever ``S``
+    jumps across 1/2 at ``p``, and the time where the mixture's ``S`` is 1/2 otherwise.
+    """
+    target = np.log(2.0) * np.ones(hazard.shape[:-1])
+    if day0 is not None:
+        with np.errstate(divide="ignore"):
+            target = np.log(2.0) + np.log1p(-np.asarray(day0, dtype=float))
+    med = _time_at_cumulative_hazard(hazard, cut_points, target)
+    if not point_mass_days:
+        return np.where(target <= 0, 0.0, med)
+    p = float(point_mass_days)
+    pi = np.zeros(hazard.shape[:-1]) if day0 is None else np.broadcast_to(day0, hazard.shape[:-1])
+    after = (target > 0) & (med >= p)
+    # S just before p: the median is p when the jump at p crosses 1/2
+    s_before = pi + (1.0 - pi) * np.exp(-cumulative_hazard(hazard, cut_points, p))
+    jump = s_before > 0.5
+    # otherwise (pi < 1/2, a hazard so high that S = 1/2 before p): pi + (1 - pi) e^-H = 1/2
+    with np.errstate(divide="ignore", invalid="ignore"):
+        target_before = np.log1p(-pi) - np.log(0.5 - pi)
+        before = _time_at_cumulative_hazard(hazard, cut_points, np.where(jump, 1.0, target_before))
+    return np.where(after, med, np.where(jump, p, before))
 
 
 # ----------------------------------------------------------------------------- the model
