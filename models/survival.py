@@ -372,12 +372,11 @@ class PiecewiseExponential:
 
     def level_means(self, data: SurvivalData) -> np.ndarray:
         """The prior centre ``m_k`` of each arm of ``data``."""
-        m = np.broadcast_to(np.asarray(self.level_mean, dtype=float), (len(data.arms),))
         if self.per_arm_levels and len(self.level_median_days) != len(data.arms):
             raise ValueError(
                 f"level_median_days has {len(self.level_median_days)} values for {len(data.arms)} arms"
             )
-        return m.copy()
+        return np.broadcast_to(np.asarray(self.level_mean, dtype=float), (len(data.arms),)).copy()
 
     @property
     def n_shape_groups(self) -> int:
