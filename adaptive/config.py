@@ -474,11 +474,15 @@ class LevelPrior(_Strict):
     """Normal prior of an arm's log hazard (per day, averaged over the intervals), given as a median.
 
     ``Normal(log(ln 2 / median_days), sd)``: centred on the hazard whose constant value would give
-    a median survival of ``median_days``.
+    a median survival of ``median_days``. With ``centred_on: benchmark`` each arm's prior is
+    centred on its own benchmark median for the endpoint (``arms.<arm>.survival_benchmarks``;
+    ``median_days`` for an arm without one), and a hierarchical model pools the arms' departures
+    from their benchmarks, as the binary models pool log-odds relative to each arm's null.
     """
 
     median_days: PositiveFloat
     sd: PositiveFloat
+    centred_on: Literal["median_days", "benchmark"] = "median_days"
 
 
 class HierarchicalSurvivalModelCfg(_Strict):
@@ -493,6 +497,9 @@ class HierarchicalSurvivalModelCfg(_Strict):
     level: LevelPrior
     tau: ScalePrior
     smoothing_sd: PositiveFloat = 0.5
+    #: baseline hazard shapes by group of arms (``{group: [arm, ...]}``, every arm in exactly one
+    #: group), e.g. intensive versus non-intensive regimens; absent: one shape shared by all arms
+    shape_groups: dict[str, list[str]] | None = None
 
 
 class IndependentSurvivalModelCfg(_Strict):
@@ -501,6 +508,8 @@ class IndependentSurvivalModelCfg(_Strict):
     kind: Literal["independent"]
     level: LevelPrior
     smoothing_sd: PositiveFloat = 0.5
+    #: as for the hierarchical model
+    shape_groups: dict[str, list[str]] | None = None
 
 
 SurvivalModelCfg = Annotated[
@@ -1084,6 +1093,7 @@ def _check_survival(cfg: ConfigFile, source: str) -> list[Problem]:
     """The ``survival:`` section against the rest: endpoint names, cut points, benchmarks."""
     problems: list[Problem] = []
     sv = cfg.survival
+    arm_ids = list(cfg.arms)
     modelled = list(sv.endpoints) if sv is not None else []
     if sv is not None:
         for name in sv.endpoints:
@@ -1093,6 +1103,37 @@ def _check_survival(cfg: ConfigFile, source: str) -> list[Problem]:
                         f"{source}: survival.endpoints.{name}",
                         f"unknown survival endpoint {name!r}; the engine derives "
                         f"{', '.join(SURVIVAL_ENDPOINTS)}.{_did_you_mean(name, SURVIVAL_ENDPOINTS)}",
+                    )
+                )
+        for name, ep_cfg in sv.endpoints.items():
+            groups = ep_cfg.model.shape_groups
+            if groups is None:
+                continue
+            where = f"{source}: survival.endpoints.{name}.model.shape_groups"
+            seen: dict[str, str] = {}
+            for group, members in groups.items():
+                for a in members:
+                    if a not in cfg.arms:
+                        problems.append(
+                            Problem(
+                                f"{where}.{group}",
+                                f"arm {a!r} does not exist (arms: {', '.join(arm_ids)})."
+                                f"{_did_you_mean(a, arm_ids)}",
+                            )
+                        )
+                    elif a in seen:
+                        problems.append(
+                            Problem(f"{where}.{group}", f"arm {a!r} is already in group {seen[a]!r}.")
+                        )
+                    else:
+                        seen[a] = group
+            missing = [a for a in cfg.arms if a not in seen]
+            if missing:
+                problems.append(
+                    Problem(
+                        where,
+                        f"every arm needs a baseline-shape group; {', '.join(missing)} "
+                        f"{'is' if len(missing) == 1 else 'are'} in none.",
                     )
                 )
         end = cfg.assessment.follow_up_days
@@ -1148,6 +1189,19 @@ def _check_survival_rule(cfg: ConfigFile, rule, where: str, source: str, i: int)
             )
     if isinstance(rule, HazardRatioRuleCfg) and rule.arms[0] == rule.arms[1]:
         problems.append(Problem(f"{where}.arms", "a comparison needs two different arms."))
+    if isinstance(rule, HazardRatioRuleCfg) and rule.endpoint in modelled:
+        groups = cfg.survival.endpoints[rule.endpoint].model.shape_groups or {}
+        group_of = {a: g for g, members in groups.items() for a in members}
+        a, b = rule.arms[0], rule.arms[1]
+        if a in group_of and b in group_of and group_of[a] != group_of[b]:
+            problems.append(
+                Problem(
+                    f"{where}.arms",
+                    f"{a} and {b} have different baseline-shape groups ({group_of[a]}, {group_of[b]}) "
+                    f"for {rule.endpoint}: their hazards are not proportional, so no single hazard "
+                    "ratio compares them. Put them in one group.",
+                )
+            )
     if (
         isinstance(rule, SurvivalMedianRuleCfg)
         and rule.reference == "benchmark"

@@ -64,8 +64,9 @@ from models.binary import BinaryData, model_from_config
 from models.diagnostics import Limits
 from models.fitting import FitResult, fit_with_retries
 from models.sampling import SamplerSettings
-from models.survival import HORIZONS, SurvivalData
+from models.survival import HORIZONS, PiecewiseExponential, SurvivalData
 from models.survival import model_from_config as survival_model_from_config
+from models.survival_check import arm_draws, km_predictive_check
 
 SCHEMA = "rr-aml-adaptive/interim/v1"
 
@@ -121,6 +122,7 @@ def survival_data(design: Design, derived: DerivedData, endpoint: str) -> Surviv
         f["event"].to_numpy(),
         f["day0"].to_numpy(),
         has_day0=endpoint in POINT_MASS_DAYS,
+        point_mass_days=POINT_MASS_DAYS.get(endpoint, 0.0),
     )
 
 
@@ -131,11 +133,32 @@ def fit_tasks(design: Design, derived: DerivedData) -> list[tuple[str, object, o
         model, _ = model_for_look(design, derived, endpoint)
         tasks.append((endpoint, model, binary_data(design, derived, endpoint)))
     survival = design.survival.endpoints if design.survival is not None else {}
-    for endpoint, cfg in survival.items():
-        tasks.append(
-            (endpoint, survival_model_from_config(cfg.model), survival_data(design, derived, endpoint))
-        )
+    for endpoint in survival:
+        tasks.append((endpoint, survival_model(design, endpoint), survival_data(design, derived, endpoint)))
     return tasks
+
+
+def survival_model(design: Design, endpoint: str) -> PiecewiseExponential:
+    """The configured survival model over the modelled arms: prior centres and shape groups per arm.
+
+    ``level.centred_on: benchmark`` centres each arm on its own benchmark median for the endpoint
+    (the level's ``median_days`` for an arm without one); ``shape_groups`` maps every modelled arm
+    to its group, numbered in the config's order of the groups that have a modelled arm.
+    """
+    cfg = design.survival.endpoints[endpoint].model
+    model = survival_model_from_config(cfg)
+    arms = design.modelled_arms
+    if cfg.level.centred_on == "benchmark":
+        medians = tuple(
+            float(design.arm(a).survival_benchmarks.get(endpoint) or cfg.level.median_days) for a in arms
+        )
+        model = dataclasses.replace(model, level_median_days=medians)
+    if cfg.shape_groups:
+        names = list(cfg.shape_groups)
+        group_of = {a: names.index(g) for g, members in cfg.shape_groups.items() for a in members}
+        used = sorted({group_of[a] for a in arms})
+        model = dataclasses.replace(model, shape_groups=tuple(used.index(group_of[a]) for a in arms))
+    return model
 
 
 def _fit_group(tasks, seed, settings, limits, retries) -> dict[str, FitResult]:
@@ -221,9 +244,10 @@ def predictive_source(design: Design, derived: DerivedData, fit: FitResult, endp
 
 #: said of every survival decision: the model's assumptions are not checked at the look
 SURVIVAL_MODEL_NOTE = (
-    "Model: piecewise-exponential with proportional hazards and one baseline hazard shape shared by "
-    "all arms, an assumption this look does not check; the operating characteristics of survival "
-    "rules have not been simulated (adaptive simulate lists them as not simulated)."
+    "Model: piecewise-exponential, proportional hazards within each baseline-shape group of the "
+    "config; each arm's model is checked against its Kaplan-Meier curve (model_check). The "
+    "operating characteristics of survival rules have not been simulated (adaptive simulate lists "
+    "them as not simulated)."
 )
 
 
@@ -528,7 +552,7 @@ def survival_estimable(summary: Mapping) -> str | None:
 
 
 def _survival_summary(
-    design: Design, derived: DerivedData, fit: FitResult | None, endpoint: str, arm: str
+    design: Design, derived: DerivedData, fit: FitResult | None, endpoint: str, arm: str, seed: int = 0
 ) -> dict:
     out: dict = derived.survival.summary(endpoint, arm)
     bench = design.arm(arm).survival_benchmarks.get(endpoint)
@@ -541,6 +565,7 @@ def _survival_summary(
     keys += ["prob_median_above_benchmark", "mcse_prob_median_above_benchmark"]
     if endpoint in POINT_MASS_DAYS:
         keys.append("prob_point_mass_event")
+    keys.append("model_check")
     if reason is not None or fit is None or not fit.converged or arm not in design.modelled_arms:
         out.update(dict.fromkeys(keys))
         return out
@@ -555,7 +580,50 @@ def _survival_summary(
     out["mcse_prob_median_above_benchmark"] = est.mcse if est else None
     if endpoint in POINT_MASS_DAYS:
         out["prob_point_mass_event"] = _interval(fit.idata.posterior["prob_day0_event"].sel(arm=arm).values)
+    out["model_check"] = survival_model_check(design, derived, fit, endpoint, arm, seed)
     return out
+
+
+def survival_model_check(
+    design: Design, derived: DerivedData, fit: FitResult, endpoint: str, arm: str, seed: int
+) -> dict:
+    """The posterior predictive check of an arm's survival model against its Kaplan-Meier curve.
+
+    :func:`models.survival_check.km_predictive_check` with each patient's own end of observation
+    as the potential censoring time; seeded by the look's seed, the endpoint and the arm. JSON-ready
+    (a median not reached is ``None``).
+    """
+    f = derived.survival.arm_times(endpoint, arm)
+    hz, pi = arm_draws(fit.idata, arm)
+    event = f["event"].to_numpy().astype(bool)
+    day0 = f["day0"].to_numpy().astype(bool)
+    time = f["time"].to_numpy(dtype=float)
+    censor = np.where(event | day0, f["max_time"].to_numpy(dtype=float), time)
+    k = list(SURVIVAL_ENDPOINTS).index(endpoint)
+    res = km_predictive_check(
+        hz,
+        design.survival.cut_points_days,
+        time,
+        event & ~day0,
+        np.maximum(censor, time),
+        day0_draws=pi,
+        point_mass_days=POINT_MASS_DAYS.get(endpoint, 0.0),
+        observed_day0=day0 if day0.any() else None,
+        seed=[seed, 7, k, design.arm_ids.index(arm)],
+    )
+
+    def days(x: float) -> float | None:
+        return None if not np.isfinite(x) else float(x)
+
+    lo, hi = res["median_interval"]
+    return {
+        "km_median_days": days(res["km_median"]),
+        "predictive_interval_km_median": [days(lo), days(hi)],
+        "km_median_inside": res["median_inside"],
+        "p_value": res["p_value"],
+        "n_rep": res["n_rep"],
+        "misfit": res["misfit"],
+    }
 
 
 def competing_risks(design: Design, derived: DerivedData, arm: str) -> dict:
@@ -694,7 +762,7 @@ def build_report(
         )
         if design.survival is not None:
             arms[-1]["survival"] = {
-                ep: _survival_summary(design, derived, fits.get(ep), ep, a.id)
+                ep: _survival_summary(design, derived, fits.get(ep), ep, a.id, seed)
                 for ep in design.survival.endpoints
             }
         if derived.survival is not None:

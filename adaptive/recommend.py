@@ -53,7 +53,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 from adaptive.config import Design
 from adaptive.derive import DerivedData
-from adaptive.endpoints import BINARY_ENDPOINTS
+from adaptive.endpoints import BINARY_ENDPOINTS, SURVIVAL_ENDPOINTS
 from adaptive.queue import QueueDecision, evaluate_queue
 from decision_rules import SURVIVAL_RULE_KINDS, Allocation, RuleResult
 from decision_rules.beta import beta_prior
@@ -319,7 +319,55 @@ def _not_applied_notes(results: Sequence[RuleResult], arm: str) -> str:
     )
 
 
+def _days(x: float | None) -> str:
+    return "not reached" if x is None else f"{x:.0f} days"
+
+
+def model_misfits(arm_summary: Mapping | None) -> list[dict]:
+    """The arm's survival endpoints whose model fails its check against Kaplan-Meier."""
+    out = []
+    for ep, s in ((arm_summary or {}).get("survival") or {}).items():
+        chk = (s or {}).get("model_check")
+        if not chk or not chk.get("misfit"):
+            continue
+        lo, hi = chk["predictive_interval_km_median"]
+        hi_s = "not reached" if hi is None else f"{hi:.0f}"
+        lo_s = "not reached" if lo is None else f"{lo:.0f}"
+        out.append(
+            {
+                "endpoint": ep,
+                "p_value": chk["p_value"],
+                "sentence": f"the {SURVIVAL_ENDPOINTS[ep].label} model does not follow the arm's "
+                f"Kaplan-Meier curve (KM median {_days(chk['km_median_days'])}, the model's 95% "
+                f"predictive interval {lo_s}-{hi_s}; predictive p = {chk['p_value']:.3f})",
+            }
+        )
+    return out
+
+
 def arm_recommendation(
+    design: Design,
+    derived: DerivedData,
+    arm: str,
+    results: Sequence[RuleResult],
+    arm_summary: Mapping | None = None,
+    stage: Stage | None = None,
+) -> dict:
+    """The recommendation for one open arm; a survival model that misfits its data is named."""
+    rec = _arm_recommendation(design, derived, arm, results, arm_summary, stage)
+    misfits = model_misfits(arm_summary)
+    rec["model_misfits"] = misfits
+    if misfits:
+        rec["sentence"] += (
+            " Survival model check: "
+            + "; ".join(m["sentence"] for m in misfits)
+            + ". Read that endpoint's estimates and rules for this arm with care (the memo shows the "
+            "Kaplan-Meier curve against the model)."
+        )
+    return rec
+
+
+def _arm_recommendation(
     design: Design,
     derived: DerivedData,
     arm: str,

@@ -28,6 +28,22 @@ def config_dict() -> dict:
     return {k: v for k, v in doc.items() if not k.startswith("x-")}
 
 
+def in_shape_group(doc: dict, arm: str, group: str = "non_intensive") -> dict:
+    """Put a new arm into a baseline-shape group of every survival endpoint (in place)."""
+    for ep in ((doc.get("survival") or {}).get("endpoints") or {}).values():
+        groups = ep["model"].get("shape_groups")
+        if groups is not None and arm not in groups[group]:
+            groups[group] = [*groups[group], arm]
+    return doc
+
+
+def without_shape_groups(doc: dict) -> dict:
+    """One baseline shape for every arm (configs that rename or multiply the bundled arms)."""
+    for ep in ((doc.get("survival") or {}).get("endpoints") or {}).values():
+        ep["model"].pop("shape_groups", None)
+    return doc
+
+
 def small_sampler(doc: dict, draws: int = 1000, tune: int = 500) -> dict:
     """Cheap but honest sampler settings for tests."""
     doc = copy.deepcopy(doc)

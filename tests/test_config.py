@@ -16,7 +16,7 @@ from decision_rules import (
     PredictiveFutility,
     Superiority,
 )
-from tests.conftest import CONFIG, config_dict
+from tests.conftest import CONFIG, config_dict, without_shape_groups
 
 
 def parse(doc: dict):
@@ -253,7 +253,7 @@ def _n_arm_config(k: int) -> dict:
     doc["rules"].append(
         {"id": "pair", "kind": "superiority", "endpoint": "crc", "arms": ["a01", "a02"], "threshold": 0.9}
     )
-    return doc
+    return without_shape_groups(doc)
 
 
 @pytest.mark.parametrize("k", [2, 12])

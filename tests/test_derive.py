@@ -126,7 +126,10 @@ def test_lost_to_follow_up_is_not_evaluable_and_flagged(design):
     assert v["crc"] is None  # overdue, still pending
     texts = [w.message for w in d.warnings]
     assert any("not evaluable for 30-day mortality" in t for t in texts)
-    assert any("no response recorded although enrolled more than 56 days (the arm's response landmark)" in t for t in texts)
+    assert any(
+        "no response recorded although enrolled more than 56 days (the arm's response landmark)" in t
+        for t in texts
+    )
     c = d.counts["mortality_30d"]["arm3"]
     assert (c.n_evaluable, c.n_pending, c.n_lost) == (0, 0, 1)
 

@@ -15,6 +15,7 @@ from tests.conftest import (
     config_dict,
     rows_frame,
     small_sampler,
+    without_shape_groups,
     without_survival,
     write_config,
     write_csv,
@@ -199,6 +200,9 @@ def test_survival_summaries_per_arm(look):
                 assert q["ci95_low"] <= q["median"] <= q["ci95_high"], (a["arm"], ep, key)
             assert s["s180"]["median"] >= s["s365"]["median"] >= s["s730"]["median"]
             assert 0 <= s["prob_median_beyond_follow_up"] <= 1
+            chk = s["model_check"]  # posterior predictive check against Kaplan-Meier
+            assert 0 <= chk["p_value"] <= 1 and chk["n_rep"] == 400
+            assert chk["km_median_days"] == s["km_median_days"]
         bench = sv["os"]["benchmark_median_days"]
         assert bench is not None and 0 <= sv["os"]["prob_median_above_benchmark"] <= 1
         assert sv["os"]["mcse_prob_median_above_benchmark"] >= 0
@@ -218,6 +222,53 @@ def test_survival_summaries_per_arm(look):
     assert set(rep["endpoint_definitions"]) >= {"os", "efs", "rfs", "cir", "hsct"}
     assert set(rep["estimands"]) == set(rep["endpoint_definitions"])
     assert "OS median days" in output and "remission span (the CRc outcome's time frame" in output
+
+
+@pytest.mark.slow
+def test_survival_models_follow_kaplan_meier_on_the_bundled_trial(look, small_config):
+    """For every arm and endpoint with data, the model's S at the Kaplan-Meier median (and at 180
+    and 365 days) lies inside the KM's 95% pointwise interval (lifelines, log-log), or the arm's
+    predictive check flags a misfit (arms with at least 5 events; with fewer the KM interval is
+    degenerate). On the bundled look no check flags one."""
+    from lifelines import KaplanMeierFitter
+
+    from adaptive.config import load_config
+    from adaptive.data import load_patients
+    from adaptive.derive import derive
+    from models.survival import cumulative_hazard
+
+    out, rep, _ = look
+    from datetime import date
+
+    design = load_config(small_config)
+    d = derive(load_patients(EXAMPLE, design), design, date.fromisoformat(CUTOFF))
+    cuts = design.survival.cut_points_days
+    checked = 0
+    for ep in ("os", "efs", "rfs"):
+        post = az.InferenceData.from_netcdf(out / "posterior.nc", base_group=ep).posterior
+        for a in rep["arms"][:-1]:
+            s = a["survival"][ep]
+            if not s["estimable"]:
+                continue
+            assert not s["model_check"]["misfit"], (a["arm"], ep, s["model_check"])
+            if s["events"] < 5:  # the KM interval is degenerate (e.g. [1, 1] before the first event)
+                continue
+            f = d.survival.arm_times(ep, a["arm"])
+            km = KaplanMeierFitter().fit(f["time"], f["event"])
+            hz = post["hazard"].sel(arm=a["arm"]).stack(s=("chain", "draw")).transpose("s", "interval").values
+            pi = (
+                post["prob_day0_event"].sel(arm=a["arm"]).stack(s=("chain", "draw")).values
+                if ep == "efs"
+                else 0.0
+            )
+            times = [t for t in (s["km_median_days"], 180.0, 365.0) if t is not None and t < f["time"].max()]
+            for t in times:
+                model_s = float(np.median((1 - pi) * np.exp(-cumulative_hazard(hz, cuts, t))))
+                ci = km.confidence_interval_survival_function_
+                lo, hi = ci[ci.index <= t].iloc[-1]
+                assert lo - 1e-9 <= model_s <= hi + 1e-9, (a["arm"], ep, t, model_s, lo, hi)
+                checked += 1
+    assert checked > 30
 
 
 @pytest.mark.slow
@@ -498,6 +549,7 @@ def test_twelve_arm_trial_runs_the_same_way(tmp_path):
         {"cohort": "all", "arms": list(doc["arms"]), "allocation": dict.fromkeys(doc["arms"], 1)}
     ]
     doc.pop("randomization")
+    without_shape_groups(doc)  # twelve copies of one intensive regimen: one shape
     doc["rules"] = [r for r in doc["rules"] if r["kind"] not in ("superiority", "hazard_ratio")]
     for r in doc["rules"]:
         r.pop("arms", None)  # every arm

@@ -16,7 +16,7 @@ from adaptive.recommend import ACTIONS, PRECEDENCE, build_recommendations, closi
 from decision_rules import BetaPredictive, DrawsPosterior, MedianEfficacy, SurvivalPosterior
 from decision_rules.rules import PREDICTIVE_KINDS
 from models.binary import Exnex, HierarchicalLogistic, IndependentBetaBinomial
-from tests.conftest import config_dict, design_from
+from tests.conftest import config_dict, design_from, in_shape_group
 
 CUTOFF = date(2026, 10, 31)
 ARMS = [f"arm{i}" for i in range(1, 8)]
@@ -434,6 +434,7 @@ def test_one_closure_frees_one_slot_and_queue_order_holds():
     doc = config_dict()
     doc["arms"]["arm7"]["status"] = "dropped"
     doc["arms"]["arm9"] = {**copy.deepcopy(doc["arms"]["arm8"]), "label": "New drug C"}
+    in_shape_group(doc, "arm9")
     d = design_from(doc)
     q8, q9 = evaluate_queue(d, CUTOFF)
     assert q8.opens and not q9.opens
@@ -457,6 +458,7 @@ def test_cohort_that_lost_its_arm_and_max_open_arms():
         "status": "queued",
         "entry": {"cohort": "unfit", "when_cohort_has_no_open_arm": True, "max_open_arms": 7},
     }
+    in_shape_group(doc, "arm9")
     d = design_from(doc)
     qs = {q.arm: q for q in evaluate_queue(d, CUTOFF)}
     assert qs["arm9"].opens and "cohort unfit has lost every open arm" in qs["arm9"].sentence
@@ -634,3 +636,34 @@ def test_concurrent_analysis_keeps_only_concurrently_randomized_patients(tmp_pat
     want = integrate.quad(lambda x: a3.pdf(x) * b3.cdf(x), 0, 1, limit=200)[0]
     post = _beta(design, "crc", ["arm3", "arm4"], n, y)
     assert post.prob_better("arm3", "arm4").prob == pytest.approx(want, abs=1e-6)
+
+
+def test_a_survival_model_that_misfits_is_named_in_the_arm_sentence(design):
+    from adaptive.recommend import arm_recommendation, model_misfits
+
+    derived = make_derived(design)
+    check = {
+        "km_median_days": 120.0,
+        "predictive_interval_km_median": [150.0, None],
+        "km_median_inside": False,
+        "p_value": 0.012,
+        "n_rep": 400,
+        "misfit": True,
+    }
+    summary = {
+        "survival": {
+            "os": {"model_check": check},
+            "efs": {"model_check": {**check, "misfit": False}},
+            "rfs": {"model_check": None},  # not estimable: no check
+        }
+    }
+    (m,) = model_misfits(summary)
+    assert m["endpoint"] == "os" and m["p_value"] == 0.012
+    assert m["sentence"] == (
+        "the OS model does not follow the arm's Kaplan-Meier curve (KM median 120 days, the model's 95% "
+        "predictive interval 150-not reached; predictive p = 0.012)"
+    )
+    rec = arm_recommendation(design, derived, "arm5", [], summary)
+    assert rec["model_misfits"] == [m]
+    assert "Survival model check: the OS model does not follow" in rec["sentence"]
+    assert arm_recommendation(design, derived, "arm5", [], {})["model_misfits"] == []

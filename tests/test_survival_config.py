@@ -40,6 +40,55 @@ def test_bundled_survival_section(design):
     assert m == PiecewiseExponential(
         kind="independent", level_median_days=240, level_sd=1.0, smoothing_sd=0.5
     )
+    assert sv.endpoints["os"].model.level.centred_on == "benchmark"
+    assert sv.endpoints["os"].model.shape_groups == {
+        "intensive": ["arm3", "arm4"],
+        "non_intensive": ["arm1", "arm2", "arm5", "arm6", "arm7", "arm8"],
+    }
+
+
+def test_survival_model_of_the_look_centres_each_arm_on_its_benchmark(design):
+    from adaptive.interim import survival_model
+
+    m = survival_model(design, "os")
+    # the modelled arms (queued arm8 is not), each on its own OS benchmark; DAV/HAV one shape group
+    assert m.level_median_days == (170.0, 170.0, 271.0, 271.0, 204.0, 73.0, 170.0)
+    assert m.shape_groups == (1, 1, 0, 0, 1, 1, 1)
+    efs = survival_model(design, "efs")  # no EFS benchmarks: one centre for every arm
+    assert efs.level_median_days == 240.0 and efs.shape_groups == m.shape_groups
+
+
+def test_shape_groups_validated():
+    doc = config_dict()
+    groups = doc["survival"]["endpoints"]["rfs"]["model"]["shape_groups"]
+    groups["intensive"] = ["arm3", "arm4", "arm9", "arm5"]  # arm9 unknown, arm5 twice
+    groups["non_intensive"] = [a for a in groups["non_intensive"] if a != "arm7"]  # arm7 in none
+    text = problems(doc)
+    assert "survival.endpoints.rfs.model.shape_groups.intensive: arm 'arm9' does not exist" in text
+    assert "arm 'arm5' is already in group 'intensive'" in text
+    assert "every arm needs a baseline-shape group; arm7 is in none" in text
+
+
+def test_hazard_ratio_across_shape_groups_is_refused():
+    doc = config_dict()
+    doc["survival"]["endpoints"]["os"]["model"]["shape_groups"] = {
+        "a": ["arm3"],
+        "b": [a for a in doc["arms"] if a != "arm3"],
+    }
+    assert "arm4 and arm3 have different baseline-shape groups (b, a) for os" in problems(doc)
+
+
+def test_response_landmark_within_follow_up():
+    doc = config_dict()
+    doc["arms"]["arm5"]["response_landmark_days"] = 800
+    assert "arms.arm5.response_landmark_days: the response landmark (800 days) is after the end" in problems(
+        doc
+    )
+    doc["arms"]["arm5"]["response_landmark_days"] = 0
+    assert "arms.arm5.response_landmark_days" in problems(doc)
+    doc = config_dict()
+    doc["arms"]["arm5"].pop("response_landmark_days")
+    assert parse(doc).arm("arm5").response_landmark_days == 56  # assessment.response_window_days
 
 
 def test_survival_section_is_optional():

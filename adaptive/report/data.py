@@ -610,6 +610,7 @@ def survival_section(look: Look) -> dict:
                     "km_median": fmt_days(s.get("km_median_days")),
                     "median": "not estimable" if not_estimable else _interval_text(s.get("median_days")),
                     "note": s.get("not_estimable_reason") or "",
+                    "check": _check_text(s.get("model_check")),
                     "s180": _interval_text(s.get("s180"), pct=True),
                     "s365": _interval_text(s.get("s365"), pct=True),
                     "s730": _interval_text(s.get("s730"), pct=True),
@@ -666,6 +667,13 @@ def survival_section(look: Look) -> dict:
         "km_available": times is not None,
         "competing": competing_risks_rows(look),
     }
+
+
+def _check_text(chk: Mapping | None) -> str:
+    """The model's posterior predictive check against Kaplan-Meier, in a table cell."""
+    if not chk:
+        return "-"
+    return f"{'MISFIT' if chk.get('misfit') else 'fits'} (p {chk['p_value']:.2f})"
 
 
 def competing_risks_rows(look: Look) -> list[dict]:
