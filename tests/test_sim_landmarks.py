@@ -118,19 +118,37 @@ def test_final_analysis_waits_for_the_latest_landmark(spec):
     assert spec.max_delay == 180.0
 
 
+def _itt(sc):
+    arms = list(sc.arms)
+    fields = {"cr": "cr", "cri": "cri", "m30": "mortality_30d", "m60": "mortality_60d"}
+    fields["median_os"] = "median_os_days"
+    truth = {k: np.array([getattr(sc.arms[a], f) for a in arms], float) for k, f in fields.items()}
+    return dict(zip(arms, itt_crc(truth, [sc.response_days_of(a) for a in arms]), strict=True))
+
+
+NON_INTENSIVE = ("arm1", "arm2", "arm5", "arm6")
+
+
 def test_bundled_scenarios_solve_itt_to_the_configured_rates():
-    """`global_null` and `all_effective` set CR + CRi so that the ITT CRc is the null / target."""
+    """`global_null` and `all_effective` set CR + CRi so that the ITT CRc is the null / target;
+    the scenarios "as realistic" give the non-intensive arms realistic's ITT CRc."""
     design = load_config(ROOT / "configs" / "rr_aml.yaml")
+    load = lambda name: load_scenario(ROOT / "configs" / "scenarios" / f"{name}.yaml", design)  # noqa: E731
     for name, attr in (("global_null", "null_rate"), ("all_effective", "target_rate")):
-        sc = load_scenario(ROOT / "configs" / "scenarios" / f"{name}.yaml", design)
-        arms = list(sc.arms)
-        fields = {"cr": "cr", "cri": "cri", "m30": "mortality_30d", "m60": "mortality_60d"}
-        fields["median_os"] = "median_os_days"
-        truth = {k: np.array([getattr(sc.arms[a], f) for a in arms], float) for k, f in fields.items()}
-        itt = itt_crc(truth, [sc.response_days_of(a) for a in arms])
-        for a, rate in zip(arms, itt, strict=True):
+        sc = load(name)
+        for a, rate in _itt(sc).items():
             want = getattr(design.arm(a).rates["crc"], attr)
             assert abs(rate - want) < 0.0005, (name, a, rate, want)
+            assert sc.response_days_of(a) == ((28, 150) if a in NON_INTENSIVE else (21, 56))
+    realistic = _itt(load("realistic"))
+    for name in ("dav_better", "drift", "harmful_arm"):
+        sc = load(name)
+        itt = _itt(sc)
+        for a in NON_INTENSIVE:
+            assert sc.response_days_of(a) == (28, 150)
+            if (name, a) != ("harmful_arm", "arm5"):
+                assert abs(itt[a] - realistic[a]) < 0.0005, (name, a)
+    assert abs(itt["arm5"] - 0.1829) < 0.0005  # harmful_arm's arm5: its ITT rate with [21, 56]
 
 
 def test_synth_draws_the_arms_own_response_days():
