@@ -33,6 +33,9 @@ class ArmTruth(_Strict):
     rest). Deaths follow a piecewise-constant hazard matching ``mortality_30d`` and
     ``mortality_60d``, then an exponential tail that gives overall median ``median_os_days``.
     Relapse among CR/CRi is exponential with median ``median_relapse_days`` from response.
+    ``response_days`` (``[lo, hi]``, optional) is the arm's own range of the response assessment
+    day (uniform over whole days, as the scenario-level ``response_days``, which it overrides):
+    non-intensive regimens often respond only after several cycles.
     """
 
     cr: Fraction
@@ -48,9 +51,17 @@ class ArmTruth(_Strict):
     #: drift: change of the log-odds of CR and of CRi per year since the trial start (used by
     #: `adaptive simulate`; e.g. a population that gets fitter over time)
     crc_trend_per_year: float = 0.0
+    #: the arm's own response-day range (overrides the scenario's ``response_days``)
+    response_days: tuple[int, int] | None = None
 
     @model_validator(mode="after")
     def _consistent(self):
+        if self.response_days is not None:
+            lo, hi = self.response_days
+            if lo < 1:
+                raise ValueError(f"response_days starts on day {lo}; the first possible day is 1")
+            if hi < lo:
+                raise ValueError(f"response_days [{lo}, {hi}] ends before it starts")
         if self.cr + self.cri + self.pr + self.ne > 1.0 + 1e-12:
             raise ValueError(f"cr + cri + pr + ne = {self.cr + self.cri + self.pr + self.ne:g} exceeds 1")
         if self.mortality_60d < self.mortality_30d:
@@ -95,6 +106,11 @@ class Scenario(_Strict):
     routing_deviation: Fraction = 0.0
     export_lag_days: Annotated[int, Field(ge=0)] = 14
     arms: dict[str, ArmTruth]
+
+    def response_days_of(self, arm: str) -> tuple[int, int]:
+        """The response-day range of ``arm``: its own ``response_days``, else the scenario's."""
+        own = self.arms[arm].response_days if arm in self.arms else None
+        return tuple(own) if own is not None else tuple(self.response_days)
 
 
 def parse_scenario(text: str, source: str = "<scenario>", design: Design | None = None) -> Scenario:

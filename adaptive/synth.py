@@ -4,10 +4,11 @@ Patients arrive as a Poisson process (``accrual_per_month``), at sites drawn by 
 routing characteristics drawn from the scenario's prevalences. They are routed by the *config's*
 routing steps (the code that validates real data), restricted to active arms, and randomized by
 the cohort's allocation weights. Outcomes then unfold in calendar time: best response assessed
-``response_days`` after enrolment; deaths from a piecewise-constant hazard that reproduces the
-scenario's 30- and 60-day mortality and median OS; relapse after CR/CRi; transplant for some
-responders; dropout. The export is taken ``export_lag_days`` after the last enrolment and shows
-only what had happened by then (later responses blank, later deaths unknown).
+``response_days`` after enrolment (the arm's own range when its truth gives one, else the
+scenario's); deaths from a piecewise-constant hazard that reproduces the scenario's 30- and
+60-day mortality and median OS; relapse after CR/CRi; transplant for some responders; dropout.
+The export is taken ``export_lag_days`` after the last enrolment and shows only what had
+happened by then (later responses blank, later deaths unknown).
 """
 
 from __future__ import annotations
@@ -145,7 +146,7 @@ def _outcomes(truth: ArmTruth, sc: Scenario, enrolled: date, export: date, rng) 
     t_dropout = float(rng.exponential(365.25 / sc.dropout_per_year)) if sc.dropout_per_year else np.inf
     t_export = (export - enrolled).days
     t_obs_end = min(t_dropout, t_export)  # follow-up ends at dropout or export
-    lo, hi = sc.response_days
+    lo, hi = truth.response_days if truth.response_days is not None else sc.response_days
     t_resp = float(rng.integers(lo, hi + 1))
     cats = ["CR", "CRi", "PR", "NE"]
     probs = [truth.cr, truth.cri, truth.pr, truth.ne]

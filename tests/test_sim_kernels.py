@@ -237,8 +237,15 @@ def test_arm_closes_at_max_n_and_enrolment_ends_without_arms():
     _run(st, cap=4, max_n=(2, 9, 9, 9))
     assert st["arm_of"][0].tolist() == [0, 0, -1, -1]
     assert st["status"][0, 0] == COMPLETE
-    # no arm open or queued: enrolment ends at the last look
-    assert st["done"][0] and st["end_time"][0] == 0.7
+    # no arm open or queued: enrolment ends with the last arrival (after the last look here:
+    # the final analysis waits for that patient's outcomes)
+    assert st["done"][0] and st["end_time"][0] == 2.0
+    # arms closed at a look, nobody enrolled after it: enrolment ends at the look
+    st = _state(1, 4, 4, [[1, 2, 3, 4]], match, [[0.5] * 4], [[GRAD, GRAD, GRAD, GRAD]])
+    st["ptr"][0] = 2  # two patients were taken before the look on day 2.5 closed the last arm
+    st["last_time"][0] = 2.5
+    _run(st, cap=4)
+    assert st["done"][0] and st["end_time"][0] == 2.5
 
 
 def test_looks_by_count_by_day_and_the_end_of_enrolment():

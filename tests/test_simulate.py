@@ -6,6 +6,13 @@
 * A single-arm design with interim futility looks and a final efficacy rule: type I error and
   power reproduce the exact values from enumerating every path (dynamic programming on counts).
 * Results do not depend on workers or chunks (a Dask LocalCluster run equals the in-process run).
+
+Outcomes in these designs come at once in the scenario (response on day 0), but a non-responder
+is a failure only once the arm's response landmark has passed (as in
+:func:`adaptive.derive.derive_patient`): the designs set a landmark of 1 day and the scenarios
+let patients arrive years apart, so at a look every earlier patient is known and only the patient
+who triggers it can be pending: counted at once as a responder, not yet as a non-responder. The
+reference computations do the same.
 """
 
 import json
@@ -35,10 +42,19 @@ def _arm(label, null=0.3, target=0.5, max_n=240):
     }
 
 
+#: days of the response landmark of the test designs (a non-responder counts one day after the
+#: response on the day of enrolment) and the scenarios' mean gap between arrivals, which is far
+#: longer: the landmark of the patient before a look has always passed
+LANDMARK_DAYS = 1
+ACCRUAL_PER_MONTH = 0.02  # one patient every ~1,500 days
+MAX_DURATION_DAYS = 2_000_000
+
+
 def two_arm_config(power=0.5, threshold=0.99) -> dict:
     return {
         "schema_version": 1,
         "trial": {"name": "two-arm RAR design"},
+        "assessment": {"response_window_days": LANDMARK_DAYS},
         "endpoints": {
             "crc": {"model": {"kind": "independent", "prior": "uniform"}},
             "mortality_30d": {"model": {"kind": "independent", "prior": "uniform"}},
@@ -59,6 +75,7 @@ def two_arm_config(power=0.5, threshold=0.99) -> dict:
             "every_patients": 30,
             "first_after_patients": 60,
             "max_patients": 240,
+            "max_duration_days": MAX_DURATION_DAYS,
             "stop_trial_on": ["sup"],
         },
     }
@@ -67,7 +84,7 @@ def two_arm_config(power=0.5, threshold=0.99) -> dict:
 def scenario(arms: dict[str, float], name="s") -> dict:
     return {
         "name": name,
-        "accrual_per_month": 30,
+        "accrual_per_month": ACCRUAL_PER_MONTH,
         "response_days": [0, 0],
         "prevalence": {"new_drug_eligible": 0, "idh1": 0, "flt3": 0, "prior_venetoclax_3m": 0},
         "arms": {
@@ -99,19 +116,27 @@ def _prob_a_better(ya, na, yb, nb):
 
 
 def brute_force_two_arm(p_true, n_trials, rng, power=0.5, threshold=0.99):
-    """Thall-Wathen (P(best)^c, c fixed) with looks at 60, 90, ..., 240 and stop at P(best) > thr."""
+    """Thall-Wathen (P(best)^c, c fixed) with looks at 60, 90, ..., 240 and stop at P(best) > thr.
+
+    At a look the patient who triggered it counts only as a responder (a non-responder waits for
+    the landmark); once enrolment has ended, the final analysis sees every patient.
+    """
     out = {"win_a": 0, "win_b": 0, "n": [], "share_a": []}
     for _ in range(n_trials):
         n = np.zeros(2, int)
         y = np.zeros(2, int)
         alloc = np.array([0.5, 0.5])
         winner = None
-        for look_at in range(60, 241, 30):
-            while n.sum() < look_at:
+        for look_at in (*range(60, 241, 30), "final"):
+            seen_n = n.copy()
+            while look_at != "final" and n.sum() < look_at:
                 arm = 0 if rng.random() < alloc[0] else 1
+                success = rng.random() < p_true[arm]
                 n[arm] += 1
-                y[arm] += rng.random() < p_true[arm]
-            pa = _prob_a_better(y[0], n[0], y[1], n[1])
+                y[arm] += success
+                seen_n = n.copy()
+                seen_n[arm] -= not success  # the last patient's failure is still pending
+            pa = _prob_a_better(y[0], seen_n[0], y[1], seen_n[1])
             if pa > threshold:
                 winner = 0
                 break
@@ -158,6 +183,7 @@ def single_arm_config(efficacy=0.95, futility=0.1) -> dict:
     return {
         "schema_version": 1,
         "trial": {"name": "single-arm two-stage design"},
+        "assessment": {"response_window_days": LANDMARK_DAYS},
         "endpoints": {
             "crc": {"model": {"kind": "independent", "prior": "uniform"}},
             "mortality_30d": {"model": {"kind": "independent", "prior": "uniform"}},
@@ -175,24 +201,37 @@ def single_arm_config(efficacy=0.95, futility=0.1) -> dict:
                 "min_evaluable": 30,
             },
         ],
-        "looks": {"every_patients": 10, "max_patients": 30},
+        "looks": {"every_patients": 10, "max_patients": 30, "max_duration_days": MAX_DURATION_DAYS},
     }
 
 
 def exact_single_arm(p, efficacy=0.95, futility=0.1):
-    """P(graduate) by enumerating every path: futility looks at n = 10, 20, 30, efficacy at 30.
+    """P(graduate) by enumerating every path: futility looks at n = 10, 20, efficacy at 30.
 
-    At n = 30 futility and efficacy cannot both fire, so the order of precedence does not matter.
+    At the looks at 10 and 20 the patient who triggered the look counts only as a responder (a
+    non-responder is pending until the landmark): the futility rule reads ``y`` of ``n`` after a
+    last responder, ``y`` of ``n - 1`` after a last non-responder. Futility stops only while the
+    arm enrols (not at 30); efficacy is judged once all 30 are known.
     """
     post = lambda y, n: stats.beta.sf(0.3, 1 + y, 1 + n - y)  # noqa: E731
     dist = {0: 1.0}  # distribution of responders among trials still running
-    for n in (10, 20, 30):
-        new = {}
+    for n in (10, 20):
+        new = {}  # (responders among the first n - 1, last a responder) -> probability
         for y, pr in dist.items():
-            for k in range(11):
-                new[y + k] = new.get(y + k, 0.0) + pr * stats.binom.pmf(k, 10, p)
-        dist = {y: pr for y, pr in new.items() if not post(y, n) < futility}
-    return sum(pr for y, pr in dist.items() if post(y, 30) > efficacy)
+            for k in range(10):
+                for last in (0, 1):
+                    key = (y + k, last)
+                    q = stats.binom.pmf(k, 9, p) * (p if last else 1 - p)
+                    new[key] = new.get(key, 0.0) + pr * q
+        dist = {}
+        for (y, last), pr in new.items():
+            if not post(y + last, n - 1 + last) < futility:
+                dist[y + last] = dist.get(y + last, 0.0) + pr
+    final = {}
+    for y, pr in dist.items():
+        for k in range(11):
+            final[y + k] = final.get(y + k, 0.0) + pr * stats.binom.pmf(k, 10, p)
+    return sum(pr for y, pr in final.items() if post(y, 30) > efficacy)
 
 
 @pytest.mark.parametrize("p_true", [0.3, 0.5])

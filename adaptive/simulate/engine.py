@@ -10,9 +10,13 @@ A chunk of virtual trials is simulated in lock step over patient arrivals, vecto
   at its ``max_n``; enrolment stops at ``looks.max_patients`` or ``looks.max_duration_days``.
 * **Outcomes** follow the scenario's truth for the assigned arm: best response (CR, CRi, PR, NE,
   NR; CRc and ORR from it; a drift ``crc_trend_per_year`` shifts the log-odds of CR and CRi by
-  calendar time), MRD negativity among CRc, death time (30/60-day mortality). They become known
-  with a delay: the response at the assessment day (or at death, as a failure), 30/60-day
-  mortality at day 30/60 (or at death). A patient counts at a look only once known.
+  calendar time), MRD negativity among CRc, death time (30/60-day mortality); the response day
+  is uniform over the arm's ``response_days`` (else the scenario's). They become known as
+  :func:`adaptive.derive.derive_patient` has them, with the arm's response landmark from the
+  config (``arms.<arm>.response_landmark_days``): a responder (CRc; ORR) on the response day, a
+  patient without the response at death or once assessed and past the landmark, whichever comes
+  first (MRD-negative CRc as CRc); 30/60-day mortality at day 30/60 (or at death). A patient
+  counts at a look only once known.
 * **Looks** follow ``looks`` in the config. At each look the posterior of every endpoint a rule
   or an allocation uses is computed *exactly* (conjugate Beta quantities from
   :mod:`decision_rules.beta`, hierarchical/EXNEX by tabulated quadrature from :mod:`models.batch`,
@@ -241,7 +245,17 @@ def compile_spec(
         "median_os": col("median_os_days", 365.0),
         "trend": col("crc_trend_per_year"),
     }
-    truth["crc_itt"] = itt_crc(truth, sc.response_days)
+    # each arm's response-day range (its own, else the scenario's) and response landmark (config)
+    days = np.array(
+        [
+            sc.response_days_of(a) if t is not None else sc.response_days
+            for a, t in zip(arms, truth_arms, strict=True)
+        ],
+        float,
+    )
+    truth["resp_lo"], truth["resp_hi"] = days[:, 0], days[:, 1]
+    truth["landmark"] = np.array([design.arm(a).response_landmark_days for a in arms], float)
+    truth["crc_itt"] = itt_crc(truth, days)
     # routing steps, each with its arms (queued arms join their entry cohort)
     steps = []
     for s in design.routing:
@@ -293,12 +307,24 @@ def compile_spec(
         final_analysis=looks.final_analysis,
         stop_on=frozenset(looks.stop_trial_on),
         n_patients=n_patients,
-        max_delay=float(max(sc.response_days[1], 60)),
+        max_delay=_max_delay(truth, [t is not None for t in truth_arms]),
         skipped_rules=skipped,
         decision_endpoints=dec_eps,
         randomized_cohorts=tuple(tuple(index[a] for a in s.arms) for s in design.routing if s.is_randomized),
         rule_ids=tuple(r.id for r in design.rules),
     )
+
+
+def _max_delay(truth: dict, has_truth) -> float:
+    """Days after the last enrolment by which every outcome is known.
+
+    The response (or its failure, at the latest at the arm's landmark) and 60-day mortality, over
+    the arms the scenario gives a truth for.
+    """
+    sel = np.asarray(has_truth, bool)
+    if not sel.any():
+        return 60.0
+    return float(max(truth["resp_hi"][sel].max(), truth["landmark"][sel].max(), 60.0))
 
 
 def _rule_references(design: Design, endpoint: str) -> dict[str, set[float]]:
@@ -453,22 +479,35 @@ def _survival(m30, m60, med, t):
     )
 
 
-def itt_crc(truth: dict, response_days: tuple[int, int]) -> np.ndarray:
+def itt_crc(truth: dict, response_days) -> np.ndarray:
     """Each arm's intention-to-treat CRc probability under a scenario (no drift).
 
     A patient counts as a CRc responder only when alive at the response assessment (a death
     before it is a failure, as in the derivation rules), so the ITT rate is the nominal CR + CRi
-    probability times the probability of being alive on the assessment day (uniform over
-    ``response_days``, as the simulator draws it). Operating characteristics classify arms as at
-    their null or target by this rate, not the nominal one.
+    probability times the probability of being alive on the assessment day (uniform over the
+    arm's response days, as the simulator draws it). ``response_days`` is one ``(lo, hi)`` for
+    every arm or one per arm (``(K, 2)``: an arm's own ``response_days``, else the scenario's).
+    Operating characteristics classify arms as at their null or target by this rate, not the
+    nominal one.
     """
-    lo, hi = response_days
-    days = np.arange(lo, hi + 1, dtype=float)
-    alive = np.mean(
-        _survival(truth["m30"][:, None], truth["m60"][:, None], truth["median_os"][:, None], days[None, :]),
-        axis=1,
-    )
+    k = len(truth["cr"])
+    days = np.broadcast_to(np.asarray(response_days, float).reshape(-1, 2), (k, 2))
+    alive = np.empty(k)
+    for i, (lo, hi) in enumerate(days):
+        d = np.arange(lo, hi + 1, dtype=float)
+        alive[i] = np.mean(_survival(truth["m30"][i], truth["m60"][i], truth["median_os"][i], d))
     return (truth["cr"] + truth["cri"]) * alive
+
+
+def response_known_times(t_arr, resp_day, death, landmark) -> tuple[np.ndarray, np.ndarray]:
+    """Days on which a response endpoint becomes known: ``(if a responder, if not)``.
+
+    As :func:`adaptive.derive.derive_patient` with the arm's response landmark: a responder
+    (alive on the response day) counts on that day; a patient without the response is a failure
+    at death or, once assessed, when the landmark has passed (``max(response day, landmark)``),
+    whichever comes first; before that the patient is pending.
+    """
+    return t_arr + resp_day, t_arr + np.minimum(death, np.maximum(resp_day, landmark))
 
 
 def _vec_death_times(m30, m60, med, u):
@@ -699,20 +738,23 @@ class _Chunk:
         death = _vec_death_times(
             tr["m30"][arm], tr["m60"][arm], tr["median_os"][arm], self.u["death"][rows, p]
         )
-        lo, hi = self.spec.scenario.response_days
+        lo, hi = tr["resp_lo"][arm], tr["resp_hi"][arm]
         resp_day = lo + np.floor(self.u["delay"][rows, p] * (hi - lo + 1))
         alive = death >= resp_day
         crc = (cat <= 1) & alive
-        known_resp = t_arr + np.minimum(resp_day, death)
+        orr = (cat <= 2) & alive
+        # as adaptive.derive.derive_patient with the arm's landmark: a responder is known on the
+        # response day; anyone else at death or once assessed and past the landmark
+        known_resp, known_fail = response_known_times(t_arr, resp_day, death, tr["landmark"][arm])
         need = self.spec.endpoints
         self.value["crc"][rows, p] = crc
-        self.known["crc"][rows, p] = known_resp
+        self.known["crc"][rows, p] = np.where(crc, known_resp, known_fail)
         if "orr" in need:
-            self.value["orr"][rows, p] = (cat <= 2) & alive
-            self.known["orr"][rows, p] = known_resp
-        if "mrd_negative_cr" in need:
+            self.value["orr"][rows, p] = orr
+            self.known["orr"][rows, p] = np.where(orr, known_resp, known_fail)
+        if "mrd_negative_cr" in need:  # follows CRc (the MRD status comes with the response)
             self.value["mrd_negative_cr"][rows, p] = crc & (self.u["mrd"][rows, p] < tr["mrd"][arm])
-            self.known["mrd_negative_cr"][rows, p] = known_resp
+            self.known["mrd_negative_cr"][rows, p] = self.known["crc"][rows, p]
         for e, days in (("mortality_30d", 30.0), ("mortality_60d", 60.0)):
             if e in need:
                 self.value[e][rows, p] = death <= days

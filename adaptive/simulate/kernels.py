@@ -10,7 +10,8 @@ as the protocol does:
 * enrolment ends (the trial is ``done``) when the next patient arrives after
   ``max_duration_days`` or no patient is left to draw, when no arm is open or queued, or when
   ``max_patients`` are enrolled; the end is the last arrival (or the last look, when no arm is
-  left);
+  left and no patient arrived after it: an arm that fills up between looks ends enrolment at
+  its last patient's arrival, whose outcomes the final analysis waits for);
 * a patient enters the first routing step whose condition holds (``match``); if none of that
   step's arms is open the patient is not enrolled, unless the step passes its patients on
   (``if_no_open_arm: next_step``), when routing goes on to the next step; randomized steps draw
@@ -134,10 +135,10 @@ def enrol(rows, ptr, cap, n_patients, max_duration, max_patients, max_n,
                     break
             if out_of_time or no_arm or total[t] >= max_patients:
                 done[t] = True
+                last = arrival[t, p - 1] if p > 0 else 0.0
                 if no_arm:
-                    end_time[t] = last_time[t]
+                    end_time[t] = max(last_time[t], min(last, max_duration))
                 else:
-                    last = arrival[t, p - 1] if p > 0 else 0.0
                     end_time[t] = min(last, max_duration)
                 break
             if not (arr <= next_look_time[t] and total[t] < next_look_count[t]):
