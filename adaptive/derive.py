@@ -5,15 +5,18 @@ Rules (also in README.md, "Endpoint definitions"):
 * A patient counts only if ``enrolled_on <= cutoff``. Any date after the cutoff is treated as not
   yet known: a death after the cutoff is ignored (the patient was alive at the cutoff), a
   response dated after the cutoff had not happened yet.
-* **Response endpoints** (CRc = CR + CRi, ORR = CR + CRi + PR). A patient is a *responder* with a
-  qualifying response dated on or before the cutoff (at once, whenever it came). A patient is a
-  *non-responder* when they died on or before the cutoff without one, or when assessed without
-  one (PR/NR/NE for CRc; NR/NE for ORR; NE counts as failure, intention to treat) *and* the arm's
-  response landmark (``arms.<arm>.response_landmark_days`` after enrolment; ELN 2022: about two
-  cycles for intensive, about 180 days for non-intensive regimens) has passed: before it the
-  response can still come, so the patient is *pending*, never a non-responder. A NR/NE with no
-  ``response_on`` counts as assessed once the landmark has passed. A patient past the landmark
-  with nothing recorded is pending and flagged as *overdue* in the look's warnings.
+* **Response endpoints** (CRc = CR + CRi, ORR = CR + CRi + PR) are *responses by the arm's
+  response landmark* (``arms.<arm>.response_landmark_days`` after enrolment; ELN 2022: about two
+  cycles for intensive, about 180 days for non-intensive regimens). A patient counts once the
+  landmark has passed, **whatever the outcome**: a *responder* with a qualifying response dated on
+  or before the landmark, a *non-responder* when assessed without one (PR/NR/NE for CRc; NR/NE
+  for ORR; NE counts as failure, intention to treat), with a response dated only after the
+  landmark (flagged as a late response), or when they died without one. Before the landmark every
+  patient is *pending*, responders and deaths included: counting outcomes as soon as they happen
+  would let the *timing* of an outcome decide whether it is counted at an interim look (a
+  responder on day 30 counted, a non-responder of the same day only on day 180), which biases the
+  interim estimate upwards (simulated: the type I error of single-arm graduation rose from 3-4% to
+  5.4-6.8%). A patient past the landmark with nothing recorded is pending and flagged as *overdue*.
 * **MRD-negative CRc**: a CRc responder with ``mrd_negative = true`` is a responder; with
   ``false`` or a non-responder, a failure; a CRc responder with MRD still blank is pending.
 * **30/60-day mortality**: an event when death is recorded on or before the cutoff and at most
@@ -85,8 +88,8 @@ def derive_patient(rec: dict, cutoff: date, landmark_days: int, from_treatment_s
     Parameters
     ----------
     landmark_days
-        The arm's response landmark: a patient without the endpoint's response counts as a
-        failure once this many days have passed since enrolment (or at death), is pending before.
+        The arm's response landmark: the response endpoints are responses by this day after
+        enrolment, and a patient counts for them once it has passed (pending before).
     from_treatment_start
         Whether early mortality runs from ``treatment_start_on`` (treated patients only).
 
@@ -102,24 +105,30 @@ def derive_patient(rec: dict, cutoff: date, landmark_days: int, from_treatment_s
     rdate = rec["response_on"]
     resp = rec["best_response"]
     flags = []
-    # --- response: what is known as of the cutoff
+    # --- response by the arm's landmark, counted once the landmark has passed (whatever the outcome)
+    landmark_day = enr + timedelta(days=landmark_days)
+    landmark_passed = days_in >= landmark_days
     if resp is None or (rdate is not None and rdate > cutoff):
         known = None
     elif rdate is None and resp not in ("NR", "NE"):
         known = None  # (a CR/CRi/PR always has a date; validated)
     else:
         known = resp
-    landmark_passed = days_in >= landmark_days
-    if known is None and death is None and landmark_passed:
+    late = known in RESPONSE_SETS["orr"] and rdate is not None and rdate > landmark_day
+    if landmark_passed and known is None and death is None:
         flags.append("overdue")
+    if landmark_passed and late:
+        flags.append("late_response")
     out: dict = {}
     for ep, ok in RESPONSE_SETS.items():
-        if known in ok:
+        if not landmark_passed:
+            out[ep] = None  # pending until the landmark, whatever has happened (see the docstring)
+        elif known in ok and not late:
             out[ep] = 1
-        elif death is not None or (landmark_passed and known is not None):
-            out[ep] = 0  # died without the response, or assessed without it by the landmark
+        elif known is not None or death is not None:
+            out[ep] = 0  # assessed without the response by the landmark, or died without it
         else:
-            out[ep] = None  # the response can still come
+            out[ep] = None  # overdue: nothing recorded
     if out["crc"] == 1:
         mrd = rec["mrd_negative"]
         out["mrd_negative_cr"] = None if mrd is None else int(mrd)
@@ -169,6 +178,8 @@ def derive(table: PatientTable, design: Design, cutoff: date) -> DerivedData:
         "overdue": "no response recorded although enrolled more than {landmark} days (the arm's "
         "response landmark) before the cutoff; counted as pending",
         "mrd_missing": "CR/CRi without MRD status; pending for MRD-negative CRc",
+        "late_response": "response dated after the arm's response landmark ({landmark} days): counted "
+        "as a failure for the response endpoints (a response by the landmark is the endpoint)",
         "lost_30d": "no record on or after day 30 and no death; not evaluable for 30-day mortality",
         "lost_60d": "no record on or after day 60 and no death; not evaluable for 60-day mortality",
     }

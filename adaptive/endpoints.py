@@ -41,10 +41,11 @@ class BinaryEndpoint:
 
 
 _LANDMARK = (
-    " A patient assessed without it (or with NE) counts as a failure once the arm's response "
-    "landmark (arms.<arm>.response_landmark_days after enrolment, default "
-    "assessment.response_window_days) has passed, or at death; before the landmark the patient is "
-    "pending (non-intensive regimens respond late, ELN 2022), never a failure."
+    " The endpoint is a response by the arm's response landmark (arms.<arm>.response_landmark_days "
+    "after enrolment, default assessment.response_window_days; ELN 2022): a patient counts once the "
+    "landmark has passed, whatever the outcome (responders and deaths included: counting outcomes "
+    "as soon as they happen would bias interim estimates), and a response dated after the landmark "
+    "is a failure. Before the landmark the patient is pending."
 )
 _RESPONSE_ICE = (
     "Death before a response: failure (composite strategy). A transplant, another therapy or a "
@@ -157,14 +158,17 @@ SURVIVAL_ENDPOINTS: dict[str, SurvivalEndpoint] = {
             "Event-free survival as ELN 2022 defines it (Dohner et al., Blood 2022;140:1345): every "
             "patient enrolled on or before the cutoff, from enrolment to treatment failure, relapse "
             "from CR/CRi, or death from any cause, whichever is first. Treatment failure (no CR or "
-            "CRi by the arm's response landmark, a CR/CRi dated after it included) is an event on "
-            "day 1; a death before the landmark without CR/CRi is an event on the death date. A "
-            "patient alive without CR/CRi whose landmark has not passed (or who is overdue for "
-            "assessment) is pending and left out of this look (n_pending): whether the patient "
-            "fails is not known yet. The model gives the day-1 treatment failures a point mass of "
+            "CRi by the arm's response landmark, a CR/CRi dated after it and a death before it "
+            "without CR/CRi included) is an event on day 1; an alive patient with response NE is "
+            "censored on day 1 (not known to be refractory). CRh is not captured by the export. A "
+            "patient counts once the landmark has passed, whatever the outcome (as the response "
+            "endpoints); before it, or when overdue for assessment, the patient is pending and "
+            "left out of this look (n_pending). The model gives the day-1 treatment failures a point mass of "
             "their own, so a median of 1 day means that at least half the arm's patients failed "
             "treatment." + _FOLLOW_UP,
-            _SURVIVAL_ICE + " Death before the landmark without a response: an event (composite).",
+            _SURVIVAL_ICE + " Death before the landmark without CR/CRi: a treatment failure on day 1 "
+            "(composite). The registry text describes EFS among patients who achieved CR; that "
+            "responder view is RFS here (and efs_mrd on request), ELN 2022's EFS the one reported.",
         ),
         SurvivalEndpoint(
             "rfs",

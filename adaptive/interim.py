@@ -644,12 +644,19 @@ def randomized_pairs(design: Design) -> list[tuple[str, str]]:
     return pairs
 
 
-def survival_comparisons(design: Design, fits: dict[str, FitResult]) -> list[dict]:
+#: horizon (days) of the randomized EFS comparison: one with patients at risk at interim looks
+EFS_COMPARISON_DAYS = 180
+
+
+def survival_comparisons(
+    design: Design, fits: dict[str, FitResult], derived: DerivedData | None = None
+) -> list[dict]:
     """Each randomized pair on each survival endpoint, experimental : reference.
 
     OS: the hazard ratio with its 95% interval and P(HR < 1). EFS (ELN 2022, every patient from
-    enrolment, day-1 treatment failures as a point mass): the difference in EFS at 365 days and
-    P(EFS_a(365) > EFS_b(365)), which counts the treatment failures (a hazard ratio of the
+    enrolment, day-1 treatment failures as a point mass): the difference in EFS at 180 days
+    (:data:`EFS_COMPARISON_DAYS`) with the numbers at risk, and P(EFS_a(180) > EFS_b(180)), which
+    counts the treatment failures (a hazard ratio of the
     continuous part alone would condition on not failing). RFS and EFS-MRD start at the response
     date: conditioning on response breaks the randomization, so their hazard ratio is labelled
     "not randomized" (descriptive). The pair is oriented by its cohort's ``reference_arm``
@@ -671,17 +678,38 @@ def survival_comparisons(design: Design, fits: dict[str, FitResult]) -> list[dic
                 "randomized_comparison": randomized,
             }
             if endpoint in POINT_MASS_DAYS and randomized:
-                diff = post.survival(a, 365) - post.survival(b, 365)
+                h = EFS_COMPARISON_DAYS
+                diff = post.survival(a, h) - post.survival(b, h)
                 lo, med, hi = (float(v) for v in np.quantile(diff, [0.025, 0.5, 0.975]))
                 est = indicator_estimate(diff > 0)
+                at_risk = {}
+                if derived is not None and derived.survival is not None:
+                    for arm in (a, b):
+                        f = derived.survival.arm_times(endpoint, arm)
+                        at_risk[arm] = int((f["time"] >= h).sum())
+                few = [arm for arm, n in at_risk.items() if n < 10]
+                risk_s = (
+                    f" At risk at day {h}: {at_risk[a]} ({name_a}), {at_risk[b]} ({name_b})"
+                    + (
+                        "; fewer than 10 in "
+                        + ", ".join(design.display_name(x) for x in few)
+                        + ": the difference leans on the model more than on data."
+                        if few
+                        else "."
+                    )
+                    if at_risk
+                    else ""
+                )
                 entry |= {
-                    "quantity": "difference in survival at 365 days",
-                    "difference_s365": {"median": med, "ci95_low": lo, "ci95_high": hi},
+                    "quantity": f"difference in survival at {h} days",
+                    "horizon_days": h,
+                    "difference": {"median": med, "ci95_low": lo, "ci95_high": hi},
+                    "n_at_risk": at_risk,
                     "prob_a_better": est.prob,
                     "mcse_prob_a_better": est.mcse,
-                    "sentence": f"{label} at 365 days {name_a} minus {name_b} {100 * med:+.1f} points "
+                    "sentence": f"{label} at {h} days {name_a} minus {name_b} {100 * med:+.1f} points "
                     f"(95% CrI {100 * lo:+.1f} to {100 * hi:+.1f}); P({name_a} better) {fmt_prob(est.prob)}. "
-                    "Counts treatment failures (day 1) as ELN 2022 does; randomized patients of both arms.",
+                    "Counts treatment failures (day 1) as ELN 2022 does." + risk_s,
                 }
             else:
                 lo, med, hi = post.hr_quantiles(a, b, [0.025, 0.5, 0.975])
@@ -802,7 +830,7 @@ def build_report(
         "diagnostics": _diagnostics_block(fits),
         "arms": arms,
         "comparisons": comparisons,
-        "survival_comparisons": survival_comparisons(design, fits) if converged else [],
+        "survival_comparisons": survival_comparisons(design, fits, derived) if converged else [],
         "remission_span": derived.survival.remission_span if derived.survival is not None else None,
         "fired": [r.sentence for r in results if r.fired] if converged else [],
         "warnings": [str(w) for w in (*table.warnings, *derived.warnings)],

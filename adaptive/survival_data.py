@@ -7,12 +7,14 @@ Definitions (also in README.md, "Endpoint definitions", and :data:`adaptive.endp
   response date to relapse or death, whichever is first (ELN 2022's definition).
 * **EFS** (ELN 2022, Dohner et al., Blood 2022;140:1345, Table 9): every patient enrolled on or
   before the cutoff; from enrolment to treatment failure, relapse from CR/CRi, or death from any
-  cause. *Treatment failure* (no CR/CRi by the arm's response landmark, a CR/CRi dated after the
-  landmark included) is an event on **day 1**; a death before the landmark without CR/CRi is an
-  event on the death date. A patient alive without CR/CRi whose landmark has not passed, or who
-  is past it with no assessment recorded (overdue), is *pending*: whether they failed is not known
-  yet, so they are left out of this look and counted in ``n_pending`` (leaving them out depends
-  only on when they were enrolled, so it does not bias the estimate). The model gives the day-1
+  cause. *Treatment failure*, no CR/CRi by the arm's response landmark (a CR/CRi dated after the
+  landmark, and a death before the landmark without CR/CRi, included), is an event on **day 1**;
+  a patient alive with a response "not evaluable" (NE) is not known to be refractory and is
+  censored on day 1. A patient counts once the arm's landmark has passed, whatever has
+  happened by then (as for the response endpoints, :mod:`adaptive.derive`); before it, or past it
+  with no assessment recorded (overdue), the patient is *pending*, left out of this look and
+  counted in ``n_pending``. Leaving patients out by enrolment date alone does not bias the
+  estimate; leaving out only those whose failure is not yet known would. The model gives the day-1
   failures a point mass of their own (:class:`models.survival.PiecewiseExponential`).
 * **EFS-MRD** (``efs_mrd``, only when configured): this project's earlier responder endpoint,
   the RFS patients whose MRD status is known, from the response date to relapse, death or an
@@ -142,19 +144,33 @@ def _eln_efs(
     rdate = _known(rec["response_on"], cutoff)
     resp = rec["best_response"]
     remission = resp in REMISSION and rdate is not None
+    if cutoff < landmark:
+        return None  # counted once the landmark has passed, whatever happened (as the responses)
     if remission and rdate <= landmark:
         return _time_to_event(enr, [(relapse, "relapse"), (death, "death")], alive, obs_end, hsct)
-    if death is not None and death <= landmark and not remission:
-        return _time_to_event(enr, [(death, "death")], alive, obs_end, hsct)
+    max_time = float(max((obs_end - enr).days, 0))
+    if resp == "NE" and death is None and not remission:
+        # alive and not evaluable: not known to be refractory, censored on day 1 (ELN 2022)
+        return {
+            "time": TREATMENT_FAILURE_DAY,
+            "event": 0,
+            "day0": False,
+            "event_type": None,
+            "censored_at_hsct": False,
+            "max_time": max_time,
+        }
     assessed = resp is not None and (rdate is not None or resp in ("NR", "NE"))
-    if remission or (cutoff >= landmark and (assessed or death is not None)):
+    if remission or assessed or death is not None:
+        # no CR/CRi by the landmark, alive or dead: treatment failure on day 1 (a death before the
+        # landmark too: dating it at death would score a non-responder who died on day 170 better
+        # than one alive on day 181)
         return {
             "time": TREATMENT_FAILURE_DAY,
             "event": 1,
             "day0": True,
             "event_type": "treatment_failure",
             "censored_at_hsct": False,
-            "max_time": float(max((obs_end - enr).days, 0)),
+            "max_time": max_time,
         }
     return None  # landmark not reached, or overdue: not known yet
 
@@ -204,36 +220,11 @@ def survival_patient(
     return out
 
 
-def cumulative_incidence(
-    time: np.ndarray, cause: np.ndarray, horizons: Iterable[float] = CI_HORIZONS
-) -> dict:
-    """Aalen-Johansen cumulative incidence of cause 1 (cause 2 competing, 0 censored).
-
-    Computed with statsmodels' :class:`~statsmodels.duration.survfunc.CumIncidenceRight`;
-    the 95% interval uses its standard error on the log(-log) scale (it stays inside (0, 1)).
-
-    Returns
-    -------
-    dict
-        ``{"n", "events", "competing", "at": {horizon: {"estimate", "ci95_low", "ci95_high"}}}``;
-        ``at`` values are ``None`` when no patient is left or the horizon is beyond the last time.
-    """
-    time = np.asarray(time, dtype=float)
-    cause = np.asarray(cause, dtype=int)
-    out: dict = {"n": int(time.size), "events": int((cause == 1).sum()), "competing": int((cause == 2).sum())}
+def _ci_at(times: np.ndarray, cinc: np.ndarray, se: np.ndarray, horizons, last: float) -> dict:
+    """Cumulative incidence at each horizon with a log(-log) 95% interval (``None`` past ``last``)."""
     at: dict = {}
-    if time.size == 0:
-        out["at"] = {int(h): None for h in horizons}
-        return out
-    if not (cause == 1).any():
-        out["at"] = {int(h): {"estimate": 0.0, "ci95_low": None, "ci95_high": None} for h in horizons}
-        return out
-    with np.errstate(divide="ignore", invalid="ignore"):
-        f = CumIncidenceRight(time, cause)
-    cinc, se = f.cinc[0], f.cinc_se[0]
-    times = np.asarray(f.times, dtype=float)
     for h in horizons:
-        if h > time.max():
+        if h > last:
             at[int(h)] = None
             continue
         k = np.searchsorted(times, h, side="right") - 1
@@ -247,7 +238,49 @@ def cumulative_incidence(
             at[int(h)] = {"estimate": est, "ci95_low": float(min(lo, hi)), "ci95_high": float(max(lo, hi))}
         else:
             at[int(h)] = {"estimate": est, "ci95_low": None, "ci95_high": None}
-    out["at"] = at
+    return at
+
+
+def cumulative_incidence(
+    time: np.ndarray, cause: np.ndarray, horizons: Iterable[float] = CI_HORIZONS
+) -> dict:
+    """Aalen-Johansen cumulative incidence of cause 1 and of the competing cause 2 (0 censored).
+
+    Computed with statsmodels' :class:`~statsmodels.duration.survfunc.CumIncidenceRight`;
+    the 95% interval uses its standard error on the log(-log) scale (it stays inside (0, 1)).
+
+    Returns
+    -------
+    dict
+        ``{"n", "events", "competing", "at": {horizon: {"estimate", "ci95_low", "ci95_high"}},
+        "competing_at": {...}}`` (``competing_at``: the competing cause, e.g. death without
+        relapse); values are ``None`` when no patient is left or the horizon is beyond the last
+        time.
+    """
+    horizons = tuple(horizons)
+    time = np.asarray(time, dtype=float)
+    cause = np.asarray(cause, dtype=int)
+    out: dict = {"n": int(time.size), "events": int((cause == 1).sum()), "competing": int((cause == 2).sum())}
+    if time.size == 0:
+        out["at"] = {int(h): None for h in horizons}
+        out["competing_at"] = {int(h): None for h in horizons}
+        return out
+    last = float(time.max())
+    zero = {"estimate": 0.0, "ci95_low": None, "ci95_high": None}
+    if not (cause > 0).any():
+        out["at"] = {int(h): dict(zero) if h <= last else None for h in horizons}
+        out["competing_at"] = {int(h): dict(zero) if h <= last else None for h in horizons}
+        return out
+    # statsmodels numbers the causes 1..max: a cause that never occurs gets a zero curve
+    with np.errstate(divide="ignore", invalid="ignore"):
+        f = CumIncidenceRight(time, cause)
+    times = np.asarray(f.times, dtype=float)
+    curves = {c: (f.cinc[c - 1], f.cinc_se[c - 1]) for c in range(1, len(f.cinc) + 1)}
+    for key, c in (("at", 1), ("competing_at", 2)):
+        if not (cause == c).any():
+            out[key] = {int(h): dict(zero) if h <= last else None for h in horizons}
+        else:
+            out[key] = _ci_at(times, *curves[c], horizons, last)
     return out
 
 
@@ -311,6 +344,8 @@ class SurvivalDerived:
             # days at risk of the continuous hazard: point-mass events (ELN treatment failures) have none
             "exposure_days": float(f.loc[~f["day0"], "time"].sum()),
             "km_median_days": km_median(f["time"].to_numpy(), f["event"].to_numpy()),
+            # the longest follow-up: model estimates beyond it are extrapolations
+            "max_follow_up_days": float(f["time"].max()) if len(f) else None,
         }
         if endpoint == "efs":
             out["treatment_failures"] = int(f["day0"].sum())

@@ -92,7 +92,7 @@ def test_bundled_look_never_graduates_the_open_randomized_pair(bundled_look):
     assert cmp["extra"]["population"] == "concurrently_randomized"
     assert "concurrently randomized patients only" in cmp["sentence"] and "no borrowing" in cmp["sentence"]
     # HAV leads (P about 97.8%) but not beyond the 99% the comparison needs: the pair continues
-    assert cmp["arms"] == ["arm4", "arm3"] and 0.97 < cmp["prob"] < 0.99 and not cmp["fired"]
+    assert cmp["arms"] == ["arm4", "arm3"] and 0.95 < cmp["prob"] < 0.99 and not cmp["fired"]
 
 
 def test_bundled_look_gives_arm5_its_final_analysis_with_its_mortality_signal(bundled_look):

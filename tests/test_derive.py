@@ -173,7 +173,28 @@ def test_arm_counts(design):
     assert n.tolist() == [2, 1, 0] and y.tolist() == [1, 1, 0]
 
 
-@pytest.mark.parametrize(("cutoff", "expected"), [(date(2026, 1, 31), None), (date(2026, 2, 1), 1)])
-def test_response_counted_from_its_date(design, cutoff, expected):
+@pytest.mark.parametrize(
+    ("cutoff", "expected"),
+    [(date(2026, 1, 31), None), (date(2026, 2, 1), None), (date(2026, 2, 25), None), (date(2026, 2, 26), 1)],
+)
+def test_response_counted_once_the_landmark_has_passed(design, cutoff, expected):
+    """Enrolled 2026-01-01 in arm3 (landmark 56 days: 2026-02-26): a CR on day 31 counts from day 56.
+
+    Counting it on its own date, while a non-responder of the same day waits for the landmark,
+    would let the timing of the outcome decide whether it is counted (an upward bias)."""
     v, _ = one(design, cutoff=cutoff, best_response="CR", response_on="2026-02-01", mrd_negative="true")
     assert v["crc"] == expected
+
+
+def test_death_before_the_landmark_counts_at_the_landmark(design):
+    kw = dict(death_on="2026-01-20")
+    assert one(design, cutoff=date(2026, 2, 25), **kw)[0]["crc"] is None
+    assert one(design, cutoff=date(2026, 2, 26), **kw)[0]["crc"] == 0
+
+
+def test_response_after_the_landmark_is_a_failure_and_flagged(design):
+    v, d = one(
+        design, cutoff=date(2026, 4, 1), best_response="CR", response_on="2026-03-10", mrd_negative="true"
+    )
+    assert (v["crc"], v["orr"], v["mrd_negative_cr"]) == (0, 0, 0)
+    assert any("response dated after the arm's response landmark (56 days)" in w.message for w in d.warnings)

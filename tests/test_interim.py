@@ -185,7 +185,8 @@ def test_survival_summaries_per_arm(look):
         sv = a["survival"]
         assert set(sv) == {"os", "efs", "rfs"}
         assert sv["os"]["n"] == a["n_enrolled"]
-        assert sv["rfs"]["n"] == crc["responders"]  # RFS: the CR/CRi patients
+        # RFS: every CR/CRi so far; CRc counts those by the landmark once it has passed
+        assert sv["rfs"]["n"] >= crc["responders"]
         # ELN EFS: every enrolled patient whose outcome by the landmark is known, the rest pending
         assert sv["efs"]["n"] + sv["efs"]["n_pending"] == a["n_enrolled"]
         assert sv["efs"]["treatment_failures"] == sv["efs"]["events_by_type"]["treatment_failure"]
@@ -208,6 +209,8 @@ def test_survival_summaries_per_arm(look):
         assert sv["os"]["mcse_prob_median_above_benchmark"] >= 0
         assert sv["efs"]["prob_median_above_benchmark"] is None  # no EFS benchmarks in the config
         assert 0 < sv["efs"]["prob_point_mass_event"]["median"] < 1
+        # ELN EFS: the median is at least the treatment-failure day, never 0
+        assert sv["efs"]["median_days"]["median"] >= 1.0
         cr = a["competing_risks"]
         assert cr["cir"]["n"] == sv["rfs"]["n"] and cr["hsct"]["n"] == a["n_enrolled"]
         assert cr["cir"]["events"] == sv["rfs"]["events_by_type"]["relapse"]
@@ -216,8 +219,14 @@ def test_survival_summaries_per_arm(look):
         for fut in futs:
             assert fut["n_evaluable"] == [sv["os"]["events"]]
             assert fut["extra"]["reference"] == bench
+    # arm6 has no patient in CR/CRi: no RFS estimate from the prior, "not estimable" instead
+    rfs6 = rep["arms"][5]["survival"]["rfs"]
+    assert rfs6["n"] == 0 and rfs6["estimable"] is False and rfs6["median_days"] is None
+    assert rfs6["not_estimable_reason"] == "no patient in this endpoint's population yet"
     spans = rep["remission_span"]
-    assert spans["trial"]["n_remissions"] == sum(a["endpoints"]["crc"]["responders"] for a in rep["arms"])
+    # every CR/CRi so far; CRc counts only those by the landmark of patients past it
+    assert spans["trial"]["n_remissions"] == sum(a["survival"]["rfs"]["n"] for a in rep["arms"])
+    assert spans["trial"]["n_remissions"] >= sum(a["endpoints"]["crc"]["responders"] for a in rep["arms"])
     assert spans["trial"]["first_remission_on"] <= spans["trial"]["last_remission_on"] <= CUTOFF
     assert set(rep["endpoint_definitions"]) >= {"os", "efs", "rfs", "cir", "hsct"}
     assert set(rep["estimands"]) == set(rep["endpoint_definitions"])
@@ -281,9 +290,11 @@ def test_survival_comparisons_and_hazard_ratio_rule(look):
         ("rfs", ["arm4", "arm3"], False),
     ]
     assert "Not randomized" in rep["survival_comparisons"][2]["sentence"]
-    efs = rep["survival_comparisons"][1]  # EFS at 365 days: counts the day-1 treatment failures
-    d = efs["difference_s365"]
+    efs = rep["survival_comparisons"][1]  # EFS at 180 days: counts the day-1 treatment failures
+    d = efs["difference"]
+    assert efs["horizon_days"] == 180 and set(efs["n_at_risk"]) == {"arm3", "arm4"}
     assert d["ci95_low"] < d["median"] < d["ci95_high"] and 0 <= efs["prob_a_better"] <= 1
+    assert f"At risk at day 180: {efs['n_at_risk']['arm4']} (arm4 (HAV))" in efs["sentence"]
     for c in (rep["survival_comparisons"][0], rep["survival_comparisons"][2]):
         assert c["hr"]["ci95_low"] < c["hr"]["median"] < c["hr"]["ci95_high"]
         assert 0 <= c["prob_hr_below_1"] <= 1 and c["mcse_prob_hr_below_1"] > 0

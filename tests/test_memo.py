@@ -450,8 +450,37 @@ def test_survival_parts_render_when_the_look_has_them(trial, tmp_path, monkeypat
                 **{f"s{h}": {"median": 0.61, "ci95_low": 0.43, "ci95_high": 0.77} for h in (180, 365, 730)},
                 "benchmark_median_days": 180.0,
                 "prob_median_above_benchmark": 0.8123,
+                "estimable": True,
+                "model_check": {
+                    "km_median_days": 200.0 + k,
+                    "predictive_interval_km_median": [120.0, None],
+                    "km_median_inside": True,
+                    "p_value": 0.04 if (k == 4 and ep == "os") else 0.5,
+                    "n_rep": 400,
+                    "misfit": k == 4 and ep == "os",
+                },
             }
             for ep in ("os", "efs", "rfs")
+        }
+        a["survival"]["rfs"] |= (
+            {"n": 0, "events": 0, "estimable": False, "median_days": None} if k == 5 else {}
+        )
+        if k == 5:
+            a["survival"]["rfs"]["not_estimable_reason"] = "no patient in this endpoint's population yet"
+        a["competing_risks"] = {
+            "cir": {
+                "n": 12,
+                "events": 3,
+                "competing": 1,
+                "at": {"180": {"estimate": 0.2, "ci95_low": 0.05, "ci95_high": 0.42}, "365": None},
+            },
+            "hsct": {
+                "n": 30 + k,
+                "events": 4,
+                "competing": 2,
+                "at": {"180": {"estimate": 0.1, "ci95_low": None, "ci95_high": None}, "365": None},
+                "proportion_transplanted": 4 / (30 + k),
+            },
         }
     report["survival_comparisons"] = [
         {
@@ -492,6 +521,13 @@ def test_survival_parts_render_when_the_look_has_them(trial, tmp_path, monkeypat
         assert name in section
     assert "210 (150-301)" in section and "61% (43-77%)" in section and "81.2%" in section
     assert "OS hazard ratio arm3:arm4 0.81" in section
+    assert (
+        "MISFIT (p 0.04; KM median PI 120-NR)" in section and "fits (p 0.50; KM median PI 120-NR)" in section
+    )
+    assert ">beyond follow-up<" not in section  # no max_follow_up_days in these summaries
+    assert "Not estimable" in section and "arm6: no patient in this endpoint&#39;s population yet" in section
+    assert "Relapse and transplant (competing risks, descriptive)" in section
+    assert "20% (5-42)" in section and "13%" in section  # CIR at 180 days; arm1 4/30 transplanted
     # without patient-level survival times: bands and tables only, and it says so
     monkeypatch.setattr(rdata, "survival_times", lambda lk: None)
     memo = build_memo(look, data=trial["data2"], now=NOW, force=True)

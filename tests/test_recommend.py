@@ -611,8 +611,9 @@ def test_concurrent_analysis_keeps_only_concurrently_randomized_patients(tmp_pat
     doc = config_dict()
     doc["arms"]["arm4"]["opened_on"] = "2026-03-01"
     design = design_from(doc)
-    cr = {"best_response": "CR", "response_on": "2026-05-20"}
-    nr = {"best_response": "NR", "response_on": "2026-05-20"}
+    # responses within the 56-day landmark of the concurrent patients (a later one is a failure)
+    cr = {"best_response": "CR", "response_on": "2026-04-20"}
+    nr = {"best_response": "NR", "response_on": "2026-04-20"}
     frame = rows_frame(
         {"arm": "arm3", "enrolled_on": "2026-01-10", **cr},  # before arm4 opened: outside window
         {"arm": "arm3", "enrolled_on": "2026-03-05", **cr},

@@ -253,9 +253,10 @@ def test_arm_frames_and_summary(design):
     rfs = sv.summary("rfs", "arm3")
     assert (rfs["n"], rfs["events"], rfs["events_by_type"]) == (3, 1, {"relapse": 1, "death": 0})
     efs = sv.summary("efs", "arm3")  # ELN 2022: every patient, from enrolment
-    assert (efs["n"], efs["events"], efs["treatment_failures"], efs["n_pending"]) == (4, 2, 0, 0)
-    assert efs["events_by_type"] == {"treatment_failure": 0, "relapse": 1, "death": 1}
-    assert efs["exposure_days"] == 45 + 90 + 2 * 151
+    # the death on day 45 without CR/CRi: a treatment failure on day 1, not a death on day 45
+    assert (efs["n"], efs["events"], efs["treatment_failures"], efs["n_pending"]) == (4, 2, 1, 0)
+    assert efs["events_by_type"] == {"treatment_failure": 1, "relapse": 1, "death": 0}
+    assert efs["exposure_days"] == 90 + 2 * 151  # the point-mass failure has no time at risk
     assert sv.n_events("os") == {a: int(a == "arm3") for a in design.arm_ids}
     assert sv.summary("os", "arm4")["exposure_days"] == 121.0
     assert sv.summary("rfs", "arm5") == {
@@ -266,6 +267,7 @@ def test_arm_frames_and_summary(design):
         "censored_at_hsct": 0,
         "exposure_days": 0.0,
         "km_median_days": None,
+        "max_follow_up_days": None,
     }
 
 
@@ -372,11 +374,30 @@ def test_eln_efs_cr_after_the_landmark_is_a_treatment_failure(design):
     assert te(patient(design, landmark=180, **kw)["efs"]) == (151.0, 0, None)
 
 
-def test_eln_efs_death_before_the_landmark_is_an_event_on_the_death_date(design):
+def test_eln_efs_death_before_the_landmark_is_a_treatment_failure_on_day_1(design):
+    # died on day 20 without CR/CRi: no CR by the landmark; dating it at death would score this
+    # patient better than a non-responder alive at the landmark
     r = patient(design, landmark=180, enrolled_on="2026-01-01", death_on="2026-01-21")
-    assert te(r["efs"]) == (20.0, 1, "death")
-    # after the landmark without a remission: a treatment failure on day 1
-    r = patient(design, landmark=56, enrolled_on="2026-01-01", death_on="2026-04-01")
+    assert te(r["efs"]) == (1.0, 1, "treatment_failure")
+    # pending while the landmark has not passed, whatever happened
+    r = patient(
+        design, landmark=180, cutoff=date(2026, 5, 1), enrolled_on="2026-01-01", death_on="2026-01-21"
+    )
+    assert r["efs"] is None and r["efs_pending"]
+
+
+def test_eln_efs_alive_not_evaluable_is_censored_on_day_1(design):
+    r = patient(
+        design,
+        enrolled_on="2026-01-01",
+        best_response="NE",
+        response_on="2026-02-10",
+        last_contact_on="2026-06-01",
+    )
+    assert te(r["efs"]) == (1.0, 0, None) and not r["efs"]["day0"]
+    r = patient(
+        design, enrolled_on="2026-01-01", best_response="NE", response_on="2026-02-10", death_on="2026-04-01"
+    )
     assert te(r["efs"]) == (1.0, 1, "treatment_failure")
 
 
@@ -440,6 +461,10 @@ def test_cir_with_a_competing_death_by_hand(design):
     )
     cir = d.survival.competing_summary("cir", "arm3")
     assert (cir["n"], cir["events"], cir["competing"]) == (4, 1, 1)
+    assert cir["competing_at"][180] is None  # beyond the last follow-up
+    f0 = d.survival.competing["cir"]
+    nrm = cumulative_incidence(f0["time"].to_numpy(), f0["cause"].to_numpy(), horizons=(45,))
+    assert nrm["competing_at"][45]["estimate"] == pytest.approx(0.25)  # the death in remission at 30
     # AJ by hand: S(t-) = 3/4 after the death at 30; relapse at 60 with 3 at risk: 3/4 * 1/3
     assert cir["at"][180] is None  # beyond the last follow-up (150 days)
     f = d.survival.competing["cir"]
@@ -498,6 +523,10 @@ def test_cumulative_incidence_edge_cases():
     # no competing event at all: the Kaplan-Meier complement
     res = cumulative_incidence(np.array([10.0, 20.0, 400.0, 500.0]), np.array([1, 0, 0, 1]), (100,))
     assert res["at"][100]["estimate"] == pytest.approx(0.25)
+    assert res["competing_at"][100]["estimate"] == 0.0
+    # only the competing event: the event's curve is zero, the competing one the KM complement
+    res = cumulative_incidence(np.array([10.0, 20.0, 400.0, 500.0]), np.array([2, 0, 0, 2]), (100,))
+    assert res["at"][100]["estimate"] == 0.0 and res["competing_at"][100]["estimate"] == pytest.approx(0.25)
 
 
 # ----------------------------------------------------------------------------- treatment start

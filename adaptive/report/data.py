@@ -611,9 +611,17 @@ def survival_section(look: Look) -> dict:
                     "median": "not estimable" if not_estimable else _interval_text(s.get("median_days")),
                     "note": s.get("not_estimable_reason") or "",
                     "check": _check_text(s.get("model_check")),
-                    "s180": _interval_text(s.get("s180"), pct=True),
-                    "s365": _interval_text(s.get("s365"), pct=True),
-                    "s730": _interval_text(s.get("s730"), pct=True),
+                    **{
+                        f"s{h}": "beyond follow-up"
+                        if s.get("max_follow_up_days") is not None and h > s["max_follow_up_days"]
+                        else _interval_text(s.get(f"s{h}"), pct=True)
+                        for h in (180, 365, 730)
+                    },
+                    "failure": _interval_text(s.get("prob_point_mass_event"), pct=True)
+                    if s.get("prob_point_mass_event")
+                    else "",
+                    "pending": s.get("n_pending", ""),
+                    "few_events": 0 < (s.get("events") or 0) < 5,
                     "benchmark": fmt_days(s.get("benchmark_median_days")),
                     "p_benchmark": fmt_prob(s.get("prob_median_above_benchmark")),
                 }
@@ -648,6 +656,8 @@ def survival_section(look: Look) -> dict:
                 "has_km": any("km" in p for p in panels),
                 "has_band": any(p.get("band") is not None for p in panels),
                 "not_estimable": [f"{r['arm']}: {r['note']}" for r in rows if r["note"]],
+                "few_events": [r["arm"] for r in rows if r["few_events"] and not r["note"]],
+                "point_mass": any(r["failure"] for r in rows),
                 "comparisons": [
                     {
                         # experimental : reference, as the engine prints every hazard ratio
@@ -673,7 +683,9 @@ def _check_text(chk: Mapping | None) -> str:
     """The model's posterior predictive check against Kaplan-Meier, in a table cell."""
     if not chk:
         return "-"
-    return f"{'MISFIT' if chk.get('misfit') else 'fits'} (p {chk['p_value']:.2f})"
+    lo, hi = chk.get("predictive_interval_km_median") or (None, None)
+    pi = "" if lo is None else f"; KM median PI {lo:.0f}-{'NR' if hi is None else f'{hi:.0f}'}"
+    return f"{'MISFIT' if chk.get('misfit') else 'fits'} (p {chk['p_value']:.2f}{pi})"
 
 
 def competing_risks_rows(look: Look) -> list[dict]:
@@ -693,9 +705,12 @@ def competing_risks_rows(look: Look) -> list[dict]:
             if a["status"] == "queued":
                 continue
             at = c.get("at") or {}
+            comp = c.get("competing_at") or {}
             rows.append(
                 {
                     "endpoint": name.upper(),
+                    "d180": pct(comp.get(180) or comp.get("180")),
+                    "d365": pct(comp.get(365) or comp.get("365")),
                     "arm": a["arm"],
                     "n": c["n"],
                     "events": c["events"],

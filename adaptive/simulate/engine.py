@@ -13,10 +13,9 @@ A chunk of virtual trials is simulated in lock step over patient arrivals, vecto
   calendar time), MRD negativity among CRc, death time (30/60-day mortality); the response day
   is uniform over the arm's ``response_days`` (else the scenario's). They become known as
   :func:`adaptive.derive.derive_patient` has them, with the arm's response landmark from the
-  config (``arms.<arm>.response_landmark_days``): a responder (CRc; ORR) on the response day, a
-  patient without the response at death or once assessed and past the landmark, whichever comes
-  first (MRD-negative CRc as CRc); 30/60-day mortality at day 30/60 (or at death). A patient
-  counts at a look only once known.
+  config (``arms.<arm>.response_landmark_days``): a response by the landmark, known for every
+  patient at the landmark whatever the outcome (MRD-negative CRc as CRc); 30/60-day mortality at
+  day 30/60 (or at death). A patient counts at a look only once known.
 * **Looks** follow ``looks`` in the config. At each look the posterior of every endpoint a rule
   or an allocation uses is computed *exactly* (conjugate Beta quantities from
   :mod:`decision_rules.beta`, hierarchical/EXNEX by tabulated quadrature from :mod:`models.batch`,
@@ -485,29 +484,33 @@ def itt_crc(truth: dict, response_days) -> np.ndarray:
     A patient counts as a CRc responder only when alive at the response assessment (a death
     before it is a failure, as in the derivation rules), so the ITT rate is the nominal CR + CRi
     probability times the probability of being alive on the assessment day (uniform over the
-    arm's response days, as the simulator draws it). ``response_days`` is one ``(lo, hi)`` for
+    arm's response days, as the simulator draws it) and of that day being on or before the arm's
+    landmark (``truth["landmark"]``, when given). ``response_days`` is one ``(lo, hi)`` for
     every arm or one per arm (``(K, 2)``: an arm's own ``response_days``, else the scenario's).
     Operating characteristics classify arms as at their null or target by this rate, not the
     nominal one.
     """
     k = len(truth["cr"])
     days = np.broadcast_to(np.asarray(response_days, float).reshape(-1, 2), (k, 2))
+    landmark = np.broadcast_to(np.asarray(truth.get("landmark", np.inf), float), (k,))
     alive = np.empty(k)
     for i, (lo, hi) in enumerate(days):
         d = np.arange(lo, hi + 1, dtype=float)
-        alive[i] = np.mean(_survival(truth["m30"][i], truth["m60"][i], truth["median_os"][i], d))
+        by_landmark = d <= landmark[i]  # a response after the landmark is not one by the landmark
+        surv = _survival(truth["m30"][i], truth["m60"][i], truth["median_os"][i], d)
+        alive[i] = np.mean(surv * by_landmark)
     return (truth["cr"] + truth["cri"]) * alive
 
 
-def response_known_times(t_arr, resp_day, death, landmark) -> tuple[np.ndarray, np.ndarray]:
-    """Days on which a response endpoint becomes known: ``(if a responder, if not)``.
+def response_known_time(t_arr, landmark) -> np.ndarray:
+    """Day on which a response endpoint becomes known: the arm's landmark, whatever the outcome.
 
-    As :func:`adaptive.derive.derive_patient` with the arm's response landmark: a responder
-    (alive on the response day) counts on that day; a patient without the response is a failure
-    at death or, once assessed, when the landmark has passed (``max(response day, landmark)``),
-    whichever comes first; before that the patient is pending.
+    As :func:`adaptive.derive.derive_patient`: the endpoint is a response by the landmark and every
+    patient counts once the landmark has passed (counting responders or deaths earlier would let
+    the timing of an outcome decide whether it is counted at a look, which biases interim
+    estimates).
     """
-    return t_arr + resp_day, t_arr + np.minimum(death, np.maximum(resp_day, landmark))
+    return t_arr + landmark
 
 
 def _vec_death_times(m30, m60, med, u):
@@ -740,18 +743,19 @@ class _Chunk:
         )
         lo, hi = tr["resp_lo"][arm], tr["resp_hi"][arm]
         resp_day = lo + np.floor(self.u["delay"][rows, p] * (hi - lo + 1))
-        alive = death >= resp_day
+        landmark = tr["landmark"][arm]
+        # a response by the landmark (alive on the response day), as adaptive.derive.derive_patient
+        alive = (death >= resp_day) & (resp_day <= landmark)
         crc = (cat <= 1) & alive
         orr = (cat <= 2) & alive
-        # as adaptive.derive.derive_patient with the arm's landmark: a responder is known on the
-        # response day; anyone else at death or once assessed and past the landmark
-        known_resp, known_fail = response_known_times(t_arr, resp_day, death, tr["landmark"][arm])
+        # known at the landmark, whatever the outcome
+        known = response_known_time(t_arr, landmark)
         need = self.spec.endpoints
         self.value["crc"][rows, p] = crc
-        self.known["crc"][rows, p] = np.where(crc, known_resp, known_fail)
+        self.known["crc"][rows, p] = known
         if "orr" in need:
             self.value["orr"][rows, p] = orr
-            self.known["orr"][rows, p] = np.where(orr, known_resp, known_fail)
+            self.known["orr"][rows, p] = known
         if "mrd_negative_cr" in need:  # follows CRc (the MRD status comes with the response)
             self.value["mrd_negative_cr"][rows, p] = crc & (self.u["mrd"][rows, p] < tr["mrd"][arm])
             self.known["mrd_negative_cr"][rows, p] = self.known["crc"][rows, p]
@@ -760,9 +764,9 @@ class _Chunk:
                 self.value[e][rows, p] = death <= days
                 self.known[e][rows, p] = t_arr + np.minimum(death, days)
         # the patient's true probability of counting as a CRc responder (alive at assessment)
-        self.truth_crc[rows, p] = cum[:, 1] * _survival(
-            tr["m30"][arm], tr["m60"][arm], tr["median_os"][arm], resp_day
-        )
+        self.truth_crc[rows, p] = (
+            cum[:, 1] * _survival(tr["m30"][arm], tr["m60"][arm], tr["median_os"][arm], resp_day)
+        ) * (resp_day <= landmark)
 
     # ------------------------------------------------------------------ looks
     def counts(self, rows, endpoint, when) -> tuple[np.ndarray, np.ndarray]:
