@@ -55,7 +55,8 @@ def test_survival_model_of_the_look_centres_each_arm_on_its_benchmark(design):
     assert m.level_median_days == (170.0, 170.0, 271.0, 271.0, 204.0, 73.0, 170.0)
     assert m.shape_groups == (1, 1, 0, 0, 1, 1, 1)
     efs = survival_model(design, "efs")  # no EFS benchmarks: one centre for every arm
-    assert efs.level_median_days == 240.0 and efs.shape_groups == m.shape_groups
+    assert efs.level_median_days == (240.0,) * 7 and efs.shape_groups == m.shape_groups
+    assert efs.per_arm_levels and m.per_arm_levels  # one compiled structure for OS, EFS and RFS
 
 
 def test_shape_groups_validated():
