@@ -57,7 +57,6 @@ from decision_rules import (
     Superiority,
     SurvivalPosterior,
 )
-from decision_rules.quantities import indicator_estimate
 from decision_rules.rules import PREDICTIVE_KINDS, fmt_estimate
 from decision_rules.vocabulary import FUTILITY_KINDS, RuleKind, Stage, fmt_prob
 from models.binary import BinaryData, model_from_config
@@ -682,9 +681,9 @@ def survival_comparisons(
             }
             if endpoint in POINT_MASS_DAYS and randomized:
                 h = EFS_COMPARISON_DAYS
-                diff = post.survival(a, h) - post.survival(b, h)
+                diff = post.survival_difference(a, b, h)
                 lo, med, hi = (float(v) for v in np.quantile(diff, [0.025, 0.5, 0.975]))
-                est = indicator_estimate(diff > 0)
+                est = post.prob_survival_better(a, b, h)
                 at_risk = {}
                 if derived is not None and derived.survival is not None:
                     for arm in (a, b):

@@ -148,30 +148,20 @@ def _eln_efs(
         return None  # counted once the landmark has passed, whatever happened (as the responses)
     if remission and rdate <= landmark:
         return _time_to_event(enr, [(relapse, "relapse"), (death, "death")], alive, obs_end, hsct)
-    max_time = float(max((obs_end - enr).days, 0))
+    day1 = {
+        "time": TREATMENT_FAILURE_DAY,
+        "censored_at_hsct": False,
+        "max_time": float(max((obs_end - enr).days, 0)),
+    }
     if resp == "NE" and death is None and not remission:
         # alive and not evaluable: not known to be refractory, censored on day 1 (ELN 2022)
-        return {
-            "time": TREATMENT_FAILURE_DAY,
-            "event": 0,
-            "day0": False,
-            "event_type": None,
-            "censored_at_hsct": False,
-            "max_time": max_time,
-        }
+        return {**day1, "event": 0, "day0": False, "event_type": None}
     assessed = resp is not None and (rdate is not None or resp in ("NR", "NE"))
     if remission or assessed or death is not None:
         # no CR/CRi by the landmark, alive or dead: treatment failure on day 1 (a death before the
         # landmark too: dating it at death would score a non-responder who died on day 170 better
         # than one alive on day 181)
-        return {
-            "time": TREATMENT_FAILURE_DAY,
-            "event": 1,
-            "day0": True,
-            "event_type": "treatment_failure",
-            "censored_at_hsct": False,
-            "max_time": max_time,
-        }
+        return {**day1, "event": 1, "day0": True, "event_type": "treatment_failure"}
     return None  # landmark not reached, or overdue: not known yet
 
 

@@ -82,6 +82,14 @@ class SurvivalPosterior:
         """``P(median_arm > days)``."""
         return indicator_estimate(self.median(arm) > days)
 
+    def survival_difference(self, a: str, b: str, horizon: float) -> np.ndarray:
+        """Draws of ``S_a(horizon) - S_b(horizon)``."""
+        return self.survival(a, horizon) - self.survival(b, horizon)
+
+    def prob_survival_better(self, a: str, b: str, horizon: float) -> Estimate:
+        """``P(S_a(horizon) > S_b(horizon))``."""
+        return indicator_estimate(self.survival_difference(a, b, horizon) > 0)
+
     def prob_hr_below(self, a: str, b: str, bound: float = 1.0) -> Estimate:
         """``P(HR_{a:b} < bound)``."""
         return indicator_estimate(self.log_hr(a, b) < np.log(bound))
