@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import typing
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -863,6 +863,30 @@ class Design:
     def modelled_arms(self) -> tuple[str, ...]:
         """Arms that enter the models: every arm that has opened (all but ``queued``)."""
         return tuple(a.id for a in self.arms if a.status != "queued")
+
+    def survival_prior(
+        self, endpoint: str, arms: Sequence[str]
+    ) -> tuple[tuple[float, ...], tuple[int, ...] | None]:
+        """Per arm of ``arms``: the prior median of its level and its shape group (``None``: one shape).
+
+        ``level.centred_on: benchmark`` centres each arm on its own benchmark median for the
+        endpoint (the level's ``median_days`` for an arm without one); ``shape_groups`` maps every
+        arm to its group, numbered in the config's order of the groups that have an arm among
+        ``arms``. The interim's model and the simulator's both read this.
+        """
+        cfg = self.survival.endpoints[endpoint].model
+        by_benchmark = cfg.level.centred_on == "benchmark"
+        medians = tuple(
+            float((by_benchmark and self.arm(a).survival_benchmarks.get(endpoint)) or cfg.level.median_days)
+            for a in arms
+        )
+        groups = None
+        if cfg.shape_groups:
+            names = list(cfg.shape_groups)
+            group_of = {a: names.index(g) for g, members in cfg.shape_groups.items() for a in members}
+            used = sorted({group_of[a] for a in arms})
+            groups = tuple(used.index(group_of[a]) for a in arms)
+        return medians, groups
 
     def as_dict(self) -> dict:
         """The config as run (defaults filled in), JSON-ready."""

@@ -146,20 +146,12 @@ def survival_model(design: Design, endpoint: str) -> PiecewiseExponential:
     """
     cfg = design.survival.endpoints[endpoint].model
     model = survival_model_from_config(cfg)
-    arms = design.modelled_arms
     # always one centre per arm (all equal without benchmarks: the same model, draw for draw for the
     # independent kind), so that OS, EFS and RFS share one compiled model structure
-    by_benchmark = cfg.level.centred_on == "benchmark"
-    medians = tuple(
-        float((by_benchmark and design.arm(a).survival_benchmarks.get(endpoint)) or cfg.level.median_days)
-        for a in arms
-    )
+    medians, groups = design.survival_prior(endpoint, design.modelled_arms)
     model = dataclasses.replace(model, level_median_days=medians)
-    if cfg.shape_groups:
-        names = list(cfg.shape_groups)
-        group_of = {a: names.index(g) for g, members in cfg.shape_groups.items() for a in members}
-        used = sorted({group_of[a] for a in arms})
-        model = dataclasses.replace(model, shape_groups=tuple(used.index(group_of[a]) for a in arms))
+    if groups is not None:
+        model = dataclasses.replace(model, shape_groups=groups)
     return model
 
 

@@ -296,7 +296,10 @@ def test_simulated_decisions_name_their_rule(realistic_trials):
     decided = frame[frame.decision.notna() & (frame.decision_stage == "interim")]
     assert decided.decision_rule.notna().all()
     by = decided.groupby("decision").decision_rule.unique().to_dict()
-    assert set(by["drop_futility"]) <= {"futility_crc", "pp_futility_crc"}
+    assert set(by["drop_futility"]) <= {"futility_crc", "pp_futility_crc", "futility_os"}
+    # the survival rules are simulated: OS futility and the randomized OS comparison act too
+    assert "futility_os" in set(by["drop_futility"])
+    assert set(by["drop_inferior"]) <= {"dav_vs_hav_crc", "dav_vs_hav_os"}
 
 
 def test_simulated_closed_cohort_does_not_spill_into_other_arms():

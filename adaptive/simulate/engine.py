@@ -69,12 +69,15 @@ from adaptive.simulate.kernels import (
     count_known,
     count_known_randomized,
     enrol,
+    survival_counts,
 )
 from adaptive.simulate.rng import trial_uniforms
 from decision_rules.beta import beta_prior, beta_prob_above, beta_prob_best, beta_prob_better
 from decision_rules.rules import Efficacy, Futility, Harm, PredictiveEfficacy, PredictiveFutility, Superiority
+from decision_rules.survival import HazardRatioSuperiority, MedianEfficacy, MedianFutility
 from decision_rules.vocabulary import PRECEDENCE, PRIMARY_ENDPOINT, Action, ArmStatus
 from models.batch import HierarchicalBatch, tri_index, triangle
+from models.survival_batch import SurvivalBatch
 
 # arm status codes of the simulator: ACTIVE, QUEUED, COMPLETE (accrual complete, still open) and
 # SUSPENDED (0-3) come from the enrolment kernel; the closed ones follow
@@ -120,7 +123,20 @@ _CLOSED_BY = {
 STAGES = ("interim", "final_analysis", "trial_stopped")
 _INTERIM, _FINAL, _STOPPED = 0, 1, 2
 _CATS = ("CR", "CRi", "PR", "NE", "NR")
-_SUPPORTED_RULES = (Efficacy, Futility, Harm, Superiority, PredictiveFutility, PredictiveEfficacy)
+_SUPPORTED_RULES = (
+    Efficacy,
+    Futility,
+    Harm,
+    Superiority,
+    PredictiveFutility,
+    PredictiveEfficacy,
+    MedianEfficacy,
+    MedianFutility,
+    HazardRatioSuperiority,
+)
+#: survival endpoints the simulator draws: overall survival from the scenario's death times
+#: (the relapse-based EFS and RFS are not drawn yet)
+SIMULATED_SURVIVAL = ("os",)
 
 
 # ============================================================================= specification
@@ -157,6 +173,55 @@ class EndpointModel:
 
 
 @dataclass
+class SurvivalModel:
+    """How one survival endpoint's posterior is computed in the simulator.
+
+    The interim's piecewise-exponential model (:meth:`adaptive.config.Design.survival_prior`:
+    each arm's prior centre and shape group), its decision probabilities by
+    :class:`models.survival_batch.SurvivalBatch`; follow-up ends ``follow_up`` days after
+    enrolment.
+    """
+
+    name: str
+    batch: SurvivalBatch
+    cut_points: np.ndarray
+    follow_up: float
+
+
+def survival_rules_not_simulated(design: Design) -> dict[str, str]:
+    """Survival rules the simulator cannot evaluate, with the reason (rule id -> reason)."""
+    out = {}
+    for r in design.rules:
+        if getattr(r, "family", "") != "survival":
+            continue
+        if r.endpoint not in SIMULATED_SURVIVAL:
+            out[r.id] = (
+                f"{r.endpoint} is not simulated: the simulator draws overall survival only "
+                "(relapse-based endpoints not yet)"
+            )
+        elif design.survival.endpoints[r.endpoint].model.kind != "independent":
+            out[r.id] = (
+                "hierarchical survival models are fitted at interim looks but not simulated (the "
+                "simulator's engine covers independent arm levels)"
+            )
+    return out
+
+
+def _survival_model(design: Design, endpoint: str, arms) -> SurvivalModel:
+    cfg = design.survival.endpoints[endpoint].model
+    medians, groups = design.survival_prior(endpoint, arms)
+    cuts = tuple(float(c) for c in design.survival.cut_points_days)
+    batch = SurvivalBatch(
+        cuts,
+        np.log(np.log(2.0) / np.asarray(medians)),
+        cfg.level.sd,
+        cfg.smoothing_sd,
+        groups=groups,
+    )
+    return SurvivalModel(endpoint, batch, np.asarray(cuts), float(design.assessment.follow_up_days))
+
+
+@dataclass
 class SimSpec:
     """A design and a scenario compiled into arrays for fast simulation."""
 
@@ -181,6 +246,8 @@ class SimSpec:
     n_patients: int
     max_delay: float
     skipped_rules: tuple[str, ...] = ()
+    #: survival endpoints a simulated rule reads
+    survival: dict[str, SurvivalModel] = field(default_factory=dict)
     #: per arm, the endpoints whose outcomes its decisions wait for (stage of the arm)
     decision_endpoints: tuple[tuple[str, ...], ...] = ()
     #: randomized cohorts: arm indices per cohort (more than one arm)
@@ -211,12 +278,12 @@ def compile_spec(
     """
     arms = design.arm_ids
     index = {a: i for i, a in enumerate(arms)}
-    skipped = tuple(r.id for r in design.rules if getattr(r, "family", "") == "survival")
+    skipped = tuple(survival_rules_not_simulated(design))
     unsupported = [r.id for r in design.rules if not isinstance(r, _SUPPORTED_RULES) and r.id not in skipped]
     if unsupported:
         raise ValueError(
-            f"adaptive simulate cannot evaluate rules {unsupported}: only binary-endpoint rules "
-            "(efficacy, futility, harm, superiority, predictive) are simulated"
+            f"adaptive simulate cannot evaluate rules {unsupported}: the simulated kinds are efficacy, "
+            "futility, harm, superiority, predictive, survival_efficacy, survival_futility and hazard_ratio"
         )
     if any(r in design.raw.looks.stop_trial_on for r in skipped):
         raise ValueError(f"looks.stop_trial_on names survival rules {list(skipped)}, which are not simulated")
@@ -280,7 +347,10 @@ def compile_spec(
     from adaptive.recommend import decision_endpoints
 
     dec_eps = tuple(tuple(sorted(decision_endpoints(design, a))) for a in arms)
-    needed = {r.endpoint for r in design.rules} | {r.endpoint for r in alloc if r.kind != "fixed"}
+    surv_eps = sorted({r.endpoint for r in design.rules if getattr(r, "family", "") == "survival"})
+    survival = {ep: _survival_model(design, ep, arms) for ep in surv_eps}
+    needed = {r.endpoint for r in design.rules if getattr(r, "family", "") != "survival"}
+    needed |= {r.endpoint for r in alloc if r.kind != "fixed"}
     needed |= {PRIMARY_ENDPOINT} | {ep for eps in dec_eps for ep in eps}
     endpoints = {ep: _endpoint_model(design, ep, arms, max_n, table_options or {}) for ep in sorted(needed)}
     max_patients = looks.max_patients or int(max_n[~closed0].sum())
@@ -308,6 +378,7 @@ def compile_spec(
         n_patients=n_patients,
         max_delay=_max_delay(truth, [t is not None for t in truth_arms]),
         skipped_rules=skipped,
+        survival=survival,
         decision_endpoints=dec_eps,
         randomized_cohorts=tuple(tuple(index[a] for a in s.arms) for s in design.routing if s.is_randomized),
         rule_ids=tuple(r.id for r in design.rules),
@@ -420,6 +491,8 @@ def _endpoint_model(design: Design, endpoint: str, arms, max_n, table_options) -
 
 # ============================================================================= randomness
 BLOCK = 256  # patients drawn per trial at a time
+#: offset of the block numbers of the dropout stream (as :func:`trial_streams`, another stream)
+DROPOUT_STREAM = 1 << 40
 
 
 def trial_streams(seed: int, trials: np.ndarray, block: int, size: int = BLOCK) -> dict[str, np.ndarray]:
@@ -581,6 +654,9 @@ class _Chunk:
         }
         self.known = {e: np.zeros((t, 0)) for e in self.value}
         self.truth_crc = np.zeros((t, 0))
+        # days from enrolment to death and to dropout (survival endpoints)
+        self.death = np.zeros((t, 0))
+        self.dropout = np.zeros((t, 0))
         self.status = np.broadcast_to(spec.status0, (t, k)).copy()
         self.decision = np.zeros((t, k), np.int8)
         self.decision_rule = np.full((t, k), -1, np.int16)
@@ -645,6 +721,16 @@ class _Chunk:
             self.value[e] = cat([self.value[e], np.zeros((t, BLOCK))], axis=1)
             self.known[e] = cat([self.known[e], np.full((t, BLOCK), np.inf)], axis=1)
         self.truth_crc = cat([self.truth_crc, np.zeros((t, BLOCK))], axis=1)
+        self.death = cat([self.death, np.full((t, BLOCK), np.inf)], axis=1)
+        rate = self.spec.scenario.dropout_per_year
+        if self.spec.survival and rate > 0:
+            # a stream of its own (block numbers far from the patients'), so that the other
+            # draws are the same whether or not survival is simulated
+            u_drop = trial_uniforms(self.seed, self.trials, block + DROPOUT_STREAM, (BLOCK,))
+            dropout = -np.log1p(-u_drop) * 365.25 / rate
+        else:
+            dropout = np.full((t, BLOCK), np.inf)
+        self.dropout = cat([self.dropout, dropout], axis=1)
         self.cap += BLOCK
 
     def _routing_matrix(self, u_cov) -> np.ndarray:
@@ -741,6 +827,7 @@ class _Chunk:
         death = _vec_death_times(
             tr["m30"][arm], tr["m60"][arm], tr["median_os"][arm], self.u["death"][rows, p]
         )
+        self.death[rows, p] = death
         lo, hi = tr["resp_lo"][arm], tr["resp_hi"][arm]
         resp_day = lo + np.floor(self.u["delay"][rows, p] * (hi - lo + 1))
         landmark = tr["landmark"][arm]
@@ -911,18 +998,73 @@ class _Chunk:
             out[:, cols] &= ready[:, None]
         return out
 
-    def _fired(self, rows, post, comparisons, at_final: np.ndarray):
+    def _survival_look(self, rows, when, eligible, enrolling) -> dict[str, dict]:
+        """Per survival endpoint: events per arm, where each rule can fire, and the posterior there.
+
+        The posterior (:class:`models.survival_batch.SurvivalBatch`) is computed only for the
+        trials where some rule has its minimum of events on an arm it may act on, and for the
+        arms the rules read.
+        """
+        spec = self.spec
+        idx = {a: i for i, a in enumerate(spec.arms)}
+        when = np.broadcast_to(np.asarray(when, float), rows.shape).copy()
+        out = {}
+        for ep, sm in spec.survival.items():
+            d, e = survival_counts(
+                rows, self.ptr, self.arm_of, self.arrival, self.death, self.dropout, when, sm.follow_up,
+                sm.cut_points, spec.k,
+            )  # fmt: skip
+            ev = d.sum(-1)
+            masks = {}
+            for rule in spec.rules:
+                if getattr(rule, "family", "") != "survival" or rule.endpoint != ep:
+                    continue
+                if isinstance(rule, HazardRatioSuperiority):
+                    a, b = idx[rule.arms[0]], idx[rule.arms[1]]
+                    ok = (
+                        eligible[:, a]
+                        & eligible[:, b]
+                        & (np.minimum(ev[:, a], ev[:, b]) >= rule.min_evaluable)
+                    )
+                    masks[rule.id] = {(a, b): ok}
+                else:
+                    m = {}
+                    for arm in rule.references:
+                        i = idx[arm]
+                        ok = eligible[:, i] & (ev[:, i] >= rule.min_evaluable)
+                        if isinstance(rule, MedianFutility):  # futility acts only while an arm enrols
+                            ok &= enrolling[:, i]
+                        m[i] = ok
+                    masks[rule.id] = m
+            union = np.zeros(len(rows), bool)
+            need = set()
+            for m in masks.values():
+                for key, ok in m.items():
+                    union |= ok
+                    if ok.any():
+                        need |= set(key) if isinstance(key, tuple) else {key}
+            sel = np.nonzero(union)[0]
+            pos = np.cumsum(union) - 1
+            post = sm.batch.posterior(d[sel], e[sel], need=sorted(need)) if len(sel) else None
+            out[ep] = {"events": ev, "masks": masks, "pos": pos, "post": post}
+        return out
+
+    def _fired(self, rows, post, comparisons, at_final: np.ndarray, when=None):
         """Per action, which arms the rules recommend it for (and the first rule that did).
 
         Returns ``(fired, by_rule, stop)``: action -> ``(R, K)`` bool, action -> ``(R, K)`` rule
         index (-1: none), and whether a ``stop_trial_on`` rule fired. Only open arms are
         evaluated; futility and predictive rules only arms still enrolling (stage ``interim``:
         futility stops enrolment, and an arm with its ``max_n`` has nothing left to stop).
+        Survival rules (``when``: the look's days) read the events as of the look: median rules
+        ``P(median > reference)`` per arm, hazard-ratio rules both directions of the pair, as
+        :class:`~decision_rules.survival.HazardRatioSuperiority` does.
         """
         spec = self.spec
         eligible = np.isin(self.status[rows], _OPEN)
         enrolling = (self.enrolled[rows] < spec.max_n) & ~at_final
         idx = {a: i for i, a in enumerate(spec.arms)}
+        surv = self._survival_look(rows, when, eligible, enrolling) if spec.survival else {}
         shape = (len(rows), spec.k)
         actions = (*PRECEDENCE, Action.FLAG)
         fired = {a: np.zeros(shape, bool) for a in actions}
@@ -936,6 +1078,33 @@ class _Chunk:
             fired[action][sel, col] |= f
 
         for ri, rule in enumerate(spec.rules):
+            if getattr(rule, "family", "") == "survival":
+                sv = surv[rule.endpoint]
+                ev = sv["events"]
+                for key, ok in sv["masks"][rule.id].items():
+                    sel = np.nonzero(ok)[0]
+                    if not len(sel):
+                        continue
+                    at = sv["pos"][sel]
+                    if isinstance(rule, HazardRatioSuperiority):
+                        a, b = key
+                        p_ab = sv["post"].prob_hr_below(a, b, rule.hr_margin)[at]
+                        p_ba = sv["post"].prob_hr_below(b, a, rule.hr_margin)[at]
+                        nmin = np.minimum(ev[sel, a], ev[sel, b])
+                        # the more probable direction, as HazardRatioSuperiority.evaluate
+                        f_a = rule.decide_arrays(p_ab, nmin) & (p_ab >= p_ba)  # a better: b inferior
+                        f_b = rule.decide_arrays(p_ba, nmin) & (p_ba > p_ab)
+                        mark(Action.DROP_INFERIOR, b, f_a, ri, sel)
+                        mark(Action.DROP_INFERIOR, a, f_b, ri, sel)
+                        f = f_a | f_b
+                    else:
+                        i = key
+                        prob = sv["post"].prob_median_above(i, rule.references[spec.arms[i]])[at]
+                        f = rule.decide_arrays(prob, ev[sel, i])
+                        mark(rule.action, i, f, ri, sel)
+                    if rule.id in spec.stop_on:
+                        stop[sel] |= f
+                continue
             entry = post[rule.endpoint]
             n = entry["n"]
             if isinstance(rule, Superiority):
@@ -1012,7 +1181,7 @@ class _Chunk:
             withhold = (
                 eligible[r_idx, lead]
                 & ~at_final[r_idx, lead]
-                & np.isin(lead_act, [Action.DROP_FUTILITY, Action.GRADUATE])
+                & np.isin(lead_act, [Action.DROP_FUTILITY, Action.GRADUATE, Action.DROP_INFERIOR])
                 & trail_stays
             )
             chosen[r_idx[withhold], lead[withhold]] = None
@@ -1049,7 +1218,7 @@ class _Chunk:
         comparisons = {
             r.id: self._comparison(rows, when, r) for r in spec.rules if isinstance(r, Superiority)
         }
-        fired, by_rule, stop = self._fired(rows, post, comparisons, at_final)
+        fired, by_rule, stop = self._fired(rows, post, comparisons, at_final, when)
         self.n_looks[rows] += 1
         self.last_time[rows] = when
         self._decide(rows, when, fired, by_rule, at_final, comparisons)

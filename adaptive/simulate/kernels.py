@@ -25,7 +25,8 @@ as the protocol does:
 Trials are independent, so they are processed one after another; the random numbers come in
 with the patients (``arrival``, ``u_assign``), so the result does not depend on the order.
 
-**Counts** (:func:`count_known`): evaluable patients and responders per arm as of a look's day.
+**Counts** (:func:`count_known`): evaluable patients and responders per arm as of a look's day;
+(:func:`survival_counts`): events and days at risk per arm and interval of a survival endpoint.
 """
 
 from __future__ import annotations
@@ -200,3 +201,39 @@ def count_known_randomized(rows, upto, arm_of, known, value, when, n_arms, rando
                 if value[t, p] > 0.5:
                     y[i, arm] += 1
     return n, y
+
+
+@numba.njit(cache=True)
+def survival_counts(rows, upto, arm_of, arrival, event_time, dropout, when, follow_up, cuts, n_arms):
+    """Events and days at risk per arm and interval as of each trial's look, ``(len(rows), K, J)``.
+
+    As :mod:`adaptive.survival_data` derives a time-to-event endpoint at a cutoff: time runs from
+    enrolment; follow-up ends at the look (``when``), at ``follow_up`` days after enrolment or at
+    dropout, whichever comes first; an event on or before that is an event, the rest are
+    censored. Interval ``j`` is ``[cuts[j], cuts[j + 1])``, the last one open-ended (as
+    :func:`models.survival.split_exposure`).
+    """
+    n_int = cuts.shape[0] - 1
+    events = np.zeros((rows.shape[0], n_arms, n_int))
+    exposure = np.zeros((rows.shape[0], n_arms, n_int))
+    for r in range(rows.shape[0]):
+        t = rows[r]
+        for p in range(upto[t]):
+            a = arm_of[t, p]
+            if a < 0 or arrival[t, p] > when[r]:
+                continue
+            obs = min(when[r] - arrival[t, p], follow_up, dropout[t, p])
+            is_event = event_time[t, p] <= obs
+            time = event_time[t, p] if is_event else obs
+            for j in range(n_int):
+                lo = cuts[j]
+                if time <= lo:
+                    break
+                hi = cuts[j + 1] if j < n_int - 1 else np.inf
+                exposure[r, a, j] += min(time, hi) - lo
+            if is_event:
+                j = 0
+                while j < n_int - 1 and time >= cuts[j + 1]:
+                    j += 1
+                events[r, a, j] += 1.0
+    return events, exposure

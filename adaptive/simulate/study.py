@@ -21,6 +21,7 @@ import numpy as np
 from adaptive.config import load_config
 from adaptive.output import atomic_dir, canonical_json, versions
 from adaptive.scenario import load_scenario
+from adaptive.simulate.engine import survival_rules_not_simulated
 from adaptive.simulate.run import Job, close_client, default_cache_dir, open_client, run_trials, spec_for
 from adaptive.simulate.summary import flat_rows, merge_chunks, per_trial_frame, summarise
 
@@ -127,9 +128,8 @@ def simulate_study(
             "looks": design.raw.looks.model_dump(mode="json"),
             "rules": [str(r) for r in design.rules],
             "rules_not_simulated": [
-                {"rule": r.id, "reason": "survival endpoints are not simulated (binary endpoints only)"}
-                for r in design.rules
-                if getattr(r, "family", "") == "survival"
+                {"rule": rule, "reason": reason}
+                for rule, reason in survival_rules_not_simulated(design).items()
             ],
         },
     }

@@ -28,14 +28,17 @@ decisions are actions.
   arm's own patients (deaths before assessment count as failures, as in the derivation rules).
 * Trial level: ``duration_mean``/``_sd`` (days to the last analysis), ``looks_mean``,
   ``prob_stopped_by_rule``, ``prob_any_drop_harm``, ``prob_any_suspension``, ``prob_any_flag``.
-* Per comparison (superiority rule): ``prob_select_better`` (the truly better arm's partner
+* Per comparison (superiority rule on a binary endpoint, ``hazard_ratio`` rule on a survival
+  endpoint; selections counted per rule, so that the CRc and the OS comparison of one pair are
+  reported apart; the truly better arm of a hazard-ratio rule is the one with the longer true
+  median OS, equal within a day): ``prob_select_better`` (the truly better arm's partner
   dropped as inferior), ``prob_select_worse``, ``prob_any_selection``, ``prob_decided`` (either
   arm dropped as inferior), ``prob_ran_to_max_n`` (both arms enrolled their ``max_n`` without a
   comparative decision), ``prob_decided_or_max_n`` and ``prob_cut_short`` (the rest: an arm
   closed for another reason or the trial ended first), ``prob_worse_closed`` (the truly worse
   arm closed for lack of efficacy, as inferior or futile, and the better arm not),
-  ``prob_better_estimated_higher``. Arms whose ITT rates differ by at most 0.005 are equal
-  (no "better" arm).
+  ``prob_better_estimated_higher`` (the final CRc estimates; superiority rules only). Arms
+  whose ITT rates differ by at most 0.005 are equal (no "better" arm).
 
 MCSE: ``sqrt(p (1 - p) / N)`` for probabilities, ``sd / sqrt(N)`` for means, the delta method
 for RMSE.
@@ -58,6 +61,7 @@ from adaptive.simulate.engine import (
     SimSpec,
 )
 from decision_rules.rules import Harm, Superiority
+from decision_rules.survival import HazardRatioSuperiority
 from decision_rules.vocabulary import PRIMARY_ENDPOINT, Action
 
 _CODE = {a: i for i, a in enumerate(DECISIONS) if a is not None}
@@ -86,12 +90,18 @@ def _mean(x: np.ndarray) -> dict:
     return {"estimate": float(x.mean()), "mcse": float(x.std(ddof=1) / np.sqrt(n)) if n > 1 else None}
 
 
+#: comparison rules: superiority (a binary endpoint) and hazard ratio (a survival endpoint)
+_COMPARISONS = (Superiority, HazardRatioSuperiority)
+#: arms whose true median OS differs by at most this many days are equal on OS
+OS_TOLERANCE_DAYS = 1.0
+
+
 def partners(spec: SimSpec) -> dict[int, list[int]]:
-    """Arm -> the arms it is compared with by a superiority rule."""
+    """Arm -> the arms it is compared with by a comparison rule."""
     idx = {a: i for i, a in enumerate(spec.arms)}
     out: dict[int, list[int]] = {}
     for r in spec.rules:
-        if isinstance(r, Superiority):
+        if isinstance(r, _COMPARISONS):
             i, j = idx[r.arms[0]], idx[r.arms[1]]
             out.setdefault(i, []).append(j)
             out.setdefault(j, []).append(i)
@@ -190,14 +200,20 @@ def summarise(spec: SimSpec, res: ChunkResult) -> dict:
     idx = {a: i for i, a in enumerate(spec.arms)}
     inferior = _CODE[Action.DROP_INFERIOR]
     for r in spec.rules:
-        if not isinstance(r, Superiority):
+        if not isinstance(r, _COMPARISONS):
             continue
         i, j = idx[r.arms[0]], idx[r.arms[1]]
-        ti, tj = truth_itt[i], truth_itt[j]
+        if isinstance(r, HazardRatioSuperiority):  # truly better: the longer true median OS
+            ti, tj = spec.truth["median_os"][i], spec.truth["median_os"][j]
+            differ = abs(ti - tj) > OS_TOLERANCE_DAYS
+        else:
+            ti, tj = truth_itt[i], truth_itt[j]
+            differ = abs(ti - tj) > ITT_TOLERANCE
         better, worse = (i, j) if ti >= tj else (j, i)
-        differ = abs(ti - tj) > ITT_TOLERANCE
-        sel_better = res.decision[:, worse] == inferior
-        sel_worse = res.decision[:, better] == inferior
+        # selections by this rule (another comparison of the pair can select too)
+        by_this = res.decision_rule == spec.rule_ids.index(r.id)
+        sel_better = (res.decision[:, worse] == inferior) & by_this[:, worse]
+        sel_worse = (res.decision[:, better] == inferior) & by_this[:, better]
         decided = sel_better | sel_worse
         full = (res.n_enrolled[:, i] >= spec.max_n[i]) & (res.n_enrolled[:, j] >= spec.max_n[j])
         est_higher = res.final_mean[:, better] > res.final_mean[:, worse]
@@ -207,6 +223,7 @@ def summarise(spec: SimSpec, res: ChunkResult) -> dict:
         comparisons.append(
             {
                 "rule": r.id,
+                "endpoint": r.endpoint,
                 "arms": [spec.arms[i], spec.arms[j]],
                 "truly_better": spec.arms[better] if differ else None,
                 "prob_select_better": _prop(sel_better) if differ else None,
@@ -217,7 +234,9 @@ def summarise(spec: SimSpec, res: ChunkResult) -> dict:
                 "prob_ran_to_max_n": _prop(~decided & full),
                 "prob_decided_or_max_n": _prop(decided | full),
                 "prob_cut_short": _prop(~decided & ~full),
-                "prob_better_estimated_higher": _prop(est_higher) if differ else None,
+                "prob_better_estimated_higher": (
+                    _prop(est_higher) if differ and isinstance(r, Superiority) else None
+                ),
             }
         )
     harm_drop = res.decision == _CODE[Action.DROP_HARM]
