@@ -8,6 +8,7 @@ failed its convergence limits (no recommendation made); 4 the look ledger is bus
 
 from __future__ import annotations
 
+import re
 import sys
 import warnings
 from datetime import date, datetime
@@ -26,10 +27,13 @@ err_console = Console(stderr=True, highlight=False)
 def _date(ctx, param, value):
     if value is None:
         return None
+    bad = click.BadParameter(f"{value[:60]!r} is not an ISO 8601 date (YYYY-MM-DD, e.g. 2026-01-05)")
+    if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+        raise bad
     try:
         return datetime.strptime(value, "%Y-%m-%d").date()
     except ValueError:
-        raise click.BadParameter(f"{value!r} is not an ISO 8601 date (YYYY-MM-DD)") from None
+        raise bad from None
 
 
 def _fail(exc: AdaptiveError) -> None:
@@ -37,7 +41,18 @@ def _fail(exc: AdaptiveError) -> None:
     sys.exit(exc.exit_code)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Group(click.Group):
+    """The command group; Ctrl-C exits 130 (128 + SIGINT) with one line, not 1 "Aborted!"."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except (KeyboardInterrupt, click.Abort):
+            err_console.print("[bold red]interrupted[/] (Ctrl-C).")
+            ctx.exit(130)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="rr-aml-adaptive")
 def main() -> None:
     """Bayesian adaptive-platform decision engine for the R/R AML platform trial."""
@@ -97,7 +112,10 @@ def validate(config_path: str, data_path: str | None, cutoff: date | None) -> No
     if cutoff is not None:
         from adaptive.derive import derive
 
-        derived = derive(table, design, cutoff)
+        try:
+            derived = derive(table, design, cutoff)
+        except AdaptiveError as exc:
+            _fail(exc)
         warns += derived.warnings
         console.print(f"as of {cutoff}: {len(derived.patients)} patients enrolled")
     _print_warnings(warns)
@@ -717,3 +735,7 @@ def calibrate(
             f"target {100 * target:g}%)"
         )
     console.print(f"wrote {Path(out_dir) / 'calibration.json'}")
+
+
+if __name__ == "__main__":
+    main()

@@ -26,7 +26,7 @@ from adaptive import datadiff
 from adaptive.borrowing import model_for_look
 from adaptive.config import Design, load_config
 from adaptive.data import PatientTable, load_patients
-from adaptive.derive import DerivedData, derive
+from adaptive.derive import DerivedData, check_enrolled, derive
 from adaptive.endpoints import (
     BINARY_ENDPOINTS,
     CUMULATIVE_INCIDENCE_ENDPOINTS,
@@ -1049,6 +1049,7 @@ def run_interim(
     """
     design = config if isinstance(config, Design) else load_config(config)
     table = data if isinstance(data, PatientTable) else load_patients(data, design)
+    check_enrolled(table, cutoff)  # before the ledger: a refused look leaves no ledger or lock
     out = Path(out)
     seed = design.sampler.seed if seed is None else int(seed)
     if ledger is None:
