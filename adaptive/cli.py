@@ -3,12 +3,15 @@
 Exit codes: 0 success (including an idempotent rerun that found the identical earlier look);
 1 unexpected error; 2 invalid config, data, scenario, output folder or ledger request; 3 a fit
 failed its convergence limits (no recommendation made); 4 the look ledger is busy (another
-``adaptive interim`` holds it).
+``adaptive interim`` holds it); 5 a fitting worker failed; 6 writing the outputs failed (disk full,
+permission lost); 130 interrupted (Ctrl-C).
 """
 
 from __future__ import annotations
 
+import errno
 import re
+import sqlite3
 import sys
 import warnings
 from datetime import date, datetime
@@ -18,7 +21,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from adaptive.exceptions import AdaptiveError, OutputExistsError
+from adaptive.exceptions import AdaptiveError, OutputExistsError, OutputWriteError
 
 console = Console(highlight=False, width=None if sys.stdout.isatty() else 180)
 err_console = Console(stderr=True, highlight=False)
@@ -50,6 +53,27 @@ class _Group(click.Group):
         except (KeyboardInterrupt, click.Abort):
             err_console.print("[bold red]interrupted[/] (Ctrl-C).")
             ctx.exit(130)
+        except AdaptiveError as exc:
+            _fail(exc)
+        except BrokenPipeError:
+            raise
+        except (OSError, sqlite3.OperationalError) as exc:
+            _fail(_write_error(exc))
+
+
+def _write_error(exc: Exception) -> OutputWriteError:
+    """An I/O failure (disk full, permission lost) as one clear line with exit code 6."""
+    if isinstance(exc, OSError):
+        what = exc.filename or "a file"
+        why = exc.strerror or str(exc)
+        if exc.errno is not None and exc.errno in errno.errorcode:
+            why += f" ({errno.errorcode[exc.errno]})"
+    else:
+        what, why = "the look ledger", str(exc)
+    return OutputWriteError(
+        f"input/output error on {what}: {why}. A look's temporary folder and pending ledger row are "
+        "removed, so nothing half-written is kept; free space or fix the permissions and rerun."
+    )
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})

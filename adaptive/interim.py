@@ -37,7 +37,15 @@ from adaptive.endpoints import (
 from adaptive.exceptions import ConvergenceError, LedgerError, Problem
 from adaptive.fitpool import shared_pool
 from adaptive.ledger import Ledger, LookRecord, look_summary
-from adaptive.output import atomic_dir, canonical_json, check_out_dir, remove_stale_tmp, versions
+from adaptive.output import (
+    atomic_dir,
+    canonical_json,
+    check_out_dir,
+    check_writable,
+    remove_stale_tmp,
+    remove_stale_tmp_in,
+    versions,
+)
 from adaptive.queue import evaluate_queue
 from adaptive.randomization import (
     allocate,
@@ -1052,6 +1060,9 @@ def run_interim(
     check_enrolled(table, cutoff)  # before the ledger: a refused look leaves no ledger or lock
     out = Path(out)
     seed = design.sampler.seed if seed is None else int(seed)
+    check_writable(out.parent, "the folder of --out")  # before the fit, not after it
+    if ledger is not None:
+        check_writable(Path(ledger).parent, "the ledger's folder")
     if ledger is None:
         check_out_dir(out)
         return _run_look(design, table, cutoff, out, seed)
@@ -1077,7 +1088,10 @@ def run_interim(
                 "the ledger)."
             )
         check_out_dir(out)
-        notes += [f"removed {p}, left by an interrupted run" for p in remove_stale_tmp(out)]
+        stale = remove_stale_tmp(out)
+        for folder in dict.fromkeys((out.absolute().parent, ledger.absolute().parent)):
+            stale += remove_stale_tmp_in(folder)
+        notes += [f"removed {p}, the temporary folder of a run that was killed" for p in stale]
         look = _run_look(design, table, cutoff, out, seed, book=book, forced=bool(force and same))
         look.notes[:0] = notes
         return look

@@ -382,3 +382,89 @@ def _design():
     if _DESIGN is None:
         _DESIGN = parse_config(CONFIG.read_text(), "rr_aml.yaml")
     return _DESIGN
+
+
+# ------------------------------------------------------------------ 5. I/O errors before and during writing
+def test_out_under_a_file_refused_before_fitting(tmp_path):
+    blocker = tmp_path / "looks"
+    blocker.write_text("not a folder")
+    res = cli(
+        "interim", "--config", CONFIG, "--data", EXAMPLE, "--cutoff", "2026-10-31", "--out", blocker / "look1"
+    )
+    assert res.exit_code == 2 and f"cannot write the folder of --out {blocker}" in res.output
+    assert "is not a folder" in res.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["looks"]
+
+
+def test_read_only_out_parent_refused_before_fitting(tmp_path, monkeypatch):
+    import adaptive.interim
+    import adaptive.output
+
+    def no_fit(*a, **k):
+        raise AssertionError("fitted although --out cannot be written")
+
+    monkeypatch.setattr(adaptive.interim, "_run_look", no_fit)
+    real_access = os.access
+    monkeypatch.setattr(
+        adaptive.output.os, "access", lambda p, mode: Path(p) != tmp_path and real_access(p, mode)
+    )
+    res, looks = interim(tmp_path)
+    assert res.exit_code == 2 and "is not writable by this user" in res.output
+    assert_nothing_left(looks)
+
+
+def test_disk_full_while_writing_is_exit_6(tmp_path, monkeypatch):
+    import errno
+
+    import adaptive.interim
+
+    def disk_full(design, table, cutoff, out, seed, **kw):
+        raise OSError(errno.ENOSPC, "No space left on device", str(out / "posterior.nc"))
+
+    monkeypatch.setattr(adaptive.interim, "_run_look", disk_full)
+    res, looks = interim(tmp_path)
+    assert res.exit_code == 6
+    assert "posterior.nc: No space left on device (ENOSPC)" in res.output
+    assert not (looks / "look1").exists()
+
+
+def test_write_text_atomic_leaves_no_temporary_file(tmp_path, monkeypatch):
+    import errno
+
+    from adaptive.output import write_text_atomic
+
+    def full(self, *a, **k):
+        Path(self).write_bytes(b"half")
+        raise OSError(errno.ENOSPC, "No space left on device", str(self))
+
+    monkeypatch.setattr(Path, "write_text", full)
+    with pytest.raises(OSError):
+        write_text_atomic(tmp_path / "x.csv", "data")
+    assert list(tmp_path.iterdir()) == []
+
+
+# ------------------------------------------------------------------ 9. temporary folders of killed runs
+def test_stale_temporary_folders_removed_at_next_look(tmp_path, monkeypatch):
+    import adaptive.interim
+    from adaptive.interim import LookResult, run_interim
+    from adaptive.output import remove_stale_tmp_in
+
+    looks = tmp_path / "looks"
+    looks.mkdir()
+    dead = looks / ".2026-09-30.tmp-999999999-abcd1234"  # beyond pid_max: never a live process
+    alive = looks / f".2026-08-31.tmp-{os.getppid()}-abcd1234"
+    other = looks / ".notes.tmp-999999999-x"
+    for p in (dead, alive, other):
+        p.mkdir()
+        (p / "posterior.nc").write_text("half")
+    assert remove_stale_tmp_in(tmp_path / "missing") == []
+
+    def fake_look(design, table, cutoff, out, seed, **kw):
+        return LookResult(report={}, fits={}, out=out)
+
+    monkeypatch.setattr(adaptive.interim, "_run_look", fake_look)
+    from datetime import date
+
+    look = run_interim(CONFIG, EXAMPLE, date(2026, 10, 31), looks / "look1", ledger=looks / "ledger.sqlite")
+    assert not dead.exists() and alive.exists() and other.exists()
+    assert any(str(dead) in n and "killed" in n for n in look.notes)
