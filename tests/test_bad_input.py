@@ -468,3 +468,11 @@ def test_stale_temporary_folders_removed_at_next_look(tmp_path, monkeypatch):
     look = run_interim(CONFIG, EXAMPLE, date(2026, 10, 31), looks / "look1", ledger=looks / "ledger.sqlite")
     assert not dead.exists() and alive.exists() and other.exists()
     assert any(str(dead) in n and "killed" in n for n in look.notes)
+
+
+def test_long_config_value_is_cut():
+    text = CONFIG.read_text().replace("max_n: 40", "max_n: x" + "9" * 5000, 1)
+    with pytest.raises(ConfigError) as exc:
+        parse_config(text, "c.yaml")
+    msg = str(exc.value)
+    assert "arms.arm1.max_n" in msg and "... (5003 characters)" in msg and "9" * 100 not in msg
