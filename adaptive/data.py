@@ -98,7 +98,8 @@ def _cell_str(v) -> str:
     if isinstance(v, bool):
         return "true" if v else "false"
     if isinstance(v, pd.Timestamp | date):
-        return "" if pd.isna(v) else v.strftime("%Y-%m-%d")
+        # isoformat, not strftime: strftime("%Y") does not zero-pad a year before 1000 on Linux
+        return "" if pd.isna(v) else v.isoformat()[:10]
     try:
         if pd.isna(v):
             return ""

@@ -147,6 +147,8 @@ def load_scenario(path: str | Path, design: Design | None = None) -> Scenario:
     """Read and validate a scenario file."""
     path = Path(path)
     try:
+        if path.exists() and not path.is_file():
+            raise ScenarioError([Problem(str(path), "cannot read: it is not a regular file.")])
         raw = path.read_bytes()
     except OSError as exc:
         raise ScenarioError([Problem(str(path), f"cannot read: {exc.strerror}")]) from None

@@ -65,7 +65,19 @@ def _key_text(node) -> str:
     return str(node.value) if isinstance(node, yaml.ScalarNode) else f"<{node.tag}>"
 
 
-def _walk(root) -> tuple[list[Problem], dict[str, int]]:
+def _key_value(loader: yaml.SafeLoader, node):
+    """The key as YAML reads it (``1`` and ``01`` are one key, ``yes`` and ``true`` too)."""
+    if isinstance(node, yaml.ScalarNode):
+        try:
+            value = loader.construct_object(node)
+            hash(value)
+            return (type(value).__name__, value)
+        except (yaml.YAMLError, TypeError, ValueError):
+            pass
+    return ("text", _key_text(node))
+
+
+def _walk(root, loader: yaml.SafeLoader) -> tuple[list[Problem], dict[str, int]]:
     """Duplicate keys (with paths and lines) and the line of every key path, without recursion."""
     dups: list[tuple[str, int, int]] = []
     lines: dict[str, int] = {}
@@ -77,7 +89,7 @@ def _walk(root) -> tuple[list[Problem], dict[str, int]]:
             continue
         seen_nodes.add(id(node))
         if isinstance(node, yaml.MappingNode):
-            first: dict[str, int] = {}
+            first: dict[tuple, int] = {}
             for key_node, value_node in node.value:
                 if key_node.tag == _MERGE_TAG:
                     stack.append((value_node, path))
@@ -85,10 +97,11 @@ def _walk(root) -> tuple[list[Problem], dict[str, int]]:
                 key = _key_text(key_node)
                 sub = f"{path}.{key}" if path else key
                 line = key_node.start_mark.line + 1
-                if key in first:
-                    dups.append((sub, first[key], line))
+                value = _key_value(loader, key_node)
+                if value in first:
+                    dups.append((sub, first[value], line))
                 else:
-                    first[key] = line
+                    first[value] = line
                     lines.setdefault(sub, line)
                 stack.append((value_node, sub))
         elif isinstance(node, yaml.SequenceNode):
@@ -123,7 +136,7 @@ def load_yaml(text: str, source: str) -> tuple[object, dict[str, int], list[Prob
             node = loader.get_single_node()
             if node is None:
                 return None, {}, []
-            dups, lines = _walk(node)
+            dups, lines = _walk(node, loader)
             if dups:
                 return (
                     None,

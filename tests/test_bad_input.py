@@ -476,3 +476,59 @@ def test_long_config_value_is_cut():
         parse_config(text, "c.yaml")
     msg = str(exc.value)
     assert "arms.arm1.max_n" in msg and "... (5003 characters)" in msg and "9" * 100 not in msg
+
+
+_KEY = st.from_regex(r"[a-z][a-z0-9_]{0,8}", fullmatch=True).filter(
+    lambda k: k not in ("y", "n", "yes", "no", "on", "off", "true", "false", "null")
+)
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    keys=st.lists(_KEY, min_size=1, max_size=6, unique=True),
+    parent=_KEY,
+    dup=st.integers(0, 5),
+    value=st.integers(0, 10**6),
+)
+def test_any_duplicate_key_is_named_with_both_lines(keys, parent, dup, value):
+    from adaptive.yamlfile import load_yaml
+
+    dup = dup % len(keys)
+    body = [f"  {k}: {i}" for i, k in enumerate(keys)] + [f"  {keys[dup]}: {value}"]
+    text = "\n".join([f"{parent}:", *body]) + "\n"
+    doc, _lines, problems = load_yaml(text, "f.yaml")
+    assert doc is None and len(problems) == 1
+    assert problems[0].where == f"f.yaml line {len(keys) + 2}"
+    assert f"duplicate key '{parent}.{keys[dup]}' (first on line {dup + 2})" in problems[0].message
+    ok, lines, none = load_yaml("\n".join([f"{parent}:", *body[:-1]]) + "\n", "f.yaml")
+    assert none == [] and ok == {parent: {k: i for i, k in enumerate(keys)}}
+    assert lines[f"{parent}.{keys[dup]}"] == dup + 2
+
+
+def test_equal_keys_in_other_spellings_are_duplicates():
+    from adaptive.yamlfile import load_yaml
+
+    _, _, problems = load_yaml("a:\n  1: x\n  01: y\n", "f.yaml")
+    assert "duplicate key 'a.01' (first on line 2)" in problems[0].message
+
+
+def test_non_regular_scenario_refused(tmp_path):
+    from adaptive.scenario import load_scenario
+
+    fifo = tmp_path / "s.yaml"
+    os.mkfifo(fifo)
+    with pytest.raises(ScenarioError, match="not a regular file"):
+        load_scenario(fifo)
+
+
+def test_parquet_dates_before_1000_reported_as_written(tmp_path):
+    import datetime
+
+    import pandas as pd
+
+    df = pd.read_csv(EXAMPLE, dtype=str, keep_default_na=False).head(3)
+    df["enrolled_on"] = [datetime.date(1, 1, 1), datetime.date(2025, 4, 2), datetime.date(2025, 4, 3)]
+    path = tmp_path / "d.parquet"
+    df.to_parquet(path)
+    with pytest.raises(DataError, match=r"d.parquet row 1, column 'enrolled_on': enrolled_on 0001-01-01"):
+        load_patients(path, _design())
