@@ -73,7 +73,6 @@ NonNegativeInt = Annotated[int, Field(ge=0)]
 #: plausibility bounds checked up front (a typo such as ``max_patients: 1000000`` is a config
 #: error naming the key and line, not a simulation that never ends); ``arms.<id>.max_n`` <= 10,000
 MAX_PATIENTS = 100_000
-MAX_DURATION_DAYS = 36_525  # 100 years
 MAX_DRAWS = 100_000  # per chain, for draws and tune
 
 
@@ -588,7 +587,7 @@ class LooksCfg(_Strict):
     every_patients: Annotated[int, Field(gt=0, le=MAX_PATIENTS)] | None = None
     first_after_patients: Annotated[int, Field(ge=0, le=MAX_PATIENTS)] = 0
     max_patients: Annotated[int, Field(gt=0, le=MAX_PATIENTS)] | None = None
-    max_duration_days: Annotated[int, Field(gt=0, le=MAX_DURATION_DAYS)] = 1826
+    max_duration_days: PositiveInt = 1826
     final_analysis: bool = True
     stop_trial_on: list[str] = Field(default_factory=list)
 

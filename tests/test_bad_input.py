@@ -363,14 +363,14 @@ def test_implausible_sizes_name_key_and_line(tmp_path, old, new, key):
 
 @pytest.mark.parametrize(
     "block",
-    ["looks:\n  max_patients: 1000000\n", "looks:\n  max_duration_days: 100000\n"],
+    ["looks:\n  max_patients: 1000000\n", "looks:\n  every_patients: 1000000\n"],
 )
 def test_implausible_looks_bounds(block):
     text = CONFIG.read_text()
     if "\nlooks:" in text:
         pytest.skip("the bundled config has its own looks block")
     text += "\n" + block
-    with pytest.raises(ConfigError, match=r"c.yaml line \d+: looks\.max_"):
+    with pytest.raises(ConfigError, match=r"c.yaml line \d+: looks\.(max_patients|every_patients): Input"):
         parse_config(text, "c.yaml")
 
 
