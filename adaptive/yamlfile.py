@@ -130,35 +130,40 @@ def load_yaml(text: str, source: str) -> tuple[object, dict[str, int], list[Prob
             {},
             [Problem(f"{source} line {deep}", f"nested more than {MAX_DEPTH} levels deep; not a config.")],
         )
-    loader = yaml.SafeLoader(text)
+    loader = None
     try:
-        try:
-            node = loader.get_single_node()
-            if node is None:
-                return None, {}, []
-            dups, lines = _walk(node, loader)
-            if dups:
-                return (
-                    None,
-                    lines,
-                    [
-                        Problem(
-                            f"{source} line {second}",
-                            f"duplicate key {path!r} (first on line {first}); YAML would silently keep only "
-                            "the last one. Remove or rename one of them.",
-                        )
-                        for path, first, second in dups
-                    ],
+        loader = yaml.SafeLoader(text)  # checks the characters: may raise a ReaderError
+        node = loader.get_single_node()
+        if node is None:
+            return None, {}, []
+        dups, lines = _walk(node, loader)
+        if dups:
+            problems = [
+                Problem(
+                    f"{source} line {second}",
+                    f"duplicate key {path!r} (first on line {first}); YAML would silently keep only "
+                    "the last one. Remove or rename one of them.",
                 )
-            doc = loader.construct_document(node)
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            where = f"{source} line {mark.line + 1}, column {mark.column + 1}" if mark else source
-            return None, {}, [Problem(where, f"not valid YAML: {getattr(exc, 'problem', None) or exc}")]
-        except RecursionError:
-            return None, {}, [Problem(source, "nested too deeply (or a recursive alias); not a config.")]
+                for path, first, second in dups
+            ]
+            return None, lines, problems
+        doc = loader.construct_document(node)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        if mark is None and isinstance(exc, yaml.reader.ReaderError):
+            line = text[: exc.position].count("\n") + 1
+            return (
+                None,
+                {},
+                [Problem(f"{source} line {line}", f"not valid YAML: {exc.reason} ({exc.character:#06x}).")],
+            )
+        where = f"{source} line {mark.line + 1}, column {mark.column + 1}" if mark else source
+        return None, {}, [Problem(where, f"not valid YAML: {getattr(exc, 'problem', None) or exc}")]
+    except RecursionError:
+        return None, {}, [Problem(source, "nested too deeply (or a recursive alias); not a config.")]
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
     return doc, lines, []
 
 

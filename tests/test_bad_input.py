@@ -532,3 +532,35 @@ def test_parquet_dates_before_1000_reported_as_written(tmp_path):
     df.to_parquet(path)
     with pytest.raises(DataError, match=r"d.parquet row 1, column 'enrolled_on': enrolled_on 0001-01-01"):
         load_patients(path, _design())
+
+
+# ------------------------------------------------------------------ fuzz: only clear errors
+_CSV_CHARS = st.sampled_from(list(',;"\n\r\t x9-:') + ["arm3", "2026-01-01", "true", "CR", "\x00", "\u00e9"])
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(body=st.lists(_CSV_CHARS, max_size=60).map("".join), raw=st.binary(max_size=64))
+def test_any_csv_is_read_or_refused_clearly(tmp_path, body, raw):
+    path = tmp_path / "f.csv"
+    for content in ((LINES[0] + "\n" + body).encode(), raw, LINES[0].encode() + b"\n" + raw):
+        path.write_bytes(content)
+        try:
+            load_patients(path, _design())
+        except DataError as exc:  # anything else is a traceback for the user
+            assert all(p.where.startswith("f.csv") for p in exc.problems)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    text=st.lists(st.sampled_from([*"ab: -[]{}&*!|>'\"#\n\t?,.1", "<<", "\x00"]), max_size=60).map("".join)
+)
+def test_any_yaml_is_parsed_or_refused_clearly(text):
+    from adaptive.yamlfile import load_yaml
+
+    doc, _lines, problems = load_yaml(text, "f.yaml")  # never raises
+    assert doc is None or not problems
+    assert all(p.where.startswith("f.yaml") for p in problems)
+    with pytest.raises(ConfigError):  # none of these is a whole config
+        parse_config(text, "f.yaml")
+    with pytest.raises(ScenarioError):
+        parse_scenario(text, "f.yaml")
