@@ -564,3 +564,57 @@ def test_any_yaml_is_parsed_or_refused_clearly(text):
         parse_config(text, "f.yaml")
     with pytest.raises(ScenarioError):
         parse_scenario(text, "f.yaml")
+
+
+def test_ctrl_c_while_waiting_for_the_ledger_exits_130(tmp_path):
+    import fcntl
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from tests.conftest import ROOT
+
+    looks = tmp_path / "looks"
+    looks.mkdir()
+    lock = looks / "ledger.sqlite.lock"
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+    fcntl.flock(fd, fcntl.LOCK_EX)  # another adaptive interim holds the ledger
+    try:
+        cmd = [
+            sys.executable,
+            "-m",
+            "adaptive.cli",
+            "interim",
+            "--config",
+            str(CONFIG),
+            "--data",
+            str(EXAMPLE),
+        ]
+        cmd += ["--cutoff", "2026-10-31", "--out", str(looks / "look1"), "--wait", "120"]
+        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:  # until it has the lock file open (it is waiting)
+            if str(lock) in _open_files(proc.pid):
+                break
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        os.close(fd)
+    assert proc.returncode == 130, out
+    assert "interrupted" in out and "Traceback" not in out and "Aborted!" not in out
+    assert sorted(p.name for p in looks.iterdir()) == ["ledger.sqlite.lock"]
+
+
+def _open_files(pid: int) -> set[str]:
+    out = set()
+    try:
+        for f in Path(f"/proc/{pid}/fd").iterdir():
+            try:
+                out.add(os.readlink(f))
+            except OSError:
+                pass  # closed meanwhile
+    except OSError:
+        pass  # the process ended
+    return out
