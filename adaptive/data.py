@@ -223,6 +223,8 @@ def _csv_records(path: Path, raw: bytes) -> tuple[list[str], list[list[str]], li
     seen: dict[str, int] = {}
     for j, col in enumerate(header, start=1):
         key = col.strip()
+        if not key:
+            continue  # an unnamed (e.g. trailing empty) column is ignored like any extra column
         if key in seen:
             problems.append(
                 Problem(
@@ -235,17 +237,36 @@ def _csv_records(path: Path, raw: bytes) -> tuple[list[str], list[list[str]], li
             seen[key] = j
     if problems:
         raise DataError(problems)
-    return [c.strip() for c in header], records, lines
+    return [c.strip() or f"<unnamed column {j}>" for j, c in enumerate(header, start=1)], records, lines
+
+
+def _check_column_names(names: list[str], name: str) -> None:
+    """Refuse a column name that appears twice, naming both positions."""
+    problems = []
+    for c in dict.fromkeys(names):
+        pos = [str(j + 1) for j, x in enumerate(names) if x == c]
+        if len(pos) > 1:
+            problems.append(
+                Problem(
+                    name,
+                    f"duplicate column {excerpt(c)} at positions {' and '.join(pos)}; each column must "
+                    "appear once.",
+                )
+            )
+    if problems:
+        raise DataError(problems)
 
 
 def _check_dtypes(df: pd.DataFrame, name: str) -> None:
     """One problem per Parquet / SAS column whose type cannot hold its values (not one per cell)."""
+    _check_column_names(list(df.columns), name)  # e.g. SAS names equal once lower-cased
     problems = []
-    for col in df.columns:
-        dtype = df[col].dtype
+    for j, col in enumerate(df.columns):
+        values = df.iloc[:, j]
+        dtype = values.dtype
         if col in DATE_COLUMNS or col == TREATMENT_START_COLUMN:
             numeric = pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_bool_dtype(dtype)
-            if numeric and not df[col].isna().all():
+            if numeric and not values.isna().all():
                 problems.append(
                     Problem(
                         f"{name}, column '{col}'",
@@ -255,23 +276,13 @@ def _check_dtypes(df: pd.DataFrame, name: str) -> None:
                 )
         elif col in BOOL_COLUMNS:
             numeric = pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype)
-            if numeric and not df[col].isna().all():
+            if numeric and not values.isna().all():
                 problems.append(
                     Problem(
                         f"{name}, column '{col}'",
                         f"has type {dtype}; expected booleans (a boolean type, or true/false text).",
                     )
                 )
-    dup = [c for c in dict.fromkeys(df.columns) if list(df.columns).count(c) > 1]
-    for c in dup:
-        pos = [str(j + 1) for j, x in enumerate(df.columns) if x == c]
-        problems.append(
-            Problem(
-                name,
-                f"duplicate column {excerpt(c)} at positions {' and '.join(pos)}; each column must "
-                "appear once.",
-            )
-        )
     if problems:
         raise DataError(problems)
 
@@ -305,6 +316,9 @@ def read_table(path: str | Path) -> tuple[pd.DataFrame, bytes, str]:
         return df, raw, "line"
     try:
         if suffix in (".parquet", ".pq"):
+            import pyarrow.parquet as pq
+
+            _check_column_names(pq.read_schema(path).names, path.name)
             df = pd.read_parquet(path)
         elif suffix == ".xpt":
             import pyreadstat

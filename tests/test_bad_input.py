@@ -618,3 +618,21 @@ def _open_files(pid: int) -> set[str]:
     except OSError:
         pass  # the process ended
     return out
+
+
+def test_parquet_duplicate_column_named_with_positions(tmp_path):
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    df = pd.read_csv(EXAMPLE, dtype=str, keep_default_na=False).head(3)
+    t = pa.Table.from_pandas(df, preserve_index=False)
+    t = pa.Table.from_arrays([*t.columns, t.column("arm")], names=[*t.column_names, "arm"])
+    pq.write_table(t, tmp_path / "d.parquet")
+    with pytest.raises(DataError, match=r"d.parquet: duplicate column 'arm' at positions 3 and 20"):
+        load_patients(tmp_path / "d.parquet", _design())
+
+
+def test_trailing_empty_csv_columns_are_ignored(tmp_path):
+    path = write_lines(tmp_path, [ln + ",," for ln in LINES[:4]])  # e.g. a spreadsheet's export
+    assert len(load_patients(path, _design()).frame) == 3
