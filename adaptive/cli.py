@@ -3,11 +3,15 @@
 Exit codes: 0 success (including an idempotent rerun that found the identical earlier look);
 1 unexpected error; 2 invalid config, data, scenario, output folder or ledger request; 3 a fit
 failed its convergence limits (no recommendation made); 4 the look ledger is busy (another
-``adaptive interim`` holds it).
+``adaptive interim`` holds it); 5 a fitting worker failed; 6 writing the outputs failed (disk full,
+permission lost); 130 interrupted (Ctrl-C).
 """
 
 from __future__ import annotations
 
+import errno
+import re
+import sqlite3
 import sys
 import warnings
 from datetime import date, datetime
@@ -17,7 +21,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from adaptive.exceptions import AdaptiveError, OutputExistsError
+from adaptive.exceptions import AdaptiveError, OutputExistsError, OutputWriteError
 
 console = Console(highlight=False, width=None if sys.stdout.isatty() else 180)
 err_console = Console(stderr=True, highlight=False)
@@ -26,10 +30,13 @@ err_console = Console(stderr=True, highlight=False)
 def _date(ctx, param, value):
     if value is None:
         return None
+    bad = click.BadParameter(f"{value[:60]!r} is not an ISO 8601 date (YYYY-MM-DD, e.g. 2026-01-05)")
+    if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+        raise bad
     try:
         return datetime.strptime(value, "%Y-%m-%d").date()
     except ValueError:
-        raise click.BadParameter(f"{value!r} is not an ISO 8601 date (YYYY-MM-DD)") from None
+        raise bad from None
 
 
 def _fail(exc: AdaptiveError) -> None:
@@ -37,7 +44,39 @@ def _fail(exc: AdaptiveError) -> None:
     sys.exit(exc.exit_code)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Group(click.Group):
+    """The command group; Ctrl-C exits 130 (128 + SIGINT) with one line, not 1 "Aborted!"."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except (KeyboardInterrupt, click.Abort):
+            err_console.print("[bold red]interrupted[/] (Ctrl-C).")
+            ctx.exit(130)
+        except AdaptiveError as exc:
+            _fail(exc)
+        except BrokenPipeError:
+            raise
+        except (OSError, sqlite3.OperationalError) as exc:
+            _fail(_write_error(exc))
+
+
+def _write_error(exc: Exception) -> OutputWriteError:
+    """An I/O failure (disk full, permission lost) as one clear line with exit code 6."""
+    if isinstance(exc, OSError):
+        what = exc.filename or "a file"
+        why = exc.strerror or str(exc)
+        if exc.errno is not None and exc.errno in errno.errorcode:
+            why += f" ({errno.errorcode[exc.errno]})"
+    else:
+        what, why = "the look ledger", str(exc)
+    return OutputWriteError(
+        f"input/output error on {what}: {why}. A look's temporary folder and pending ledger row are "
+        "removed, so nothing half-written is kept; free space or fix the permissions and rerun."
+    )
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="rr-aml-adaptive")
 def main() -> None:
     """Bayesian adaptive-platform decision engine for the R/R AML platform trial."""
@@ -97,7 +136,10 @@ def validate(config_path: str, data_path: str | None, cutoff: date | None) -> No
     if cutoff is not None:
         from adaptive.derive import derive
 
-        derived = derive(table, design, cutoff)
+        try:
+            derived = derive(table, design, cutoff)
+        except AdaptiveError as exc:
+            _fail(exc)
         warns += derived.warnings
         console.print(f"as of {cutoff}: {len(derived.patients)} patients enrolled")
     _print_warnings(warns)
@@ -717,3 +759,7 @@ def calibrate(
             f"target {100 * target:g}%)"
         )
     console.print(f"wrote {Path(out_dir) / 'calibration.json'}")
+
+
+if __name__ == "__main__":
+    main()

@@ -17,7 +17,6 @@ from datetime import date
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
-import yaml
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -31,6 +30,7 @@ from adaptive.endpoints import BINARY_ENDPOINTS, SURVIVAL_ENDPOINTS
 from adaptive.exceptions import ConfigError, Problem
 from adaptive.schema_errors import did_you_mean as _did_you_mean
 from adaptive.schema_errors import pydantic_problems, register_tags
+from adaptive.yamlfile import decode_text, load_yaml, with_line
 from decision_rules.allocation import AllocationRule
 from decision_rules.beta import beta_prior, beta_prior_name
 from decision_rules.rules import PREDICTIVE_KINDS, RULE_KINDS, TIER_CLASSES, Harm, Superiority
@@ -68,6 +68,12 @@ Probability = Annotated[float, AfterValidator(_probability)]
 PositiveFloat = Annotated[float, Field(gt=0)]
 PositiveInt = Annotated[int, Field(gt=0)]
 NonNegativeInt = Annotated[int, Field(ge=0)]
+
+
+#: plausibility bounds checked up front (a typo such as ``max_patients: 1000000`` is a config
+#: error naming the key and line, not a simulation that never ends); ``arms.<id>.max_n`` <= 10,000
+MAX_PATIENTS = 100_000
+MAX_DRAWS = 100_000  # per chain, for draws and tune
 
 
 class _Strict(BaseModel):
@@ -578,9 +584,9 @@ class LooksCfg(_Strict):
     """
 
     every_days: PositiveInt | None = None
-    every_patients: PositiveInt | None = None
-    first_after_patients: NonNegativeInt = 0
-    max_patients: PositiveInt | None = None
+    every_patients: Annotated[int, Field(gt=0, le=MAX_PATIENTS)] | None = None
+    first_after_patients: Annotated[int, Field(ge=0, le=MAX_PATIENTS)] = 0
+    max_patients: Annotated[int, Field(gt=0, le=MAX_PATIENTS)] | None = None
     max_duration_days: PositiveInt = 1826
     final_analysis: bool = True
     stop_trial_on: list[str] = Field(default_factory=list)
@@ -626,9 +632,9 @@ class SamplerCfg(_Strict):
     """MCMC settings."""
 
     backend: Literal["nutpie", "pymc"] = "nutpie"
-    chains: Annotated[int, Field(ge=2)] = 4
-    draws: PositiveInt = 2000
-    tune: PositiveInt = 1000
+    chains: Annotated[int, Field(ge=2, le=64)] = 4
+    draws: Annotated[int, Field(gt=0, le=MAX_DRAWS)] = 2000
+    tune: Annotated[int, Field(gt=0, le=MAX_DRAWS)] = 1000
     target_accept: Probability = 0.9
     seed: NonNegativeInt = 20260101
     cores: PositiveInt | None = None
@@ -1790,12 +1796,19 @@ def _default_priors(doc: dict) -> dict:
 
 def parse_config(text: str, source: str = "<config>", path: Path | None = None) -> Design:
     """Parse YAML text into a :class:`Design`, raising :class:`ConfigError` with every problem."""
+    doc, lines, yaml_problems = load_yaml(text, source)
+    if yaml_problems:
+        raise ConfigError(yaml_problems)
     try:
-        doc = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{source} line {mark.line + 1}, column {mark.column + 1}" if mark else source
-        raise ConfigError([Problem(where, f"not valid YAML: {getattr(exc, 'problem', exc)}")]) from None
+        return _parse_doc(doc, text, source, path)
+    except ConfigError as err:
+        # name the line of each key path (the YAML's own lines, not the schema's)
+        raise ConfigError(
+            [Problem(with_line(p.where, source, lines), p.message) for p in err.problems]
+        ) from None
+
+
+def _parse_doc(doc, text: str, source: str, path: Path | None) -> Design:
     if not isinstance(doc, dict):
         raise ConfigError([Problem(source, "the config must be a YAML mapping (key: value) at top level.")])
     # top-level keys starting with "x-" hold YAML anchors for reuse (as in docker compose files)
@@ -1867,9 +1880,14 @@ def load_config(path: str | Path) -> Design:
     """
     path = Path(path)
     try:
+        if path.exists() and not path.is_file():
+            raise ConfigError([Problem(str(path), "cannot read the config file: it is not a regular file.")])
         raw = path.read_bytes()
     except OSError as exc:
         raise ConfigError([Problem(str(path), f"cannot read the config file: {exc.strerror}")]) from None
-    design = parse_config(raw.decode("utf-8"), source=path.name, path=path)
+    text, problems = decode_text(raw, path.name)
+    if problems:
+        raise ConfigError(problems)
+    design = parse_config(text, source=path.name, path=path)
     # hash the bytes on disk, not the decoded text, so the hash matches `sha256sum`
     return Design(**{**design.__dict__, "sha256": hashlib.sha256(raw).hexdigest()})

@@ -17,7 +17,10 @@ recorded for a non-responder.
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import io
+import re
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -95,7 +98,8 @@ def _cell_str(v) -> str:
     if isinstance(v, bool):
         return "true" if v else "false"
     if isinstance(v, pd.Timestamp | date):
-        return "" if pd.isna(v) else v.strftime("%Y-%m-%d")
+        # isoformat, not strftime: strftime("%Y") does not zero-pad a year before 1000 on Linux
+        return "" if pd.isna(v) else v.isoformat()[:10]
     try:
         if pd.isna(v):
             return ""
@@ -106,6 +110,183 @@ def _cell_str(v) -> str:
     return str(v).strip()
 
 
+#: at most this many characters of a bad value are echoed in a message
+EXCERPT_CHARS = 60
+#: at most this many malformed CSV rows are listed one by one
+MAX_ROW_PROBLEMS = 20
+#: dates before this are refused as implausible (a mistyped year such as 0001 or 1925)
+EARLIEST_DATE = date(1990, 1, 1)
+#: dates after this are refused as implausible (a mistyped year such as 2205)
+LATEST_DATE = date(2100, 12, 31)
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def excerpt(value, limit: int = EXCERPT_CHARS) -> str:
+    """``repr`` of a value, cut to ``limit`` characters of its text (with ``...``)."""
+    s = str(value)
+    if len(s) <= limit:
+        return repr(s)
+    return repr(s[:limit]) + f"... ({len(s)} characters)"
+
+
+def _encoding_hint(raw: bytes) -> str:
+    """A guess at the encoding of bytes that are not UTF-8."""
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return "it looks like UTF-16 (it starts with a UTF-16 byte-order mark)"
+    if b"\x00" in raw[:4096]:
+        return "it holds NUL bytes: UTF-16 or a binary file, not a CSV text file"
+    return "it looks like Latin-1 / Windows-1252 (e.g. an Excel 'CSV' export)"
+
+
+def _csv_records(path: Path, raw: bytes) -> tuple[list[str], list[list[str]], list[int]]:
+    """Split a CSV file into its header, records and each record's first physical line.
+
+    Blank lines are skipped; a quoted field may span lines (the record's line is where it starts).
+    A record with fewer or more fields than the header is refused (a truncated export would
+    otherwise turn a dead patient into a pending one).
+    """
+    name = path.name
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise DataError(
+            [
+                Problem(
+                    f"{name} line {line}",
+                    f"the file is not UTF-8 text (byte {raw[exc.start : exc.start + 1]!r} at offset "
+                    f"{exc.start}); {_encoding_hint(raw)}. Save or export it as UTF-8 CSV.",
+                )
+            ]
+        ) from None
+    if "\x00" in text:
+        line = text[: text.index("\x00")].count("\n") + 1
+        raise DataError([Problem(f"{name} line {line}", f"the file holds NUL bytes; {_encoding_hint(raw)}.")])
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    header: list[str] | None = None
+    header_line = 0
+    records: list[list[str]] = []
+    lines: list[int] = []
+    problems: list[Problem] = []
+    n_bad = 0
+    prev = 0
+    try:
+        for rec in reader:
+            start, prev = prev + 1, reader.line_num
+            if not rec or (len(rec) == 1 and not rec[0].strip()):
+                continue  # a blank line
+            if header is None:
+                header, header_line = rec, start
+                continue
+            if len(rec) != len(header):
+                n_bad += 1
+                if n_bad <= MAX_ROW_PROBLEMS:
+                    how = "fewer" if len(rec) < len(header) else "more"
+                    what = (
+                        "a truncated or cut-short row"
+                        if how == "fewer"
+                        else "an unquoted comma in a value, or a shifted row"
+                    )
+                    problems.append(
+                        Problem(
+                            f"{name} line {start}",
+                            f"{len(rec)} fields, {how} than the {len(header)} columns of the header "
+                            f"(line {header_line}): {what}. Re-export the file; no row is read with "
+                            "missing or extra fields.",
+                        )
+                    )
+                continue
+            records.append(rec)
+            lines.append(start)
+    except csv.Error as exc:
+        raise DataError(
+            [Problem(f"{name} line {reader.line_num}", f"cannot parse the CSV: {exc}.")]
+        ) from None
+    if header is None:
+        raise DataError([Problem(name, "the file is empty; expected a header line and one row per patient.")])
+    if n_bad > MAX_ROW_PROBLEMS:
+        problems.append(
+            Problem(name, f"... and {n_bad - MAX_ROW_PROBLEMS} more row(s) with a wrong field count.")
+        )
+    if len(header) == 1:
+        for delim, word in ((";", "semicolon"), ("\t", "tab"), ("|", "vertical bar")):
+            if delim in header[0]:
+                raise DataError(
+                    [
+                        Problem(
+                            f"{name} line {header_line}",
+                            f"the header is one column holding {word}s ({excerpt(header[0])}): the file "
+                            f"looks {word}-separated. Export it comma-separated (CSV UTF-8).",
+                        )
+                    ]
+                )
+    seen: dict[str, int] = {}
+    for j, col in enumerate(header, start=1):
+        key = col.strip()
+        if not key:
+            continue  # an unnamed (e.g. trailing empty) column is ignored like any extra column
+        if key in seen:
+            problems.append(
+                Problem(
+                    f"{name} line {header_line}",
+                    f"duplicate column {excerpt(key)} at positions {seen[key]} and {j}; each column "
+                    "must appear once.",
+                )
+            )
+        else:
+            seen[key] = j
+    if problems:
+        raise DataError(problems)
+    return [c.strip() or f"<unnamed column {j}>" for j, c in enumerate(header, start=1)], records, lines
+
+
+def _check_column_names(names: list[str], name: str) -> None:
+    """Refuse a column name that appears twice, naming both positions."""
+    problems = []
+    for c in dict.fromkeys(names):
+        pos = [str(j + 1) for j, x in enumerate(names) if x == c]
+        if len(pos) > 1:
+            problems.append(
+                Problem(
+                    name,
+                    f"duplicate column {excerpt(c)} at positions {' and '.join(pos)}; each column must "
+                    "appear once.",
+                )
+            )
+    if problems:
+        raise DataError(problems)
+
+
+def _check_dtypes(df: pd.DataFrame, name: str) -> None:
+    """One problem per Parquet / SAS column whose type cannot hold its values (not one per cell)."""
+    _check_column_names(list(df.columns), name)  # e.g. SAS names equal once lower-cased
+    problems = []
+    for j, col in enumerate(df.columns):
+        values = df.iloc[:, j]
+        dtype = values.dtype
+        if col in DATE_COLUMNS or col == TREATMENT_START_COLUMN:
+            numeric = pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_bool_dtype(dtype)
+            if numeric and not values.isna().all():
+                problems.append(
+                    Problem(
+                        f"{name}, column '{col}'",
+                        f"has type {dtype}; expected dates (a date or timestamp type, or "
+                        "YYYY-MM-DD text). SAS dates need a date format (e.g. DATE9. or YYMMDD10.).",
+                    )
+                )
+        elif col in BOOL_COLUMNS:
+            numeric = pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype)
+            if numeric and not values.isna().all():
+                problems.append(
+                    Problem(
+                        f"{name}, column '{col}'",
+                        f"has type {dtype}; expected booleans (a boolean type, or true/false text).",
+                    )
+                )
+    if problems:
+        raise DataError(problems)
+
+
 def read_table(path: str | Path) -> tuple[pd.DataFrame, bytes, str]:
     """Read a patient export as strings.
 
@@ -113,19 +294,31 @@ def read_table(path: str | Path) -> tuple[pd.DataFrame, bytes, str]:
     -------
     frame, raw_bytes, row_word
         ``frame`` holds only strings ("" for blank); ``row_word`` is ``"line"`` for CSV
-        (row labels are file line numbers) and ``"row"`` otherwise (1-based data rows).
+        (row labels are file line numbers, kept in ``frame.attrs["line_numbers"]``: the physical
+        line where each record starts) and ``"row"`` otherwise (1-based data rows).
     """
     path = Path(path)
     try:
+        if not path.is_file():
+            what = "a folder" if path.is_dir() else "not a regular file (a pipe, device or socket)"
+            if not path.exists():
+                what = "missing"
+            raise DataError([Problem(str(path), f"cannot read the data file: it is {what}.")])
         raw = path.read_bytes()
     except OSError as exc:
         raise DataError([Problem(str(path), f"cannot read the data file: {exc.strerror}")]) from None
     suffix = path.suffix.lower()
+    if suffix in (".csv", ".txt"):
+        header, records, lines = _csv_records(path, raw)
+        df = pd.DataFrame(records, columns=header, dtype=object)
+        df = df.map(lambda s: s.strip())
+        df.attrs["line_numbers"] = lines
+        return df, raw, "line"
     try:
-        if suffix in (".csv", ".txt"):
-            df = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[], encoding="utf-8-sig")
-            return df.map(lambda s: s.strip()), raw, "line"
         if suffix in (".parquet", ".pq"):
+            import pyarrow.parquet as pq
+
+            _check_column_names(pq.read_schema(path).names, path.name)
             df = pd.read_parquet(path)
         elif suffix == ".xpt":
             import pyreadstat
@@ -140,7 +333,8 @@ def read_table(path: str | Path) -> tuple[pd.DataFrame, bytes, str]:
     except DataError:
         raise
     except Exception as exc:  # noqa: BLE001 - any reader failure is a data problem for the user
-        raise DataError([Problem(path.name, f"cannot parse the file: {exc}")]) from None
+        raise DataError([Problem(path.name, f"cannot parse the file: {excerpt(exc, 200)}")]) from None
+    _check_dtypes(df, path.name)
     df = df.astype(object).map(_cell_str)
     return df, raw, "row"
 
@@ -155,7 +349,8 @@ def _parse_bool(s: str):
 
 
 def _parse_date(s: str) -> date:
-    if len(s) != 10:
+    """A strict ``YYYY-MM-DD`` date (no ISO week dates, no missing zeros)."""
+    if not _ISO_DATE.fullmatch(s):
         raise ValueError
     return date.fromisoformat(s)
 
@@ -170,6 +365,10 @@ def load_patients(path: str | Path, design: Design) -> PatientTable:
     """
     path = Path(path)
     df, raw, row_word = read_table(path)
+    if not len(df):
+        raise DataError(
+            [Problem(path.name, "the file holds a header but no patient rows; expected one row per patient.")]
+        )
     table = validate_frame(df, design, source=path.name, row_word=row_word)
     return PatientTable(frame=table[0], path=path, sha256=hashlib.sha256(raw).hexdigest(), warnings=table[1])
 
@@ -198,7 +397,12 @@ def validate_frame(
         if c not in df.columns:
             df[c] = ""
     offset = 2 if row_word == "line" else 1
-    labels = [f"{row_word} {i + offset}" for i in range(len(df))]
+    lines = df.attrs.get("line_numbers")
+    if lines is None or len(lines) != len(df):
+        lines = [i + offset for i in range(len(df))]
+    labels = [f"{row_word} {n}" for n in lines]
+    trial = getattr(getattr(design, "raw", None), "trial", None)
+    start_date = getattr(trial, "start_date", None)
 
     def where(i: int, col: str) -> str:
         return f"{source} {labels[i]}, column '{col}'"
@@ -217,7 +421,8 @@ def validate_frame(
             problems.append(
                 Problem(
                     where(i, "subject_id"),
-                    f"duplicate subject_id {sid!r} (first seen at {labels[seen[sid]]}); one row per patient.",
+                    f"duplicate subject_id {excerpt(sid)} (first seen at {labels[seen[sid]]}); one row "
+                    "per patient.",
                 )
             )
         else:
@@ -231,7 +436,7 @@ def validate_frame(
             problems.append(
                 Problem(
                     where(i, "arm"),
-                    f"unknown arm {arm!r}; the config defines {', '.join(arm_ids)}."
+                    f"unknown arm {excerpt(arm)}; the config defines {', '.join(arm_ids)}."
                     f"{_did_you_mean(arm, arm_ids)}",
                 )
             )
@@ -244,7 +449,9 @@ def validate_frame(
             try:
                 out[col] = _parse_bool(s)
             except ValueError:
-                problems.append(Problem(where(i, col), f"{s!r} is not a boolean; use true, false or blank."))
+                problems.append(
+                    Problem(where(i, col), f"{excerpt(s)} is not a boolean; use true, false or blank.")
+                )
                 out[col] = None
         for col in (*DATE_COLUMNS, *extra_dates):
             s = rec[col]
@@ -255,9 +462,27 @@ def validate_frame(
                 out[col] = _parse_date(s)
             except ValueError:
                 problems.append(
-                    Problem(where(i, col), f"cannot parse date {s!r}; expected ISO 8601 YYYY-MM-DD.")
+                    Problem(where(i, col), f"cannot parse date {excerpt(s)}; expected ISO 8601 YYYY-MM-DD.")
                 )
                 out[col] = None
+                continue
+            if not EARLIEST_DATE <= out[col] <= LATEST_DATE:
+                problems.append(
+                    Problem(
+                        where(i, col),
+                        f"{col} {out[col]} is implausible (dates must lie between {EARLIEST_DATE} and "
+                        f"{LATEST_DATE}); a mistyped year?",
+                    )
+                )
+                out[col] = None
+        if start_date is not None and out["enrolled_on"] is not None and out["enrolled_on"] < start_date:
+            warnings.append(
+                Problem(
+                    where(i, "enrolled_on"),
+                    f"enrolled_on {out['enrolled_on']} is before the trial's start_date {start_date} "
+                    "(trial.start_date in the config).",
+                )
+            )
         if out["enrolled_on"] is None and not rec["enrolled_on"]:
             problems.append(Problem(where(i, "enrolled_on"), "enrolled_on is blank; it is required."))
         resp = rec["best_response"]
@@ -265,7 +490,7 @@ def validate_frame(
             problems.append(
                 Problem(
                     where(i, "best_response"),
-                    f"{resp!r} is not a response category; use one of {', '.join(RESPONSES)} or "
+                    f"{excerpt(resp)} is not a response category; use one of {', '.join(RESPONSES)} or "
                     f"blank (not yet assessed).{_did_you_mean(resp, RESPONSES)}",
                 )
             )
@@ -276,7 +501,8 @@ def validate_frame(
             problems.append(
                 Problem(
                     where(i, "karyotype_risk"),
-                    f"{kr!r} is not one of {', '.join(KARYOTYPE_RISKS)}.{_did_you_mean(kr, KARYOTYPE_RISKS)}",
+                    f"{excerpt(kr)} is not one of {', '.join(KARYOTYPE_RISKS)}."
+                    f"{_did_you_mean(kr, KARYOTYPE_RISKS)}",
                 )
             )
             kr = ""
@@ -299,6 +525,14 @@ def _check_dates(out: dict, i: int, where, problems: list, warnings: list) -> No
     if resp in ("CR", "CRi", "PR") and rdate is None:
         problems.append(
             Problem(where(i, "response_on"), f"best_response is {resp} but response_on is blank.")
+        )
+    if resp is None and rdate is not None:
+        warnings.append(
+            Problem(
+                where(i, "response_on"),
+                f"response_on {rdate} is set but best_response is blank; the response date is "
+                "ignored (the patient counts as not yet assessed).",
+            )
         )
     if enr is not None:
         for col in ("response_on", "death_on", "relapse_on", "hsct_on", "last_contact_on"):

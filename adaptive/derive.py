@@ -39,7 +39,7 @@ import pandas as pd
 
 from adaptive.config import Design
 from adaptive.data import TREATMENT_START_COLUMN, PatientTable
-from adaptive.exceptions import Problem
+from adaptive.exceptions import DataError, Problem
 from adaptive.survival_data import SurvivalDerived, derive_survival
 
 RESPONSE_SETS = {"crc": ("CR", "CRi"), "orr": ("CR", "CRi", "PR")}
@@ -167,8 +167,31 @@ def derive_patient(rec: dict, cutoff: date, landmark_days: int, from_treatment_s
     return out
 
 
+def check_enrolled(table: PatientTable, cutoff: date) -> None:
+    """Refuse a cutoff before the first enrolment (no patient to analyse).
+
+    Raises
+    ------
+    DataError
+        Naming the file, the cutoff and the first enrolment date.
+    """
+    dates = [d for d in table.frame["enrolled_on"] if d is not None]
+    if not any(d <= cutoff for d in dates):
+        first = f"; the first enrolment is on {min(dates)}" if dates else ""
+        raise DataError(
+            [Problem(table.source, f"no patient was enrolled on or before the cutoff {cutoff}{first}.")]
+        )
+
+
 def derive(table: PatientTable, design: Design, cutoff: date) -> DerivedData:
-    """Derive every binary endpoint per patient and per arm as of ``cutoff``."""
+    """Derive every binary endpoint per patient and per arm as of ``cutoff``.
+
+    Raises
+    ------
+    DataError
+        When no patient was enrolled on or before ``cutoff`` (:func:`check_enrolled`).
+    """
+    check_enrolled(table, cutoff)
     frame = table.frame
     enrolled = frame[[d <= cutoff for d in frame["enrolled_on"]]]
     from_start = TREATMENT_START_COLUMN in frame.columns

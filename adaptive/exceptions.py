@@ -76,6 +76,21 @@ class OutputExistsError(AdaptiveError, FileExistsError):
     exit_code = 2
 
 
+class OutputNotWritableError(AdaptiveError, PermissionError):
+    """``--out``'s folder or the ledger's folder cannot be written; found before anything is fitted."""
+
+    exit_code = 2
+
+
+class OutputWriteError(AdaptiveError, OSError):
+    """Writing the outputs failed (disk full, permission lost, I/O error); nothing of the look is kept.
+
+    The message names the file and the system's reason.
+    """
+
+    exit_code = 6
+
+
 class ConvergenceError(AdaptiveError, RuntimeError):
     """A model fit failed the configured R-hat / ESS / divergence limits after every retry.
 

@@ -5,7 +5,8 @@ Compiling a model structure (nutpie's Numba build of the log-density and its gra
 compiled models (:mod:`models.sampling`'s per-process cache) and a further look in the same
 process (a scheduler, a notebook, ``adaptive calibrate``-style loops) only samples.
 
-Workers are fresh interpreters (``python -c``) rather than ``multiprocessing`` children, so
+Workers are fresh interpreters (``python -P -c``, with the engine's own folder first on
+``sys.path``, never the working folder) rather than ``multiprocessing`` children, so
 nothing of the caller's ``__main__`` is re-imported and scripts and notebooks need no
 ``if __name__ == "__main__"`` guard. Jobs and results travel as length-prefixed pickles over the
 worker's stdin and a private copy of its stdout; whatever a library prints goes to the worker's
@@ -125,6 +126,26 @@ def worker_status() -> dict[str, Any]:
 
 
 # ----------------------------------------------------------------------------- parent side
+#: the folder that holds the engine's packages (``adaptive``, ``models``, ``decision_rules``), as
+#: this process imported them (a source checkout, an editable install or site-packages)
+_ENGINE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _worker_command(parent: int) -> list[str]:
+    """The worker's command line.
+
+    ``python -c`` would put the working folder first on ``sys.path``, so a user's own ``models/``
+    or ``adaptive/`` folder there would be imported instead of the engine's. ``-P`` (Python 3.11+)
+    leaves it out, and the engine's own root goes first, so the worker imports the very packages
+    the parent runs.
+    """
+    code = (
+        f"import sys; sys.path.insert(0, {_ENGINE_ROOT!r}); "
+        f"import adaptive.fitpool as m; m._worker_main({parent})"
+    )
+    return [sys.executable, "-P", "-c", code]
+
+
 @dataclass
 class _Worker:
     proc: subprocess.Popen
@@ -136,7 +157,7 @@ class _Worker:
         # append mode: the worker's writes land at the end whatever the parent reads
         err = tempfile.TemporaryFile(mode="a+b", prefix="adaptive-fit-worker-")
         proc = subprocess.Popen(
-            [sys.executable, "-c", f"import adaptive.fitpool as m; m._worker_main({os.getpid()})"],
+            _worker_command(os.getpid()),
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=err,

@@ -26,7 +26,7 @@ from adaptive import datadiff
 from adaptive.borrowing import model_for_look
 from adaptive.config import Design, load_config
 from adaptive.data import PatientTable, load_patients
-from adaptive.derive import DerivedData, derive
+from adaptive.derive import DerivedData, check_enrolled, derive
 from adaptive.endpoints import (
     BINARY_ENDPOINTS,
     CUMULATIVE_INCIDENCE_ENDPOINTS,
@@ -37,7 +37,15 @@ from adaptive.endpoints import (
 from adaptive.exceptions import ConvergenceError, LedgerError, Problem
 from adaptive.fitpool import shared_pool
 from adaptive.ledger import Ledger, LookRecord, look_summary
-from adaptive.output import atomic_dir, canonical_json, check_out_dir, remove_stale_tmp, versions
+from adaptive.output import (
+    atomic_dir,
+    canonical_json,
+    check_out_dir,
+    check_writable,
+    remove_stale_tmp,
+    remove_stale_tmp_in,
+    versions,
+)
 from adaptive.queue import evaluate_queue
 from adaptive.randomization import (
     allocate,
@@ -1041,8 +1049,12 @@ def run_interim(
     """
     design = config if isinstance(config, Design) else load_config(config)
     table = data if isinstance(data, PatientTable) else load_patients(data, design)
+    check_enrolled(table, cutoff)  # before the ledger: a refused look leaves no ledger or lock
     out = Path(out)
     seed = design.sampler.seed if seed is None else int(seed)
+    check_writable(out.parent, "the folder of --out")  # before the fit, not after it
+    if ledger is not None:
+        check_writable(Path(ledger).parent, "the ledger's folder")
     if ledger is None:
         check_out_dir(out)
         return _run_look(design, table, cutoff, out, seed)
@@ -1068,7 +1080,10 @@ def run_interim(
                 "the ledger)."
             )
         check_out_dir(out)
-        notes += [f"removed {p}, left by an interrupted run" for p in remove_stale_tmp(out)]
+        stale = remove_stale_tmp(out)
+        for folder in dict.fromkeys((out.absolute().parent, ledger.absolute().parent)):
+            stale += remove_stale_tmp_in(folder)
+        notes += [f"removed {p}, the temporary folder of a run that was killed" for p in stale]
         look = _run_look(design, table, cutoff, out, seed, book=book, forced=bool(force and same))
         look.notes[:0] = notes
         return look

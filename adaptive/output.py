@@ -7,13 +7,14 @@ import json
 import math
 import os
 import platform
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
 from importlib import metadata
 from pathlib import Path
 
-from adaptive.exceptions import OutputExistsError
+from adaptive.exceptions import OutputExistsError, OutputNotWritableError
 
 _PACKAGES = (
     "rr-aml-adaptive",
@@ -95,6 +96,63 @@ def atomic_dir(out: str | Path) -> Iterator[Path]:
         raise
 
 
+def check_writable(folder: str | Path, what: str) -> None:
+    """Refuse, before any work, a folder that cannot be created or written.
+
+    ``folder`` need not exist: the nearest existing folder above it must be a writable folder
+    (the missing ones are created later). ``what`` names the folder in the message ("--out").
+    """
+    folder = Path(folder).absolute()
+    p = folder
+    while not p.exists() and p != p.parent:
+        p = p.parent
+    if not p.is_dir():
+        raise OutputNotWritableError(
+            f"cannot write {what} {folder}: {p} is not a folder. Choose a path under a folder."
+        )
+    if not os.access(p, os.W_OK | os.X_OK):
+        raise OutputNotWritableError(
+            f"cannot write {what} {folder}: the folder {p} is not writable by this user. "
+            "Choose a writable location (nothing was fitted)."
+        )
+
+
+#: a temporary folder of :func:`atomic_dir`: ``.<name>.tmp-<pid>-<8 random characters>``
+_TMP_DIR = re.compile(r"\.(?P<name>.+)\.tmp-(?P<pid>\d+)-[a-z0-9_]{8}")
+
+
+def _pid_gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False  # someone else's live process
+    return False
+
+
+def remove_stale_tmp_in(folder: str | Path) -> list[Path]:
+    """Delete the temporary folders of every look in ``folder`` left by killed processes.
+
+    Like :func:`remove_stale_tmp` but for any output name (``.<any>.tmp-<pid>-<random>``) whose
+    process no longer runs. Returns the folders removed.
+    """
+    folder = Path(folder)
+    removed: list[Path] = []
+    if not folder.is_dir():
+        return removed
+    for p in folder.glob(".*.tmp-*-*"):
+        m = _TMP_DIR.fullmatch(p.name)
+        if m is None or not p.is_dir() or p.is_symlink():
+            continue
+        pid = int(m["pid"])
+        if pid == os.getpid() or not _pid_gone(pid):
+            continue
+        shutil.rmtree(p, ignore_errors=True)
+        removed.append(p)
+    return removed
+
+
 def remove_stale_tmp(out: str | Path) -> list[Path]:
     """Delete temporary folders of ``out`` left by a killed process (whose pid no longer runs).
 
@@ -124,5 +182,9 @@ def remove_stale_tmp(out: str | Path) -> list[Path]:
 def write_text_atomic(path: Path, text: str) -> None:
     """Write a file through a temporary name and an atomic rename."""
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # a full disk leaves no half-written temporary file
+        raise

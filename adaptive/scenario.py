@@ -11,12 +11,12 @@ from datetime import date
 from pathlib import Path
 from typing import Annotated
 
-import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from adaptive.config import Design, _probability
 from adaptive.exceptions import Problem, ScenarioError
 from adaptive.schema_errors import did_you_mean, pydantic_problems
+from adaptive.yamlfile import decode_text, load_yaml, with_line
 
 Probability = Annotated[float, AfterValidator(_probability)]
 Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
@@ -115,15 +115,16 @@ class Scenario(_Strict):
 
 def parse_scenario(text: str, source: str = "<scenario>", design: Design | None = None) -> Scenario:
     """Parse a scenario; with a design, also check that it covers every open arm."""
-    try:
-        doc = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ScenarioError([Problem(source, f"not valid YAML: {exc}")]) from None
+    doc, lines, yaml_problems = load_yaml(text, source)
+    if yaml_problems:
+        raise ScenarioError(yaml_problems)
     try:
         sc = Scenario.model_validate(doc)
     except ValidationError as err:
         problems = pydantic_problems(err, source, Scenario)
-        raise ScenarioError(problems) from None
+        raise ScenarioError(
+            [Problem(with_line(p.where, source, lines), p.message) for p in problems]
+        ) from None
     if design is not None:
         problems = []
         for a in sc.arms:
@@ -146,7 +147,12 @@ def load_scenario(path: str | Path, design: Design | None = None) -> Scenario:
     """Read and validate a scenario file."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        if path.exists() and not path.is_file():
+            raise ScenarioError([Problem(str(path), "cannot read: it is not a regular file.")])
+        raw = path.read_bytes()
     except OSError as exc:
         raise ScenarioError([Problem(str(path), f"cannot read: {exc.strerror}")]) from None
+    text, problems = decode_text(raw, path.name)
+    if problems:
+        raise ScenarioError(problems)
     return parse_scenario(text, path.name, design)

@@ -36,6 +36,12 @@ def register_tags(*models: type[BaseModel]) -> None:
             _TAGS.update(str(t) for t in typing.get_args(kind.annotation))
 
 
+def _bounded(value, limit: int = 60) -> str:
+    """``repr`` of a received value, at most ``limit`` characters of it (a pasted blob stays short)."""
+    r = repr(value)
+    return r if len(r) <= limit else f"{r[:limit]}... ({len(r)} characters)"
+
+
 def fmt_loc(loc: tuple) -> str:
     """A pydantic error location as a dotted key path."""
     # pydantic puts the discriminator tag into the location ("rules.0.efficacy.threshold"): drop it
@@ -132,6 +138,6 @@ def pydantic_problems(
             continue
         got = e.get("input")
         msg = e["msg"].replace("Value error, ", "")
-        got_s = "" if isinstance(got, dict | list) or "got" in msg else f" (got {got!r})"
+        got_s = "" if isinstance(got, dict | list) or "got" in msg else f" (got {_bounded(got)})"
         problems.append(Problem(f"{source}: {fmt_loc(loc)}", f"{msg}{got_s}."))
     return problems

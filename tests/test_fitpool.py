@@ -227,3 +227,16 @@ def test_a_failing_worker_makes_interim_exit_5_and_write_nothing(tmp_path, monke
     assert "model-fitting worker raised TypeError" in res.output
     assert not out.exists() and not [p for p in tmp_path.iterdir() if p.name.startswith(".look")]
     assert read_looks(ledger) == []
+
+
+def test_a_decoy_models_package_in_the_working_folder_is_not_imported(pool, tmp_path, monkeypatch):
+    # a user's own models/ (or adaptive/) folder where the look runs must not replace the engine's
+    for name in ("models", "adaptive", "decision_rules"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "__init__.py").write_text(f"raise ImportError('decoy {name} imported')\n")
+    monkeypatch.chdir(tmp_path)
+    [status] = pool.map(worker_status, [()])
+    assert status["pid"] != os.getpid()
+    [where] = pool.map(eval, [("__import__('models').__file__",)])
+    assert not where.startswith(str(tmp_path))
+    assert os.path.dirname(os.path.dirname(where)) == str(ROOT)
