@@ -39,6 +39,12 @@ precedence, documented and reported in ``coherence``, never silent:
 2. A closing recommendation for the *leading* arm of an open randomized comparison, for any
    reason but safety, that would leave only the trailing arm open is withheld (``continue``, with
    ``withheld`` saying what and why): the randomized question is answered by the comparison.
+   Before that, **conflicting comparisons**: when two comparison rules of one randomized pair
+   find opposite arms inferior at one look (say CRc favours HAV and OS favours DAV), both
+   ``drop_inferior`` recommendations are withheld (``continue``, or ``complete`` at the final
+   analysis; ``reason: conflicting_comparisons``): closing both arms of the randomized
+   question because each loses on a different endpoint is not a decision the data support;
+   the DSMB weighs the endpoints.
 3. No allocation change involves an arm recommended to close or suspend: the cohort's
    allocation is recomputed without those arms (or, with one arm left, dropped).
 4. Every closing or suspending recommendation states its consequence if the look's
@@ -734,6 +740,44 @@ def check_coherence(
     """
     notes: list[dict] = []
     recs = [dict(r) for r in recs]
+    # 2a. conflicting comparisons: both arms of a randomized pair inferior, each by another rule
+    for step in design.routing:
+        if not step.is_randomized:
+            continue
+        open_arms = [a for a in step.arms if design.arm(a).is_open]
+        for i, x in enumerate(open_arms):
+            for y in open_arms[i + 1 :]:
+                pair = [next((r for r in recs if r.get("arm") == a), None) for a in (x, y)]
+                if any(r is None or r["action"] != Action.DROP_INFERIOR for r in pair):
+                    continue
+                names = " and ".join(design.display_name(a) for a in (x, y))
+                for rec in pair:
+                    withheld = {"action": rec["action"], "reason": rec["reason"], "sentence": rec["sentence"]}
+                    final = rec.get("stage") == Stage.FINAL_ANALYSIS  # nothing left to continue
+                    rec.update(
+                        action=Action.COMPLETE if final else Action.CONTINUE,
+                        reason="conflicting_comparisons",
+                        withheld=withheld,
+                        also_fired=rec.get("rules", []) + rec.get("also_fired", []),
+                        sentence=(
+                            f"{'Complete' if final else 'Continue'} {design.display_name(rec['arm'])}: "
+                            "comparisons of the randomized "
+                            f"pair {names} find opposite arms inferior at this look (coherence rule 2a); "
+                            "closing both is withheld for the DSMB to weigh the endpoints. Withheld: "
+                            + withheld["sentence"]
+                        ),
+                    )
+                notes.append(
+                    {
+                        "check": "conflicting_comparisons",
+                        "arms": [x, y],
+                        "resolution": "withheld",
+                        "sentence": (
+                            f"drop_inferior of both {x} and {y} withheld: their randomized comparisons "
+                            "point in opposite directions at this look."
+                        ),
+                    }
+                )
     # 2. never leave only the trailing arm of an open randomized comparison, except for safety
     for step in design.routing:
         if not step.is_randomized:

@@ -203,6 +203,34 @@ def test_coherence_withholds_closing_the_leading_arm_of_an_open_comparison():
     assert [n["check"] for n in notes if n["check"] != "platform_after_acceptance"] == ["trailing_arm_left"]
 
 
+def test_coherence_withholds_comparisons_that_find_opposite_arms_inferior():
+    """CRc finds DAV inferior and OS finds HAV inferior at one look: neither arm is closed."""
+    design = design_from(config_dict())
+    derived = make_derived(design)
+    recs = [
+        {"arm": "arm3", "action": "drop_inferior", "reason": "dav_vs_hav_crc", "sentence": "Drop DAV (CRc).",
+         "rules": [{"rule": "dav_vs_hav_crc", "fired": True}]},
+        {"arm": "arm4", "action": "drop_inferior", "reason": "dav_vs_hav_os", "sentence": "Drop HAV (OS).",
+         "rules": [{"rule": "dav_vs_hav_os", "fired": True}]},
+    ]  # fmt: skip
+    out, notes = check_coherence(design, derived, recs, [])
+    for arm, words in (("arm3", "Drop DAV (CRc)."), ("arm4", "Drop HAV (OS).")):
+        rec = by_arm(out)[arm]
+        assert rec["action"] == "continue" and rec["reason"] == "conflicting_comparisons"
+        assert rec["withheld"]["action"] == "drop_inferior"
+        assert rec["sentence"].endswith(words) and "opposite arms inferior" in rec["sentence"]
+    assert [n["check"] for n in notes] == ["conflicting_comparisons"]
+    # one comparison alone still closes its inferior arm
+    out, notes = check_coherence(design, derived, recs[:1], [])
+    assert by_arm(out)["arm3"]["action"] == "drop_inferior"
+
+
+def test_simulated_pairs_are_never_both_dropped_as_inferior_at_one_look(realistic_trials):
+    _, _, frame = realistic_trials
+    inf = frame[(frame.decision == "drop_inferior") & frame.arm.isin(["arm3", "arm4"])]
+    assert not inf.duplicated(["trial", "decision_look"]).any()
+
+
 def test_coherence_consequences_name_the_cohort_routing_and_the_queue():
     design = design_from(config_dict())
     derived = make_derived(design)

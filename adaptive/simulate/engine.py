@@ -1166,6 +1166,16 @@ class _Chunk:
             pick = fired[action] & final & (chosen == None)  # noqa: E711
             chosen[pick] = action
         chosen[final & (chosen == None)] = Action.COMPLETE  # noqa: E711
+        # coherence rule 2a: comparisons of a randomized pair that find opposite arms inferior at
+        # one look close neither (adaptive.recommend.check_coherence)
+        for cohort in spec.randomized_cohorts:
+            cols = list(cohort)
+            for a_i, x in enumerate(cols):
+                for y in cols[a_i + 1 :]:
+                    both = (chosen[:, x] == Action.DROP_INFERIOR) & (chosen[:, y] == Action.DROP_INFERIOR)
+                    both &= eligible[:, x] & eligible[:, y]
+                    for c in (x, y):  # at a final analysis the arm completes instead
+                        chosen[both, c] = np.where(at_final[both, c], Action.COMPLETE, None)
         # coherence rule 2: never close the leading arm of an open comparison for a non-safety
         # reason while the trailing arm stays open
         for rule in spec.rules:
