@@ -603,12 +603,35 @@ def _progress():
     "--scheduler", default=None, help="Address of an existing Dask scheduler, e.g. tcp://host:8786."
 )
 @click.option("--chunk-size", type=click.IntRange(1), default=250, show_default=True, help="Trials per task.")
+@click.option(
+    "--sweep",
+    "sweep_text",
+    default=None,
+    metavar="KEY=V1,V2,...",
+    help="Rerun the study for each value of a config setting (rules.futility_os.threshold=0.05,0.1) "
+    "or scenario setting (scenario.accrual_per_month=10,14) and report them side by side.",
+)
 def simulate(
-    config_path, scenario_paths, n_trials, out_dir, seed, compare_fixed, workers, scheduler, chunk_size
+    config_path,
+    scenario_paths,
+    n_trials,
+    out_dir,
+    seed,
+    compare_fixed,
+    workers,
+    scheduler,
+    chunk_size,
+    sweep_text,
 ):
     """Operating characteristics of the design: virtual trials on the same rules as `interim`."""
     from adaptive.simulate.study import simulate_study
 
+    if sweep_text is not None:
+        _simulate_sweep(
+            config_path, scenario_paths, n_trials, out_dir, sweep_text, seed=seed,
+            compare_fixed=compare_fixed, workers=workers, scheduler=scheduler, chunk_size=chunk_size,
+        )  # fmt: skip
+        return
     try:
         with _progress() as progress:
             report = simulate_study(
@@ -624,6 +647,46 @@ def simulate(
         err_console.print("[yellow]interrupted:[/] the finished trials were summarised and written.")
         sys.exit(130)
     console.print(f"wrote {Path(out_dir) / 'oc.json'}, oc.csv and trials.parquet")
+
+
+def _simulate_sweep(config_path, scenario_paths, n_trials, out_dir, sweep_text, **options) -> None:
+    """`simulate --sweep`: one study per value, the key characteristics side by side."""
+    from adaptive.simulate.sweep import parse_sweep, sweep_study
+
+    try:
+        sweep = parse_sweep(sweep_text)
+        with _progress() as progress:
+            result = sweep_study(
+                config_path, list(scenario_paths), sweep, n_trials, out_dir, progress=progress, **options
+            )
+    except AdaptiveError as exc:
+        _fail(exc)
+    except ValueError as exc:
+        _fail(AdaptiveErrorValue(str(exc)))
+    runs = result["runs"]
+    for si, sc in enumerate(runs[0]["scenarios"]):
+        for label in sc["allocations"]:
+            table = Table(
+                title=f"{sc['scenario']} ({label} allocation): {result['key']} swept, {n_trials} trials "
+                "per value; graduate / drop futility / E[N]"
+            )
+            table.add_column("Arm")
+            for run in runs:
+                table.add_column(f"{result['key'].rsplit('.', 1)[-1]} = {run['value']}", justify="right")
+            for arm in sc["allocations"][label]["arms"]:
+                cells = []
+                for run in runs:
+                    a = run["scenarios"][si]["allocations"][label]["arms"][arm]
+                    cells.append(
+                        f"{_est(a['prob_graduate'])} / {_est(a['prob_drop_futility'])} / "
+                        f"{_est(a['n_mean'], pct=False)}"
+                    )
+                table.add_row(arm, *cells)
+            console.print(table)
+    if not result["complete"]:
+        err_console.print("[yellow]interrupted:[/] the finished values were summarised and written.")
+        sys.exit(130)
+    console.print(f"wrote {Path(out_dir) / 'sweep.json'}, sweep.csv and one study per value (value-<i>/)")
 
 
 class AdaptiveErrorValue(AdaptiveError, ValueError):
