@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import functools
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -90,6 +91,25 @@ def chunks_of(n_trials: int, chunk_size: int) -> list[np.ndarray]:
     return [np.arange(s, min(s + chunk_size, n_trials)) for s in range(0, n_trials, chunk_size)]
 
 
+#: a study whose trials would take less than this many seconds in one process runs there: a local
+#: cluster's start, worker imports and hand-over cost about as much (benchmarks/README.md)
+LOCAL_SECONDS = 8.0
+
+
+def pilot(job: Job, n_trials: int, seed: int, chunk_size: int, n_jobs: int) -> tuple[ChunkResult, bool]:
+    """Run the first chunk of ``job`` here; whether ``n_jobs`` such runs are quicker in this process.
+
+    The estimate is the chunk's time per trial times every trial of the study (the tables are
+    built before the clock starts). Results do not depend on where chunks run.
+    """
+    spec_for(job)
+    first = chunks_of(n_trials, chunk_size)[0]
+    start = time.perf_counter()
+    res = run_chunk(job, seed, first)
+    per_trial = (time.perf_counter() - start) / len(first)
+    return res, per_trial * n_trials * n_jobs < LOCAL_SECONDS
+
+
 def run_trials(
     job: Job,
     n_trials: int,
@@ -101,11 +121,13 @@ def run_trials(
     progress=None,
     task_label: str = "",
     client=None,
+    first: ChunkResult | None = None,
 ) -> tuple[list[ChunkResult], bool]:
     """Simulate ``n_trials`` trials; returns the finished chunks and whether all finished.
 
     ``progress`` is a rich ``Progress`` (or ``None``); a task is added and advanced per chunk.
-    ``client``: an open Dask client to reuse (see :func:`open_client`).
+    ``client``: an open Dask client to reuse (see :func:`open_client`). ``first``: the first
+    chunk's result, already computed (:func:`pilot`).
     """
     spec_for(job)  # build (and cache on disk) the tables once, here, before any worker needs them
     parts = chunks_of(n_trials, chunk_size)
@@ -116,6 +138,12 @@ def run_trials(
         done.append(res)
         if progress is not None:
             progress.advance(task, len(res.trial))
+
+    if first is not None:
+        advance(first)
+        parts = parts[1:]
+        if not parts:
+            return done, True
 
     own = None
     if client is None:

@@ -22,7 +22,15 @@ from adaptive.config import load_config
 from adaptive.output import atomic_dir, canonical_json, versions
 from adaptive.scenario import load_scenario
 from adaptive.simulate.engine import survival_rules_not_simulated
-from adaptive.simulate.run import Job, close_client, default_cache_dir, open_client, run_trials, spec_for
+from adaptive.simulate.run import (
+    Job,
+    close_client,
+    default_cache_dir,
+    open_client,
+    pilot,
+    run_trials,
+    spec_for,
+)
 from adaptive.simulate.summary import flat_rows, merge_chunks, per_trial_frame, summarise
 
 SCHEMA = "rr-aml-adaptive/simulate/v1"
@@ -83,7 +91,17 @@ def simulate_study(
     cache = Path(cache_dir) if cache_dir else default_cache_dir()
     started = time.perf_counter()
     client = None
-    if scheduler is not None or (workers or 2) > 1 and n_trials > chunk_size:
+    jobs = {sc.path: _jobs(config, sc, compare_fixed, cache) for sc in scenarios}
+    first_job = next(iter(jobs[scenarios[0].path].values()))
+    first = None
+    if scheduler is None and workers is None and n_trials > chunk_size:
+        # by default a short study runs in this process: the first chunk tells (run.pilot)
+        first, local = pilot(first_job, n_trials, seed, chunk_size, sum(len(j) for j in jobs.values()))
+        if local:
+            workers = 1
+        else:
+            client = open_client()
+    elif scheduler is not None or (workers or 2) > 1 and n_trials > chunk_size:
         client = open_client(workers=workers, scheduler=scheduler)
     results = []
     frames = []
@@ -92,12 +110,13 @@ def simulate_study(
     try:
         for sc in scenarios:
             entry = {"scenario": sc.path.stem, "file": sc.path.name, "sha256": sc.sha256, "allocations": {}}
-            for label, job in _jobs(config, sc, compare_fixed, cache).items():
+            for label, job in jobs[sc.path].items():
                 if not complete:
                     break
                 chunks, ok = run_trials(
                     job, n_trials, seed, chunk_size=chunk_size, workers=workers, scheduler=scheduler,
                     progress=progress, task_label=f"{sc.path.stem} ({label})", client=client,
+                    first=first if job is first_job else None,
                 )  # fmt: skip
                 complete &= ok
                 if not chunks:
