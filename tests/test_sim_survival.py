@@ -192,6 +192,26 @@ def test_the_bundled_config_simulates_every_rule(design):
     assert survival_rules_not_simulated(design) == {}
 
 
+def test_bundled_scenarios_place_os_against_the_benchmarks(design):
+    """`global_null`: every arm's median OS at its benchmark (the reference of futility_os);
+    `all_effective`: every arm futility_os covers above it (HR <= 0.82); `dav_better`: DAV better on OS."""
+    from pathlib import Path
+
+    from adaptive.scenario import load_scenario
+
+    folder = Path(__file__).resolve().parents[1] / "configs" / "scenarios"
+    futility = next(r for r in design.rules if r.id == "futility_os")
+    null = load_scenario(folder / "global_null.yaml", design)
+    effective = load_scenario(folder / "all_effective.yaml", design)
+    for a in design.arm_ids:
+        bench = design.arm(a).survival_benchmarks.get("os")
+        assert null.arms[a].median_os_days == bench
+        if a in futility.references:
+            assert effective.arms[a].median_os_days >= bench / 0.82
+    better = load_scenario(folder / "dav_better.yaml", design)
+    assert better.arms["arm3"].median_os_days > better.arms["arm4"].median_os_days
+
+
 @pytest.mark.parametrize(("medians", "futility"), [((200.0, 300.0), False), ((150.0, 200.0), True)])
 def test_os_rules_match_brute_force_simulation(medians, futility):
     n_trials = 800
