@@ -248,8 +248,8 @@ def predictive_source(design: Design, derived: DerivedData, fit: FitResult, endp
 SURVIVAL_MODEL_NOTE = (
     "Model: piecewise-exponential, proportional hazards within each baseline-shape group of the "
     "config; each arm's model is checked against its Kaplan-Meier curve (model_check). The "
-    "operating characteristics of survival rules have not been simulated (adaptive simulate lists "
-    "them as not simulated)."
+    "operating characteristics of the survival rules are simulated with the scenarios' assumed "
+    "survival (README, design section), not with the trial's own data."
 )
 
 
