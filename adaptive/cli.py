@@ -274,6 +274,24 @@ def print_adaptation(report: dict) -> None:
             console.print(f"  - [bold]{r['action']}[/]{flag}: {r['sentence']}", soft_wrap=True)
     for note in report.get("coherence") or []:
         console.print(f"[bold]coherence check:[/] {note['sentence']}", soft_wrap=True)
+    panel = report.get("robustness")
+    if panel and panel.get("analyses"):
+        fragile = [r for r in panel["results"] if r["fragile"]]
+        names = "; ".join(
+            f"{r['rule']} {'/'.join(r['arms'])} ({', '.join(r['flips_under'])})" for r in fragile
+        )
+        console.print(
+            f"[bold]robustness:[/] {len(panel['results'])} rule results under {len(panel['analyses'])} "
+            f"alternative analyses; fragile: {names or 'none'}",
+            soft_wrap=True,
+        )
+        for c in panel.get("priors") or []:
+            if c["conflict"]:
+                console.print(
+                    f"  prior-data conflict: {c['arm']} {c['endpoint']} {c['observed']} "
+                    f"(tail probability {c['conflict_p']:.3f})",
+                    soft_wrap=True,
+                )
 
 
 def _resolve_ledger(design, ledger_path: str | None, out_dir: str) -> Path:

@@ -661,6 +661,52 @@ class SafetyCfg(_Strict):
     signal_prob: Probability = 0.8
 
 
+class SensitivityAnalysisCfg(_Strict):
+    """One declared alternative analysis of the robustness panel (:mod:`adaptive.robustness`)."""
+
+    id: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.+-]+$")]
+    #: another Beta prior for the binary endpoints (each arm alone)
+    binary_prior: Literal["uniform", "jeffreys", "unit_information"] | None = None
+    #: reference rates of efficacy, futility and predictive rules moved by this much
+    reference_shift: Annotated[float, Field(ge=-0.5, le=0.5)] | None = None
+    #: survival rules' benchmark medians times this factor
+    survival_benchmark_scale: Annotated[float, Field(gt=0.1, le=10)] | None = None
+    #: another prior sd of the survival arm levels (independent survival models)
+    survival_level_sd: Annotated[float, Field(gt=0, le=10)] | None = None
+
+    @model_validator(mode="after")
+    def _something(self):
+        if all(
+            v is None
+            for v in (
+                self.binary_prior,
+                self.reference_shift,
+                self.survival_benchmark_scale,
+                self.survival_level_sd,
+            )
+        ):
+            raise ValueError(
+                "an alternative analysis changes something: binary_prior, reference_shift, "
+                "survival_benchmark_scale or survival_level_sd"
+            )
+        return self
+
+
+class SensitivityCfg(_Strict):
+    """The robustness panel: declared alternative analyses and the prior-data conflict level."""
+
+    conflict_level: Probability = 0.05
+    analyses: list[SensitivityAnalysisCfg] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _unique(self):
+        ids = [a.id for a in self.analyses]
+        dup = sorted({i for i in ids if ids.count(i) > 1})
+        if dup:
+            raise ValueError(f"analysis ids must be unique; repeated: {', '.join(dup)}")
+        return self
+
+
 class AssessmentCfg(_Strict):
     """When outcomes become known."""
 
@@ -692,6 +738,7 @@ class ConfigFile(_Strict):
     looks: LooksCfg = LooksCfg()
     survival: SurvivalCfg | None = None
     safety: SafetyCfg = SafetyCfg()
+    sensitivity: SensitivityCfg = SensitivityCfg()
 
 
 register_tags(
@@ -804,6 +851,10 @@ class Design:
         if not p.is_absolute() and self.path is not None:
             p = self.path.parent / p
         return p
+
+    @property
+    def sensitivity(self) -> SensitivityCfg:
+        return self.raw.sensitivity
 
     @property
     def safety(self) -> SafetyCfg:

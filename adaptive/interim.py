@@ -55,6 +55,8 @@ from adaptive.randomization import (
     concurrent_window,
 )
 from adaptive.recommend import arm_stages, build_recommendations, check_coherence, stopping_arms
+from adaptive.robustness import annotate as annotate_robustness
+from adaptive.robustness import robustness_panel
 from decision_rules import (
     BetaPosterior,
     BetaPredictive,
@@ -868,6 +870,7 @@ _KEY_ORDER = (
     "versions",
     "recommendations",
     "coherence",
+    "robustness",
     "allocation",
     "queue",
     "data_changes",
@@ -966,6 +969,10 @@ def adapt_report(
             design, derived, results, allocations=allocations, queue=queue, arm_summaries=arm_entries
         )
         recs, coherence = check_coherence(design, derived, recs, results, reallocate=reallocate)
+    robustness = None
+    if converged:
+        robustness = robustness_panel(design, derived, fits, results)
+        recs = annotate_robustness(recs, robustness, design)
     stopping = stopping_arms(recs)
     for cohort in allocations:
         rule = rules_by_cohort[cohort]
@@ -995,6 +1002,7 @@ def adapt_report(
         "look": look,
         "recommendations": recs,
         "coherence": coherence,
+        "robustness": robustness,
         "allocation": alloc_blocks,
         "queue": [q.to_dict() for q in queue],
         "data_changes": data_changes,
