@@ -1311,7 +1311,7 @@ class _Chunk:
         start = spec.scenario.start_date
         for r, t in zip(rows[queued], when[queued], strict=True):
             day = start + timedelta(days=int(t))
-            key = (tuple(int(x) for x in self.status[r]), bisect.bisect_right(self._queue_dates, day))
+            key = (self.status[r].tobytes(), bisect.bisect_right(self._queue_dates, day))
             opening = self._queue_memo.get(key)
             if opening is None:
                 arms = tuple(
