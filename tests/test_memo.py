@@ -167,6 +167,24 @@ def test_closed_report_content_matches_the_look(trial):
     assert str(report["seed"]) in text and report["versions"]["pymc"] in text and "schema_version: 1" in text
 
 
+def test_closed_report_marks_fragile_decisions_on_page_one_and_in_the_robustness_grid(trial):
+    report = json.loads((trial["look"] / "recommendations.json").read_text())
+    panel = report["robustness"]
+    fragile = [r for r in panel["results"] if r["fragile"]]
+    assert fragile  # the bundled look has fragile decisions (arm5's final analysis among them)
+    html = memo_paths(trial["look"])["closed_html"].read_text(encoding="utf-8")
+    text = html_text(memo_paths(trial["look"])["closed_html"])
+    grid = text[text.index("Robustness of the decisions") :]
+    assert f"{len(fragile)} of {len(panel['results'])} results are fragile" in grid
+    for a in panel["analyses"]:
+        assert a["id"] in grid
+    assert grid.count("(fragile)") >= len(fragile)
+    summary = html[html.index('<section id="summary">') : html.index('<section id="recommendations-full">')]
+    fragile_recs = [r for r in report["recommendations"] if r.get("fragile")]
+    assert summary.count("FRAGILE:") == sum(len(r["fragile"]) for r in fragile_recs)
+    assert "Prior effective sample size and prior-data conflict" in grid
+
+
 def test_closed_pdf_has_one_section_per_page_run_and_a_one_page_summary(trial):
     pages = pdf_pages(memo_paths(trial["look"])["closed_pdf"])
     n = len(pages)

@@ -987,9 +987,61 @@ def short_reason(rec: Mapping) -> str:
             f"safety signal: {label} {sig['events']}/{sig['n_evaluable']} vs reference "
             f"{fmt_pct(sig['reference_rate'], 0)} (P {fmt_prob(sig['prob_above_reference'])})"
         )
+    for f in rec.get("fragile") or []:
+        parts.append(f"FRAGILE: {f['rule']} flips under {', '.join(f['flips_under'])}")
+    for c in rec.get("prior_data_conflict") or []:
+        parts.append(f"prior-data conflict on {c['endpoint']} (tail probability {fmt_prob(c['conflict_p'])})")
     # what accepting it means is stated once for the whole platform on the first page (coherence)
     # and per recommendation in "Recommendations in full"
     return "; ".join(parts)
+
+
+def robustness_section(look: Look) -> dict:
+    """The robustness grid: each evaluated decision under each declared alternative analysis."""
+    panel = look.report.get("robustness") or {}
+    analyses = [a["id"] for a in panel.get("analyses") or []]
+    rows = []
+    for x in panel.get("results") or []:
+        by = {a["analysis"]: a for a in x["alternatives"]}
+        cells = []
+        for a in analyses:
+            alt = by.get(a)
+            cells.append(
+                None
+                if alt is None
+                else {
+                    "prob": fmt_prob(alt["prob"]),
+                    "flips": alt["fired"] != x["fired"],
+                    "fired": alt["fired"],
+                }
+            )
+        rows.append(
+            {
+                "rule": x["rule"],
+                "arms": ", ".join(x["arms"]),
+                "action": x["action"],
+                "threshold": fmt_pct(x["threshold"]),
+                "prob": fmt_prob(x["prob"]),
+                "fired": x["fired"],
+                "fragile": x["fragile"],
+                "cells": cells,
+            }
+        )
+    rows.sort(key=lambda r: (not r["fragile"], not r["fired"], r["rule"], r["arms"]))
+    priors = [
+        {**c, "conflict_p": fmt_prob(c["conflict_p"]), "ess": f"{c['prior_ess']:.3g} {c['ess_unit']}"}
+        for c in panel.get("priors") or []
+    ]
+    return {
+        "present": bool(panel),
+        "analyses": panel.get("analyses") or [],
+        "ids": analyses,
+        "rows": rows,
+        "n_fragile": sum(r["fragile"] for r in rows),
+        "priors": priors,
+        "conflict_level": fmt_pct(panel.get("conflict_level")) if panel else "",
+        "conflicts": [c for c in priors if c["conflict"]],
+    }
 
 
 def data_changes(look: Look) -> dict:
@@ -1096,6 +1148,7 @@ def closed_data(look: Look) -> dict:
         "densities": crc_density_inputs(look),
         "forest": forest_rows(look) if not look.refused else [],
         "survival": survival_section(look),
+        "robustness": robustness_section(look),
         "randomization": randomization(look),
         "trajectories": trajectories(look),
         "data_changes": data_changes(look),

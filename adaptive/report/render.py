@@ -42,6 +42,7 @@ CLOSED_SECTIONS = (
     ("densities", "Posterior distributions of CRc"),
     ("forest", "Forest plot"),
     ("survival", "Survival"),
+    ("robustness", "Robustness of the decisions"),
     ("randomization", "Randomization history"),
     ("trajectories", "Probabilities across looks"),
     ("data-changes", "Data changes since the previous look"),
