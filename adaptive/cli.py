@@ -258,6 +258,8 @@ def print_adaptation(report: dict) -> None:
         conc = block.get("concurrent")
         if conc and conc.get("sentence"):
             console.print(f"  drift check: {conc['sentence']}", soft_wrap=True)
+        for adj in block.get("time_adjusted") or []:
+            console.print(f"  {adj['sentence']}", soft_wrap=True)
         alt = block.get("if_recommendations_accepted")
         if alt:
             console.print(f"  if the recommendations are accepted: {alt['sentence']}", soft_wrap=True)

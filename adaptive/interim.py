@@ -27,6 +27,7 @@ from adaptive.borrowing import model_for_look
 from adaptive.config import Design, load_config
 from adaptive.data import PatientTable, load_patients
 from adaptive.derive import DerivedData, check_enrolled, derive
+from adaptive.drift import allocation_periods, time_adjusted
 from adaptive.endpoints import (
     BINARY_ENDPOINTS,
     CUMULATIVE_INCIDENCE_ENDPOINTS,
@@ -915,9 +916,12 @@ def adapt_report(
     previous_source: str = "",
     look: dict | None = None,
     data_changes: dict | None = None,
+    allocation_history: Mapping[str, list] | None = None,
 ) -> dict:
     """Add the platform adaptation to a look's report: recommendations, allocation, queue, borrowing.
 
+    ``allocation_history``: per cohort, ``(cutoff, probabilities)`` of the earlier looks (the
+    ledger), for the time-adjusted comparison (:mod:`adaptive.drift`).
     Returns a new report dict with the keys in :data:`_KEY_ORDER`.
     """
     converged = report["status"] == "ok"
@@ -940,6 +944,14 @@ def adapt_report(
             allocations[rule.cohort] = alloc
             block = alloc.to_dict()
             block["concurrent"] = concurrent_analysis(design, table, derived, rule, alloc, previous=prev)
+            breaks = allocation_periods((allocation_history or {}).get(rule.cohort) or [])
+            block["time_adjusted"] = [
+                x
+                for r in design.rules
+                if isinstance(r, Superiority) and set(r.arms) <= set(rule.arms)
+                for x in [time_adjusted(design, table, derived, r, breaks)]
+                if x is not None
+            ]
             alloc_blocks[rule.cohort] = block
     queue = evaluate_queue(design, derived.cutoff)
     for q in queue:
@@ -1009,6 +1021,15 @@ def adapt_report(
         "warnings": warnings_,
     }
     return {k: new[k] for k in _KEY_ORDER if k in new} | {k: v for k, v in new.items() if k not in _KEY_ORDER}
+
+
+def _allocation_history(book: Ledger | None) -> dict[str, list]:
+    """Per cohort, ``(cutoff, probabilities)`` of every recorded look with an allocation."""
+    out: dict[str, list] = {}
+    for rec in book.looks() if book is not None else []:
+        for cohort, probs in (rec.summary.get("allocation") or {}).items():
+            out.setdefault(cohort, []).append((date.fromisoformat(rec.cutoff), list(probs.values())))
+    return out
 
 
 def _previous_allocation(rec: LookRecord | None) -> dict[str, dict[str, float]] | None:
@@ -1154,6 +1175,7 @@ def _run_look(
         previous_source=f"look {previous_ok.look}, cutoff {previous_ok.cutoff}" if previous_ok else "",
         look=look_block,
         data_changes=data_changes,
+        allocation_history=_allocation_history(book),
     )
     text = canonical_json(report)
     pending = False

@@ -183,6 +183,9 @@ def test_closed_report_marks_fragile_decisions_on_page_one_and_in_the_robustness
     fragile_recs = [r for r in report["recommendations"] if r.get("fragile")]
     assert summary.count("FRAGILE:") == sum(len(r["fragile"]) for r in fragile_recs)
     assert "Prior effective sample size and prior-data conflict" in grid
+    # the randomized comparison adjusted for calendar time (look 2 follows a look that moved the allocation)
+    (adj,) = report["allocation"]["fit_no_target"]["time_adjusted"]
+    assert adj["sentence"] in text and adj["allocation_changes"]
 
 
 def test_closed_pdf_has_one_section_per_page_run_and_a_one_page_summary(trial):

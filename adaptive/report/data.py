@@ -799,6 +799,7 @@ def randomization(look: Look) -> list[dict]:
                 "rule": (block or {}).get("rule", ""),
                 "sentence": (block or {}).get("sentence", ""),
                 "drift": ((block or {}).get("concurrent") or {}).get("sentence", ""),
+                "time_adjusted": [x["sentence"] for x in (block or {}).get("time_adjusted") or []],
                 "accepted": ((block or {}).get("if_recommendations_accepted") or {}).get("sentence", ""),
                 "rows": rows,
                 "history": hist,
