@@ -9,6 +9,7 @@ Prints the median of --runs for each.
 
     python benchmarks/bench_interim.py --runs 3
     python benchmarks/bench_interim.py --runs 3 --patients 300
+    python benchmarks/bench_interim.py --runs 3 --no-panel   # without the robustness panel
 
 --patients N: instead of the bundled 220-patient trial, a trial of N patients synthesized with the
 bundled realistic scenario (seed 7), looked at on the last date in its export.
@@ -48,6 +49,18 @@ def synthesize(n: int, work: Path) -> tuple[Path, str]:
     frame = pd.read_csv(path, dtype=str)
     dates = frame[[c for c in frame.columns if c.endswith("_on")]].stack()
     return path, max(dates)
+
+
+def without_panel(work: Path) -> Path:
+    """The bundled config without its declared alternative analyses (no robustness panel)."""
+    import yaml
+
+    doc = yaml.safe_load(CONFIG.read_text())
+    doc = {k: v for k, v in doc.items() if not k.startswith("x-")}
+    doc["sensitivity"]["analyses"] = []
+    path = work / "rr_aml-no-panel.yaml"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return path
 
 
 def run_once(out: Path, cache: Path, data: Path, cutoff: str) -> float:
@@ -97,8 +110,12 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--patients", type=int, default=None, help="synthesize a trial of this size")
+    ap.add_argument("--no-panel", action="store_true", help="without the robustness panel's analyses")
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench-interim-"))
+    if args.no_panel:
+        global CONFIG
+        CONFIG = without_panel(work)
     cold, warm = [], []
     try:
         look = synthesize(args.patients, work) if args.patients else BUNDLED
@@ -116,7 +133,7 @@ def main() -> None:
         cached = run_cached(work / "cached", warm_cache, args.runs, *look)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    print(f"data: {data.name} ({n_patients} patients), cutoff {cutoff}")
+    print(f"data: {data.name} ({n_patients} patients), cutoff {cutoff}, config {CONFIG.name}")
     print(
         f"machine: {platform.machine()} {platform.processor() or ''} cores={os.cpu_count()} "
         f"python={platform.python_version()}"
