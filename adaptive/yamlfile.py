@@ -16,6 +16,9 @@ from adaptive.exceptions import Problem
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 #: nesting deeper than this is refused before PyYAML's recursive parser meets it
 MAX_DEPTH = 200
+#: a document whose aliases expand to more nodes than this is refused (a "billion laughs" alias
+#: bomb: 9 anchors of 9 aliases each expand to 9**9 nodes; the bundled config has ~3,000)
+MAX_EXPANDED_NODES = 200_000
 
 
 def decode_text(raw: bytes, source: str) -> tuple[str | None, list[Problem]]:
@@ -59,6 +62,37 @@ def _too_deep(text: str) -> int | None:
         elif ch == "\n":
             line += 1
     return None
+
+
+def _expanded_size(root) -> tuple[int, int]:
+    """Nodes of the document with every alias expanded, and the line where the cap is passed.
+
+    Iterative and memoized; the line is that of the first node found to exceed
+    :data:`MAX_EXPANDED_NODES` (else the root's).
+
+    PyYAML builds an alias as a reference to the anchored object, so the document itself stays
+    small; the blow-up comes later, in whatever walks or copies it (validation, hashing, JSON).
+    Counting on the node graph costs one visit per distinct node.
+    """
+    size: dict[int, int] = {}
+    stack = [(root, False)]
+    while stack:
+        node, done = stack.pop()
+        if id(node) in size:
+            continue
+        children = []
+        if isinstance(node, yaml.MappingNode):
+            children = [n for pair in node.value for n in pair]
+        elif isinstance(node, yaml.SequenceNode):
+            children = list(node.value)
+        if done:
+            size[id(node)] = 1 + sum(size.get(id(c), 0) for c in children)
+            if size[id(node)] > MAX_EXPANDED_NODES:
+                return size[id(node)], node.start_mark.line + 1
+            continue
+        stack.append((node, True))
+        stack.extend((c, False) for c in children if id(c) not in size)
+    return size.get(id(root), 1), root.start_mark.line + 1
 
 
 def _key_text(node) -> str:
@@ -136,6 +170,20 @@ def load_yaml(text: str, source: str) -> tuple[object, dict[str, int], list[Prob
         node = loader.get_single_node()
         if node is None:
             return None, {}, []
+        expanded, at = _expanded_size(node)
+        if expanded > MAX_EXPANDED_NODES:
+            return (
+                None,
+                {},
+                [
+                    Problem(
+                        f"{source} line {at}",
+                        f"its aliases (*name) expand to more than {MAX_EXPANDED_NODES:,} values; "
+                        "a config is a few thousand. Refused (an alias bomb, or aliases nested "
+                        "far deeper than a config needs).",
+                    )
+                ],
+            )
         dups, lines = _walk(node, loader)
         if dups:
             problems = [

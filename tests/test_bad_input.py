@@ -235,6 +235,38 @@ def test_deeply_nested_yaml(tmp_path):
         parse_scenario("a: " + "{b: " * 5000, "s.yaml")
 
 
+# ------------------------------------------------------------------ 6. YAML alias bomb
+def _alias_bomb(levels: int) -> str:
+    lines = ["x-a0: &a0 [arm1, arm1, arm1, arm1, arm1, arm1, arm1, arm1, arm1]"]
+    lines += [f"x-a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 9) + "]" for i in range(1, levels)]
+    return "\n".join(lines) + "\n"
+
+
+def test_alias_bomb_refused_before_expansion(tmp_path):
+    """9 anchors of 9 aliases (9**9 values) used in a rule's arms: refused at once, exit 2, with
+    the line where the expansion passes the cap (it used to run 110 s and 3.3 GB)."""
+    text = CONFIG.read_text().replace(
+        "    arms: [arm1, arm2, arm3, arm4, arm5, arm6]\n", "    arms: *a8\n", 1
+    )
+    assert "arms: *a8" in text
+    cfg = tmp_path / "bomb.yaml"
+    cfg.write_text(_alias_bomb(9) + text)
+    res = validate(config=cfg)
+    assert res.exit_code == 2
+    # 9**6 = 531,441 > 200,000: the sixth anchor (line 6) is the first node over the cap
+    assert "bomb.yaml line 6: its aliases (*name) expand to more than 200,000 values" in res.output
+    with pytest.raises(ScenarioError, match="expand to more than"):
+        parse_scenario(_alias_bomb(7), "s.yaml")
+
+
+def test_modest_aliases_still_accepted(tmp_path):
+    """Aliases that expand to a few hundred values are an ordinary YAML feature."""
+    cfg = tmp_path / "ok.yaml"
+    cfg.write_text(_alias_bomb(3) + CONFIG.read_text())  # 9**3 = 729 values under x- keys
+    res = validate(config=cfg)
+    assert res.exit_code == 0, res.output
+
+
 # ------------------------------------------------------------------ 7. accepted data that crashed later
 def test_absurd_enrolment_year_refused(tmp_path):
     lines = LINES[:10]
