@@ -668,3 +668,32 @@ def test_parquet_duplicate_column_named_with_positions(tmp_path):
 def test_trailing_empty_csv_columns_are_ignored(tmp_path):
     path = write_lines(tmp_path, [ln + ",," for ln in LINES[:4]])  # e.g. a spreadsheet's export
     assert len(load_patients(path, _design()).frame) == 3
+
+
+@pytest.mark.slow
+def test_ctrl_c_of_the_process_group_during_simulate(tmp_path):
+    """A terminal's Ctrl-C reaches every process of the group: the Dask workers must not die with
+    KeyboardInterrupt tracebacks; the run stops with exit 130 and keeps its finished trials."""
+    import json
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from tests.conftest import ROOT
+
+    out = tmp_path / "oc"
+    cmd = [sys.executable, "-m", "adaptive.cli", "simulate", "--config", str(CONFIG), "--scenario",
+           str(SCENARIOS / "global_null.yaml"), "--trials", "200000", "--workers", "2", "--chunk-size",
+           "100", "--out", str(out)]  # fmt: skip
+    proc = subprocess.Popen(
+        cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True
+    )
+    time.sleep(30)  # cluster started, some chunks finished
+    os.killpg(proc.pid, signal.SIGINT)
+    output, _ = proc.communicate(timeout=120)
+    text = output.decode(errors="replace")
+    assert proc.returncode == 130, text[-2000:]
+    assert "Traceback" not in text and "KeyboardInterrupt" not in text, text[-4000:]
+    rep = json.loads((out / "oc.json").read_text())
+    assert rep["complete"] is False

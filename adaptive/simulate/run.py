@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import functools
 import os
+import signal
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -185,13 +187,23 @@ def open_client(*, workers: int | None = None, scheduler: str | None = None):
     # (benchmarks/README.md). Our own short-lived workers keep glibc's adaptive default.
     environ = dict(dask.config.get("distributed.nanny.pre-spawn-environ", default={}))
     environ.pop("MALLOC_TRIM_THRESHOLD_", None)
-    with dask.config.set({"distributed.nanny.pre-spawn-environ": environ}):
-        cluster = LocalCluster(
-            n_workers=workers or os.cpu_count() or 1,
-            threads_per_worker=1,
-            processes=True,
-            dashboard_address=None,
-        )
+    # Ctrl-C in a terminal signals the whole process group: the worker processes would each die
+    # with a KeyboardInterrupt traceback while this process stops cleanly and closes them. An
+    # ignored SIGINT survives exec and Python then installs no KeyboardInterrupt handler, so the
+    # nannies and workers spawned here ignore it; the parent restores its own handler at once.
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if main_thread else None
+    try:
+        with dask.config.set({"distributed.nanny.pre-spawn-environ": environ}):
+            cluster = LocalCluster(
+                n_workers=workers or os.cpu_count() or 1,
+                threads_per_worker=1,
+                processes=True,
+                dashboard_address=None,
+            )
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGINT, previous)
     return Client(cluster)
 
 
