@@ -78,6 +78,14 @@ def cumulative_simpson(f: np.ndarray, du: float) -> np.ndarray:
 
     Even nodes by composite Simpson from the start; the first odd node by the three-point
     formula ``du (5 f0 + 8 f1 - f2) / 12``, later odd nodes by Simpson from it.
+
+    Kept instead of ``scipy.integrate.cumulative_simpson`` (issue 17): scipy gives the same even
+    nodes but takes each odd node from half of its pair's parabola (and the last interval of an
+    even-length grid from a backward one), which is 3-6 times less accurate there; tail
+    probabilities of the hierarchical / EXNEX quadrature would move by up to 3e-6 and the memo's
+    and simulator's golden numbers with them. :func:`decision_rules.beta._cumulative_simpson` is the
+    same rule (``decision_rules`` may not import ``models``, nor ``models`` ``decision_rules``);
+    ``tests/test_quadrature.py`` pins both against scipy and the exact Beta CDF.
     """
     du = np.asarray(du, float)  # scalar, or broadcastable to f[..., 0]
     out = np.empty_like(f)
