@@ -44,7 +44,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, get_args
 
 import numpy as np
 
@@ -52,6 +52,7 @@ from decision_rules.vocabulary import fmt_prob, fmt_rate
 
 __all__ = [
     "ALLOCATION_KINDS",
+    "AllocationKind",
     "ADAPTIVE_POWER",
     "AllocationArrays",
     "Allocation",
@@ -64,10 +65,11 @@ __all__ = [
     "allocate_arrays",
 ]
 
-ALLOCATION_KINDS = ("fixed", "thall_wathen", "variance_weighted")
+#: the allocation kinds of a config (`allocation.<cohort>.kind`); the tuple is derived from the type
+AllocationKind = Literal["fixed", "thall_wathen", "variance_weighted"]
+ALLOCATION_KINDS: tuple[str, ...] = get_args(AllocationKind)
 #: the Thall-Wathen power that grows with the information: ``c = n / (2N)``
 ADAPTIVE_POWER = "n/(2N)"
-AllocationKind = Literal["fixed", "thall_wathen", "variance_weighted"]
 
 
 # ============================================================================= vectorized core
