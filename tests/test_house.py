@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import inspect
+import json
 import re
+import subprocess
+import sys
+from pathlib import Path
 from typing import get_args
 
 import adaptive.cli as cli
@@ -33,3 +37,31 @@ def test_cli_docstring_names_every_command_and_exit_code():
 def test_allocation_kinds_are_listed_once():
     assert ALLOCATION_KINDS == get_args(AllocationKind) == ("fixed", "thall_wathen", "variance_weighted")
     assert get_args(RandomizationCfg.model_fields["kind"].annotation) == ALLOCATION_KINDS
+
+
+def test_caches_point_into_the_session_folder(tmp_path):
+    """Numba, PyTensor, matplotlib and the quadrature tables write under the session's folder, in
+    this process and in the processes it starts (fitting and Dask workers, CLI subprocesses)."""
+    import _isolate_caches
+    import matplotlib
+    import numba
+    import pytensor
+
+    from adaptive.simulate.run import default_cache_dir
+
+    root = _isolate_caches.ROOT
+    assert root.is_dir() and not root.is_relative_to(Path.home())
+    assert Path(numba.config.CACHE_DIR).is_relative_to(root)
+    assert Path(pytensor.config.compiledir).is_relative_to(root)
+    assert Path(matplotlib.get_cachedir()).is_relative_to(root)
+    assert default_cache_dir().is_relative_to(root)
+    code = (
+        "import json, matplotlib, numba, pytensor\n"
+        "from adaptive.simulate.run import default_cache_dir\n"
+        "print(json.dumps([str(p) for p in (numba.config.CACHE_DIR, pytensor.config.compiledir, matplotlib.get_cachedir(),"
+        " default_cache_dir())]))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-2000:]
+    for path in json.loads(out.stdout.strip().splitlines()[-1]):
+        assert Path(path).is_relative_to(root), path
