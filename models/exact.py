@@ -39,6 +39,13 @@ class ExactSummary:
     prob_component: np.ndarray | None = None
 
 
+def _var(s: ExactSummary) -> np.ndarray:
+    """The posterior variances of a summary that computes them (every summary of this module)."""
+    if s.var is None:
+        raise ValueError("this summary has no posterior variances")
+    return s.var
+
+
 def beta_binomial_summary(a, b, thresholds) -> ExactSummary:
     """Independent Beta posterior ``Beta(a, b)``: mean ``a/(a+b)``, variance and ``1 - F(threshold)``."""
     a = np.asarray(a, float)
@@ -73,7 +80,7 @@ class Conditional:
     density: np.ndarray | None = None
 
 
-def cumulative_simpson(f: np.ndarray, du: float) -> np.ndarray:
+def cumulative_simpson(f: np.ndarray, du: float | np.ndarray) -> np.ndarray:
     """Cumulative integral of ``f`` (uniform spacing ``du``, last axis), fourth-order accurate.
 
     Even nodes by composite Simpson from the start; the first odd node by the three-point
@@ -87,11 +94,11 @@ def cumulative_simpson(f: np.ndarray, du: float) -> np.ndarray:
     same rule (``decision_rules`` may not import ``models``, nor ``models`` ``decision_rules``);
     ``tests/test_quadrature.py`` pins both against scipy and the exact Beta CDF.
     """
-    du = np.asarray(du, float)  # scalar, or broadcastable to f[..., 0]
+    step = np.asarray(du, float)  # scalar, or broadcastable to f[..., 0]
     out = np.empty_like(f)
     out[..., 0] = 0.0
-    first = du * (5.0 * f[..., 0] + 8.0 * f[..., 1] - f[..., 2]) / 12.0
-    seg = du[..., None] * (f[..., :-2] + 4.0 * f[..., 1:-1] + f[..., 2:]) / 3.0  # over [k-2, k]
+    first = step * (5.0 * f[..., 0] + 8.0 * f[..., 1] - f[..., 2]) / 12.0
+    seg = step[..., None] * (f[..., :-2] + 4.0 * f[..., 1:-1] + f[..., 2:]) / 3.0  # over [k-2, k]
     out[..., 2::2] = np.cumsum(seg[..., 0::2], axis=-1)
     out[..., 1::2] = (
         first[..., None]
@@ -1027,7 +1034,7 @@ def borrowed_ess(model, data, *, n_mu=None, n_tau=None) -> tuple[BorrowingESS, .
             n0, y0 = n.copy(), y.copy()
             n0[k] = y0[k] = 0.0
             sk = exnex_summary(n0, y0, data.null_rate, spec[1], **kw)
-            eff[k] = beta_moment_ess(sk.mean[k], sk.var[k])
+            eff[k] = beta_moment_ess(sk.mean[k], _var(sk)[k])
     return tuple(
         BorrowingESS(str(a), int(n[k]), float(prior[k]), float(eff[k]), float(post[k]))
         for k, a in enumerate(data.arms)
@@ -1076,7 +1083,7 @@ def no_borrowing_summary(model, data, thresholds=None, *, level=0.95) -> NoBorro
         a, b = spec[1] + y, spec[2] + n - y
         s = beta_binomial_summary(a, b, thr)
         lower, upper = stats.beta.ppf(q[:, None], a, b)
-        return NoBorrowingSummary(s.mean, s.var, lower, upper, s.prob_above, level)
+        return NoBorrowingSummary(s.mean, _var(s), lower, upper, s.prob_above, level)
     if spec[0] == "logit_normal":
         m = np.broadcast_to(np.asarray(spec[1], float), (k_arms,))
         sd = np.broadcast_to(np.asarray(spec[2], float), (k_arms,))
@@ -1088,4 +1095,4 @@ def no_borrowing_summary(model, data, thresholds=None, *, level=0.95) -> NoBorro
     for k in range(k_arms):
         grid = logit_normal_grid(n[k], y[k], null[k], m[k], sd[k])
         bounds[:, k] = special.expit(special.logit(null[k]) + grid.quantile(q))
-    return NoBorrowingSummary(s.mean, s.var, bounds[0], bounds[1], s.prob_above, level)
+    return NoBorrowingSummary(s.mean, _var(s), bounds[0], bounds[1], s.prob_above, level)

@@ -65,10 +65,10 @@ def kaplan_meier(time: np.ndarray, event: np.ndarray, grid: Sequence[float]) -> 
     ``time``/``event`` are ``(n,)`` or ``(R, n)`` (one data set per row); returns ``(R, len(grid))``.
     """
     t_sorted, surv = _km_sorted(time, event)
-    grid = np.asarray(grid, dtype=float)
+    at = np.asarray(grid, dtype=float)
     if t_sorted.shape[-1] == 0:
-        return np.ones((t_sorted.shape[0], grid.size))
-    count = np.sum(t_sorted[:, :, None] <= grid[None, None, :], axis=1)  # entries at or before t
+        return np.ones((t_sorted.shape[0], at.size))
+    count = np.sum(t_sorted[:, :, None] <= at[None, None, :], axis=1)  # entries at or before t
     idx = np.maximum(count - 1, 0)
     return np.where(count > 0, np.take_along_axis(surv, idx, -1), 1.0)
 

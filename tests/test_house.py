@@ -10,6 +10,8 @@ import sys
 from pathlib import Path
 from typing import get_args
 
+import pytest
+
 import adaptive.cli as cli
 import adaptive.exceptions as exceptions
 from adaptive.config import RandomizationCfg
@@ -65,3 +67,13 @@ def test_caches_point_into_the_session_folder(tmp_path):
     assert out.returncode == 0, out.stderr[-2000:]
     for path in json.loads(out.stdout.strip().splitlines()[-1]):
         assert Path(path).is_relative_to(root), path
+
+
+def test_an_unknown_beta_prior_name_is_refused():
+    """It used to be unpacked as ``(a, b)`` (a two-letter name gave a nonsense prior)."""
+    from decision_rules.beta import beta_prior, beta_prior_name
+
+    assert beta_prior((2.0, 3.0), [0.2, 0.3])[1].tolist() == [3.0, 3.0]
+    assert beta_prior_name((2.0, 3.0)) == "Beta(2, 3)"
+    with pytest.raises(ValueError, match="unknown Beta prior 'ab'"):
+        beta_prior("ab", 0.3)
