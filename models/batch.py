@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 from scipy import special
 
 from models.exact import _hyper_grid, check_tau_prior, conditional_integrals
@@ -320,7 +321,7 @@ class HierarchicalBatch:
             raise ValueError("counts outside the tabulated range (0 <= y <= n <= n_max)")
         return tri_index(n, y)
 
-    def posterior(self, n, y, w=None) -> BatchPosterior:
+    def posterior(self, n: npt.ArrayLike, y: npt.ArrayLike, w: npt.ArrayLike | None = None) -> BatchPosterior:
         """Posterior of count arrays ``n``, ``y`` of shape ``(T, K)``.
 
         ``w`` overrides the EXNEX weights per arm (shape ``(K,)`` or ``(T, K)``).
@@ -400,7 +401,7 @@ class BatchPosterior:
         higher_is_better: bool = True,
         mass: float = 1e-6,
         rows: np.ndarray | None = None,
-    ):
+    ) -> np.ndarray:
         """``P(p_i > p_j)`` (``<`` when lower is better), shape ``(T,)``.
 
         Given the hyperparameters the two arms are independent, so the probability is the grid

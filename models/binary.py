@@ -607,7 +607,9 @@ def _tau_kwargs(tau_cfg) -> dict:
     }
 
 
-def model_from_config(cfg) -> IndependentBetaBinomial | IndependentLogitNormal | HierarchicalLogistic | Exnex:
+def model_from_config(
+    cfg: Any,
+) -> IndependentBetaBinomial | IndependentLogitNormal | HierarchicalLogistic | Exnex:
     """Build a model object from a config ``model:`` block (pydantic object).
 
     Kinds: ``independent``; ``independent_logit_normal`` (``prior``: ``unit_information`` or an

@@ -86,7 +86,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import arviz as az
 import numpy as np
@@ -535,7 +535,7 @@ class PiecewiseExponential:
         return out
 
 
-def model_from_config(cfg) -> PiecewiseExponential:
+def model_from_config(cfg: Any) -> PiecewiseExponential:
     """Build the model from a config ``survival.endpoints.<name>.model`` block."""
     common = dict(
         kind=cfg.kind,

@@ -30,8 +30,12 @@ point-mass event is observed when the patient's potential censoring time is at l
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import arviz as az
 
 #: S(t) this close to 1/2 counts as having reached the median (the product of the KM factors is
 #: not exact in floating point: 3/4 x 2/3 must reach 1/2)
@@ -217,9 +221,9 @@ def km_predictive_check(
     }
 
 
-def arm_draws(idata, arm: str) -> tuple[np.ndarray, np.ndarray | None]:
+def arm_draws(idata: az.InferenceData, arm: str) -> tuple[np.ndarray, np.ndarray | None]:
     """``(hazard (S, J), prob_day0_event (S,) or None)`` of one arm from a survival fit."""
-    post = idata.posterior
+    post = idata["posterior"]
     hz = post["hazard"].sel(arm=arm).transpose("chain", "draw", "interval").values
     hz = hz.reshape(-1, hz.shape[-1])
     pi = None
