@@ -218,7 +218,9 @@ class LockHolder:
             started = datetime.strptime(self.started, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC).timestamp()
         except ValueError:
             return False
-        return created > started + 1.0  # a later process got the same pid
+        # a later process got the same pid (5 s of slack: process start times are computed from
+        # the boot time, which drifts from the wall clock by NTP adjustments)
+        return created > started + 5.0
 
     def describe(self) -> str:
         return f"pid {self.pid} on {self.host}, user {self.user}, since {self.started}: {self.command}"
