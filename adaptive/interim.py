@@ -1135,9 +1135,10 @@ def _out_of_order_message(ledger: Path, cutoff: date, later: list[LookRecord]) -
         f"this look's cutoff {cutoff} is before the cutoff {last.cutoff} of look {last.look} already in "
         f"the ledger {ledger.name}"
         + (f" (and of {len(later) - 1} other look(s))" if len(later) > 1 else "")
-        + f": look {last.look}'s data changes and allocation would not follow from this one. Use a "
-        f"cutoff on or after {last.cutoff}, or pass --allow-out-of-order to record it anyway (its "
-        "previous look is then the latest one by cutoff, and the look says it was out of order)."
+        + f": looks are made in cutoff order (look {last.look}'s data changes and allocation were "
+        f"computed without this one). Use a cutoff on or after {last.cutoff}, or pass "
+        "--allow-out-of-order to record it anyway (its previous look is then the latest one by "
+        "cutoff, and the look says it was out of order)."
     )
 
 
