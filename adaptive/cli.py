@@ -341,6 +341,11 @@ def _resolve_ledger(design, ledger_path: str | None, out_dir: str) -> Path:
     show_default=True,
     help="Seconds to wait while another adaptive interim holds the ledger.",
 )
+@click.option(
+    "--allow-out-of-order",
+    is_flag=True,
+    help="Make a look whose cutoff is before that of a look already in the ledger (recorded in the look).",
+)
 def interim(
     config_path: str,
     data_path: str,
@@ -351,6 +356,7 @@ def interim(
     force: bool,
     wait: float,
     make_memo: bool = False,
+    allow_out_of_order: bool = False,
 ) -> None:
     """Run an interim look: fit every endpoint, evaluate the rules, recommend, write the outputs."""
     from adaptive.config import load_config
@@ -361,7 +367,15 @@ def interim(
         design = load_config(config_path)
         ledger = _resolve_ledger(design, ledger_path, out_dir)
         look = run_interim(
-            design, data_path, cutoff, out_dir, seed=seed, ledger=ledger, force=force, wait=wait
+            design,
+            data_path,
+            cutoff,
+            out_dir,
+            seed=seed,
+            ledger=ledger,
+            force=force,
+            wait=wait,
+            allow_out_of_order=allow_out_of_order,
         )
     except ConvergenceError as exc:
         err_console.print(
@@ -489,7 +503,9 @@ def history(ledger_path: str, as_json: bool) -> None:
                 acts[r["action"]] = acts.get(r["action"], 0) + 1
         changes = lk["data_changes"]
         looks.add_row(
-            str(lk["look"]) + (" (forced)" if lk["forced"] else ""),
+            str(lk["look"])
+            + (" (forced)" if lk["forced"] else "")
+            + (" (out of order)" if lk["out_of_order"] else ""),
             lk["recorded_at"],
             lk["cutoff"],
             lk["status"],

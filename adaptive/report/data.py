@@ -43,7 +43,7 @@ from adaptive.data import (
 from adaptive.derive import DerivedData, derive
 from adaptive.endpoints import BINARY_ENDPOINTS, SURVIVAL_ENDPOINTS
 from adaptive.exceptions import AdaptiveError, LedgerError, MemoError
-from adaptive.ledger import LookRecord, look_summary, read_looks
+from adaptive.ledger import LookRecord, look_summary, read_looks, relative_path
 from decision_rules.vocabulary import PRECEDENCE, Action, Stage
 from decision_rules.vocabulary import fmt_prob as vocab_fmt_prob
 
@@ -265,13 +265,14 @@ def _load_history(look: Look, ledger: str | Path | None) -> LookRecord | None:
     own = next((r for r in records if r.report_sha256 == look.report_sha256), None)
     if own is None:
         look.notes.append(
-            f"The ledger {ledger} does not record this look (no look with the SHA-256 of its "
-            "recommendations.json): the randomization history and the probability trajectories show "
-            "this look only."
+            f"The ledger {relative_path(ledger, look.folder.parent)} does not record this look (no look "
+            "with the SHA-256 of its recommendations.json): the randomization history and the probability "
+            "trajectories show this look only."
         )
         return None
     look.ledger_path = ledger
-    look.history = [r for r in records if r.look <= own.look]
+    # looks up to this one in cutoff order (the ledger's order: cutoff, then number)
+    look.history = records[: records.index(own) + 1]
     return own
 
 
@@ -1115,7 +1116,10 @@ def reproducibility(look: Look) -> dict:
         f"--cutoff {r['cutoff']} --seed {r['seed']} --out NEW_FOLDER"
     )
     own = next((h for h in look.history if h.report_sha256 == look.report_sha256), None)
-    where = f"ledger {look.ledger_path}" if look.ledger_path else "no ledger"
+    # relative to the study folder (the look folder's parent): no home folder or user name in the memo
+    where = (
+        f"ledger {relative_path(look.ledger_path, look.folder.parent)}" if look.ledger_path else "no ledger"
+    )
     return {
         "rows": [
             ("Look", f"{look.number if look.number is not None else '-'} ({where})"),
