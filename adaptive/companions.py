@@ -16,8 +16,8 @@ libraries (no hand-written estimators), labelled :data:`LABEL` everywhere they a
   ``confint_proportions_2indep(method="newcomb")``; Newcombe 1998, method 10);
 * **per arm and survival endpoint** (OS, EFS, RFS as :mod:`adaptive.survival_data` derives them):
   the Kaplan-Meier median (:func:`adaptive.survival_data.km_median`: R's convention on
-  statsmodels' curve) with the Brookmeyer-Crowley 95% interval (statsmodels
-  ``SurvfuncRight.quantile_ci``, log(-log) transform, as lifelines' default), and survival at
+  statsmodels' curve) with the Brookmeyer-Crowley 95% interval (where the Greenwood log(-log)
+  band of statsmodels' curve crosses 0.5, as R and lifelines read it), and survival at
   180 / 365 / 730 days with Greenwood 95% intervals on the log(-log) scale, with the numbers at
   risk; ``None`` past the arm's longest follow-up;
 * **per randomized pair and survival endpoint**, on the concurrently randomized patients: the
@@ -133,12 +133,36 @@ def _loglog_interval(s: float, se: float) -> tuple[float | None, float | None]:
     return float(min(lo, hi)), float(max(lo, hi))
 
 
+def _median_interval(sf) -> tuple[float | None, float | None]:
+    """Brookmeyer-Crowley 95% interval of the median: where the pointwise band crosses 0.5.
+
+    The band is the Greenwood log(-log) 95% band of statsmodels' curve; the lower limit is the
+    first event time at which the band's lower edge is at or below 0.5, the upper limit the first
+    at which its upper edge is (``None``: not reached). This is how R's ``survfit`` and lifelines
+    (``median_survival_times(confidence_interval_)``) read the interval off the band.
+    statsmodels' ``quantile_ci`` inverts the same tests at the event times only, so it returns no
+    interval when the curve jumps across 0.5 at one time (the ELN EFS day-1 treatment failures).
+    """
+    t = np.asarray(sf.surv_times, dtype=float)
+    lo_band, hi_band = [], []
+    for s, se in zip(sf.surv_prob, sf.surv_prob_se, strict=True):
+        lo, hi = _loglog_interval(float(s), float(se))
+        lo_band.append(float(s) if lo is None else lo)
+        hi_band.append(float(s) if hi is None else hi)
+    below_lo = np.flatnonzero(np.asarray(lo_band) <= 0.5)
+    below_hi = np.flatnonzero(np.asarray(hi_band) <= 0.5)
+    return (
+        float(t[below_lo[0]]) if below_lo.size else None,
+        float(t[below_hi[0]]) if below_hi.size else None,
+    )
+
+
 def km_companion(time: np.ndarray, event: np.ndarray, horizons: Iterable[int] = HORIZONS_DAYS) -> dict:
     """Kaplan-Meier median with its Brookmeyer-Crowley 95% interval, survival at ``horizons``.
 
-    The median follows R's convention (:func:`adaptive.survival_data.km_median`); statsmodels'
-    ``quantile_ci`` inverts the pointwise log(-log) tests, so its limits are event times
-    (``ci95_high`` ``None``: not reached). ``at[h]`` is ``None`` past the longest follow-up.
+    The median follows R's convention (:func:`adaptive.survival_data.km_median`); its interval
+    is read off the pointwise log(-log) band (:func:`_median_interval`; limits are event times,
+    ``median_ci95_high`` ``None``: not reached). ``at[h]`` is ``None`` past the longest follow-up.
     """
     time = np.asarray(time, dtype=float)
     event = np.asarray(event, dtype=float)
@@ -155,10 +179,7 @@ def km_companion(time: np.ndarray, event: np.ndarray, horizons: Iterable[int] = 
     has_events = sf is not None and len(sf.surv_prob) > 0
     if has_events:
         out["median_days"] = km_median(time, event)
-        with warnings.catch_warnings(), np.errstate(divide="ignore", invalid="ignore"):
-            warnings.simplefilter("ignore", RuntimeWarning)
-            lo, hi = sf.quantile_ci(0.5, alpha=0.05, method="cloglog")
-        out["median_ci95_low"], out["median_ci95_high"] = _none_if_nan(lo), _none_if_nan(hi)
+        out["median_ci95_low"], out["median_ci95_high"] = _median_interval(sf)
     for h in horizons:
         if h > last or not time.size:
             out["at"][str(int(h))] = None

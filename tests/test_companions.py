@@ -20,6 +20,7 @@ from adaptive.companions import (
     companion_lines,
     frequentist_companions,
     km_companion,
+    km_text,
     numbers_at_risk,
     pair_binary_companion,
     pair_survival_companion,
@@ -28,7 +29,8 @@ from adaptive.data import load_patients
 from adaptive.derive import derive
 from adaptive.interim import randomized_pairs
 from adaptive.survival_data import km_median
-from tests.conftest import EXAMPLE
+from tests.conftest import EXAMPLE, write_config
+from tests.test_memo import NOW, _survival_idata, cleaned_export, fast_doc, html_text, interim
 
 # R survival's `aml` (Miller 1981): time in weeks, status 1 = relapse
 AML_MAINTAINED = ([9, 13, 13, 18, 23, 28, 31, 34, 45, 48, 161], [1, 1, 0, 1, 1, 0, 1, 1, 0, 1, 0])
@@ -201,6 +203,23 @@ def test_km_companion_matches_lifelines_on_censored_data(seed):
     assert (k["at"]["730"] is None) == (time.max() < 730)  # past the longest follow-up
 
 
+def test_median_interval_when_the_curve_jumps_across_one_half_as_eln_efs_does_at_day_one():
+    from lifelines import KaplanMeierFitter
+
+    # 16 of 20 fail on day 1 (ELN treatment failures), the rest relapse or are censored later
+    time = np.r_[np.ones(16), [30, 60, 90, 200]]
+    event = np.r_[np.ones(16), [1, 0, 1, 0]]
+    k = km_companion(time, event)
+    kmf = KaplanMeierFitter().fit(time, event)
+    assert k["median_days"] == 1.0 and (k["median_ci95_low"], k["median_ci95_high"]) == (1.0, 1.0)
+    _check_against_lifelines(k, kmf)
+    # statsmodels' quantile_ci tests event times only and has no interval here
+    from statsmodels.duration.survfunc import SurvfuncRight
+
+    with np.errstate(all="ignore"):
+        assert np.isnan(SurvfuncRight(time, event).quantile_ci(0.5)[0])
+
+
 def test_km_median_takes_r_midpoint_on_a_flat_half():
     # S = 0.5 from day 10 to the next event at day 20: R survfit's median is 15
     time = np.array([5.0, 10, 20, 30])
@@ -270,3 +289,143 @@ def test_companions_take_well_under_a_second(bundled):
     start = time.perf_counter()
     frequentist_companions(design, table, derived, pairs)
     assert time.perf_counter() - start < 1.0
+
+
+# ============================================================================= JSON, CLI, memo
+
+
+@pytest.fixture(scope="module")
+def trial(tmp_path_factory):
+    """Two looks of the bundled trial in one ledger, the second with its memo (as tests/test_memo.py)."""
+    root = tmp_path_factory.mktemp("companions")
+    cfg = write_config(root, fast_doc())
+    data2 = root / "export-2026-11.csv"
+    cleaned_export(data2)
+    looks = root / "looks"
+    assert interim(cfg, EXAMPLE, "2026-07-31", looks / "2026-07-31").exit_code == 0
+    res = interim(cfg, data2, "2026-10-31", looks / "2026-10-31", "--memo")
+    assert res.exit_code == 0, res.output
+    return {"root": root, "cfg": cfg, "data2": data2, "look": looks / "2026-10-31"}
+
+
+def test_recommendations_json_and_cli_carry_the_companions(trial, monkeypatch):
+    import json
+
+    from rich.console import Console
+
+    from adaptive import cli
+
+    report = json.loads((trial["look"] / "recommendations.json").read_text())
+    block = report["companions"]
+    assert block["label"] == LABEL
+    arm3 = next(a for a in report["arms"] if a["arm"] == "arm3")["endpoints"]["crc"]
+    c = block["arms"]["arm3"]["binary"]["crc"]
+    assert (c["n"], c["events"], c["null_rate"]) == (
+        arm3["n_evaluable"],
+        arm3["responders"],
+        arm3["null_rate"],
+    )
+    ci = stats.binomtest(c["events"], c["n"]).proportion_ci(0.95, method="exact")
+    assert (c["ci95_low"], c["ci95_high"]) == pytest.approx((ci.low, ci.high), abs=1e-6)  # JSON rounding
+    mort = block["arms"]["arm3"]["binary"]["mortality_30d"]
+    assert mort["direction"] == "harm"
+    pair = next(p for p in block["pairs"] if p["endpoint"] == "crc")
+    superiority = next(
+        x for x in report["comparisons"] if x["extra"].get("population") == "concurrently_randomized"
+    )
+    by_arm = superiority["extra"]["n_evaluable_by_arm"]
+    assert pair["n"] == [by_arm[a] for a in pair["arms"]] and pair["label"] == LABEL
+    console = Console(record=True, width=400)
+    monkeypatch.setattr(cli, "console", console)
+    cli.print_adaptation(report)
+    text = console.export_text()
+    assert f"frequentist companions ({LABEL})" in text and pair["sentence"] in text
+
+
+def test_closed_memo_shows_the_companions_beside_the_posteriors(trial):
+    import json
+
+    from adaptive.companions import binary_text
+    from adaptive.report import memo_paths
+
+    report = json.loads((trial["look"] / "recommendations.json").read_text())
+    text = html_text(memo_paths(trial["look"])["closed_html"])
+    outcomes = text.split("Posterior densities")[0]
+    assert "Exact: Clopper-Pearson 95% CI; one-sided binomial test vs null" in outcomes
+    for arm in ("arm3", "arm5"):
+        assert binary_text(report["companions"]["arms"][arm]["binary"]["crc"]) in outcomes
+    for p in report["companions"]["pairs"]:
+        assert p["sentence"] in outcomes
+    # the open report stays blinded: no companion there
+    open_text = html_text(memo_paths(trial["look"])["open_html"])
+    assert "Clopper-Pearson" not in open_text and "Fisher" not in open_text
+
+
+@pytest.mark.slow  # a memo with three survival figures
+def test_kaplan_meier_plots_have_numbers_at_risk_and_the_randomized_pair_overlaid(
+    trial, tmp_path, monkeypatch
+):
+    import json
+    import shutil
+
+    from adaptive.report import build_memo
+    from adaptive.report import data as rdata
+
+    look = tmp_path / "look"
+    shutil.copytree(trial["look"], look, ignore=shutil.ignore_patterns("memo-*"))
+    report = json.loads((look / "recommendations.json").read_text())
+    modelled = [a["arm"] for a in report["arms"] if a["status"] != "queued"]
+    rng = np.random.default_rng(3)
+    times = {
+        ep: pd.DataFrame(
+            {
+                "subject_id": [f"P{i}" for i in range(25 * len(modelled))],
+                "arm": np.repeat(modelled, 25),
+                "time": rng.exponential(300, 25 * len(modelled)).clip(0.5, 730),
+                "event": rng.integers(0, 2, 25 * len(modelled)),
+            }
+        )
+        for ep in ("os", "efs", "rfs")
+    }
+    for a in report["arms"]:
+        a["survival"] = {ep: {"n": 25, "events": 10, "estimable": True} for ep in ("os", "efs", "rfs")}
+        if a["arm"] in modelled:
+            f = times["os"][times["os"]["arm"] == a["arm"]]
+            report["companions"]["arms"][a["arm"]]["survival"] = {"os": km_companion(f["time"], f["event"])}
+    f = times["os"][times["os"]["arm"].isin(("arm3", "arm4"))]
+    pair = pair_survival_companion(f["time"], f["event"], f["arm"] == "arm3")
+    report["companions"]["pairs"].append(
+        {
+            "label": LABEL,
+            "kind": "survival",
+            "endpoint": "os",
+            "arms": ["arm3", "arm4"],
+            "sentence": "OS companion.",
+        }
+        | pair
+    )
+    (look / "recommendations.json").write_text(json.dumps(report))
+    for ep in ("os", "efs", "rfs"):
+        _survival_idata(modelled, hazard=0.003).to_netcdf(
+            str(look / "posterior.nc"), base_group=ep, overwrite_existing=False
+        )
+    monkeypatch.setattr(rdata, "survival_times", lambda lk: times)
+    d = rdata.closed_data(rdata.load_look(look, data=trial["data2"]))
+    os_ = next(e for e in d["survival"]["endpoints"] if e["endpoint"] == "os")
+    assert os_["overlays"] == [("arm3", "arm4")]
+    from adaptive.report import figures as rfig
+
+    figure = rfig.km_with_bands(
+        os_["panels"], rfig.arm_styles(modelled), endpoint_label="OS", horizon=730.0, overlays=os_["overlays"]
+    )
+    titles = [ax.get_title(loc="left") for ax in figure.axes if ax.get_visible()]
+    assert len(titles) == len(modelled) + 1 and "arm3 vs arm4 overlaid (randomized pair)" in titles
+    memo = build_memo(look, data=trial["data2"], now=NOW)
+    html = memo.paths["closed_html"].read_text()
+    section = html.split('<section id="survival">')[1].split("</section>")[0]
+    assert section.count("Numbers at risk (day)") == 3  # one table under each endpoint's plot
+    arm3 = times["os"][times["os"]["arm"] == "arm3"]["time"]
+    row = "".join(f'<td class="num">{int((arm3 >= t).sum())}</td>' for t in (0, 90, 180, 365, 545, 730))
+    assert f"<tr><td>arm3</td>{row}</tr>" in section
+    assert "OS companion." in section and "Brookmeyer-Crowley" in section
+    assert km_text(report["companions"]["arms"]["arm3"]["survival"]["os"]) in section
