@@ -294,6 +294,13 @@ def print_adaptation(report: dict) -> None:
                     f"(tail probability {c['conflict_p']:.3f})",
                     soft_wrap=True,
                 )
+    from adaptive.companions import LABEL, companion_lines
+
+    companions = companion_lines(report.get("companions"))
+    if companions:
+        console.print(f"[bold]frequentist companions[/] ({LABEL}):")
+        for line in companions:
+            console.print(f"  {line}", soft_wrap=True)
 
 
 def _resolve_ledger(design, ledger_path: str | None, out_dir: str) -> Path:

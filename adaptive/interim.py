@@ -24,6 +24,7 @@ import numpy as np
 
 from adaptive import datadiff
 from adaptive.borrowing import model_for_look
+from adaptive.companions import frequentist_companions
 from adaptive.config import Design, load_config
 from adaptive.data import PatientTable, load_patients
 from adaptive.derive import DerivedData, check_enrolled, derive
@@ -872,6 +873,7 @@ _KEY_ORDER = (
     "recommendations",
     "coherence",
     "robustness",
+    "companions",
     "allocation",
     "queue",
     "data_changes",
@@ -985,6 +987,8 @@ def adapt_report(
     if converged:
         robustness = robustness_panel(design, derived, fits, results)
         recs = annotate_robustness(recs, robustness, design)
+    # closed-form, from the data alone: shown whether or not the fits converged
+    companions = frequentist_companions(design, table, derived, randomized_pairs(design))
     stopping = stopping_arms(recs)
     for cohort in allocations:
         rule = rules_by_cohort[cohort]
@@ -1015,6 +1019,7 @@ def adapt_report(
         "recommendations": recs,
         "coherence": coherence,
         "robustness": robustness,
+        "companions": companions,
         "allocation": alloc_blocks,
         "queue": [q.to_dict() for q in queue],
         "data_changes": data_changes,
