@@ -6,8 +6,9 @@ Exit codes (each error's code is its class's ``exit_code`` in :mod:`adaptive.exc
 - 1 an unexpected error (``AdaptiveError`` itself);
 - 2 invalid config, data, scenario or command-line option (``ConfigError``, ``DataError``,
   ``ScenarioError``, click's usage errors), an output folder that exists or cannot be written
-  (``OutputExistsError``, ``OutputNotWritableError``), a ledger request refused (``LedgerError``),
-  a memo that cannot be built (``MemoError``);
+  (``OutputExistsError``, ``OutputNotWritableError``), a ledger request refused (``LedgerError``;
+  ``LookOrderError``: a cutoff before a recorded look's, unless ``--allow-out-of-order``), a memo
+  that cannot be built (``MemoError``);
 - 3 a fit failed its convergence limits (``ConvergenceError``): the look is written as refused and
   no rule is evaluated (an idempotent rerun of a refused look exits 3 too);
 - 4 the look ledger is busy: another ``adaptive interim`` held it longer than ``--wait``
@@ -304,6 +305,13 @@ def print_adaptation(report: dict) -> None:
                     f"(tail probability {c['conflict_p']:.3f})",
                     soft_wrap=True,
                 )
+    from adaptive.companions import LABEL, companion_lines
+
+    companions = companion_lines(report.get("companions"))
+    if companions:
+        console.print(f"[bold]frequentist companions[/] ({LABEL}):")
+        for line in companions:
+            console.print(f"  {line}", soft_wrap=True)
 
 
 def _resolve_ledger(design, ledger_path: str | None, out_dir: str) -> Path:
@@ -351,6 +359,11 @@ def _resolve_ledger(design, ledger_path: str | None, out_dir: str) -> Path:
     show_default=True,
     help="Seconds to wait while another adaptive interim holds the ledger.",
 )
+@click.option(
+    "--allow-out-of-order",
+    is_flag=True,
+    help="Make a look whose cutoff is before that of a look already in the ledger (recorded in the look).",
+)
 def interim(
     config_path: str,
     data_path: str,
@@ -361,6 +374,7 @@ def interim(
     force: bool,
     wait: float,
     make_memo: bool = False,
+    allow_out_of_order: bool = False,
 ) -> None:
     """Run an interim look: fit every endpoint, evaluate the rules, recommend, write the outputs."""
     from adaptive.config import load_config
@@ -371,7 +385,15 @@ def interim(
         design = load_config(config_path)
         ledger = _resolve_ledger(design, ledger_path, out_dir)
         look = run_interim(
-            design, data_path, cutoff, out_dir, seed=seed, ledger=ledger, force=force, wait=wait
+            design,
+            data_path,
+            cutoff,
+            out_dir,
+            seed=seed,
+            ledger=ledger,
+            force=force,
+            wait=wait,
+            allow_out_of_order=allow_out_of_order,
         )
     except ConvergenceError as exc:
         err_console.print(
@@ -499,7 +521,9 @@ def history(ledger_path: str, as_json: bool) -> None:
                 acts[r["action"]] = acts.get(r["action"], 0) + 1
         changes = lk["data_changes"]
         looks.add_row(
-            str(lk["look"]) + (" (forced)" if lk["forced"] else ""),
+            str(lk["look"])
+            + (" (forced)" if lk["forced"] else "")
+            + (" (out of order)" if lk["out_of_order"] else ""),
             lk["recorded_at"],
             lk["cutoff"],
             lk["status"],

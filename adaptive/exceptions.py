@@ -114,6 +114,16 @@ class LedgerError(AdaptiveError, RuntimeError):
     exit_code = 2
 
 
+class LookOrderError(LedgerError):
+    """A look's cutoff is before the cutoff of a look already recorded in the ledger.
+
+    Its data changes and previous allocation would refer to a later look; ``adaptive interim
+    --allow-out-of-order`` makes it anyway (recorded in the look).
+    """
+
+    exit_code = 2
+
+
 class LedgerBusyError(AdaptiveError, RuntimeError):
     """Another ``adaptive interim`` holds the ledger's lock for longer than the wait allowed."""
 

@@ -176,7 +176,10 @@ class _Worker:
         """The tail of what the worker wrote to stderr after byte ``pos``."""
         size = self.stderr_size()
         start = max(pos, size - _STDERR_TAIL)
-        return os.pread(self.stderr.fileno(), size - start, start).decode(errors="replace")
+        # a plain seek and read (portable): the worker appends (O_APPEND), so moving this
+        # handle's position never moves where the worker writes
+        self.stderr.seek(start)
+        return self.stderr.read(size - start).decode(errors="replace")
 
     def stop(self, timeout: float = 0.0) -> int:
         """Close the worker's stdin (it exits after its job), wait ``timeout`` s, then kill it.

@@ -24,6 +24,7 @@ import numpy as np
 
 from adaptive import datadiff
 from adaptive.borrowing import model_for_look
+from adaptive.companions import frequentist_companions
 from adaptive.config import Design, load_config
 from adaptive.data import PatientTable, load_patients
 from adaptive.derive import DerivedData, check_enrolled, derive
@@ -35,7 +36,7 @@ from adaptive.endpoints import (
     RESPONDER_ENDPOINTS,
     SURVIVAL_ENDPOINTS,
 )
-from adaptive.exceptions import ConvergenceError, LedgerError, Problem
+from adaptive.exceptions import ConvergenceError, LedgerError, LookOrderError, Problem
 from adaptive.fitpool import shared_pool
 from adaptive.ledger import Ledger, LookRecord, look_summary
 from adaptive.output import (
@@ -872,6 +873,7 @@ _KEY_ORDER = (
     "recommendations",
     "coherence",
     "robustness",
+    "companions",
     "allocation",
     "queue",
     "data_changes",
@@ -985,6 +987,8 @@ def adapt_report(
     if converged:
         robustness = robustness_panel(design, derived, fits, results)
         recs = annotate_robustness(recs, robustness, design)
+    # closed-form, from the data alone: shown whether or not the fits converged
+    companions = frequentist_companions(design, table, derived, randomized_pairs(design))
     stopping = stopping_arms(recs)
     for cohort in allocations:
         rule = rules_by_cohort[cohort]
@@ -1015,6 +1019,7 @@ def adapt_report(
         "recommendations": recs,
         "coherence": coherence,
         "robustness": robustness,
+        "companions": companions,
         "allocation": alloc_blocks,
         "queue": [q.to_dict() for q in queue],
         "data_changes": data_changes,
@@ -1048,6 +1053,7 @@ def run_interim(
     ledger: str | Path | None = None,
     force: bool = False,
     wait: float = 900.0,
+    allow_out_of_order: bool = False,
 ) -> LookResult:
     """Run one interim look and write ``recommendations.json`` and ``posterior.nc`` into ``out``.
 
@@ -1060,6 +1066,9 @@ def run_interim(
         Make a new look even when the ledger holds one on the same data, config and cutoff.
     wait
         Seconds to wait for another process holding the ledger's lock.
+    allow_out_of_order
+        Make a look whose cutoff is before that of a recorded look (recorded in the look); its
+        previous look is the latest recorded look by cutoff.
 
     Raises
     ------
@@ -1070,6 +1079,8 @@ def run_interim(
     LedgerError
         The same data, config and cutoff were analysed with another seed (use ``force``), or the
         ledger cannot be read.
+    LookOrderError
+        A recorded look has a later cutoff (and ``allow_out_of_order`` is false).
     LedgerBusyError
         Another process held the ledger for longer than ``wait``.
     ConvergenceError
@@ -1108,14 +1119,32 @@ def run_interim(
                 "--force to record a second analysis of the same data with another seed (both stay in "
                 "the ledger)."
             )
+        later = book.later_looks(cutoff.isoformat())
+        if later and not allow_out_of_order:
+            raise LookOrderError(_out_of_order_message(ledger, cutoff, later))
         check_out_dir(out)
         stale = remove_stale_tmp(out)
         for folder in dict.fromkeys((out.absolute().parent, ledger.absolute().parent)):
             stale += remove_stale_tmp_in(folder)
         notes += [f"removed {p}, the temporary folder of a run that was killed" for p in stale]
-        look = _run_look(design, table, cutoff, out, seed, book=book, forced=bool(force and same))
+        look = _run_look(
+            design, table, cutoff, out, seed, book=book, forced=bool(force and same), later=later
+        )
         look.notes[:0] = notes
         return look
+
+
+def _out_of_order_message(ledger: Path, cutoff: date, later: list[LookRecord]) -> str:
+    last = max(later, key=lambda r: (r.cutoff, r.look))
+    return (
+        f"this look's cutoff {cutoff} is before the cutoff {last.cutoff} of look {last.look} already in "
+        f"the ledger {ledger.name}"
+        + (f" (and of {len(later) - 1} other look(s))" if len(later) > 1 else "")
+        + f": looks are made in cutoff order (look {last.look}'s data changes and allocation were "
+        f"computed without this one). Use a cutoff on or after {last.cutoff}, or pass "
+        "--allow-out-of-order to record it anyway (its previous look is then the latest one by "
+        "cutoff, and the look says it was out of order)."
+    )
 
 
 def _run_look(
@@ -1127,14 +1156,15 @@ def _run_look(
     *,
     book: Ledger | None = None,
     forced: bool = False,
+    later: list[LookRecord] | None = None,
 ) -> LookResult:
     derived = derive(table, design, cutoff)
     if not len(derived.patients):
         from adaptive.exceptions import DataError
 
         raise DataError([Problem(table.source, f"no patient was enrolled on or before {cutoff}.")])
-    previous = book.latest() if book else None
-    previous_ok = book.latest(status="ok") if book else None
+    previous = book.latest(cutoff=cutoff.isoformat()) if book else None  # by cutoff order
+    previous_ok = book.latest(status="ok", cutoff=cutoff.isoformat()) if book else None
     snapshot = datadiff.snapshot(table)
     data_changes = None
     if previous is not None:
@@ -1158,6 +1188,8 @@ def _run_look(
             if previous is None
             else {"number": previous.look, "cutoff": previous.cutoff, "data_sha256": previous.data_sha256},
         }
+        if later:
+            look_block["out_of_order"] = {"later_looks": [r.look for r in later]}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", category=FutureWarning)
         fits = fit_endpoints(design, derived, seed)
@@ -1184,9 +1216,10 @@ def _run_look(
             write_posterior(tmp / "posterior.nc", fits)
             (tmp / "recommendations.json").write_text(text, encoding="utf-8")
             if book is not None:
-                book.insert_pending(
-                    _record(look_number, report, text, out, design, table, cutoff, seed, forced, snapshot)
-                )
+                rec = _record(look_number, report, text, out, design, table, cutoff, seed, forced, snapshot)
+                if later:
+                    rec.summary["out_of_order"] = [r.look for r in later]
+                book.insert_pending(rec)
                 pending = True
     except BaseException:
         if pending:

@@ -14,6 +14,8 @@ from collections.abc import Iterator
 from importlib import metadata
 from pathlib import Path
 
+import psutil
+
 from adaptive.exceptions import OutputExistsError, OutputNotWritableError
 
 _PACKAGES = (
@@ -75,11 +77,31 @@ def check_out_dir(out: Path) -> None:
             )
 
 
+def current_umask() -> int:
+    """The process's file mode creation mask (read by setting it and setting it back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def folder_mode() -> int:
+    """The mode of a new folder under the current umask (``0o755`` under umask 022)."""
+    return 0o777 & ~current_umask()
+
+
+def file_mode() -> int:
+    """The mode of a new file under the current umask (``0o644`` under umask 022)."""
+    return 0o666 & ~current_umask()
+
+
 @contextlib.contextmanager
 def atomic_dir(out: str | Path) -> Iterator[Path]:
     """Yield a temporary sibling folder; on success rename it to ``out``, on failure delete it.
 
     The rename is atomic on one file system, so readers see either no folder or a complete one.
+    ``tempfile.mkdtemp`` creates the folder private (0700); the finished folder gets the mode
+    the umask gives a new folder (0755 under umask 022, so colleagues on a shared drive can open
+    it; 0700 under umask 077) before the rename.
     """
     out = Path(out)
     check_out_dir(out)
@@ -90,6 +112,7 @@ def atomic_dir(out: str | Path) -> Iterator[Path]:
         check_out_dir(out)
         if out.exists():
             out.rmdir()
+        os.chmod(tmp, folder_mode())
         os.rename(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -122,13 +145,11 @@ _TMP_DIR = re.compile(r"\.(?P<name>.+)\.tmp-(?P<pid>\d+)-[a-z0-9_]{8}")
 
 
 def _pid_gone(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False  # someone else's live process
-    return False
+    """Whether no process ``pid`` runs on this machine.
+
+    psutil works on Windows too, where ``os.kill(pid, 0)`` would send a Ctrl-C instead of probing.
+    """
+    return not psutil.pid_exists(pid)
 
 
 def remove_stale_tmp_in(folder: str | Path) -> list[Path]:
@@ -165,15 +186,8 @@ def remove_stale_tmp(out: str | Path) -> list[Path]:
         return removed
     for p in out.parent.glob(f".{out.name}.tmp-*-*"):
         pid_s = p.name.removeprefix(f".{out.name}.tmp-").split("-", 1)[0]
-        if not pid_s.isdigit() or not p.is_dir():
-            continue
-        try:
-            os.kill(int(pid_s), 0)
-            continue  # still running
-        except ProcessLookupError:
-            pass
-        except PermissionError:
-            continue  # someone else's live process
+        if not pid_s.isdigit() or not p.is_dir() or not _pid_gone(int(pid_s)):
+            continue  # still running (or not ours to judge)
         shutil.rmtree(p, ignore_errors=True)
         removed.append(p)
     return removed

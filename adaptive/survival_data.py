@@ -54,7 +54,7 @@ from datetime import date, timedelta
 
 import numpy as np
 import pandas as pd
-from statsmodels.duration.survfunc import CumIncidenceRight
+from statsmodels.duration.survfunc import CumIncidenceRight, SurvfuncRight
 
 from adaptive.endpoints import CUMULATIVE_INCIDENCE_ENDPOINTS, SURVIVAL_ENDPOINTS
 
@@ -274,23 +274,37 @@ def cumulative_incidence(
     return out
 
 
-def km_median(time: np.ndarray, event: np.ndarray) -> float | None:
-    """Kaplan-Meier median: the first time at which the product-limit estimate is 0.5 or below.
-
-    ``None`` when the curve stays above 0.5 (median not reached) or there are no patients.
-    """
+def kaplan_meier_fit(time: np.ndarray, event: np.ndarray) -> SurvfuncRight | None:
+    """The product-limit estimate of statsmodels (Greenwood standard errors), ``None`` without patients."""
     time = np.asarray(time, dtype=float)
-    event = np.asarray(event, dtype=bool)
+    event = np.asarray(event, dtype=float)
     if time.size == 0:
         return None
-    s = 1.0
-    for t in np.unique(time[event]):
-        at_risk = np.sum(time >= t)
-        d = np.sum(event & (time == t))
-        s *= 1.0 - d / at_risk
-        if s <= 0.5 + 1e-12:
-            return float(t)
-    return None
+    return SurvfuncRight(time, event)
+
+
+def km_median(time: np.ndarray, event: np.ndarray) -> float | None:
+    """Kaplan-Meier median in days, R survival's convention, on statsmodels' curve.
+
+    The curve is statsmodels' :class:`~statsmodels.duration.survfunc.SurvfuncRight`. Conventions
+    differ only when the curve sits *exactly* at 0.5 on a flat segment (from event time ``t1`` to
+    the next event time ``t2``): statsmodels' ``quantile(0.5)`` takes the first time with
+    S(t) < 0.5 (SAS, a strict inequality: ``t2``); lifelines and this engine before issue 13 the
+    first with S(t) <= 0.5 (``t1``); R's ``survfit`` the midpoint ``(t1 + t2) / 2``, which is what
+    this returns (``t1`` when no event follows: the curve stays at 0.5 to the end of follow-up).
+    Elsewhere all three agree. ``None`` when the curve stays above 0.5 (median not reached) or
+    there are no patients.
+    """
+    sf = kaplan_meier_fit(time, event)
+    if sf is None or not len(sf.surv_prob):
+        return None
+    t, s = np.asarray(sf.surv_times, dtype=float), np.asarray(sf.surv_prob, dtype=float)
+    at_half = np.flatnonzero(np.isclose(s, 0.5, rtol=0.0, atol=1e-12))
+    if at_half.size:
+        k = at_half[0]
+        return float((t[k] + t[k + 1]) / 2) if k + 1 < len(t) else float(t[k])
+    below = np.flatnonzero(s < 0.5)
+    return float(t[below[0]]) if below.size else None
 
 
 @dataclass(frozen=True)

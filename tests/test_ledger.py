@@ -289,15 +289,23 @@ def test_two_processes_at_once_both_finish_correctly(fast_config, tmp_path):
     assert [p.returncode for p in procs] == [0, 0], outs
     assert sum("Nothing to do" in o for o in outs) == 1
     assert rows(ledger) == [(1, "recorded", CUTOFF, "ok")] and integrity_ok(ledger)
-    # two different looks at once: serialized, numbered, the second knows the first
-    procs = [
-        _start(_script(fast_config, EXAMPLE, cut, tmp_path / f"l-{cut}", ledger, SLOW_FIT))
-        for cut in ("2026-06-30", "2026-08-31")
-    ]
-    outs = [p.communicate(timeout=300)[0] for p in procs]
-    assert [p.returncode for p in procs] == [0, 0], outs
+    # two different looks at once: serialized and numbered; if the later cutoff gets the lock first,
+    # the earlier one is refused (exit 2) rather than taking the later look as its "previous"
+    early, late = "2026-11-15", "2026-11-30"
+    procs = {
+        cut: _start(_script(fast_config, EXAMPLE, cut, tmp_path / f"l-{cut}", ledger, SLOW_FIT))
+        for cut in (early, late)
+    }
+    outs = {cut: p.communicate(timeout=300)[0] for cut, p in procs.items()}
+    assert procs[late].returncode == 0, outs
     recs = looks_in(ledger)
-    assert [r.look for r in recs] == [1, 2, 3] and integrity_ok(ledger)
+    assert integrity_ok(ledger)
+    if procs[early].returncode == 2:
+        assert f"cutoff {early} is before the cutoff {late} of look 2" in " ".join(outs[early].split())
+        assert [(r.look, r.cutoff) for r in recs] == [(1, CUTOFF), (2, late)]
+    else:
+        assert procs[early].returncode == 0, outs
+        assert [(r.look, r.cutoff) for r in recs] == [(1, CUTOFF), (2, early), (3, late)]
     for r in recs[1:]:
         rep = json.loads((Path(r.out_dir) / "recommendations.json").read_text())
         assert rep["look"]["number"] == r.look and rep["look"]["previous_look"]["number"] == r.look - 1

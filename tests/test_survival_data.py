@@ -334,7 +334,9 @@ def test_km_median_matches_lifelines(seed):
 def test_km_median_not_reached_and_empty():
     assert km_median(np.array([10.0, 20.0, 30.0]), np.array([1, 0, 0])) is None
     assert km_median(np.array([]), np.array([])) is None
-    assert km_median(np.array([5.0, 10.0]), np.array([1, 1])) == 5.0  # S(5) = 0.5
+    # S(5) = 0.5 on a flat segment to the next event at 10: R's survfit takes the midpoint
+    assert km_median(np.array([5.0, 10.0]), np.array([1, 1])) == 7.5
+    assert km_median(np.array([5.0, 10.0]), np.array([1, 0])) == 5.0  # flat at 0.5 to the end
 
 
 # ----------------------------------------------------------------------------- ELN 2022 EFS

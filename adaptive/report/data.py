@@ -31,6 +31,7 @@ import pandas as pd
 import yaml
 from scipy import stats
 
+from adaptive.companions import AT_RISK_DAYS, LABEL, binary_text, km_text, numbers_at_risk
 from adaptive.config import Design, parse_config
 from adaptive.data import (
     DATE_COLUMNS,
@@ -43,7 +44,8 @@ from adaptive.data import (
 from adaptive.derive import DerivedData, derive
 from adaptive.endpoints import BINARY_ENDPOINTS, SURVIVAL_ENDPOINTS
 from adaptive.exceptions import AdaptiveError, LedgerError, MemoError
-from adaptive.ledger import LookRecord, look_summary, read_looks
+from adaptive.ledger import LookRecord, look_summary, read_looks, relative_path
+from adaptive.survival_data import kaplan_meier_fit
 from decision_rules.vocabulary import PRECEDENCE, Action, Stage
 from decision_rules.vocabulary import fmt_prob as vocab_fmt_prob
 
@@ -265,13 +267,14 @@ def _load_history(look: Look, ledger: str | Path | None) -> LookRecord | None:
     own = next((r for r in records if r.report_sha256 == look.report_sha256), None)
     if own is None:
         look.notes.append(
-            f"The ledger {ledger} does not record this look (no look with the SHA-256 of its "
-            "recommendations.json): the randomization history and the probability trajectories show "
-            "this look only."
+            f"The ledger {relative_path(ledger, look.folder.parent)} does not record this look (no look "
+            "with the SHA-256 of its recommendations.json): the randomization history and the probability "
+            "trajectories show this look only."
         )
         return None
     look.ledger_path = ledger
-    look.history = [r for r in records if r.look <= own.look]
+    # looks up to this one in cutoff order (the ledger's order: cutoff, then number)
+    look.history = records[: records.index(own) + 1]
     return own
 
 
@@ -340,17 +343,19 @@ def survival_times(look: Look) -> dict[str, pd.DataFrame] | None:
 
 # ============================================================================= survival math
 def kaplan_meier(time: np.ndarray, event: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Product-limit estimate as a step function: ``(t, S(t))`` starting at ``(0, 1)``."""
+    """Product-limit estimate as a step function: ``(t, S(t))`` starting at ``(0, 1)``.
+
+    The curve is statsmodels' (:func:`adaptive.survival_data.kaplan_meier_fit`, the estimator of
+    the frequentist companions), extended to the longest follow-up for plotting.
+    """
     time = np.asarray(time, dtype=float)
-    event = np.asarray(event, dtype=bool)
+    event = np.asarray(event, dtype=float)
     ts, ss = [0.0], [1.0]
-    s = 1.0
-    for t in np.unique(time[event]):
-        at_risk = np.sum(time >= t)
-        d = np.sum(event & (time == t))
-        s *= 1.0 - d / at_risk
-        ts.append(float(t))
-        ss.append(s)
+    sf = kaplan_meier_fit(time, event)
+    if sf is not None:
+        ts += [float(t) for t in sf.surv_times]
+        ss += [float(v) for v in sf.surv_prob]
+    s = ss[-1]
     if time.size and time.max() > ts[-1]:
         ts.append(float(time.max()))
         ss.append(s)
@@ -469,6 +474,7 @@ def endpoint_tables(look: Look) -> list[dict]:
     """Per endpoint, one row per arm: counts, posterior mean, 95% interval, P(> null), P(> target)."""
     tables = []
     endpoints = list(look.report["config"]["endpoints"])
+    companions = look.report.get("companions") or {}
     for ep in endpoints:
         spec = BINARY_ENDPOINTS.get(ep)
         rows = []
@@ -478,6 +484,7 @@ def endpoint_tables(look: Look) -> list[dict]:
             if e is None:
                 continue
             mortality = mortality or e.get("limit_rate") is not None
+            comp = ((companions.get("arms") or {}).get(a["arm"]) or {}).get("binary", {}).get(ep)
             rows.append(
                 {
                     "arm": a["arm"],
@@ -503,6 +510,7 @@ def endpoint_tables(look: Look) -> list[dict]:
                     "model": e.get("model", "-"),
                     "p_exch": fmt_prob(e.get("prob_exchangeable")) if "prob_exchangeable" in e else None,
                     "borrow": _borrow_text(e.get("without_borrowing")),
+                    "companion": binary_text(comp) if comp else "",
                 }
             )
         tables.append(
@@ -514,6 +522,12 @@ def endpoint_tables(look: Look) -> list[dict]:
                 "has_exch": any(r["p_exch"] is not None for r in rows),
                 "has_borrow": any(r["borrow"] for r in rows),
                 "has_futility": any(r["futility"] != "-" for r in rows),
+                "has_companion": any(r["companion"] for r in rows),
+                "companion_pairs": [
+                    p["sentence"]
+                    for p in companions.get("pairs") or []
+                    if p["kind"] == "binary" and p["endpoint"] == ep
+                ],
                 "rows": rows,
             }
         )
@@ -592,6 +606,8 @@ def survival_section(look: Look) -> dict:
         return {"present": False, "endpoints": []}
     times = survival_times(look)
     horizon = float(look.design.assessment.follow_up_days)
+    companions = look.report.get("companions") or {}
+    risk_days = [d for d in AT_RISK_DAYS if d <= horizon]
     out = []
     for ep in present:
         idata = None if look.refused else look.posterior(ep)
@@ -601,13 +617,15 @@ def survival_section(look: Look) -> dict:
             if s is None or a["status"] == "queued":
                 continue
             not_estimable = s.get("estimable") is False
+            comp = ((companions.get("arms") or {}).get(a["arm"]) or {}).get("survival", {}).get(ep)
             rows.append(
                 {
                     "arm": a["arm"],
                     "label": a["label"],
                     "n": s.get("n", "-"),
                     "events": s.get("events", "-"),
-                    "km_median": fmt_days(s.get("km_median_days")),
+                    "km_median": km_text(comp) if comp else fmt_days(s.get("km_median_days")),
+                    "km_at": _km_at_text(comp),
                     "median": "not estimable" if not_estimable else _interval_text(s.get("median_days")),
                     "note": s.get("not_estimable_reason") or "",
                     "check": _check_text(s.get("model_check")),
@@ -636,6 +654,7 @@ def survival_section(look: Look) -> dict:
                     cens = f.loc[f["event"] == 0, "time"].to_numpy(dtype=float)
                     panel["censored"] = (cens, km_at(t, sv, cens))
                     panel["n"], panel["events"] = int(len(f)), int(f["event"].sum())
+                    panel["at_risk"] = numbers_at_risk(f["time"].to_numpy(), risk_days)
             if (
                 idata is not None
                 and not not_estimable
@@ -645,6 +664,15 @@ def survival_section(look: Look) -> dict:
                 panel["band"] = survival_band(idata, a["arm"], horizon)
             panels.append(panel)
         comps = [c for c in look.report.get("survival_comparisons") or [] if c.get("endpoint") == ep]
+        comp_pairs = [
+            p for p in companions.get("pairs") or [] if p["kind"] == "survival" and p["endpoint"] == ep
+        ]
+        drawn = {p["arm"] for p in panels if "km" in p}
+        overlays = [
+            tuple(x["arms"])
+            for x in (comp_pairs or comps)
+            if len(x.get("arms") or ()) == 2 and set(x["arms"]) <= drawn
+        ]
         out.append(
             {
                 "endpoint": ep,
@@ -654,6 +682,13 @@ def survival_section(look: Look) -> dict:
                 "rows": rows,
                 "panels": panels,
                 "has_km": any("km" in p for p in panels),
+                "overlays": list(dict.fromkeys(overlays)),
+                "at_risk_days": risk_days,
+                "at_risk": [
+                    {"arm": p["arm"], "counts": p["at_risk"]} for p in panels if p.get("at_risk") is not None
+                ],
+                "has_km_companion": any(r["km_at"] for r in rows),
+                "companion_pairs": [p["sentence"] for p in comp_pairs],
                 "has_band": any(p.get("band") is not None for p in panels),
                 "not_estimable": [f"{r['arm']}: {r['note']}" for r in rows if r["note"]],
                 "few_events": [r["arm"] for r in rows if r["few_events"] and not r["note"]],
@@ -677,6 +712,21 @@ def survival_section(look: Look) -> dict:
         "km_available": times is not None,
         "competing": competing_risks_rows(look),
     }
+
+
+def _km_at_text(comp: Mapping | None) -> str:
+    """Kaplan-Meier S(180) / S(365) / S(730) with Greenwood 95% intervals, in one table cell."""
+    if not comp:
+        return ""
+
+    def one(x):
+        if x is None:
+            return "beyond follow-up"
+        if x["ci95_low"] is None:
+            return f"{100 * x['survival']:.0f}%"
+        return f"{100 * x['survival']:.0f}% ({100 * x['ci95_low']:.0f}-{100 * x['ci95_high']:.0f})"
+
+    return " / ".join(one(x) for x in comp["at"].values())
 
 
 def _check_text(chk: Mapping | None) -> str:
@@ -1115,7 +1165,10 @@ def reproducibility(look: Look) -> dict:
         f"--cutoff {r['cutoff']} --seed {r['seed']} --out NEW_FOLDER"
     )
     own = next((h for h in look.history if h.report_sha256 == look.report_sha256), None)
-    where = f"ledger {look.ledger_path}" if look.ledger_path else "no ledger"
+    # relative to the study folder (the look folder's parent): no home folder or user name in the memo
+    where = (
+        f"ledger {relative_path(look.ledger_path, look.folder.parent)}" if look.ledger_path else "no ledger"
+    )
     return {
         "rows": [
             ("Look", f"{look.number if look.number is not None else '-'} ({where})"),
@@ -1150,6 +1203,7 @@ def closed_data(look: Look) -> dict:
         "forest": forest_rows(look) if not look.refused else [],
         "survival": survival_section(look),
         "robustness": robustness_section(look),
+        "companion_label": LABEL,
         "randomization": randomization(look),
         "trajectories": trajectories(look),
         "data_changes": data_changes(look),

@@ -288,14 +288,18 @@ def km_with_bands(
     *,
     endpoint_label: str,
     horizon: float,
+    overlays: Sequence[tuple[str, str]] = (),
 ) -> Figure:
     """Kaplan-Meier curve of each arm with the model's posterior survival band (one panel per arm).
 
     ``panels``: ``{arm, label, km: (t, s) or None, censored: (t, s) or None, band: (t, lo, mid, hi)
-    or None, n, events}``.
+    or None, n, events}``. ``overlays``: pairs of arms (the randomized pairs) whose Kaplan-Meier
+    curves are drawn together on one more panel each, after the arms' own.
     """
+    by_arm = {p["arm"]: p for p in panels}
+    overlays = [o for o in overlays if all(by_arm.get(a, {}).get("km") is not None for a in o)]
     ncols = 2
-    nrows = int(np.ceil(len(panels) / ncols))
+    nrows = int(np.ceil((len(panels) + len(overlays)) / ncols))
     fig, axes = _new(7.2, 2.0 * nrows, ncols=ncols, nrows=nrows, sharex=True, sharey=True)
     for i, p in enumerate(panels):
         ax = axes[i // ncols, i % ncols]
@@ -312,7 +316,19 @@ def km_with_bands(
         ax.set_title(f"{p['arm']}: {p['label']} ({p['events']}/{p['n']} events)", loc="left")
         ax.set_ylim(0, 1.02)
         ax.set_xlim(0, horizon)
-    for j in range(len(panels), nrows * ncols):
+    for k, pair in enumerate(overlays):
+        i = len(panels) + k
+        ax = axes[i // ncols, i % ncols]
+        for arm in pair:
+            p, st = by_arm[arm], styles[arm]
+            ax.step(*p["km"], where="post", color=st.color, linestyle=st.linestyle, lw=1.4, label=arm)
+            if p.get("censored") is not None and len(p["censored"][0]):
+                ax.plot(*p["censored"], marker="|", color=st.color, linestyle="none", ms=5)
+        ax.set_title(f"{' vs '.join(pair)} overlaid (randomized pair)", loc="left")
+        ax.legend(loc="upper right", fontsize=6, frameon=False)
+        ax.set_ylim(0, 1.02)
+        ax.set_xlim(0, horizon)
+    for j in range(len(panels) + len(overlays), nrows * ncols):
         axes[j // ncols, j % ncols].set_visible(False)
     for ax in axes[-1]:
         ax.set_xlabel("days")

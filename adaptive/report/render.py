@@ -110,7 +110,11 @@ def closed_figures(d: dict, arm_ids: list[str], labels: dict[str, str]) -> dict[
             surv.append(
                 fig.to_png_base64(
                     fig.km_with_bands(
-                        ep["panels"], styles, endpoint_label=ep["label"], horizon=d["survival"]["horizon"]
+                        ep["panels"],
+                        styles,
+                        endpoint_label=ep["label"],
+                        horizon=d["survival"]["horizon"],
+                        overlays=ep["overlays"],
                     )
                 )
             )
