@@ -1,10 +1,21 @@
-"""Command-line interface: ``adaptive validate | interim | history | synth | memo``.
+"""Command-line interface: ``adaptive validate | interim | history | synth | memo | simulate | calibrate``.
 
-Exit codes: 0 success (including an idempotent rerun that found the identical earlier look);
-1 unexpected error; 2 invalid config, data, scenario, output folder or ledger request; 3 a fit
-failed its convergence limits (no recommendation made); 4 the look ledger is busy (another
-``adaptive interim`` holds it); 5 a fitting worker failed; 6 writing the outputs failed (disk full,
-permission lost); 130 interrupted (Ctrl-C).
+Exit codes (each error's code is its class's ``exit_code`` in :mod:`adaptive.exceptions`):
+
+- 0 success (including an idempotent rerun that found the identical earlier look);
+- 1 an unexpected error (``AdaptiveError`` itself);
+- 2 invalid config, data, scenario or command-line option (``ConfigError``, ``DataError``,
+  ``ScenarioError``, click's usage errors), an output folder that exists or cannot be written
+  (``OutputExistsError``, ``OutputNotWritableError``), a ledger request refused (``LedgerError``;
+  ``LookOrderError``: a cutoff before a recorded look's, unless ``--allow-out-of-order``), a memo
+  that cannot be built (``MemoError``);
+- 3 a fit failed its convergence limits (``ConvergenceError``): the look is written as refused and
+  no rule is evaluated (an idempotent rerun of a refused look exits 3 too);
+- 4 the look ledger is busy: another ``adaptive interim`` held it longer than ``--wait``
+  (``LedgerBusyError``);
+- 5 a model-fitting worker process crashed or raised (``FitWorkerError``);
+- 6 writing the outputs failed: disk full, permission lost, an I/O error (``OutputWriteError``);
+- 130 interrupted (Ctrl-C); ``simulate`` first summarises and writes the trials that finished.
 """
 
 from __future__ import annotations

@@ -31,7 +31,7 @@ from adaptive.exceptions import ConfigError, Problem
 from adaptive.schema_errors import did_you_mean as _did_you_mean
 from adaptive.schema_errors import pydantic_problems, register_tags
 from adaptive.yamlfile import decode_text, load_yaml, with_line
-from decision_rules.allocation import AllocationRule
+from decision_rules.allocation import AllocationKind, AllocationRule
 from decision_rules.beta import beta_prior, beta_prior_name
 from decision_rules.rules import PREDICTIVE_KINDS, RULE_KINDS, TIER_CLASSES, Harm, Superiority
 from decision_rules.survival import SURVIVAL_RULE_KINDS, HazardRatioSuperiority
@@ -45,7 +45,6 @@ from decision_rules.vocabulary import (
     RuleKind,
 )
 
-ARM_STATUSES = tuple(ArmStatus)
 #: patient-table columns a routing condition may test, with the values they can take
 ROUTING_FIELDS: dict[str, tuple] = {
     "new_drug_eligible": (True, False),
@@ -562,7 +561,7 @@ class RandomizationCfg(_Strict):
     """
 
     cohort: str
-    kind: Literal["fixed", "thall_wathen", "variance_weighted"] = "thall_wathen"
+    kind: AllocationKind = "thall_wathen"
     endpoint: str = "crc"
     power: Annotated[float, Field(ge=0)] | Literal["n/(2N)"] = "n/(2N)"
     burn_in: NonNegativeInt = 0

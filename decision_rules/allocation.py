@@ -44,14 +44,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal, get_args
 
 import numpy as np
+import numpy.typing as npt
 
 from decision_rules.vocabulary import fmt_prob, fmt_rate
 
 __all__ = [
     "ALLOCATION_KINDS",
+    "AllocationKind",
     "ADAPTIVE_POWER",
     "AllocationArrays",
     "Allocation",
@@ -64,14 +66,15 @@ __all__ = [
     "allocate_arrays",
 ]
 
-ALLOCATION_KINDS = ("fixed", "thall_wathen", "variance_weighted")
+#: the allocation kinds of a config (`allocation.<cohort>.kind`); the tuple is derived from the type
+AllocationKind = Literal["fixed", "thall_wathen", "variance_weighted"]
+ALLOCATION_KINDS: tuple[str, ...] = get_args(AllocationKind)
 #: the Thall-Wathen power that grows with the information: ``c = n / (2N)``
 ADAPTIVE_POWER = "n/(2N)"
-AllocationKind = Literal["fixed", "thall_wathen", "variance_weighted"]
 
 
 # ============================================================================= vectorized core
-def normalise(weights, is_open=None) -> np.ndarray:
+def normalise(weights: npt.ArrayLike, is_open: npt.ArrayLike | None = None) -> np.ndarray:
     """Weights restricted to the open arms and scaled to sum to 1 over the last axis.
 
     Rows whose open weights sum to 0 come back as all zeros.
@@ -84,7 +87,7 @@ def normalise(weights, is_open=None) -> np.ndarray:
         return np.where(total > 0, w / np.where(total > 0, total, 1.0), 0.0)
 
 
-def thall_wathen_power(n, n_max) -> np.ndarray:
+def thall_wathen_power(n: npt.ArrayLike, n_max: npt.ArrayLike) -> np.ndarray:
     """Thall-Wathen's ``c = n / (2N)``, capped at 1/2 (its value at ``n = N``).
 
     Parameters
@@ -101,7 +104,9 @@ def thall_wathen_power(n, n_max) -> np.ndarray:
     return np.clip(c, 0.0, 0.5)
 
 
-def thall_wathen_weights(prob_best, power, is_open=None) -> np.ndarray:
+def thall_wathen_weights(
+    prob_best: npt.ArrayLike, power: npt.ArrayLike, is_open: npt.ArrayLike | None = None
+) -> np.ndarray:
     """``P(best_k)^c / sum_j P(best_j)^c`` over the open arms (``0^0 = 1``: ``c = 0`` is 1:1).
 
     Parameters
@@ -116,7 +121,9 @@ def thall_wathen_weights(prob_best, power, is_open=None) -> np.ndarray:
     return normalise(pb**c, is_open)
 
 
-def variance_weighted_weights(prob_best, variance, n, is_open=None) -> np.ndarray:
+def variance_weighted_weights(
+    prob_best: npt.ArrayLike, variance: npt.ArrayLike, n: npt.ArrayLike, is_open: npt.ArrayLike | None = None
+) -> np.ndarray:
     """Weights proportional to ``sqrt(P(best_k) Var(p_k) / (n_k + 1))`` over the open arms.
 
     Parameters
@@ -131,7 +138,7 @@ def variance_weighted_weights(prob_best, variance, n, is_open=None) -> np.ndarra
     return normalise(np.sqrt(pb * var / (n + 1.0)), is_open)
 
 
-def bound_allocation(weights, lower, upper) -> np.ndarray:
+def bound_allocation(weights: npt.ArrayLike, lower: npt.ArrayLike, upper: npt.ArrayLike) -> np.ndarray:
     """The allocation ``r_k = clip(lambda w_k, l_k, u_k)`` with ``sum_k r_k = 1``.
 
     Arms strictly inside their bounds keep the ratios of ``weights``. Requires
@@ -165,7 +172,7 @@ def bound_allocation(weights, lower, upper) -> np.ndarray:
     # candidate lambdas: 0 and every breakpoint; S is linear between consecutive ones
     lam = np.sort(np.concatenate([np.zeros(w.shape[:-1] + (1,)), b_lo, b_hi], axis=-1), axis=-1)
 
-    def total(lmb):  # lmb (..., J) -> S(lmb) (..., J)
+    def total(lmb: np.ndarray) -> np.ndarray:  # lmb (..., J) -> S(lmb) (..., J)
         return np.clip(lmb[..., :, None] * w[..., None, :], lo[..., None, :], hi[..., None, :]).sum(-1)
 
     s = total(lam)
@@ -206,13 +213,13 @@ class AllocationArrays:
 def allocate_arrays(
     kind: str,
     *,
-    ratio,
-    is_open,
-    prob_best=None,
-    variance=None,
-    n=None,
-    n_max=None,
-    previous=None,
+    ratio: npt.ArrayLike,
+    is_open: npt.ArrayLike,
+    prob_best: npt.ArrayLike | None = None,
+    variance: npt.ArrayLike | None = None,
+    n: npt.ArrayLike | None = None,
+    n_max: npt.ArrayLike | None = None,
+    previous: npt.ArrayLike | None = None,
     power: float | str = ADAPTIVE_POWER,
     burn_in: int = 0,
     min_prob: float = 0.0,
@@ -400,7 +407,7 @@ class AllocationRule:
     max_prob: float = 1.0
     max_change: float | None = None
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         where = f"allocation rule of cohort {self.cohort!r}"
         if self.kind not in ALLOCATION_KINDS:
             raise ValueError(f"{where}: kind must be one of {', '.join(ALLOCATION_KINDS)}, got {self.kind!r}")
@@ -464,7 +471,14 @@ class AllocationRule:
         }
 
     def allocate_arrays(
-        self, *, is_open, prob_best=None, variance=None, n=None, n_max=None, previous=None
+        self,
+        *,
+        is_open: npt.ArrayLike,
+        prob_best: npt.ArrayLike | None = None,
+        variance: npt.ArrayLike | None = None,
+        n: npt.ArrayLike | None = None,
+        n_max: npt.ArrayLike | None = None,
+        previous: npt.ArrayLike | None = None,
     ) -> AllocationArrays:
         """The rule on arrays shaped ``(..., K)`` in the order of :attr:`arms` (the simulator)."""
         return allocate_arrays(
@@ -499,7 +513,7 @@ class AllocationRule:
         """The rule on one look's mappings (arm -> value)."""
         arms = self.arms
 
-        def arr(m, default=0.0):
+        def arr(m: Mapping[str, float] | None, default: float = 0.0) -> np.ndarray | None:
             return None if m is None else np.array([float(m.get(a, default)) for a in arms])
 
         open_arr = np.array([bool(is_open.get(a, False)) for a in arms])
@@ -570,7 +584,17 @@ class AllocationRule:
             settings=self.settings(),
         )
 
-    def _sentence(self, probs, ref, previous, previous_source, burn, bounded, inputs, labels) -> str:
+    def _sentence(
+        self,
+        probs: Mapping[str, float],
+        ref: Mapping[str, float],
+        previous: Mapping[str, float] | None,
+        previous_source: str,
+        burn: bool,
+        bounded: Mapping[str, str],
+        inputs: Mapping[str, Any],
+        labels: Mapping[str, str] | None,
+    ) -> str:
         arms = self.arms
         open_arms = inputs["open_arms"]
         head = f"Cohort {self.cohort}: randomize {_ratio_words(probs, open_arms)}"

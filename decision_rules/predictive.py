@@ -35,11 +35,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
+import numpy.typing as npt
 from scipy import special, stats
 
-from decision_rules.quantities import Estimate, indicator_estimate
+from decision_rules.quantities import DrawsPosterior, Estimate, indicator_estimate
 
 __all__ = [
     "beta_binomial_pmf",
@@ -57,7 +59,7 @@ __all__ = [
 MIN_IMPORTANCE_ESS = 200.0
 
 
-def _future_counts(m) -> tuple[np.ndarray, np.ndarray, int]:
+def _future_counts(m: npt.ArrayLike) -> tuple[np.ndarray, np.ndarray, int]:
     m = np.asarray(m, dtype=np.int64)
     if np.any(m < 0):
         raise ValueError("the number of future patients m must be >= 0")
@@ -66,7 +68,7 @@ def _future_counts(m) -> tuple[np.ndarray, np.ndarray, int]:
     return m, yy, top
 
 
-def beta_binomial_pmf(m, a, b) -> np.ndarray:
+def beta_binomial_pmf(m: npt.ArrayLike, a: npt.ArrayLike, b: npt.ArrayLike) -> np.ndarray:
     """Beta-binomial pmf of ``Y`` future responders among ``m``, for ``p ~ Beta(a, b)``.
 
     Parameters
@@ -95,7 +97,9 @@ def beta_binomial_pmf(m, a, b) -> np.ndarray:
     return np.where(valid, np.exp(logp), 0.0)
 
 
-def beta_final_prob(a, b, m, reference) -> np.ndarray:
+def beta_final_prob(
+    a: npt.ArrayLike, b: npt.ArrayLike, m: npt.ArrayLike, reference: npt.ArrayLike
+) -> np.ndarray:
     """``P(p > reference | Beta(a + Y, b + m - Y))`` for ``Y = 0..M`` (0 where ``Y > m``)."""
     m, yy, _ = _future_counts(m)
     a = np.asarray(a, float)
@@ -114,7 +118,7 @@ class PredictiveArrays:
     critical_count: np.ndarray  # smallest future count Y that succeeds (m + 1 when none does)
 
 
-def _beta_binomial_pmf_fast(m, a, b, top: int) -> np.ndarray:
+def _beta_binomial_pmf_fast(m: np.ndarray, a: np.ndarray, b: np.ndarray, top: int) -> np.ndarray:
     """Beta-binomial pmf ``(..., top + 1)`` by the ratio recurrence (zeros beyond ``m``)."""
     yy = np.arange(top)
     m_, a_, b_ = (v[..., None] for v in (m, a, b))
@@ -127,7 +131,9 @@ def _beta_binomial_pmf_fast(m, a, b, top: int) -> np.ndarray:
     return np.exp(logp)
 
 
-def beta_critical_counts(a, b, m, reference, threshold) -> np.ndarray:
+def beta_critical_counts(
+    a: npt.ArrayLike, b: npt.ArrayLike, m: npt.ArrayLike, reference: npt.ArrayLike, threshold: npt.ArrayLike
+) -> np.ndarray:
     """Smallest future count ``Y`` with ``P(p > reference | Beta(a + Y, b + m - Y)) > threshold``.
 
     ``m + 1`` where no count succeeds. The final posterior depends on the data only through
@@ -150,7 +156,7 @@ def beta_critical_counts(a, b, m, reference, threshold) -> np.ndarray:
     s_, f_, r_, t_ = uniq.T
     kmax = np.ceil(s_ - f_).astype(np.int64)
 
-    def succeeds(k):
+    def succeeds(k: np.ndarray) -> np.ndarray:
         """The final rule at ``a + Y = f + k``; monotone in ``k``.
 
         A ``k`` beyond every possible count (``a + Y >= a + b + m``) counts as success, which keeps
@@ -175,7 +181,9 @@ def beta_critical_counts(a, b, m, reference, threshold) -> np.ndarray:
     return np.minimum(crit, m + 1)
 
 
-def predictive_prob_success_beta(a, b, m, reference, threshold) -> PredictiveArrays:
+def predictive_prob_success_beta(
+    a: npt.ArrayLike, b: npt.ArrayLike, m: npt.ArrayLike, reference: npt.ArrayLike, threshold: npt.ArrayLike
+) -> PredictiveArrays:
     """Exact predictive probability of success for independent Beta posteriors.
 
     Parameters
@@ -223,7 +231,9 @@ class Prediction:
         }
 
 
-def _boundary(final: np.ndarray, success: np.ndarray, m: int):
+def _boundary(
+    final: np.ndarray, success: np.ndarray, m: int
+) -> tuple[int | None, float | None, float | None]:
     crit = int(np.argmax(success)) if success.any() else None
     at = float(final[crit]) if crit is not None else None
     below_idx = (crit - 1) if crit is not None else m
@@ -234,7 +244,12 @@ def _boundary(final: np.ndarray, success: np.ndarray, m: int):
 class BetaPredictive:
     """Exact predictions for arms with independent Beta posteriors ``Beta(a_k, b_k)``."""
 
-    def __init__(self, arms: Sequence[str], a, b):
+    def __init__(
+        self,
+        arms: Sequence[str],
+        a: Mapping[str, float] | npt.ArrayLike,
+        b: Mapping[str, float] | npt.ArrayLike,
+    ) -> None:
         self.arms = tuple(arms)
         get = lambda v: np.array([v[x] for x in self.arms] if isinstance(v, Mapping) else v, float)  # noqa: E731
         self.a = get(a)
@@ -260,6 +275,15 @@ class BetaPredictive:
 FinalProb = Callable[[str, int, np.ndarray, float], np.ndarray]
 
 
+class PredictiveSource(Protocol):
+    """What predictive rules read: :class:`BetaPredictive` or :class:`DrawsPredictive`."""
+
+    @property
+    def arms(self) -> tuple[str, ...]: ...
+
+    def predict(self, arm: str, m: int, reference: float, threshold: float) -> Prediction: ...
+
+
 class DrawsPredictive:
     """Predictions from posterior draws of the rates (any model).
 
@@ -274,7 +298,12 @@ class DrawsPredictive:
         Effective sample size of the weights below which the critical count is flagged.
     """
 
-    def __init__(self, posterior, final_prob: FinalProb | None = None, min_importance_ess=MIN_IMPORTANCE_ESS):
+    def __init__(
+        self,
+        posterior: DrawsPosterior,
+        final_prob: FinalProb | None = None,
+        min_importance_ess: float = MIN_IMPORTANCE_ESS,
+    ) -> None:
         self.posterior = posterior
         self.arms = tuple(posterior.arms)
         self.final_prob_fn = final_prob

@@ -17,11 +17,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 import xarray as xr
 
-__all__ = ["Estimate", "DrawsPosterior", "indicator_estimate"]
+__all__ = ["Estimate", "DrawsPosterior", "Posterior", "indicator_estimate"]
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,23 @@ def indicator_estimate(indicator: np.ndarray) -> Estimate:
     return Estimate(prob, float(sd / np.sqrt(ess)), x.size)
 
 
+class Posterior(Protocol):
+    """What the rules read from a posterior of per-arm rates.
+
+    :class:`DrawsPosterior` (MCMC draws), :class:`~decision_rules.beta.BetaPosterior` (conjugate)
+    and the simulator's exact posteriors have it.
+    """
+
+    @property
+    def arms(self) -> tuple[str, ...]: ...
+
+    def prob_above(self, arm: str, value: float) -> Estimate: ...
+
+    def prob_better(
+        self, a: str, b: str, *, margin: float = 0.0, higher_is_better: bool = True
+    ) -> Estimate: ...
+
+
 class DrawsPosterior:
     """Posterior of a per-arm rate, seen through its draws.
 
@@ -98,13 +116,13 @@ class DrawsPosterior:
         """``P(p_arm < value)``."""
         return indicator_estimate(self._arm(arm) < value)
 
-    def prob_better(self, a: str, b: str, *, margin: float = 0.0, higher_is_better=True) -> Estimate:
+    def prob_better(self, a: str, b: str, *, margin: float = 0.0, higher_is_better: bool = True) -> Estimate:
         """``P(p_a > p_b + margin)`` (or ``P(p_a < p_b - margin)`` when lower is better)."""
         if higher_is_better:
             return indicator_estimate(self._arm(a) > self._arm(b) + margin)
         return indicator_estimate(self._arm(a) < self._arm(b) - margin)
 
-    def prob_best(self, arms: Sequence[str], *, higher_is_better=True) -> Mapping[str, Estimate]:
+    def prob_best(self, arms: Sequence[str], *, higher_is_better: bool = True) -> Mapping[str, Estimate]:
         """``P(arm has the best rate among arms)`` for each of ``arms`` (ties broken by order)."""
         stacked = np.stack([self._arm(a) for a in arms], axis=-1)
         best = stacked.argmax(axis=-1) if higher_is_better else stacked.argmin(axis=-1)

@@ -18,12 +18,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
-from typing import ClassVar, Literal
+from typing import ClassVar, Literal, TypeVar
 
 import numpy as np
+import numpy.typing as npt
 
-from decision_rules.predictive import predictive_prob_success_beta
-from decision_rules.quantities import Estimate
+from decision_rules.predictive import PredictiveSource, predictive_prob_success_beta
+from decision_rules.quantities import Estimate, Posterior
 from decision_rules.vocabulary import HARM_TIERS, Action, RuleKind, fmt_prob, fmt_rate
 
 __all__ = [
@@ -42,6 +43,8 @@ __all__ = [
 ]
 
 Comparison = Literal[">", "<"]
+#: a probability, or an array of them (vectorized over trials)
+F = TypeVar("F", float, np.ndarray)
 
 
 def fmt_estimate(est: Estimate) -> tuple[str, str]:
@@ -118,7 +121,7 @@ class _ThresholdRule:
     #: what ``min_evaluable`` counts, for sentences ("evaluable" patients, or "events")
     count_noun: ClassVar[str] = "evaluable"
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         if not 0.0 < self.threshold < 1.0:
             raise ValueError(
                 f"rule {self.id!r}: threshold must lie strictly between 0 and 1, got {self.threshold}"
@@ -130,11 +133,11 @@ class _ThresholdRule:
     def label(self) -> str:
         return self.endpoint_label or self.endpoint
 
-    def margin(self, prob):
+    def margin(self, prob: F) -> F:
         """Signed distance to the boundary: positive means the rule's condition holds."""
         return prob - self.threshold if self.comparison == ">" else self.threshold - prob
 
-    def decide_arrays(self, prob, n_evaluable):
+    def decide_arrays(self, prob: npt.ArrayLike, n_evaluable: npt.ArrayLike) -> np.ndarray:
         """Whether the rule fires, vectorized: ``prob`` and ``n_evaluable`` broadcast together.
 
         The single implementation of the firing condition: a minimum number of evaluable
@@ -225,7 +228,7 @@ class _ProbAboveRule(_ThresholdRule):
     references: Mapping[str, float] = field(default_factory=dict)
     reference_name: str = "reference"
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         super().__post_init__()
         for arm, ref in self.references.items():
             if not 0.0 < ref < 1.0:
@@ -241,13 +244,13 @@ class _ProbAboveRule(_ThresholdRule):
     def quantity(self, arm: str) -> str:
         return f"P({self.label} > {fmt_rate(self.references[arm])})"
 
-    def estimate(self, posterior, arm: str, reference: float) -> Estimate:
+    def estimate(self, posterior: Posterior, arm: str, reference: float) -> Estimate:
         """The probability the rule compares with its threshold (here ``P(p_arm > reference)``)."""
         return posterior.prob_above(arm, reference)
 
     def evaluate(
         self,
-        posterior,
+        posterior: Posterior,
         n_evaluable: Mapping[str, int],
         labels: Mapping[str, str] | None = None,
     ) -> list[RuleResult]:
@@ -346,7 +349,7 @@ class Harm:
     family: ClassVar[str] = "binary"
     count_noun: ClassVar[str] = "evaluable"
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         if not self.tiers:
             raise ValueError(f"rule {self.id!r}: a harm rule needs at least one tier")
         order = [HARM_TIERS.index(t.action) for t in self.tiers]
@@ -388,7 +391,7 @@ class Harm:
 
     def evaluate(
         self,
-        posterior,
+        posterior: Posterior,
         n_evaluable: Mapping[str, int],
         labels: Mapping[str, str] | None = None,
     ) -> list[RuleResult]:
@@ -472,7 +475,7 @@ class Superiority(_ThresholdRule):
     action: ClassVar[str] = Action.DROP_INFERIOR
     comparison: ClassVar[Comparison] = ">"
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         super().__post_init__()
         if len(self.arms) != 2 or self.arms[0] == self.arms[1]:
             raise ValueError(f"rule {self.id!r}: superiority needs two different arms, got {self.arms}")
@@ -486,7 +489,9 @@ class Superiority(_ThresholdRule):
             f"patients with an independent {self.prior_name or 'Beta'} prior per arm (no borrowing)"
         )
 
-    def posterior_ab(self, n: Mapping[str, int], y: Mapping[str, int]):
+    def posterior_ab(
+        self, n: Mapping[str, int], y: Mapping[str, int]
+    ) -> tuple[dict[str, float], dict[str, float]]:
         """The comparison's independent conjugate posterior ``(a, b)`` per arm from counts."""
         a = {x: self.prior[x][0] + y[x] for x in self.arms}
         b = {x: self.prior[x][1] + n[x] - y[x] for x in self.arms}
@@ -494,7 +499,7 @@ class Superiority(_ThresholdRule):
 
     def evaluate(
         self,
-        posterior,
+        posterior: Posterior,
         n_evaluable: Mapping[str, int],
         labels: Mapping[str, str] | None = None,
         *,
@@ -568,7 +573,7 @@ class _PredictiveRule(_ThresholdRule):
     success_reference_name: str = "reference"
     max_n: Mapping[str, int] = field(default_factory=dict)
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         super().__post_init__()
         if not 0.0 < self.success_threshold < 1.0:
             raise ValueError(f"rule {self.id!r}: the success threshold must lie in (0, 1)")
@@ -595,7 +600,9 @@ class _PredictiveRule(_ThresholdRule):
             f"{fmt_rate(self.success_threshold)} at n = {self.max_n[arm]})"
         )
 
-    def decide_beta_arrays(self, a, b, n_evaluable, arm: str):
+    def decide_beta_arrays(
+        self, a: npt.ArrayLike, b: npt.ArrayLike, n_evaluable: npt.ArrayLike, arm: str
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Vectorized rule for Beta posteriors (the simulator): ``(prob, evaluated, fired)``.
 
         ``a, b, n_evaluable`` are arrays over trials for ``arm``.
@@ -607,7 +614,7 @@ class _PredictiveRule(_ThresholdRule):
 
     def evaluate(
         self,
-        source,
+        source: PredictiveSource,
         n_evaluable: Mapping[str, int],
         labels: Mapping[str, str] | None = None,
         counts: Mapping[str, tuple[int, int]] | None = None,

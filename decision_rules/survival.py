@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 import xarray as xr
@@ -61,7 +61,7 @@ class SurvivalPosterior:
         self.posterior = posterior
         self.arms: tuple[str, ...] = tuple(str(a) for a in posterior["eta"].coords["arm"].values)
 
-    def _draws(self, var: str, arm: str, **sel) -> np.ndarray:
+    def _draws(self, var: str, arm: str, **sel: Any) -> np.ndarray:
         if arm not in self.arms:
             raise KeyError(f"arm {arm!r} is not in the posterior (arms: {', '.join(self.arms)})")
         return self.posterior[var].sel(arm=arm, **sel).transpose("chain", "draw").values
@@ -108,7 +108,7 @@ class _MedianRule(_ProbAboveRule):
     family: ClassVar[str] = "survival"
     count_noun: ClassVar[str] = "events"
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         _ThresholdRule.__post_init__(self)
         for arm, ref in self.references.items():
             if not (ref is not None and ref > 0):
@@ -124,7 +124,9 @@ class _MedianRule(_ProbAboveRule):
     def quantity(self, arm: str) -> str:
         return f"P(median {self.label} > {self.references[arm]:g} days)"
 
-    def estimate(self, posterior: SurvivalPosterior, arm: str, reference: float) -> Estimate:
+    def estimate(  # type: ignore[override]  # a median rule reads a survival posterior
+        self, posterior: SurvivalPosterior, arm: str, reference: float
+    ) -> Estimate:
         return posterior.prob_median_above(arm, reference)
 
 
@@ -166,7 +168,7 @@ class HazardRatioSuperiority(_ThresholdRule):
     family: ClassVar[str] = "survival"
     count_noun: ClassVar[str] = "events"
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         super().__post_init__()
         if len(self.arms) != 2 or self.arms[0] == self.arms[1]:
             raise ValueError(

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 from scipy import special
 
 from models.exact import _hyper_grid, check_tau_prior, conditional_integrals
@@ -167,9 +168,9 @@ class HierarchicalBatch:
         self.mu = np.repeat(mu, n_tau)
         self.tau = np.tile(tau, n_mu)
         self.log_prior = log_prior.reshape(-1)
-        compare = set(int(c) for c in compare)
+        compared = {int(c) for c in compare}
         self._cache_key = _cache_key(
-            self.null_rate, self.n_max, self.thresholds, sorted(compare), mu_mean, mu_sd, tau_dist,
+            self.null_rate, self.n_max, self.thresholds, sorted(compared), mu_mean, mu_sd, tau_dist,
             tau_scale, w is not None, nex_mean, nex_sd, n_mu, n_tau, mu_halfwidth, n_nodes, half_width,
             *((tau_shape,) if tau_dist == "inverse_gamma" else ()),
         )  # fmt: skip
@@ -187,7 +188,7 @@ class HierarchicalBatch:
         for key, arms in groups.items():
             index[key] = len(self._tables)
             n_tab = int(self.n_max[arms].max())
-            dens = any(a in compare for a in arms)
+            dens = any(a in compared for a in arms)
             self._tables.append(self._tabulate(arms[0], n_tab, self.mu, self.tau, dens))
             self._nex.append(
                 self._tabulate(arms[0], n_tab, np.array([nex_mean]), np.array([nex_sd]), dens)
@@ -258,10 +259,11 @@ class HierarchicalBatch:
         self._m2 = np.concatenate([t.m2 for t in self._tables])
         self._pa = np.concatenate([t.prob_above for t in self._tables])
         if self.exnex:
-            self._nll = np.concatenate([t.log_l[:, 0] for t in self._nex])
-            self._nmean = np.concatenate([t.mean[:, 0] for t in self._nex])
-            self._nm2 = np.concatenate([t.m2[:, 0] for t in self._nex])
-            self._npa = np.concatenate([t.prob_above[:, 0] for t in self._nex])
+            nex = [t for t in self._nex if t is not None]  # with EXNEX every table has its NEX twin
+            self._nll = np.concatenate([t.log_l[:, 0] for t in nex])
+            self._nmean = np.concatenate([t.mean[:, 0] for t in nex])
+            self._nm2 = np.concatenate([t.m2[:, 0] for t in nex])
+            self._npa = np.concatenate([t.prob_above[:, 0] for t in nex])
             with np.errstate(over="ignore"):  # N / L_g: inf where L_g underflows next to N
                 self._ratio = np.exp(self._nll[:, None] - self._ll)
         else:
@@ -279,7 +281,9 @@ class HierarchicalBatch:
         thr = special.logit(self.thresholds[arm]) - off  # delta scale; NaN stays NaN
         thr = np.where(np.isfinite(thr), thr, 0.0)
         g = len(mu)
-        out = {k: [] for k in ("log_l", "mean", "m2", "prob_above", "mode", "scale", "density")}
+        out: dict[str, list[np.ndarray]] = {
+            k: [] for k in ("log_l", "mean", "m2", "prob_above", "mode", "scale", "density")
+        }
         chunk = max(1, 3_000_000 // (len(rows_n) * self.n_nodes))
         for s in range(0, g, chunk):
             c = conditional_integrals(
@@ -295,7 +299,7 @@ class HierarchicalBatch:
             for k in out:
                 if k != "density":
                     out[k].append(getattr(c, k))
-            if keep_density:
+            if keep_density and c.density is not None:  # conditional_integrals always returns it
                 out["density"].append(c.density.astype(np.float32))
         cat = {k: np.concatenate(v, axis=0) for k, v in out.items() if v}  # (G, rows, ...)
         return _OffsetTable(
@@ -317,7 +321,7 @@ class HierarchicalBatch:
             raise ValueError("counts outside the tabulated range (0 <= y <= n <= n_max)")
         return tri_index(n, y)
 
-    def posterior(self, n, y, w=None) -> BatchPosterior:
+    def posterior(self, n: npt.ArrayLike, y: npt.ArrayLike, w: npt.ArrayLike | None = None) -> BatchPosterior:
         """Posterior of count arrays ``n``, ``y`` of shape ``(T, K)``.
 
         ``w`` overrides the EXNEX weights per arm (shape ``(K,)`` or ``(T, K)``).
@@ -397,7 +401,7 @@ class BatchPosterior:
         higher_is_better: bool = True,
         mass: float = 1e-6,
         rows: np.ndarray | None = None,
-    ):
+    ) -> np.ndarray:
         """``P(p_i > p_j)`` (``<`` when lower is better), shape ``(T,)``.
 
         Given the hyperparameters the two arms are independent, so the probability is the grid
@@ -423,6 +427,7 @@ class BatchPosterior:
             if tab.density is None:
                 raise ValueError(f"arm {a} was not declared in `compare` when tabulating")
             local = (self.rows[:, a] - m._row0[a]).astype(np.int64)
+            nex_parts: tuple[np.ndarray | None, np.ndarray, np.ndarray]
             if nex is None:
                 nex_parts = (tab.density[:, :1], tab.mode[:, :1], tab.scale[:, :1])
             else:

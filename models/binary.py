@@ -33,7 +33,7 @@ gamma prior ``tau^2 ~ InverseGamma(tau_shape, tau_scale)`` (shape ``a``, scale `
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal, cast
 
 import arviz as az
 import numpy as np
@@ -97,7 +97,7 @@ class BinaryData:
 
 def _with_constant_data(idata: az.InferenceData, data: BinaryData, model: str) -> az.InferenceData:
     idata.add_groups(constant_data=data.constant_data())
-    idata.posterior.attrs = {"model": model}
+    idata["posterior"].attrs = {"model": model}
     return idata
 
 
@@ -126,7 +126,7 @@ class IndependentBetaBinomial:
             return np.ones(k), np.ones(k)
         if self.prior == "jeffreys":
             return np.full(k, 0.5), np.full(k, 0.5)
-        a, b = self.prior  # type: ignore[misc]
+        a, b = cast(tuple[float, float], self.prior)
         return np.full(k, float(a)), np.full(k, float(b))
 
     def posterior_ab(self, data: BinaryData) -> tuple[np.ndarray, np.ndarray]:
@@ -464,7 +464,7 @@ class Exnex:
             settings=settings,
             seed=seed,
         )
-        post = idata.posterior
+        post = idata["posterior"]
         n = np.asarray(data.n, dtype=float)
         y = np.asarray(data.y, dtype=float)
         off = data.offset
@@ -607,7 +607,9 @@ def _tau_kwargs(tau_cfg) -> dict:
     }
 
 
-def model_from_config(cfg) -> IndependentBetaBinomial | IndependentLogitNormal | HierarchicalLogistic | Exnex:
+def model_from_config(
+    cfg: Any,
+) -> IndependentBetaBinomial | IndependentLogitNormal | HierarchicalLogistic | Exnex:
     """Build a model object from a config ``model:`` block (pydantic object).
 
     Kinds: ``independent``; ``independent_logit_normal`` (``prior``: ``unit_information`` or an
@@ -621,10 +623,12 @@ def model_from_config(cfg) -> IndependentBetaBinomial | IndependentLogitNormal |
         return IndependentBetaBinomial(prior=prior)
     if kind == "independent_logit_normal":
         prior = getattr(cfg, "prior", "unit_information")
-        if isinstance(prior, str):
-            return IndependentLogitNormal(prior=prior)
+        if isinstance(prior, str):  # the schema allows "unit_information" only
+            return IndependentLogitNormal(prior=cast(Literal["unit_information", "normal"], prior))
         return IndependentLogitNormal(prior="normal", mean=prior.mean, sd=prior.sd)
-    nex = getattr(cfg, "nex", None)
+    nex: Any = getattr(cfg, "nex", None)  # a config section (pydantic), or None
+    if kind == "exnex" and nex is None:
+        raise ValueError("an exnex model needs its non-exchangeable prior `nex`")
     comps = getattr(cfg, "components", None) if kind == "exnex" else None
     if comps:
         components = tuple(

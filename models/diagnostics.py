@@ -39,13 +39,13 @@ class Diagnostics:
 def monitored_vars(idata: az.InferenceData) -> list[str]:
     """Variables checked: everything in the posterior except per-draw helper quantities."""
     skip = {"prob_exchangeable"}
-    return [str(v) for v in idata.posterior.data_vars if str(v) not in skip]
+    return [str(v) for v in idata["posterior"].data_vars if str(v) not in skip]
 
 
 def diagnose(idata: az.InferenceData, limits: Limits) -> Diagnostics:
     """R-hat (rank-normalised, split), bulk/tail ESS and divergences against ``limits``."""
     var_names = monitored_vars(idata)
-    post = idata.posterior[var_names]
+    post = idata["posterior"][var_names]
     rhat = az.rhat(post)
     ess_b = az.ess(post, method="bulk")
     ess_t = az.ess(post, method="tail")
@@ -65,7 +65,11 @@ def diagnose(idata: az.InferenceData, limits: Limits) -> Diagnostics:
     max_rhat, rhat_var = worst(rhat, np.max)
     min_bulk, bulk_var = worst(ess_b, np.min)
     min_tail, _ = worst(ess_t, np.min)
-    div = int(np.asarray(idata.sample_stats["diverging"]).sum()) if "diverging" in idata.sample_stats else 0
+    div = (
+        int(np.asarray(idata["sample_stats"]["diverging"]).sum())
+        if "diverging" in idata["sample_stats"]
+        else 0
+    )
     failures = []
     if not max_rhat <= limits.max_rhat:
         failures.append(f"max R-hat {max_rhat:.4f} ({rhat_var}) exceeds {limits.max_rhat}")

@@ -17,10 +17,24 @@ the operating-characteristics simulator.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import numpy as np
+import numpy.typing as npt
 from scipy import special, stats
+
+if TYPE_CHECKING:  # models.binary imports this module
+    from models.binary import (
+        BinaryData,
+        Exnex,
+        HierarchicalLogistic,
+        IndependentBetaBinomial,
+        IndependentLogitNormal,
+    )
+
+    BinaryModel: TypeAlias = IndependentBetaBinomial | IndependentLogitNormal | HierarchicalLogistic | Exnex
 
 
 @dataclass(frozen=True)
@@ -39,7 +53,14 @@ class ExactSummary:
     prob_component: np.ndarray | None = None
 
 
-def beta_binomial_summary(a, b, thresholds) -> ExactSummary:
+def _var(s: ExactSummary) -> np.ndarray:
+    """The posterior variances of a summary that computes them (every summary of this module)."""
+    if s.var is None:
+        raise ValueError("this summary has no posterior variances")
+    return s.var
+
+
+def beta_binomial_summary(a: npt.ArrayLike, b: npt.ArrayLike, thresholds: npt.ArrayLike) -> ExactSummary:
     """Independent Beta posterior ``Beta(a, b)``: mean ``a/(a+b)``, variance and ``1 - F(threshold)``."""
     a = np.asarray(a, float)
     b = np.asarray(b, float)
@@ -73,17 +94,25 @@ class Conditional:
     density: np.ndarray | None = None
 
 
-def cumulative_simpson(f: np.ndarray, du: float) -> np.ndarray:
+def cumulative_simpson(f: np.ndarray, du: float | np.ndarray) -> np.ndarray:
     """Cumulative integral of ``f`` (uniform spacing ``du``, last axis), fourth-order accurate.
 
     Even nodes by composite Simpson from the start; the first odd node by the three-point
     formula ``du (5 f0 + 8 f1 - f2) / 12``, later odd nodes by Simpson from it.
+
+    Kept instead of ``scipy.integrate.cumulative_simpson`` (issue 17): scipy gives the same even
+    nodes but takes each odd node from half of its pair's parabola (and the last interval of an
+    even-length grid from a backward one), which is 3-6 times less accurate there; tail
+    probabilities of the hierarchical / EXNEX quadrature would move by up to 3e-6 and the memo's
+    and simulator's golden numbers with them. :func:`decision_rules.beta._cumulative_simpson` is the
+    same rule (``decision_rules`` may not import ``models``, nor ``models`` ``decision_rules``);
+    ``tests/test_quadrature.py`` pins both against scipy and the exact Beta CDF.
     """
-    du = np.asarray(du, float)  # scalar, or broadcastable to f[..., 0]
+    step = np.asarray(du, float)  # scalar, or broadcastable to f[..., 0]
     out = np.empty_like(f)
     out[..., 0] = 0.0
-    first = du * (5.0 * f[..., 0] + 8.0 * f[..., 1] - f[..., 2]) / 12.0
-    seg = du[..., None] * (f[..., :-2] + 4.0 * f[..., 1:-1] + f[..., 2:]) / 3.0  # over [k-2, k]
+    first = step * (5.0 * f[..., 0] + 8.0 * f[..., 1] - f[..., 2]) / 12.0
+    seg = step[..., None] * (f[..., :-2] + 4.0 * f[..., 1:-1] + f[..., 2:]) / 3.0  # over [k-2, k]
     out[..., 2::2] = np.cumsum(seg[..., 0::2], axis=-1)
     out[..., 1::2] = (
         first[..., None]
@@ -94,7 +123,9 @@ def cumulative_simpson(f: np.ndarray, du: float) -> np.ndarray:
     return out
 
 
-def hermite_cdf(cdf: np.ndarray, dens: np.ndarray, du: float, half_width: float, pos: np.ndarray):
+def hermite_cdf(
+    cdf: np.ndarray, dens: np.ndarray, du: float, half_width: float, pos: np.ndarray
+) -> np.ndarray:
     """CDF at standardised positions ``pos`` from node values of the CDF and density.
 
     ``cdf`` and ``dens`` have the node axis last (uniform nodes on ``[-half_width, half_width]``
@@ -119,7 +150,16 @@ def hermite_cdf(cdf: np.ndarray, dens: np.ndarray, du: float, half_width: float,
     )
 
 
-def conditional_integrals(n, y, off, mu, sd, thr, n_nodes=161, half_width=9.0) -> Conditional:
+def conditional_integrals(
+    n: npt.ArrayLike,
+    y: npt.ArrayLike,
+    off: npt.ArrayLike,
+    mu: npt.ArrayLike,
+    sd: npt.ArrayLike,
+    thr: npt.ArrayLike,
+    n_nodes: int = 161,
+    half_width: float = 9.0,
+) -> Conditional:
     """Per-arm integrals over ``delta`` under the prior ``Normal(mu, sd)``.
 
     Shapes: ``n, y, off`` broadcast to ``(K,)``; ``thr`` to ``(K, J)`` (thresholds on the delta
@@ -195,7 +235,9 @@ IG_TAIL = 1e-6
 IG_TAU_CAP = 1e3
 
 
-def check_tau_prior(tau_dist, tau_scale, tau_shape=None, where="tau") -> None:
+def check_tau_prior(
+    tau_dist: str, tau_scale: float, tau_shape: float | None = None, where: str = "tau"
+) -> None:
     """Raise ``ValueError`` unless ``(tau_dist, tau_scale, tau_shape)`` is a valid tau prior.
 
     ``half_normal`` and ``half_cauchy`` take a scale of ``tau``; ``inverse_gamma`` is
@@ -410,21 +452,21 @@ def _delta_marginals(
 
 
 def hierarchical_summary(
-    n,
-    y,
-    null_rate,
+    n: npt.ArrayLike,
+    y: npt.ArrayLike,
+    null_rate: npt.ArrayLike,
     *,
-    mu_mean=0.0,
-    mu_sd=1.0,
-    tau_dist="half_normal",
-    tau_scale=0.5,
-    thresholds=None,
-    w=None,
-    nex_mean=0.0,
-    nex_sd=2.0,
-    n_mu=121,
-    n_tau=61,
-    tau_shape=None,
+    mu_mean: float = 0.0,
+    mu_sd: float = 1.0,
+    tau_dist: str = "half_normal",
+    tau_scale: float = 0.5,
+    thresholds: npt.ArrayLike | None = None,
+    w: npt.ArrayLike | None = None,
+    nex_mean: float = 0.0,
+    nex_sd: float = 2.0,
+    n_mu: int = 121,
+    n_tau: int = 61,
+    tau_shape: float | None = None,
 ) -> ExactSummary:
     """Posterior of the hierarchical logistic (``w=None``) or EXNEX model by quadrature.
 
@@ -506,7 +548,7 @@ def _component_fields(c) -> dict:
     return out
 
 
-def component_weights(components, k_arms: int) -> tuple[np.ndarray, np.ndarray]:
+def component_weights(components: Sequence[Any], k_arms: int) -> tuple[np.ndarray, np.ndarray]:
     """Prior weights ``(C, K)`` of the exchangeable components and ``(K,)`` of non-exchangeability.
 
     Each component's ``w`` is a scalar or one value per arm in ``[0, 1]``; the non-exchangeable
@@ -557,19 +599,19 @@ def _enumeration_size(c_count: int, k_arms: int) -> int:
 
 
 def exnex_summary(
-    n,
-    y,
-    null_rate,
-    components,
+    n: npt.ArrayLike,
+    y: npt.ArrayLike,
+    null_rate: npt.ArrayLike,
+    components: Sequence[Any],
     *,
-    nex_mean=0.0,
-    nex_sd=2.0,
-    thresholds=None,
-    n_mu=None,
-    n_tau=None,
-    mu_halfwidth=8.0,
-    method="auto",
-    max_points=50_000_000,
+    nex_mean: float = 0.0,
+    nex_sd: float = 2.0,
+    thresholds: npt.ArrayLike | None = None,
+    n_mu: int | None = None,
+    n_tau: int | None = None,
+    mu_halfwidth: float = 8.0,
+    method: str = "auto",
+    max_points: int = 50_000_000,
 ) -> ExactSummary:
     """Posterior of EXNEX with one or more exchangeable components, by quadrature.
 
@@ -767,7 +809,14 @@ def _exnex_enumerate(grids, log_w, log_w_nex, q_nex):
 
 
 # ============================================================================= independent logit-normal
-def logit_normal_summary(n, y, null_rate, mean, sd, thresholds=None) -> ExactSummary:
+def logit_normal_summary(
+    n: npt.ArrayLike,
+    y: npt.ArrayLike,
+    null_rate: npt.ArrayLike,
+    mean: npt.ArrayLike,
+    sd: npt.ArrayLike,
+    thresholds: npt.ArrayLike | None = None,
+) -> ExactSummary:
     """Independent logit-normal posterior per arm: ``delta_k ~ Normal(mean_k, sd_k)``.
 
     ``logit p_k = logit(null_k) + delta_k``. Each arm is a 1-D integral over ``delta_k``
@@ -824,12 +873,21 @@ class DeltaGrid:
     density: np.ndarray
     cdf: np.ndarray
 
-    def quantile(self, q) -> np.ndarray:
+    def quantile(self, q: npt.ArrayLike) -> np.ndarray:
         """Quantiles of ``delta`` (linear interpolation of the CDF between fine nodes)."""
-        return np.interp(q, self.cdf, self.nodes)
+        return np.interp(np.asarray(q, float), self.cdf, self.nodes)
 
 
-def logit_normal_grid(n, y, null_rate, mean, sd, *, n_nodes=4001, half_width=12.0) -> DeltaGrid:
+def logit_normal_grid(
+    n: float,
+    y: float,
+    null_rate: float,
+    mean: float,
+    sd: float,
+    *,
+    n_nodes: int = 4001,
+    half_width: float = 12.0,
+) -> DeltaGrid:
     """Posterior of ``delta`` for one arm with prior ``Normal(mean, sd)`` on a fine uniform grid.
 
     The grid is centred at the posterior mode with the local (Laplace) standard deviation as unit,
@@ -855,7 +913,7 @@ def logit_normal_grid(n, y, null_rate, mean, sd, *, n_nodes=4001, half_width=12.
 
 
 # ============================================================================= effective sample sizes
-def beta_moment_ess(mean, var):
+def beta_moment_ess(mean: npt.ArrayLike, var: npt.ArrayLike) -> np.ndarray:
     """Effective sample size of a distribution on ``(0, 1)`` by moment matching a Beta.
 
     A ``Beta(a, b)`` has mean ``m = a / (a + b)`` and variance ``m (1 - m) / (a + b + 1)``, so the
@@ -927,7 +985,7 @@ def _model_spec(model, data):
     raise TypeError(f"no quadrature twin for a {type(model).__name__}")
 
 
-def prior_ess(model, data) -> np.ndarray:
+def prior_ess(model: BinaryModel, data: BinaryData) -> np.ndarray:
     """Per arm, the moment ESS (:func:`beta_moment_ess`) of the marginal prior of ``p_k``.
 
     The prior is the model's before any data: ``a + b`` for the Beta-binomial model (exactly);
@@ -950,7 +1008,7 @@ def prior_ess(model, data) -> np.ndarray:
     if spec[0] == "logit_normal":
         k = len(off)
         s = logit_normal_summary(np.zeros(k), np.zeros(k), data.null_rate, spec[1], spec[2])
-        return beta_moment_ess(s.mean, s.var)
+        return beta_moment_ess(s.mean, _var(s))
     mean, m2 = _exnex_prior_moments(off, spec[1], spec[2], spec[3])
     return beta_moment_ess(mean, np.maximum(m2 - mean**2, 0.0))
 
@@ -986,7 +1044,9 @@ class BorrowingESS:
         return self.effective_prior_ess - self.prior_ess
 
 
-def borrowed_ess(model, data, *, n_mu=None, n_tau=None) -> tuple[BorrowingESS, ...]:
+def borrowed_ess(
+    model: BinaryModel, data: BinaryData, *, n_mu: int | None = None, n_tau: int | None = None
+) -> tuple[BorrowingESS, ...]:
     """Per arm: prior, effective-prior (given the other arms) and posterior moment ESS.
 
     The effective prior of arm ``k`` is the posterior of ``p_k`` when arm ``k``'s own data are
@@ -1009,17 +1069,17 @@ def borrowed_ess(model, data, *, n_mu=None, n_tau=None) -> tuple[BorrowingESS, .
     elif spec[0] == "logit_normal":
         eff = prior
         s = logit_normal_summary(n, y, data.null_rate, spec[1], spec[2])
-        post = beta_moment_ess(s.mean, s.var)
+        post = beta_moment_ess(s.mean, _var(s))
     else:
         kw = dict(nex_mean=spec[2], nex_sd=spec[3], n_mu=n_mu, n_tau=n_tau)
         s = exnex_summary(n, y, data.null_rate, spec[1], **kw)
-        post = beta_moment_ess(s.mean, s.var)
+        post = beta_moment_ess(s.mean, _var(s))
         eff = np.empty(k_arms)
         for k in range(k_arms):
             n0, y0 = n.copy(), y.copy()
             n0[k] = y0[k] = 0.0
             sk = exnex_summary(n0, y0, data.null_rate, spec[1], **kw)
-            eff[k] = beta_moment_ess(sk.mean[k], sk.var[k])
+            eff[k] = beta_moment_ess(sk.mean[k], _var(sk)[k])
     return tuple(
         BorrowingESS(str(a), int(n[k]), float(prior[k]), float(eff[k]), float(post[k]))
         for k, a in enumerate(data.arms)
@@ -1042,7 +1102,9 @@ class NoBorrowingSummary:
     level: float = 0.95
 
 
-def no_borrowing_summary(model, data, thresholds=None, *, level=0.95) -> NoBorrowingSummary:
+def no_borrowing_summary(
+    model: BinaryModel, data: BinaryData, thresholds: npt.ArrayLike | None = None, *, level: float = 0.95
+) -> NoBorrowingSummary:
     """Each arm on its own data with the model's own-arm prior: the no-borrowing comparison.
 
     The prior is the model's non-exchangeable prior ``delta_k ~ Normal(nex_mean, nex_sd)`` for
@@ -1068,7 +1130,7 @@ def no_borrowing_summary(model, data, thresholds=None, *, level=0.95) -> NoBorro
         a, b = spec[1] + y, spec[2] + n - y
         s = beta_binomial_summary(a, b, thr)
         lower, upper = stats.beta.ppf(q[:, None], a, b)
-        return NoBorrowingSummary(s.mean, s.var, lower, upper, s.prob_above, level)
+        return NoBorrowingSummary(s.mean, _var(s), lower, upper, s.prob_above, level)
     if spec[0] == "logit_normal":
         m = np.broadcast_to(np.asarray(spec[1], float), (k_arms,))
         sd = np.broadcast_to(np.asarray(spec[2], float), (k_arms,))
@@ -1080,4 +1142,4 @@ def no_borrowing_summary(model, data, thresholds=None, *, level=0.95) -> NoBorro
     for k in range(k_arms):
         grid = logit_normal_grid(n[k], y[k], null[k], m[k], sd[k])
         bounds[:, k] = special.expit(special.logit(null[k]) + grid.quantile(q))
-    return NoBorrowingSummary(s.mean, s.var, bounds[0], bounds[1], s.prob_above, level)
+    return NoBorrowingSummary(s.mean, _var(s), bounds[0], bounds[1], s.prob_above, level)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from typing import Any
 
 import arviz as az
 
@@ -50,8 +51,8 @@ class FitResult:
 
 
 def fit_with_retries(
-    model,
-    data,
+    model: Any,  # a model of models.binary or models.survival (anything with `fit`)
+    data: Any,
     *,
     seed: int,
     label: str,

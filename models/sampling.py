@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import os
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import arviz as az
 import numpy as np
@@ -42,7 +42,7 @@ def derive_seed(*parts: object) -> int:
     return int.from_bytes(digest[:4], "little")
 
 
-_COMPILED: dict[tuple, object] = {}
+_COMPILED: dict[tuple, Any] = {}
 
 
 def compiled_keys() -> list[tuple]:
@@ -51,9 +51,9 @@ def compiled_keys() -> list[tuple]:
 
 
 def _clean(idata: az.InferenceData) -> az.InferenceData:
-    post = idata.posterior
+    post = idata["posterior"]
     post = post.drop_vars([v for v in post.data_vars if str(v).endswith("__")])
-    stats = idata.sample_stats
+    stats = idata["sample_stats"]
     keep = [
         v
         for v in (

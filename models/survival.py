@@ -86,7 +86,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import arviz as az
 import numpy as np
@@ -200,7 +200,7 @@ class SurvivalData:
         Patients flagged ``day0`` (a point-mass event at ``point_mass_days``) only count in ``n``
         and ``day0_events``; their ``time`` and ``event`` are not used.
         """
-        arm = np.asarray(arm, dtype=object)
+        arm_of = np.asarray(arm, dtype=object)
         time = np.asarray(time, dtype=float)
         event = np.asarray(event, dtype=bool)
         day0 = np.zeros(time.shape, bool) if day0 is None else np.asarray(day0, dtype=bool)
@@ -210,7 +210,7 @@ class SurvivalData:
         n = np.zeros(len(arms), dtype=np.int64)
         d0 = np.zeros(len(arms), dtype=np.int64)
         for k, a in enumerate(arms):
-            m = arm == a
+            m = arm_of == a
             n[k] = int(m.sum())
             d0[k] = int((m & day0).sum())
             cont = m & ~day0
@@ -372,10 +372,9 @@ class PiecewiseExponential:
 
     def level_means(self, data: SurvivalData) -> np.ndarray:
         """The prior centre ``m_k`` of each arm of ``data``."""
-        if self.per_arm_levels and len(self.level_median_days) != len(data.arms):
-            raise ValueError(
-                f"level_median_days has {len(self.level_median_days)} values for {len(data.arms)} arms"
-            )
+        med = self.level_median_days
+        if isinstance(med, tuple) and len(med) != len(data.arms):  # per_arm_levels
+            raise ValueError(f"level_median_days has {len(med)} values for {len(data.arms)} arms")
         return np.broadcast_to(np.asarray(self.level_mean, dtype=float), (len(data.arms),)).copy()
 
     @property
@@ -432,7 +431,7 @@ class PiecewiseExponential:
         d = self.data_dict(data)
         n_int = data.n_intervals
         grouped = self._grouped(data)
-        coords = {"arm": list(data.arms), "interval": interval_labels(data.cut_points)}
+        coords: dict[str, list] = {"arm": list(data.arms), "interval": interval_labels(data.cut_points)}
         if n_int > 1:
             coords["step"] = coords["interval"][1:]
         if grouped:
@@ -496,9 +495,9 @@ class PiecewiseExponential:
             settings=settings,
             seed=seed,
         )
-        post = idata.posterior
+        post = idata["posterior"]
         eta = post["eta"].transpose("chain", "draw", "arm").values
-        if self._grouped(data):
+        if self._grouped(data) and self.shape_groups is not None:  # groups given when grouped
             gamma = post["gamma"].transpose("chain", "draw", "shape_group", "interval").values
             hazard = np.exp(eta[..., :, None] + gamma[..., list(self.shape_groups), :])
         else:
@@ -531,12 +530,12 @@ class PiecewiseExponential:
         )
         post["survival"] = (("chain", "draw", "arm", "horizon"), surv)
         post.attrs = {"model": f"{self.name}/{self.kind}"}
-        out = az.InferenceData(posterior=post, sample_stats=idata.sample_stats)
+        out = az.InferenceData(posterior=post, sample_stats=idata["sample_stats"])
         out.add_groups(constant_data=data.constant_data())
         return out
 
 
-def model_from_config(cfg) -> PiecewiseExponential:
+def model_from_config(cfg: Any) -> PiecewiseExponential:
     """Build the model from a config ``survival.endpoints.<name>.model`` block."""
     common = dict(
         kind=cfg.kind,

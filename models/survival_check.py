@@ -30,8 +30,12 @@ point-mass event is observed when the patient's potential censoring time is at l
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import arviz as az
 
 #: S(t) this close to 1/2 counts as having reached the median (the product of the KM factors is
 #: not exact in floating point: 3/4 x 2/3 must reach 1/2)
@@ -65,10 +69,10 @@ def kaplan_meier(time: np.ndarray, event: np.ndarray, grid: Sequence[float]) -> 
     ``time``/``event`` are ``(n,)`` or ``(R, n)`` (one data set per row); returns ``(R, len(grid))``.
     """
     t_sorted, surv = _km_sorted(time, event)
-    grid = np.asarray(grid, dtype=float)
+    at = np.asarray(grid, dtype=float)
     if t_sorted.shape[-1] == 0:
-        return np.ones((t_sorted.shape[0], grid.size))
-    count = np.sum(t_sorted[:, :, None] <= grid[None, None, :], axis=1)  # entries at or before t
+        return np.ones((t_sorted.shape[0], at.size))
+    count = np.sum(t_sorted[:, :, None] <= at[None, None, :], axis=1)  # entries at or before t
     idx = np.maximum(count - 1, 0)
     return np.where(count > 0, np.take_along_axis(surv, idx, -1), 1.0)
 
@@ -217,9 +221,9 @@ def km_predictive_check(
     }
 
 
-def arm_draws(idata, arm: str) -> tuple[np.ndarray, np.ndarray | None]:
+def arm_draws(idata: az.InferenceData, arm: str) -> tuple[np.ndarray, np.ndarray | None]:
     """``(hazard (S, J), prob_day0_event (S,) or None)`` of one arm from a survival fit."""
-    post = idata.posterior
+    post = idata["posterior"]
     hz = post["hazard"].sel(arm=arm).transpose("chain", "draw", "interval").values
     hz = hz.reshape(-1, hz.shape[-1])
     pi = None

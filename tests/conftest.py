@@ -7,6 +7,7 @@ import io
 import warnings
 from pathlib import Path
 
+import _isolate_caches  # noqa: F401  (first: sets the cache folders before numba/PyTensor load)
 import pandas as pd
 import pytest
 import yaml

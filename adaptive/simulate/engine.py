@@ -122,7 +122,6 @@ _CLOSED_BY = {
 #: when a decision was taken: at an interim look, at the arm's final analysis, or by a stop rule
 STAGES = ("interim", "final_analysis", "trial_stopped")
 _INTERIM, _FINAL, _STOPPED = 0, 1, 2
-_CATS = ("CR", "CRi", "PR", "NE", "NR")
 _SUPPORTED_RULES = (
     Efficacy,
     Futility,

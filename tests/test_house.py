@@ -1,0 +1,79 @@
+"""House checks (issue 17): docstrings that tell the truth, one list per vocabulary, caches in tmp."""
+
+from __future__ import annotations
+
+import inspect
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import get_args
+
+import pytest
+
+import adaptive.cli as cli
+import adaptive.exceptions as exceptions
+from adaptive.config import RandomizationCfg
+from decision_rules.allocation import ALLOCATION_KINDS, AllocationKind
+
+
+def test_cli_docstring_names_every_command_and_exit_code():
+    doc = cli.__doc__
+    assert set(re.findall(r"\w+", doc.splitlines()[0].split("``")[1])) - {"adaptive"} == set(
+        cli.main.commands
+    )
+    codes = {
+        cls.exit_code
+        for _, cls in inspect.getmembers(exceptions, inspect.isclass)
+        if issubclass(cls, exceptions.AdaptiveError)
+    }
+    listed = {int(c) for c in re.findall(r"^- (\d+) ", doc, flags=re.M)}
+    assert listed == codes | {0, 130}
+    for name, cls in inspect.getmembers(exceptions, inspect.isclass):
+        if issubclass(cls, exceptions.AdaptiveError) and not name.startswith("_"):
+            block = re.search(rf"^- {cls.exit_code} (.*?)(?=^- |\Z)", doc, flags=re.M | re.S).group(1)
+            assert f"``{name}``" in block, (name, cls.exit_code)
+
+
+def test_allocation_kinds_are_listed_once():
+    assert ALLOCATION_KINDS == get_args(AllocationKind) == ("fixed", "thall_wathen", "variance_weighted")
+    assert get_args(RandomizationCfg.model_fields["kind"].annotation) == ALLOCATION_KINDS
+
+
+def test_caches_point_into_the_session_folder(tmp_path):
+    """Numba, PyTensor, matplotlib and the quadrature tables write under the session's folder, in
+    this process and in the processes it starts (fitting and Dask workers, CLI subprocesses)."""
+    import _isolate_caches
+    import matplotlib
+    import numba
+    import pytensor
+
+    from adaptive.simulate.run import default_cache_dir
+
+    root = _isolate_caches.ROOT
+    assert root.is_dir() and not root.is_relative_to(Path.home())
+    assert Path(numba.config.CACHE_DIR).is_relative_to(root)
+    assert Path(pytensor.config.compiledir).is_relative_to(root)
+    assert Path(matplotlib.get_cachedir()).is_relative_to(root)
+    assert default_cache_dir().is_relative_to(root)
+    code = (
+        "import json, matplotlib, numba, pytensor\n"
+        "from adaptive.simulate.run import default_cache_dir\n"
+        "print(json.dumps([str(p) for p in (numba.config.CACHE_DIR, pytensor.config.compiledir, matplotlib.get_cachedir(),"
+        " default_cache_dir())]))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-2000:]
+    for path in json.loads(out.stdout.strip().splitlines()[-1]):
+        assert Path(path).is_relative_to(root), path
+
+
+def test_an_unknown_beta_prior_name_is_refused():
+    """It used to be unpacked as ``(a, b)`` (a two-letter name gave a nonsense prior)."""
+    from decision_rules.beta import beta_prior, beta_prior_name
+
+    assert beta_prior((2.0, 3.0), [0.2, 0.3])[1].tolist() == [3.0, 3.0]
+    assert beta_prior_name((2.0, 3.0)) == "Beta(2, 3)"
+    with pytest.raises(ValueError, match="unknown Beta prior 'ab'"):
+        beta_prior("ab", 0.3)
