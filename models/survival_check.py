@@ -78,11 +78,24 @@ def kaplan_meier(time: np.ndarray, event: np.ndarray, grid: Sequence[float]) -> 
 
 
 def kaplan_meier_median(time: np.ndarray, event: np.ndarray) -> np.ndarray:
-    """KM median per row: the first time with ``S(t) <= 1/2`` (lifelines' definition); ``inf`` if none."""
+    """KM median per row, R survival's convention; ``inf`` when the curve stays above 1/2.
+
+    The first time with ``S(t) <= 1/2``, except when the curve sits exactly at 1/2 on a flat
+    segment from ``t1`` to the next event time ``t2``: then ``(t1 + t2) / 2`` as R's ``survfit``
+    (``t1`` when no event follows). The engine's reported median
+    (``adaptive.survival_data.km_median``) uses the same convention, so the model check compares
+    like with like.
+    """
     t_sorted, surv = _km_sorted(time, event)
+    if t_sorted.shape[-1] == 0:
+        return np.full(t_sorted.shape[0], np.inf)
     reached = surv <= 0.5 + _MEDIAN_TOL
     first = np.argmax(reached, axis=-1)
-    med = np.take_along_axis(t_sorted, first[:, None], -1)[:, 0] if t_sorted.shape[-1] else np.inf
+    t_first = np.take_along_axis(t_sorted, first[:, None], -1)[:, 0]
+    at_half = np.abs(np.take_along_axis(surv, first[:, None], -1)[:, 0] - 0.5) <= _MEDIAN_TOL
+    below = surv < 0.5 - _MEDIAN_TOL  # non-increasing: the first such entry is the next event
+    t_next = np.take_along_axis(t_sorted, np.argmax(below, axis=-1)[:, None], -1)[:, 0]
+    med = np.where(at_half & below.any(axis=-1), (t_first + t_next) / 2, t_first)
     return np.where(reached.any(axis=-1), med, np.inf)
 
 
