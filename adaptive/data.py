@@ -300,14 +300,16 @@ def _sas_date(v) -> str:
 
 def _sas_dates(df: pd.DataFrame, roles: dict[str, str]) -> pd.DataFrame:
     """Numeric date columns of a SAS file (no date format) converted to ``YYYY-MM-DD`` strings."""
-    df = df.copy()
-    for j, col in enumerate(df.columns):
-        role = roles.get(col)
-        values = df.iloc[:, j]
-        if (role in DATE_COLUMNS or role == TREATMENT_START_COLUMN) and (
-            pd.api.types.is_numeric_dtype(values.dtype) and not pd.api.types.is_bool_dtype(values.dtype)
-        ):
-            df.iloc[:, j] = values.astype(object).map(_sas_date)
+    numeric = [
+        j
+        for j, col in enumerate(df.columns)
+        if (roles.get(col) in DATE_COLUMNS or roles.get(col) == TREATMENT_START_COLUMN)
+        and pd.api.types.is_numeric_dtype(df.iloc[:, j].dtype)
+        and not pd.api.types.is_bool_dtype(df.iloc[:, j].dtype)
+    ]
+    df = df.astype(object)
+    for j in numeric:
+        df.iloc[:, j] = df.iloc[:, j].map(_sas_date)
     return df
 
 

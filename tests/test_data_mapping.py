@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from adaptive.cli import main
 from adaptive.columns import CDISC_NAMES
 from adaptive.config import load_config, parse_config
-from adaptive.data import BOOL_COLUMNS, load_patients, validate_frame
+from adaptive.data import BOOL_COLUMNS, DATE_COLUMNS, load_patients, validate_frame
 from adaptive.exceptions import ConfigError, DataError
 from tests.conftest import CONFIG, EXAMPLE, rows_frame, write_csv
 
@@ -281,3 +281,55 @@ def test_close_names_still_get_a_hint(design):
     df = rows_frame({}).rename(columns={"last_contact_on": "lastcontact_on"})
     with pytest.raises(DataError, match=r"'last_contact_on' Did you mean 'lastcontact_on'\?"):
         validate_frame(df, design)
+
+
+# --------------------------------------------------------------------------- SAS transport
+def _sas_days(s: str):
+    return float((date.fromisoformat(s) - date(1960, 1, 1)).days) if s else float("nan")
+
+
+def test_sas_v5_export_through_the_mapping(tmp_path, design, export_df):
+    import pyreadstat
+
+    cfg = load_config(config_with(tmp_path, data_section(EXPORT_NAMES)))
+    df = export_df.rename(columns=EXPORT_NAMES)
+    assert max(len(c) for c in df.columns) <= 8  # v5 names
+    path = tmp_path / "adsl.xpt"
+    pyreadstat.write_xport(df, str(path), file_format_version=5)
+    got = load_patients(path, cfg).frame
+    pd.testing.assert_frame_equal(got.drop(columns="row_label"), canonical(design))
+    assert got["row_label"].iloc[0] == "row 1"
+
+
+def test_sas_numeric_dates_datetimes_and_flags(tmp_path, design, export_df):
+    import pyreadstat
+
+    df = export_df.rename(columns=EXPORT_NAMES)
+    dates = [EXPORT_NAMES[c] for c in DATE_COLUMNS]
+    for c in dates:
+        df[c] = df[c].map(_sas_days)
+    # a datetime (seconds since 1960-01-01 00:00) at 09:30 in one column
+    df["RANDDT"] = df["RANDDT"] * 86400 + 9.5 * 3600
+    for c in BOOL_COLUMNS:
+        df[EXPORT_NAMES[c]] = export_df[c].map({"true": 1.0, "false": 0.0, "": float("nan")})
+    path = tmp_path / "adsl.xpt"
+    pyreadstat.write_xport(df, str(path), file_format_version=5)
+    raw, _meta = pyreadstat.read_xport(str(path))
+    assert pd.api.types.is_float_dtype(raw["DTHDT"])  # no date format: pyreadstat gives numbers
+    cfg = load_config(config_with(tmp_path, data_section(EXPORT_NAMES)))
+    got = load_patients(path, cfg).frame
+    pd.testing.assert_frame_equal(got.drop(columns="row_label"), canonical(design))
+
+
+def test_a_fractional_sas_day_is_refused_with_its_value(tmp_path, export_df):
+    import pyreadstat
+
+    df = export_df.rename(columns=EXPORT_NAMES).head(3)
+    df["DTHDT"] = [float("nan"), 24000.5, float("nan")]
+    path = tmp_path / "adsl.xpt"
+    pyreadstat.write_xport(df, str(path), file_format_version=5)
+    cfg = load_config(config_with(tmp_path, data_section(EXPORT_NAMES)))
+    with pytest.raises(
+        DataError, match=r"adsl.xpt row 2, column 'DTHDT' \(mapped to 'death_on'\): cannot parse"
+    ):
+        load_patients(path, cfg)
