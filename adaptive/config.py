@@ -764,6 +764,24 @@ class DataValuesCfg(FlagValuesCfg):
     columns: dict[str, FlagValuesCfg] = Field(default_factory=dict)
 
 
+class AdrsCfg(_Strict):
+    """ADaM ADRS parameter codes (``PARAMCD``) read by the engine, and codes to skip."""
+
+    best_response: Annotated[str, Field(min_length=1, max_length=8)] = "BOR"
+    relapse: Annotated[str, Field(min_length=1, max_length=8)] = "RELAPSE"
+    mrd_negative: Annotated[str, Field(min_length=1, max_length=8)] = "MRD"
+    #: other parameters in the dataset (e.g. per-visit ``OVRLRESP``), skipped rather than refused
+    ignore: list[Annotated[str, Field(min_length=1, max_length=8)]] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _distinct(self):
+        codes = [self.best_response, self.relapse, self.mrd_negative, *self.ignore]
+        dup = sorted({c for c in codes if codes.count(c) > 1})
+        if dup:
+            raise ValueError(f"each parameter code has one meaning; repeated: {', '.join(dup)}")
+        return self
+
+
 class DataCfg(_Strict):
     """How the patient export is read: column names and flag spellings of data management's export.
 
@@ -773,6 +791,8 @@ class DataCfg(_Strict):
 
     columns: dict[str, Annotated[str, Field(min_length=1, max_length=200)]] = Field(default_factory=dict)
     values: DataValuesCfg = DataValuesCfg()
+    #: ADaM input (``--data`` a folder): the ADRS parameter codes
+    adrs: AdrsCfg = Field(default_factory=AdrsCfg)
     #: ``data.columns.<engine column>`` -> where it is in the config file (filled by parse_config)
     _where: dict[str, str] = PrivateAttr(default_factory=dict)
 

@@ -462,7 +462,7 @@ def _parse_date(s: str) -> date:
 
 
 def load_patients(path: str | Path, design: Design) -> PatientTable:
-    """Load and validate a patient export against a design.
+    """Load and validate a patient export (or a folder of ADaM datasets) against a design.
 
     Raises
     ------
@@ -470,6 +470,10 @@ def load_patients(path: str | Path, design: Design) -> PatientTable:
         With every problem found (file, row/line, column, rule broken).
     """
     path = Path(path)
+    if path.is_dir():
+        from adaptive.adam import load_adam
+
+        return load_adam(path, design)
     df, raw, row_word = read_table(path, _data_cfg(design))
     if not len(df):
         raise DataError(
@@ -480,9 +484,17 @@ def load_patients(path: str | Path, design: Design) -> PatientTable:
 
 
 def validate_frame(
-    df: pd.DataFrame, design: Design, *, source: str = "<data>", row_word: str = "line"
+    df: pd.DataFrame,
+    design: Design,
+    *,
+    source: str = "<data>",
+    row_word: str = "line",
+    data: DataCfg | None = None,
 ) -> tuple[pd.DataFrame, tuple[Problem, ...]]:
     """Validate a frame of strings and return ``(typed_frame, warnings)``.
+
+    ``data`` replaces the design's ``data`` section (column names and flag spellings); the frame's
+    ``attrs["row_labels"]``, when given, name its rows in messages.
 
     Raises
     ------
@@ -491,7 +503,8 @@ def validate_frame(
     """
     problems: list[Problem] = []
     warnings: list[Problem] = []
-    data = _data_cfg(design)
+    data = data if data is not None else _data_cfg(design)
+    given_labels = df.attrs.get("row_labels")
     roles, problems = _resolve_columns(list(df.columns), data, source)
     missing = [c for c in REQUIRED_COLUMNS if c not in roles.values()]
     if missing:
@@ -516,6 +529,8 @@ def validate_frame(
     if lines is None or len(lines) != len(df):
         lines = [i + offset for i in range(len(df))]
     labels = [f"{row_word} {n}" for n in lines]
+    if given_labels is not None and len(given_labels) == len(df):
+        labels = list(given_labels)
     trial = getattr(getattr(design, "raw", None), "trial", None)
     start_date = getattr(trial, "start_date", None)
 
