@@ -333,3 +333,12 @@ def test_a_fractional_sas_day_is_refused_with_its_value(tmp_path, export_df):
         DataError, match=r"adsl.xpt row 2, column 'DTHDT' \(mapped to 'death_on'\): cannot parse"
     ):
         load_patients(path, cfg)
+
+
+def test_headers_equal_but_for_case_are_refused(tmp_path, design, export_df):
+    df = export_df.head(3).copy()
+    df["ARM"] = df["arm"]
+    with pytest.raises(
+        DataError, match=r"d.csv: columns 'arm' and 'ARM' differ only in case and both would be 'arm'"
+    ):
+        load_patients(write_csv(tmp_path, df, "d.csv"), design)
