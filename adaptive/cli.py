@@ -98,7 +98,9 @@ def main() -> None:
 @click.option(
     "--config", "config_path", required=True, type=click.Path(dir_okay=False), help="Trial config YAML."
 )
-@click.option("--data", "data_path", type=click.Path(dir_okay=False), help="Patient export to check too.")
+@click.option(
+    "--data", "data_path", type=click.Path(), help="Patient export (or ADaM folder: ADSL, ADRS) to check too."
+)
 @click.option("--cutoff", callback=_date, help="Also derive endpoints as of this date (YYYY-MM-DD).")
 def validate(config_path: str, data_path: str | None, cutoff: date | None) -> None:
     """Check a config (and a data export) and list every problem; exit 2 if any."""
@@ -330,8 +332,8 @@ def _resolve_ledger(design, ledger_path: str | None, out_dir: str) -> Path:
     "--data",
     "data_path",
     required=True,
-    type=click.Path(dir_okay=False),
-    help="Patient export (.csv, .parquet, .xpt).",
+    type=click.Path(),
+    help="Patient export (.csv, .parquet, .xpt), or a folder of ADaM datasets (ADSL, ADRS).",
 )
 @click.option("--cutoff", required=True, callback=_date, help="Data cutoff date (YYYY-MM-DD).")
 @click.option(

@@ -20,12 +20,15 @@ from typing import Annotated, Any, Literal, Union
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
+    PrivateAttr,
     ValidationError,
     model_validator,
 )
 
+from adaptive.columns import BOOL_COLUMNS, DEFAULT_FALSE_VALUES, DEFAULT_TRUE_VALUES, ENGINE_COLUMNS
 from adaptive.endpoints import BINARY_ENDPOINTS, SURVIVAL_ENDPOINTS
 from adaptive.exceptions import ConfigError, Problem
 from adaptive.schema_errors import did_you_mean as _did_you_mean
@@ -713,6 +716,98 @@ class AssessmentCfg(_Strict):
     follow_up_days: PositiveInt = 730
 
 
+def _value_strings(v):
+    """Value spellings as strings: a YAML integer (``1``) is its digits; an unquoted yes/no is refused."""
+    if not isinstance(v, list):
+        return v
+    out = []
+    for x in v:
+        if isinstance(x, bool):
+            raise ValueError(
+                f"{x!r} is a YAML boolean, not the text of the export: quote it ('Y', 'yes', 'true'); "
+                "unquoted yes/no/on/off/true/false are read as booleans by YAML"
+            )
+        out.append(str(x) if isinstance(x, int) else x)
+    return out
+
+
+ValueStrings = Annotated[
+    list[Annotated[str, Field(min_length=1, max_length=60)]],
+    Field(min_length=1),
+    BeforeValidator(_value_strings),
+]
+
+
+class FlagValuesCfg(_Strict):
+    """Which strings of the export mean true and which mean false (compared case-insensitively)."""
+
+    true_values: ValueStrings | None = None
+    false_values: ValueStrings | None = None
+
+    @model_validator(mode="after")
+    def _disjoint(self):
+        both = {s.strip().lower() for s in self.true_values or ()} & {
+            s.strip().lower() for s in self.false_values or ()
+        }
+        if both:
+            raise ValueError(f"a value cannot mean both true and false: {', '.join(sorted(both))}")
+        return self
+
+
+class DataValuesCfg(FlagValuesCfg):
+    """Flag spellings for every boolean column, and per column (``columns: {idh1: {...}}``).
+
+    A list given replaces the default (``true``/``y``/``yes``/``1`` and ``false``/``n``/``no``/``0``);
+    a column's own lists replace the global ones for that column.
+    """
+
+    columns: dict[str, FlagValuesCfg] = Field(default_factory=dict)
+
+
+class AdrsCfg(_Strict):
+    """ADaM ADRS parameter codes (``PARAMCD``) read by the engine, and codes to skip."""
+
+    best_response: Annotated[str, Field(min_length=1, max_length=8)] = "BOR"
+    relapse: Annotated[str, Field(min_length=1, max_length=8)] = "RELAPSE"
+    mrd_negative: Annotated[str, Field(min_length=1, max_length=8)] = "MRD"
+    #: other parameters in the dataset (e.g. per-visit ``OVRLRESP``), skipped rather than refused
+    ignore: list[Annotated[str, Field(min_length=1, max_length=8)]] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _distinct(self):
+        codes = [self.best_response, self.relapse, self.mrd_negative, *self.ignore]
+        dup = sorted({c for c in codes if codes.count(c) > 1})
+        if dup:
+            raise ValueError(f"each parameter code has one meaning; repeated: {', '.join(dup)}")
+        return self
+
+
+class DataCfg(_Strict):
+    """How the patient export is read: column names and flag spellings of data management's export.
+
+    ``columns`` maps an engine column (``randomized``) to the export's column (``RANDFL``); headers
+    are matched case-insensitively.
+    """
+
+    columns: dict[str, Annotated[str, Field(min_length=1, max_length=200)]] = Field(default_factory=dict)
+    values: DataValuesCfg = DataValuesCfg()
+    #: ADaM input (``--data`` a folder): the ADRS parameter codes
+    adrs: AdrsCfg = Field(default_factory=AdrsCfg)
+    #: ``data.columns.<engine column>`` -> where it is in the config file (filled by parse_config)
+    _where: dict[str, str] = PrivateAttr(default_factory=dict)
+
+    def where(self, column: str) -> str:
+        """The config file, line and key path of the mapping of ``column``."""
+        return self._where.get(column, f"config: data.columns.{column}")
+
+    def flag_values(self, column: str) -> tuple[frozenset[str], frozenset[str]]:
+        """The lower-cased strings read as true and as false in boolean ``column``."""
+        own = self.values.columns.get(column)
+        true = (own and own.true_values) or self.values.true_values or DEFAULT_TRUE_VALUES
+        false = (own and own.false_values) or self.values.false_values or DEFAULT_FALSE_VALUES
+        return frozenset(s.strip().lower() for s in true), frozenset(s.strip().lower() for s in false)
+
+
 class TrialCfg(_Strict):
     """Free-text identification of the trial."""
 
@@ -738,6 +833,7 @@ class ConfigFile(_Strict):
     survival: SurvivalCfg | None = None
     safety: SafetyCfg = SafetyCfg()
     sensitivity: SensitivityCfg = SensitivityCfg()
+    data: DataCfg = Field(default_factory=DataCfg)
 
 
 register_tags(
@@ -1166,6 +1262,55 @@ def _cross_check(cfg: ConfigFile, source: str) -> list[Problem]:
         problems.append(
             Problem(f"{source}: sampler.retries", "each retry should tune at least as long as the first fit.")
         )
+    return problems
+
+
+def _check_data(cfg: ConfigFile, source: str) -> list[Problem]:
+    """The ``data`` section: engine columns that exist, one export column per engine column."""
+    problems: list[Problem] = []
+    taken: dict[str, str] = {}
+    for col, export in cfg.data.columns.items():
+        where = f"{source}: data.columns.{col}"
+        if col not in ENGINE_COLUMNS:
+            problems.append(
+                Problem(
+                    where,
+                    f"{col!r} is not a column the engine reads (columns: {', '.join(ENGINE_COLUMNS)})."
+                    f"{_did_you_mean(col, ENGINE_COLUMNS)}",
+                )
+            )
+            continue
+        key = export.strip().lower()
+        if key in taken:
+            problems.append(
+                Problem(
+                    where,
+                    f"maps {col!r} to {export!r}, which is already mapped to {taken[key]!r}; each engine "
+                    "column needs its own export column.",
+                )
+            )
+        else:
+            taken[key] = col
+    for col in cfg.data.values.columns:
+        where = f"{source}: data.values.columns.{col}"
+        if col not in BOOL_COLUMNS:
+            problems.append(
+                Problem(
+                    where,
+                    f"{col!r} is not a boolean column (boolean columns: {', '.join(BOOL_COLUMNS)})."
+                    f"{_did_you_mean(col, BOOL_COLUMNS)}",
+                )
+            )
+            continue
+        true, false = cfg.data.flag_values(col)
+        if true & false:
+            problems.append(
+                Problem(
+                    where,
+                    f"{', '.join(sorted(true & false))} would mean both true and false in {col!r} "
+                    "(with the global or default lists); give both true_values and false_values.",
+                )
+            )
     return problems
 
 
@@ -1850,12 +1995,17 @@ def parse_config(text: str, source: str = "<config>", path: Path | None = None) 
     if yaml_problems:
         raise ConfigError(yaml_problems)
     try:
-        return _parse_doc(doc, text, source, path)
+        design = _parse_doc(doc, text, source, path)
     except ConfigError as err:
         # name the line of each key path (the YAML's own lines, not the schema's)
         raise ConfigError(
             [Problem(with_line(p.where, source, lines), p.message) for p in err.problems]
         ) from None
+    # where each column mapping is written, for a data error that the mapping causes
+    design.raw.data._where.update(
+        {c: with_line(f"{source}: data.columns.{c}", source, lines) for c in design.raw.data.columns}
+    )
+    return design
 
 
 def _parse_doc(doc, text: str, source: str, path: Path | None) -> Design:
@@ -1872,7 +2022,7 @@ def _parse_doc(doc, text: str, source: str, path: Path | None) -> Design:
             pydantic_problems(err, source, ConfigFile, hints) + _raw_arm_refs(doc, source)
         ) from None
     problems = _cross_check(cfg, source) + _cross_check_adaptation(cfg, source)
-    problems += _check_decisions(cfg, source)
+    problems += _check_decisions(cfg, source) + _check_data(cfg, source)
     if problems:
         raise ConfigError(problems)
     arms = tuple(

@@ -18,54 +18,30 @@ recorded for a non-responder.
 from __future__ import annotations
 
 import csv
+import difflib
 import hashlib
 import io
 import re
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import pandas as pd
 
-from adaptive.config import Design
+from adaptive.columns import (
+    BOOL_COLUMNS,
+    CDISC_NAMES,
+    DATE_COLUMNS,
+    ENGINE_COLUMNS,
+    OPTIONAL_COLUMNS,
+    REQUIRED_COLUMNS,
+    TREATMENT_START_COLUMN,
+)
+from adaptive.config import DataCfg, Design
 from adaptive.exceptions import DataError, Problem
 from adaptive.routing import route
 from adaptive.schema_errors import did_you_mean as _did_you_mean
 
-REQUIRED_COLUMNS = (
-    "subject_id",
-    "site",
-    "arm",
-    "enrolled_on",
-    "randomized",
-    "idh1",
-    "flt3_itd",
-    "flt3_tkd",
-    "intensive_eligible",
-    "prior_venetoclax_3m",
-    "best_response",
-    "response_on",
-    "mrd_negative",
-    "relapse_on",
-    "death_on",
-    "last_contact_on",
-    "hsct_on",
-)
-OPTIONAL_COLUMNS = ("new_drug_eligible", "karyotype_risk")
-#: optional date column: when the export has it, 30/60-day mortality runs from treatment start in
-#: treated patients (blank: not treated as of the export); without it, from enrolment
-TREATMENT_START_COLUMN = "treatment_start_on"
-BOOL_COLUMNS = (
-    "randomized",
-    "idh1",
-    "flt3_itd",
-    "flt3_tkd",
-    "intensive_eligible",
-    "prior_venetoclax_3m",
-    "mrd_negative",
-    "new_drug_eligible",
-)
-DATE_COLUMNS = ("enrolled_on", "response_on", "relapse_on", "death_on", "last_contact_on", "hsct_on")
 RESPONSES = ("CR", "CRi", "PR", "NR", "NE")
 KARYOTYPE_RISKS = ("favorable", "intermediate", "adverse")
 
@@ -119,6 +95,16 @@ EARLIEST_DATE = date(1990, 1, 1)
 #: dates after this are refused as implausible (a mistyped year such as 2205)
 LATEST_DATE = date(2100, 12, 31)
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+#: an ISO 8601 date with a time of day (``T`` or a space, no time zone); the time is ignored
+_ISO_DATETIME = re.compile(r"(\d{4}-\d{2}-\d{2})[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.\d{1,9})?)?")
+#: SAS counts dates in days and datetimes in seconds from this day
+SAS_EPOCH = date(1960, 1, 1)
+#: a SAS number at least this large is a datetime (seconds); smaller, a date (days): 10**6 days is
+#: the year 4697, 10**6 seconds is 12 days after the epoch, so the two never meet in a trial
+SAS_SECONDS_FROM = 1_000_000
+#: a "did you mean" column hint needs at least this similarity (difflib ratio): a looser match
+#: sent an ADSL-shaped file's ``randomized`` to ``randdt``
+COLUMN_HINT_CUTOFF = 0.85
 
 
 def excerpt(value, limit: int = EXCERPT_CHARS) -> str:
@@ -257,29 +243,36 @@ def _check_column_names(names: list[str], name: str) -> None:
         raise DataError(problems)
 
 
-def _check_dtypes(df: pd.DataFrame, name: str) -> None:
-    """One problem per Parquet / SAS column whose type cannot hold its values (not one per cell)."""
-    _check_column_names(list(df.columns), name)  # e.g. SAS names equal once lower-cased
+def _check_dtypes(df: pd.DataFrame, name: str, roles: dict[str, str], *, sas: bool = False) -> None:
+    """One problem per Parquet / SAS column whose type cannot hold its values (not one per cell).
+
+    ``roles`` maps the export's column names to the engine's. SAS has no date or boolean type:
+    in a SAS file (``sas``) a number in a date column is a SAS date or datetime (converted by
+    :func:`_sas_dates`) and a number in a boolean column is a 1/0 flag.
+    """
+    _check_column_names(list(df.columns), name)
     problems = []
     for j, col in enumerate(df.columns):
+        role = roles.get(col)
         values = df.iloc[:, j]
         dtype = values.dtype
-        if col in DATE_COLUMNS or col == TREATMENT_START_COLUMN:
+        shown = _shown(col, role)
+        if role in DATE_COLUMNS or role == TREATMENT_START_COLUMN:
             numeric = pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_bool_dtype(dtype)
-            if numeric and not values.isna().all():
+            if numeric and not values.isna().all() and not (sas and not pd.api.types.is_bool_dtype(dtype)):
                 problems.append(
                     Problem(
-                        f"{name}, column '{col}'",
+                        f"{name}, column {shown}",
                         f"has type {dtype}; expected dates (a date or timestamp type, or "
                         "YYYY-MM-DD text). SAS dates need a date format (e.g. DATE9. or YYMMDD10.).",
                     )
                 )
-        elif col in BOOL_COLUMNS:
+        elif role in BOOL_COLUMNS:
             numeric = pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype)
-            if numeric and not values.isna().all():
+            if numeric and not sas and not values.isna().all():
                 problems.append(
                     Problem(
-                        f"{name}, column '{col}'",
+                        f"{name}, column {shown}",
                         f"has type {dtype}; expected booleans (a boolean type, or true/false text).",
                     )
                 )
@@ -287,8 +280,106 @@ def _check_dtypes(df: pd.DataFrame, name: str) -> None:
         raise DataError(problems)
 
 
-def read_table(path: str | Path) -> tuple[pd.DataFrame, bytes, str]:
-    """Read a patient export as strings.
+def _sas_date(v) -> str:
+    """A SAS date (days since 1960-01-01) or datetime (seconds since then) as ``YYYY-MM-DD``.
+
+    A fractional day count or a number out of range is returned as written, to be refused as an
+    unparseable date with its value.
+    """
+    if v is None or pd.isna(v):
+        return ""
+    try:
+        if abs(v) >= SAS_SECONDS_FROM:
+            return (datetime(1960, 1, 1) + timedelta(seconds=float(v))).date().isoformat()
+        if float(v).is_integer():
+            return (SAS_EPOCH + timedelta(days=int(v))).isoformat()
+    except (OverflowError, ValueError):
+        pass
+    return f"{v} (a SAS date number)"
+
+
+def _sas_dates(df: pd.DataFrame, roles: dict[str, str]) -> pd.DataFrame:
+    """Numeric date columns of a SAS file (no date format) converted to ``YYYY-MM-DD`` strings."""
+    numeric = [
+        j
+        for j, col in enumerate(df.columns)
+        if (roles.get(col) in DATE_COLUMNS or roles.get(col) == TREATMENT_START_COLUMN)
+        and pd.api.types.is_numeric_dtype(df.iloc[:, j].dtype)
+        and not pd.api.types.is_bool_dtype(df.iloc[:, j].dtype)
+    ]
+    df = df.astype(object)
+    for j in numeric:
+        df.iloc[:, j] = df.iloc[:, j].map(_sas_date)
+    return df
+
+
+def _shown(col: str, role: str | None) -> str:
+    """A column named in a message: the export's name, and the engine's when they differ."""
+    if role is None or str(col).strip().lower() == role:
+        return f"'{role or col}'"
+    return f"'{col}' (mapped to '{role}')"
+
+
+def _resolve_columns(columns, data: DataCfg | None, source: str) -> tuple[dict[str, str], list[Problem]]:
+    """Which export column holds each engine column, as ``{export name: engine name}``.
+
+    Headers match case-insensitively; ``data.columns`` gives another export name for an engine
+    column. A mapped column the export lacks is a problem named at the config's mapping line.
+    """
+    mapping = dict(data.columns) if data is not None else {}
+    by_key: dict[str, list[str]] = {}
+    for c in columns:
+        by_key.setdefault(str(c).strip().lower(), []).append(c)
+    roles: dict[str, str] = {}
+    problems: list[Problem] = []
+    # mapped columns first: an export name the config maps wins over an engine name's own column
+    for col in sorted(ENGINE_COLUMNS, key=lambda c: c not in mapping):
+        want = mapping.get(col, col)
+        hits = [h for h in by_key.get(want.strip().lower(), []) if h not in roles]
+        if len(hits) > 1:
+            problems.append(
+                Problem(
+                    source,
+                    f"columns {' and '.join(repr(h) for h in hits)} differ only in case and both would "
+                    f"be {col!r}; keep one.",
+                )
+            )
+        elif hits:
+            roles[hits[0]] = col
+        elif col in mapping:
+            problems.append(
+                Problem(
+                    data.where(col),
+                    f"maps {col!r} to {want!r}, but {source} has no column {want!r} (its columns: "
+                    f"{excerpt(', '.join(map(str, columns)), 200)}).{_column_hint(want, columns)}",
+                )
+            )
+    return roles, problems
+
+
+def _column_hint(wanted: str, columns) -> str:
+    """`` Did you mean 'x'?`` only for a close match (see :data:`COLUMN_HINT_CUTOFF`); or ``""``."""
+    lower = {str(c).strip().lower(): str(c) for c in columns}
+    close = difflib.get_close_matches(wanted.lower(), list(lower), n=1, cutoff=COLUMN_HINT_CUTOFF)
+    return f" Did you mean {lower[close[0]]!r}?" if close else ""
+
+
+def _missing_hint(missing: str, extra) -> str:
+    """A hint for a missing engine column: the mapping line for a CDISC name, or a close match."""
+    for c in extra:
+        if CDISC_NAMES.get(str(c).strip().upper()) == missing:
+            return (
+                f" The export has the CDISC variable {c!r}: map it in the config "
+                f"(data: columns: {missing}: {c})."
+            )
+    return _column_hint(missing, extra)
+
+
+def read_table(path: str | Path, data: DataCfg | None = None) -> tuple[pd.DataFrame, bytes, str]:
+    """Read a patient export as strings, with the export's own column names.
+
+    ``data`` (the config's ``data`` section) tells which column holds which engine column, for the
+    type checks of Parquet / SAS columns and SAS numeric dates.
 
     Returns
     -------
@@ -323,9 +414,9 @@ def read_table(path: str | Path) -> tuple[pd.DataFrame, bytes, str]:
         elif suffix == ".xpt":
             import pyreadstat
 
-            # SAS transport v5 or v8; dates with a SAS date format arrive as dates
+            # SAS transport v5 or v8; dates with a SAS date format arrive as dates, others as
+            # numbers (days or seconds since 1960); names are matched case-insensitively later
             df, _meta = pyreadstat.read_xport(str(path))
-            df.columns = [c.lower() for c in df.columns]
         else:
             raise DataError(
                 [Problem(path.name, f"unsupported file type {suffix!r}; use .csv, .parquet or .xpt")]
@@ -334,29 +425,44 @@ def read_table(path: str | Path) -> tuple[pd.DataFrame, bytes, str]:
         raise
     except Exception as exc:  # noqa: BLE001 - any reader failure is a data problem for the user
         raise DataError([Problem(path.name, f"cannot parse the file: {excerpt(exc, 200)}")]) from None
-    _check_dtypes(df, path.name)
+    roles, _problems = _resolve_columns(list(df.columns), data, path.name)  # reported by validate_frame
+    sas = suffix == ".xpt"
+    _check_dtypes(df, path.name, roles, sas=sas)
+    if sas:
+        df = _sas_dates(df, roles)
     df = df.astype(object).map(_cell_str)
     return df, raw, "row"
 
 
-def _parse_bool(s: str):
+def _parse_bool(s: str, true: frozenset[str], false: frozenset[str]):
+    """``True``/``False`` for a string in ``true``/``false`` (lower-cased sets), else ``ValueError``."""
     low = s.lower()
-    if low == "true":
+    if low in true:
         return True
-    if low == "false":
+    if low in false:
         return False
     raise ValueError
 
 
 def _parse_date(s: str) -> date:
-    """A strict ``YYYY-MM-DD`` date (no ISO week dates, no missing zeros)."""
-    if not _ISO_DATE.fullmatch(s):
+    """A strict ``YYYY-MM-DD`` date, or an ISO date-time with the time checked and then ignored.
+
+    The date-time is ``YYYY-MM-DDThh:mm[:ss[.fff]]`` (``T`` or a space). No ISO week dates, no
+    missing zeros, no time zones.
+    """
+    if _ISO_DATE.fullmatch(s):
+        return date.fromisoformat(s)
+    m = _ISO_DATETIME.fullmatch(s)
+    if not m:
         raise ValueError
-    return date.fromisoformat(s)
+    hh, mm, ss = int(m[2]), int(m[3]), int(m[4] or 0)
+    if hh > 23 or mm > 59 or ss > 59:
+        raise ValueError
+    return date.fromisoformat(m[1])
 
 
 def load_patients(path: str | Path, design: Design) -> PatientTable:
-    """Load and validate a patient export against a design.
+    """Load and validate a patient export (or a folder of ADaM datasets) against a design.
 
     Raises
     ------
@@ -364,7 +470,11 @@ def load_patients(path: str | Path, design: Design) -> PatientTable:
         With every problem found (file, row/line, column, rule broken).
     """
     path = Path(path)
-    df, raw, row_word = read_table(path)
+    if path.is_dir():
+        from adaptive.adam import load_adam
+
+        return load_adam(path, design)
+    df, raw, row_word = read_table(path, _data_cfg(design))
     if not len(df):
         raise DataError(
             [Problem(path.name, "the file holds a header but no patient rows; expected one row per patient.")]
@@ -374,9 +484,17 @@ def load_patients(path: str | Path, design: Design) -> PatientTable:
 
 
 def validate_frame(
-    df: pd.DataFrame, design: Design, *, source: str = "<data>", row_word: str = "line"
+    df: pd.DataFrame,
+    design: Design,
+    *,
+    source: str = "<data>",
+    row_word: str = "line",
+    data: DataCfg | None = None,
 ) -> tuple[pd.DataFrame, tuple[Problem, ...]]:
     """Validate a frame of strings and return ``(typed_frame, warnings)``.
+
+    ``data`` replaces the design's ``data`` section (column names and flag spellings); the frame's
+    ``attrs["row_labels"]``, when given, name its rows in messages.
 
     Raises
     ------
@@ -385,27 +503,44 @@ def validate_frame(
     """
     problems: list[Problem] = []
     warnings: list[Problem] = []
-    missing = [c for c in REQUIRED_COLUMNS if c not in df.columns]
+    data = data if data is not None else _data_cfg(design)
+    given_labels = df.attrs.get("row_labels")
+    roles, problems = _resolve_columns(list(df.columns), data, source)
+    missing = [c for c in REQUIRED_COLUMNS if c not in roles.values()]
     if missing:
-        hints = []
-        extra = [c for c in df.columns if c not in REQUIRED_COLUMNS + OPTIONAL_COLUMNS]
-        for m in missing:
-            hints.append(f"{m!r}{_did_you_mean(m, extra)}")
-        raise DataError([Problem(source, f"missing required column(s): {'; '.join(hints)}")])
-    df = df.copy()
+        extra = [c for c in df.columns if c not in roles]
+        hints = [f"{m!r}{_missing_hint(m, extra)}" for m in missing]
+        problems.append(
+            Problem(
+                source,
+                f"missing required column(s): {'; '.join(hints)}. A column named otherwise in the "
+                "export is mapped in the config's data.columns.",
+            )
+        )
+    if problems:
+        raise DataError(problems)
+    export_name = {role: col for col, role in roles.items()}
+    lines = df.attrs.get("line_numbers")
+    df = df[list(roles)].rename(columns=roles)
     for c in OPTIONAL_COLUMNS:
         if c not in df.columns:
             df[c] = ""
     offset = 2 if row_word == "line" else 1
-    lines = df.attrs.get("line_numbers")
     if lines is None or len(lines) != len(df):
         lines = [i + offset for i in range(len(df))]
     labels = [f"{row_word} {n}" for n in lines]
+    if given_labels is not None and len(given_labels) == len(df):
+        labels = list(given_labels)
     trial = getattr(getattr(design, "raw", None), "trial", None)
     start_date = getattr(trial, "start_date", None)
 
     def where(i: int, col: str) -> str:
-        return f"{source} {labels[i]}, column '{col}'"
+        return f"{source} {labels[i]}, column {_shown(export_name.get(col, col), col)}"
+
+    flags = {c: data.flag_values(c) for c in BOOL_COLUMNS}
+    flag_words = {
+        c: f"{', '.join(sorted(t))} (true), {', '.join(sorted(f))} (false)" for c, (t, f) in flags.items()
+    }
 
     extra_dates = (TREATMENT_START_COLUMN,) if TREATMENT_START_COLUMN in df.columns else ()
     typed: dict[str, list] = {c: [] for c in (*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS, *extra_dates)}
@@ -447,10 +582,14 @@ def validate_frame(
                 out[col] = None
                 continue
             try:
-                out[col] = _parse_bool(s)
+                out[col] = _parse_bool(s, *flags[col])
             except ValueError:
                 problems.append(
-                    Problem(where(i, col), f"{excerpt(s)} is not a boolean; use true, false or blank.")
+                    Problem(
+                        where(i, col),
+                        f"{excerpt(s)} is not a boolean; use {flag_words[col]}, any case, or blank "
+                        "(other spellings: data.values in the config).",
+                    )
                 )
                 out[col] = None
         for col in (*DATE_COLUMNS, *extra_dates):
@@ -462,7 +601,11 @@ def validate_frame(
                 out[col] = _parse_date(s)
             except ValueError:
                 problems.append(
-                    Problem(where(i, col), f"cannot parse date {excerpt(s)}; expected ISO 8601 YYYY-MM-DD.")
+                    Problem(
+                        where(i, col),
+                        f"cannot parse date {excerpt(s)}; expected ISO 8601 YYYY-MM-DD (a time after "
+                        "it, YYYY-MM-DDThh:mm[:ss], is ignored).",
+                    )
                 )
                 out[col] = None
                 continue
@@ -514,8 +657,14 @@ def validate_frame(
     frame["row_label"] = labels
     if problems:
         raise DataError(problems)
-    warnings += _routing_warnings(frame, design, source)
+    warnings += _routing_warnings(frame, design, source, export_name)
     return frame, tuple(warnings)
+
+
+def _data_cfg(design: Design) -> DataCfg:
+    """The config's ``data`` section (defaults for a design object without one)."""
+    data = getattr(getattr(design, "raw", None), "data", None)
+    return data if isinstance(data, DataCfg) else DataCfg()
 
 
 def _check_dates(out: dict, i: int, where, problems: list, warnings: list) -> None:
@@ -590,7 +739,9 @@ def _check_dates(out: dict, i: int, where, problems: list, warnings: list) -> No
         )
 
 
-def _routing_warnings(frame: pd.DataFrame, design: Design, source: str) -> list[Problem]:
+def _routing_warnings(
+    frame: pd.DataFrame, design: Design, source: str, export_name: dict[str, str] | None = None
+) -> list[Problem]:
     """Patients whose arm contradicts the routing rules (kept, but reported)."""
     if not design.routing:
         return []
@@ -605,32 +756,39 @@ def _routing_warnings(frame: pd.DataFrame, design: Design, source: str) -> list[
         "karyotype_risk",
     )
     randomized_arms = {a for s in design.routing if s.is_randomized for a in s.arms}
+
+    def shown(col: str) -> str:
+        return _shown((export_name or {}).get(col, col), col)
+
     for rec in frame.to_dict("records"):
         r = route(design.routing, {c: rec[c] for c in cols})
         where = f"{source} {rec['row_label']}, subject {rec['subject_id']}"
         if r.determined and r.cohort is not None and rec["arm"] not in r.arms:
             warnings.append(
                 Problem(
-                    f"{where}, column 'arm'",
+                    f"{where}, column {shown('arm')}",
                     f"patient is in {rec['arm']} but the routing rules send them to cohort "
                     f"{r.cohort!r} ({', '.join(r.arms)}) because {r.reason}.",
                 )
             )
         elif r.determined and r.cohort is None:
             warnings.append(
-                Problem(f"{where}, column 'arm'", f"no routing step applies to this patient ({r.reason}).")
+                Problem(
+                    f"{where}, column {shown('arm')}",
+                    f"no routing step applies to this patient ({r.reason}).",
+                )
             )
         if rec["randomized"] is True and rec["arm"] not in randomized_arms:
             warnings.append(
                 Problem(
-                    f"{where}, column 'randomized'",
+                    f"{where}, column {shown('randomized')}",
                     f"randomized is true but {rec['arm']} is not in a randomized cohort.",
                 )
             )
         elif rec["randomized"] is False and rec["arm"] in randomized_arms:
             warnings.append(
                 Problem(
-                    f"{where}, column 'randomized'",
+                    f"{where}, column {shown('randomized')}",
                     f"randomized is false but {rec['arm']} is only entered by randomization.",
                 )
             )

@@ -86,8 +86,12 @@ def test_nr_without_date_is_allowed(design):
 
 
 def test_bad_boolean(design):
-    with pytest.raises(DataError, match=r"column 'idh1': 'yes' is not a boolean; use true, false or blank"):
-        check(rows_frame({"idh1": "yes"}), design)
+    with pytest.raises(
+        DataError,
+        match=r"column 'idh1': 'maybe' is not a boolean; use 1, true, y, yes \(true\), 0, false, n, no "
+        r"\(false\), any case, or blank",
+    ):
+        check(rows_frame({"idh1": "maybe"}), design)
 
 
 def test_booleans_case_insensitive(design):

@@ -1,0 +1,212 @@
+"""CDISC ADaM input: a folder holding ADSL and ADRS, read into the engine's one-row-per-patient table.
+
+ADSL gives one row per subject (standard variables by default: ``USUBJID``, ``SITEID``, ``ARMCD``
+or else ``TRT01A``, ``RANDFL``, ``RANDDT``, ``TRTSDT``, ``DTHDT``, ``LSTALVDT``; the trial-specific
+flags and ``hsct_on`` under the names given in the config's ``data.columns``). ADRS gives, per
+subject, one record of each parameter (``data.adrs``): best response (``AVALC`` CR/CRi/PR/NR/NE,
+``ADT`` its date), relapse (``ADT`` the relapse date) and MRD (``AVALC`` a flag: true = MRD
+negative). Each dataset may be ``.xpt`` (SAS transport v5 or v8), ``.csv`` or ``.parquet``.
+
+The wide table is then validated by :func:`adaptive.data.validate_frame` like a flat export; every
+problem names the dataset, the row and its ``USUBJID``, and the variable.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pandas as pd
+
+from adaptive.columns import ENGINE_COLUMNS
+from adaptive.config import DataCfg, Design
+from adaptive.exceptions import DataError, Problem
+
+#: ADSL variables read for the engine's columns unless ``data.columns`` names others
+ADSL_DEFAULTS = {
+    "subject_id": "USUBJID",
+    "site": "SITEID",
+    "arm": "ARMCD",
+    "randomized": "RANDFL",
+    "enrolled_on": "RANDDT",
+    "treatment_start_on": "TRTSDT",
+    "death_on": "DTHDT",
+    "last_contact_on": "LSTALVDT",
+}
+#: the engine columns that come from ADRS, not ADSL
+ADRS_COLUMNS = ("best_response", "response_on", "relapse_on", "mrd_negative")
+#: engine columns ADSL may lack (blank for every subject)
+OPTIONAL_ADSL = ("new_drug_eligible", "karyotype_risk", "treatment_start_on")
+SUFFIXES = (".xpt", ".csv", ".parquet", ".pq")
+
+
+def _find(folder: Path, dataset: str) -> Path | None:
+    hits = [p for p in folder.iterdir() if p.stem.lower() == dataset.lower() and p.suffix.lower() in SUFFIXES]
+    if len(hits) > 1:
+        raise DataError(
+            [
+                Problem(
+                    f"{folder.name}/",
+                    f"{dataset.upper()} is there {len(hits)} times "
+                    f"({', '.join(sorted(p.name for p in hits))}); keep one.",
+                )
+            ]
+        )
+    return hits[0] if hits else None
+
+
+def _read(path: Path, roles: dict[str, str]) -> tuple[pd.DataFrame, bytes]:
+    """A dataset as strings; ``roles`` (engine column -> variable) drive the SAS date reading."""
+    from adaptive.data import read_table
+
+    df, raw, row_word = read_table(path, DataCfg(columns=roles))
+    if row_word == "line":
+        df.attrs["row_numbers"] = df.attrs["line_numbers"]
+    else:
+        df.attrs["row_numbers"] = list(range(1, len(df) + 1))
+    return df, raw
+
+
+def _var(df: pd.DataFrame, name: str) -> str | None:
+    """The dataset's own spelling of variable ``name`` (any case), or ``None``."""
+    for c in df.columns:
+        if str(c).strip().upper() == name.upper():
+            return c
+    return None
+
+
+def load_adam(folder: str | Path, design: Design):
+    """Read ADSL + ADRS from ``folder`` into a validated :class:`~adaptive.data.PatientTable`.
+
+    Raises
+    ------
+    DataError
+        With every problem found (dataset, row and USUBJID, variable, rule broken).
+    """
+    from adaptive.data import PatientTable, _data_cfg, excerpt, validate_frame
+
+    folder = Path(folder)
+    data = _data_cfg(design)
+    problems: list[Problem] = []
+    paths = {d: _find(folder, d) for d in ("adsl", "adrs")}
+    for d, p in paths.items():
+        if p is None:
+            problems.append(
+                Problem(
+                    f"{folder.name}/",
+                    f"no {d.upper()} dataset ({d}.xpt, {d}.csv or {d}.parquet); an ADaM folder holds "
+                    "ADSL and ADRS.",
+                )
+            )
+    if problems:
+        raise DataError(problems)
+    adsl_vars = {**ADSL_DEFAULTS, **{c: v for c, v in data.columns.items() if c not in ADRS_COLUMNS}}
+    adsl, raw_sl = _read(paths["adsl"], adsl_vars)
+    adrs, raw_rs = _read(paths["adrs"], {"response_on": "ADT"})
+    sl, rs = paths["adsl"].name, paths["adrs"].name
+
+    # ------------------------------------------------------------------ ADSL variables
+    wide: dict[str, list[str]] = {}
+    names: dict[str, str] = {}
+    for col in ENGINE_COLUMNS:
+        if col in ADRS_COLUMNS:
+            continue
+        want = adsl_vars.get(col, col)
+        have = _var(adsl, want)
+        if have is None and col == "arm" and "arm" not in data.columns:
+            have = _var(adsl, "TRT01A")
+        if have is None:
+            if col in OPTIONAL_ADSL:
+                continue
+            how = (
+                f"the config maps it ({data.where(col)}); correct that mapping."
+                if col in data.columns
+                else f"name the ADSL variable in the config (data: columns: {col}: <VARIABLE>)."
+            )
+            problems.append(
+                Problem(f"{sl}, variable {want!r}", f"missing: the engine's {col!r} is read from it; {how}")
+            )
+            continue
+        wide[have] = list(adsl[have])
+        names[col] = have
+    for v in ("USUBJID", "PARAMCD", "AVALC", "ADT"):
+        if _var(adrs, v) is None:
+            problems.append(
+                Problem(f"{rs}, variable {v!r}", "missing: ADRS needs USUBJID, PARAMCD, AVALC, ADT.")
+            )
+    if problems:
+        raise DataError(problems)
+    sid_var = names["subject_id"]
+    ids = list(adsl[sid_var])
+    labels = [
+        f"row {n} (USUBJID {excerpt(s, 30)})" for n, s in zip(adsl.attrs["row_numbers"], ids, strict=True)
+    ]
+
+    # ------------------------------------------------------------------ ADRS records
+    codes = {
+        data.adrs.best_response: "best_response",
+        data.adrs.relapse: "relapse",
+        data.adrs.mrd_negative: "mrd_negative",
+    }
+    index = {s: i for i, s in enumerate(ids) if s}
+    u, p, a, d = (_var(adrs, v) for v in ("USUBJID", "PARAMCD", "AVALC", "ADT"))
+    per: dict[str, dict[str, tuple[str, str]]] = {}
+    first: dict[tuple[str, str], str] = {}
+    for n, sid, code, avalc, adt in zip(
+        adrs.attrs["row_numbers"], adrs[u], adrs[p], adrs[a], adrs[d], strict=True
+    ):
+        where = f"{rs} row {n} (USUBJID {excerpt(sid, 30)})"
+        if code in data.adrs.ignore:
+            continue
+        if code not in codes:
+            problems.append(
+                Problem(
+                    f"{where}, variable 'PARAMCD'",
+                    f"unknown parameter {excerpt(code)}; the engine reads {', '.join(codes)} "
+                    "(data.adrs in the config names them; data.adrs.ignore skips others).",
+                )
+            )
+            continue
+        if sid not in index:
+            problems.append(
+                Problem(f"{where}, variable 'USUBJID'", f"subject {excerpt(sid)} is not in {sl}.")
+            )
+            continue
+        if (sid, code) in first:
+            problems.append(
+                Problem(
+                    f"{where}, variable 'PARAMCD'",
+                    f"a second {code} record for this subject (first at {first[sid, code]}); one per "
+                    "subject and parameter.",
+                )
+            )
+            continue
+        first[sid, code] = f"row {n}"
+        per.setdefault(sid, {})[codes[code]] = (avalc, adt)
+
+    def adrs_col(key: str, part: int) -> list[str]:
+        return [per.get(s, {}).get(key, ("", ""))[part] for s in ids]
+
+    wide[f"ADRS {data.adrs.best_response} AVALC"] = adrs_col("best_response", 0)
+    wide[f"ADRS {data.adrs.best_response} ADT"] = adrs_col("best_response", 1)
+    wide[f"ADRS {data.adrs.relapse} ADT"] = adrs_col("relapse", 1)
+    wide[f"ADRS {data.adrs.mrd_negative} AVALC"] = adrs_col("mrd_negative", 0)
+    roles = dict(names) | {
+        "best_response": f"ADRS {data.adrs.best_response} AVALC",
+        "response_on": f"ADRS {data.adrs.best_response} ADT",
+        "relapse_on": f"ADRS {data.adrs.relapse} ADT",
+        "mrd_negative": f"ADRS {data.adrs.mrd_negative} AVALC",
+    }
+    frame = pd.DataFrame(wide, dtype=object)
+    frame.attrs["row_labels"] = labels
+    cfg = DataCfg(columns=roles, values=data.values, adrs=data.adrs)
+    try:
+        typed, warnings = validate_frame(frame, design, source=sl, row_word="row", data=cfg)
+    except DataError as err:  # the ADSL / merged-record problems, listed with ADRS's
+        raise DataError(problems + err.problems) from None
+    if problems:
+        raise DataError(problems)
+    digest = hashlib.sha256()
+    for name, raw in ((sl, raw_sl), (rs, raw_rs)):
+        digest.update(f"{name}\0{hashlib.sha256(raw).hexdigest()}\n".encode())
+    return PatientTable(frame=typed, path=folder, sha256=digest.hexdigest(), warnings=warnings)

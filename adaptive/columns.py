@@ -1,0 +1,63 @@
+"""The patient table's column names and the value spellings the loader reads (a leaf module).
+
+Defined once here so that the config schema (``data.columns``, ``data.values``) and the loader
+(:mod:`adaptive.data`) check against the same names; this module imports nothing from the package.
+"""
+
+from __future__ import annotations
+
+REQUIRED_COLUMNS = (
+    "subject_id",
+    "site",
+    "arm",
+    "enrolled_on",
+    "randomized",
+    "idh1",
+    "flt3_itd",
+    "flt3_tkd",
+    "intensive_eligible",
+    "prior_venetoclax_3m",
+    "best_response",
+    "response_on",
+    "mrd_negative",
+    "relapse_on",
+    "death_on",
+    "last_contact_on",
+    "hsct_on",
+)
+OPTIONAL_COLUMNS = ("new_drug_eligible", "karyotype_risk")
+#: optional date column: when the export has it, 30/60-day mortality runs from treatment start in
+#: treated patients (blank: not treated as of the export); without it, from enrolment
+TREATMENT_START_COLUMN = "treatment_start_on"
+#: every column the engine reads (``data.columns`` may map any of them)
+ENGINE_COLUMNS = (*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS, TREATMENT_START_COLUMN)
+BOOL_COLUMNS = (
+    "randomized",
+    "idh1",
+    "flt3_itd",
+    "flt3_tkd",
+    "intensive_eligible",
+    "prior_venetoclax_3m",
+    "mrd_negative",
+    "new_drug_eligible",
+)
+DATE_COLUMNS = ("enrolled_on", "response_on", "relapse_on", "death_on", "last_contact_on", "hsct_on")
+
+#: the strings read as true / false when the config's ``data.values`` says nothing (any case):
+#: CDISC ``Y``/``N`` and SAS ``1``/``0`` are unambiguous for a flag, so they are accepted by default
+DEFAULT_TRUE_VALUES = ("true", "y", "yes", "1")
+DEFAULT_FALSE_VALUES = ("false", "n", "no", "0")
+
+#: CDISC ADaM (ADSL) variable names and the engine column each one usually holds: an export with
+#: such a column and the engine column missing gets the ``data.columns`` line to add, not a guess
+CDISC_NAMES = {
+    "USUBJID": "subject_id",
+    "SITEID": "site",
+    "ARMCD": "arm",
+    "TRT01A": "arm",
+    "RANDFL": "randomized",
+    "RANDDT": "enrolled_on",
+    "DTHDT": "death_on",
+    "LSTALVDT": "last_contact_on",
+    "TRTSDT": "treatment_start_on",
+}
