@@ -802,10 +802,24 @@ def _print_oc(report: dict) -> None:
                     f"any selection {_est(c['prob_any_selection'])}",
                     soft_wrap=True,
                 )
+            if s.get("fwer") is not None:
+                console.print(
+                    f"  family-wise error {_est(s['fwer'])} (null arms: {', '.join(s['null_arms'])}), "
+                    f"expected false graduations {s['expected_false_graduations']['estimate']:.3f} "
+                    f"±{s['expected_false_graduations']['mcse']:.3f}",
+                    soft_wrap=True,
+                )
             if s.get("prob_any_drop_harm") is not None:
                 console.print(
                     f"  any arm dropped for harm {_est(s['prob_any_drop_harm'])}, any suspension "
                     f"{_est(s['prob_any_suspension'])}, any flag {_est(s['prob_any_flag'])}"
+                    + (
+                        f"; an arm not above its mortality reference dropped for harm "
+                        f"{_est(s['prob_any_false_harm'])}"
+                        if s.get("prob_any_false_harm") is not None
+                        else ""
+                    ),
+                    soft_wrap=True,
                 )
             console.print(
                 f"  duration {_est(s['duration_mean'], pct=False)} days, "
@@ -818,9 +832,21 @@ def _print_oc(report: dict) -> None:
     "--config", "config_path", required=True, type=click.Path(dir_okay=False), help="Trial config YAML."
 )
 @click.option(
-    "--scenario", "scenario_path", required=True, type=click.Path(dir_okay=False), help="Null scenario YAML."
+    "--scenario",
+    "scenario_paths",
+    required=True,
+    multiple=True,
+    type=click.Path(dir_okay=False),
+    help="Null scenario YAML; repeat it for a family of nulls (the error is the largest over them).",
 )
 @click.option("--rule", "rule_id", required=True, help="Id of the rule whose threshold is calibrated.")
+@click.option(
+    "--criterion",
+    type=click.Choice(["max-arm", "fwer"]),
+    default="max-arm",
+    show_default=True,
+    help="max-arm: the largest per-arm type I error; fwer: P(any null arm graduates or wins).",
+)
 @click.option(
     "--target", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.05, show_default=True
 )
@@ -838,8 +864,9 @@ def _print_oc(report: dict) -> None:
 @click.option("--scheduler", default=None)
 def calibrate(
     config_path,
-    scenario_path,
+    scenario_paths,
     rule_id,
+    criterion,
     target,
     n_trials,
     out_dir,
@@ -856,17 +883,20 @@ def calibrate(
     try:
         with _progress() as progress:
             rep = run_calibration(
-                config_path, scenario_path, rule_id, target, n_trials, out_dir, seed=seed, lo=lo, hi=hi,
+                config_path, scenario_paths, rule_id, target, n_trials, out_dir, seed=seed, lo=lo, hi=hi,
                 iterations=iterations, workers=workers, scheduler=scheduler, progress=progress,
+                criterion=criterion.replace("-", "_"),
             )  # fmt: skip
     except AdaptiveError as exc:
         _fail(exc)
     except ValueError as exc:
         _fail(AdaptiveErrorValue(str(exc)))
+    what = "family-wise error" if criterion == "fwer" else "type I error"
     for e in rep["evaluations"]:
+        worst = f" ({e['worst_scenario']})" if len(scenario_paths) > 1 else ""
         console.print(
-            f"  threshold {e['threshold']:.5f}: type I error "
-            f"{100 * e['type_i_error']:.2f}% ± {100 * e['mcse']:.2f}"
+            f"  threshold {e['threshold']:.5f}: {what} "
+            f"{100 * e['type_i_error']:.2f}% ± {100 * e['mcse']:.2f}{worst}"
         )
     if rep["chosen_threshold"] is None:
         console.print(f"[yellow]{rep['note']}[/]")
@@ -874,9 +904,11 @@ def calibrate(
         c = rep["type_i_error_at_chosen"]
         console.print(
             f"chosen threshold for {rule_id}: {rep['chosen_threshold']:.5f} "
-            f"(simulated type I error {100 * c['type_i_error']:.2f}% ± {100 * c['mcse']:.2f}, "
+            f"(simulated {what} {100 * c['type_i_error']:.2f}% ± {100 * c['mcse']:.2f}, "
             f"target {100 * target:g}%)"
         )
+    for w in rep["warnings"]:
+        console.print(f"[yellow]warning: {w}[/]")
     console.print(f"wrote {Path(out_dir) / 'calibration.json'}")
 
 

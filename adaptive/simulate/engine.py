@@ -532,6 +532,8 @@ class ChunkResult:
     responders: np.ndarray  # (T, K)
     final_mean: np.ndarray  # (T, K) posterior mean of the CRc rate at the end
     final_prob_null: np.ndarray  # (T, K) P(CRc > null) at the end
+    final_lo: np.ndarray  # (T, K) 2.5% point of the final CRc posterior (see _Chunk._interval)
+    final_hi: np.ndarray  # (T, K) 97.5% point
     truth_crc: np.ndarray  # (T, K) patient-averaged true CRc rate of the arm's patients
     duration: np.ndarray  # (T,) day of the last analysis
     n_looks: np.ndarray  # (T,)
@@ -692,6 +694,9 @@ class _Chunk:
         self._extend()
         self.final_mean = np.full((t, k), np.nan)
         self.final_prob_null = np.full((t, k), np.nan)
+        # the final CRc posterior as Beta(a, b): its 95% interval is computed once, at the end
+        self.final_a = np.full((t, k), np.nan)
+        self.final_b = np.full((t, k), np.nan)
         self.rule_of_step = [
             next((i for i, r in enumerate(spec.alloc_rules) if r.cohort == st["cohort"]), None)
             for st in spec.steps
@@ -897,6 +902,20 @@ class _Chunk:
             s = a + b
             return a / s, a * b / (s * s * (s + 1.0))
         return entry["mean"], entry["var"]
+
+    @staticmethod
+    def _as_beta(entry, mean: np.ndarray, var: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The CRc posterior as ``Beta(a, b)``.
+
+        Exact for conjugate arms; for hierarchical and EXNEX models the Beta with the marginal
+        posterior's mean and variance (the quadrature engine gives moments and tail probabilities
+        at the rules' thresholds, not quantiles).
+        """
+        if entry["model"].kind == "beta":
+            return entry["a"], entry["b"]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            s = np.maximum(mean * (1.0 - mean) / var - 1.0, 1e-6)
+        return mean * s, (1.0 - mean) * s
 
     @staticmethod
     def _prob_better(entry, i: int, j: int) -> np.ndarray:
@@ -1234,8 +1253,9 @@ class _Chunk:
         # estimates at this analysis (the last one a trial has is its final estimate)
         crc = post.get(PRIMARY_ENDPOINT)
         if crc is not None:
-            mean, _ = self._mean_var(crc)
+            mean, var = self._mean_var(crc)
             self.final_mean[rows] = mean
+            self.final_a[rows], self.final_b[rows] = self._as_beta(crc, mean, var)
             null = np.array([_null_index(spec.design, a, PRIMARY_ENDPOINT) for a in spec.arms])
             if crc["model"].kind == "beta":
                 em = crc["model"]
@@ -1389,6 +1409,8 @@ class _Chunk:
             responders=resp,
             final_mean=self.final_mean,
             final_prob_null=self.final_prob_null,
+            final_lo=special.betaincinv(self.final_a, self.final_b, 0.025),
+            final_hi=special.betaincinv(self.final_a, self.final_b, 0.975),
             truth_crc=truth,
             duration=self.last_time,
             n_looks=self.n_looks,

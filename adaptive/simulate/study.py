@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -166,8 +167,23 @@ def simulate_study(
     return report
 
 
+#: calibration criteria: the largest per-arm type I error, or the family-wise error
+CRITERIA = {
+    "max_arm": "largest per-arm type I error among arms at their null rate (ITT)",
+    "fwer": "family-wise error: P(any arm at its null graduates or is declared superior)",
+}
+
+
 def type_i_error(summary: dict, measure: str = "max_arm") -> tuple[float, float]:
-    """Type I error of a null-scenario summary: the largest per-arm error (``max_arm``)."""
+    """Type I error of a null-scenario summary: ``max_arm`` (largest per-arm) or ``fwer``."""
+    if measure not in CRITERIA:
+        raise ValueError(f"unknown criterion {measure!r} (known: {', '.join(CRITERIA)})")
+    if measure == "fwer":
+        if summary.get("fwer") is None:
+            raise ValueError(
+                "no arm of this scenario is at its null rate: it cannot calibrate a type I error"
+            )
+        return summary["fwer"]["estimate"], summary["fwer"]["mcse"]
     vals = [
         (a["type_i_error"]["estimate"], a["type_i_error"]["mcse"])
         for a in summary["arms"]
@@ -175,14 +191,12 @@ def type_i_error(summary: dict, measure: str = "max_arm") -> tuple[float, float]
     ]
     if not vals:
         raise ValueError("no arm of this scenario is at its null rate: it cannot calibrate a type I error")
-    if measure == "max_arm":
-        return max(vals)
-    raise ValueError(f"unknown measure {measure!r}")
+    return max(vals)
 
 
 def calibrate(
     config_path: str | Path,
-    scenario_path: str | Path,
+    scenario_path: str | Path | Sequence[str | Path],
     rule_id: str,
     target: float,
     n_trials: int,
@@ -197,22 +211,32 @@ def calibrate(
     chunk_size: int = 250,
     progress=None,
     cache_dir: str | Path | None = None,
+    criterion: str = "max_arm",
 ) -> dict:
     """Bisect a rule's probability threshold so that the type I error stays at or below ``target``.
 
     Every candidate threshold is simulated on the same virtual trials (same seed: common random
     numbers), so the error is a step function of the threshold that the bisection can follow. The
-    result is the smallest threshold tried whose simulated error (largest over the arms at their
-    null) is at or below the target, with that error and its MCSE.
+    error is the ``criterion`` (:data:`CRITERIA`: the largest per-arm error or the family-wise
+    error) in each null scenario, and its maximum over the scenarios (a family of nulls: e.g. all
+    arms null, and each arm null while the others are effective). The result is the smallest
+    threshold tried whose error is at or below the target, with that error and its MCSE; a
+    warning is recorded when that MCSE exceeds a tenth of the target (more trials are needed to
+    tell the threshold from its neighbours).
     """
+    if criterion not in CRITERIA:
+        raise ValueError(f"unknown criterion {criterion!r} (known: {', '.join(CRITERIA)})")
+    paths = [scenario_path] if isinstance(scenario_path, str | Path) else list(scenario_path)
+    if not paths:
+        raise ValueError("calibrate needs at least one null scenario")
     design = load_config(config_path)
     if rule_id not in {r.id for r in design.rules}:
         raise ValueError(
             f"rule {rule_id!r} is not in the config (rules: {', '.join(r.id for r in design.rules)})"
         )
     config = Input.read(config_path)
-    sc = Input.read(scenario_path)
-    load_scenario(sc.path, design)
+    scenarios = [Input.read(p) for p in paths]
+    names = [load_scenario(sc.path, design).name for sc in scenarios]
     cache = Path(cache_dir) if cache_dir else default_cache_dir()
     client = None
     if scheduler is not None or (workers or 2) > 1 and n_trials > chunk_size:
@@ -220,16 +244,29 @@ def calibrate(
     path = []
 
     def error_at(threshold: float) -> tuple[float, float]:
-        job = _jobs(config, sc, False, cache, ((rule_id, threshold),))["adaptive"]
-        chunks, ok = run_trials(
-            job, n_trials, seed, chunk_size=chunk_size, workers=workers, scheduler=scheduler,
-            progress=progress, task_label=f"{rule_id} threshold {threshold:.4f}", client=client,
-        )  # fmt: skip
-        if not ok:
-            raise KeyboardInterrupt
-        est, mcse = type_i_error(summarise(spec_for(job), merge_chunks(chunks)))
-        path.append({"threshold": threshold, "type_i_error": est, "mcse": mcse})
-        return est, mcse
+        by_scenario = []
+        for sc, name in zip(scenarios, names, strict=True):
+            job = _jobs(config, sc, False, cache, ((rule_id, threshold),))["adaptive"]
+            chunks, ok = run_trials(
+                job, n_trials, seed, chunk_size=chunk_size, workers=workers, scheduler=scheduler,
+                progress=progress, task_label=f"{name}: {rule_id} threshold {threshold:.4f}",
+                client=client,
+            )  # fmt: skip
+            if not ok:
+                raise KeyboardInterrupt
+            est, mcse = type_i_error(summarise(spec_for(job), merge_chunks(chunks)), criterion)
+            by_scenario.append({"scenario": name, "type_i_error": est, "mcse": mcse})
+        worst = max(by_scenario, key=lambda e: e["type_i_error"])
+        path.append(
+            {
+                "threshold": threshold,
+                "type_i_error": worst["type_i_error"],
+                "mcse": worst["mcse"],
+                "worst_scenario": worst["scenario"],
+                "by_scenario": by_scenario,
+            }
+        )
+        return worst["type_i_error"], worst["mcse"]
 
     try:
         e_hi, _ = error_at(hi)
@@ -253,11 +290,21 @@ def calibrate(
         if client is not None:
             close_client(client)
     chosen = next((p for p in path if best is not None and np.isclose(p["threshold"], best)), None)
+    warnings = []
+    if chosen is not None and chosen["mcse"] > target / 10:
+        warnings.append(
+            f"the Monte Carlo standard error at the chosen threshold ({chosen['mcse']:.4f}) is larger "
+            f"than a tenth of the target ({target / 10:.4f}): rerun with more trials (about "
+            f"{int(np.ceil(n_trials * (chosen['mcse'] / (target / 10)) ** 2)):,} per evaluation) "
+            "before adopting the threshold"
+        )
     report = {
         "schema": "rr-aml-adaptive/calibrate/v1",
         "rule": rule_id,
         "target_type_i_error": target,
-        "measure": "largest per-arm type I error among arms at their null rate",
+        "criterion": criterion,
+        "measure": CRITERIA[criterion] + (", the largest over the scenarios" if len(paths) > 1 else ""),
+        "warnings": warnings,
         "chosen_threshold": best,
         "type_i_error_at_chosen": chosen,
         "evaluations": sorted(path, key=lambda p: p["threshold"]),
@@ -265,8 +312,10 @@ def calibrate(
         "seed": seed,
         "config_file": config.path.name,
         "config_sha256": config.sha256,
-        "scenario_file": sc.path.name,
-        "scenario_sha256": sc.sha256,
+        "scenarios": [
+            {"scenario": name, "file": sc.path.name, "sha256": sc.sha256}
+            for sc, name in zip(scenarios, names, strict=True)
+        ],
         "versions": versions(),
         "note": None if best is not None else f"even threshold {hi} gives a type I error above {target}",
     }

@@ -20,14 +20,31 @@ decisions are actions.
   Arms are classified as at their null or target by the ITT rate (within 0.005).
 * ``type_i_error``: for an arm whose ITT CRc rate equals its configured null rate,
   P(graduated or declared superior); ``null`` elsewhere.
-* ``power``: for an arm whose ITT CRc rate is at least its target rate, P(graduated);
-  ``null`` elsewhere.
+* ``power``: for an arm whose ITT CRc rate is at least its target rate and that a rule can
+  graduate, P(graduated); ``null`` elsewhere (an arm decided only by comparison has no
+  graduation power: its power is the comparison's ``prob_select_better``).
 * ``n_mean``, ``n_sd``, ``n_q10``, ``n_q50``, ``n_q90``: patients enrolled.
 * ``allocation``: the arm's share of its randomized cohort's patients (mean over trials).
 * ``bias``, ``rmse``: of the final posterior mean of CRc against the true CRc probability of the
   arm's own patients (deaths before assessment count as failures, as in the derivation rules).
+  ``bias_by_decision``: the same bias among the trials in which the arm ended with each action
+  (``graduate``, ``drop_futility``, ...; ``none``: still open), with the share of trials:
+  estimates after early stopping are biased in the direction of the decision.
+* ``coverage_95``: how often the final equal-tailed 95% posterior interval of CRc (exact for
+  conjugate arms; for hierarchical / EXNEX models the Beta with the posterior's mean and variance)
+  contains that true rate, among trials in which the arm enrolled.
+* ``false_futility``: for an arm at or above its target (ITT), P(dropped for futility);
+  ``false_harm``: for an arm whose true mortality is at or below the reference of every
+  ``drop_harm`` tier that monitors it, P(dropped for harm); ``null`` elsewhere.
+* ``decision_timing``: among trials with a closing decision, the mean look number and day of it
+  and the share decided at each look (``by_look``; ``final_analysis`` counted apart).
 * Trial level: ``duration_mean``/``_sd`` (days to the last analysis), ``looks_mean``,
   ``prob_stopped_by_rule``, ``prob_any_drop_harm``, ``prob_any_suspension``, ``prob_any_flag``.
+  ``null_arms``: the arms at their CRc null (ITT); ``fwer``, the family-wise error: P(any null
+  arm graduates or is declared superior); ``expected_false_graduations``: the mean number of
+  null arms graduated or declared superior per trial; ``harm_reference_arms`` and
+  ``prob_any_false_harm``: P(any arm not above its mortality reference is dropped for harm).
+  ``error_summary``: these and the largest per-arm type I error, in one place.
 * Per comparison (superiority rule on a binary endpoint, ``hazard_ratio`` rule on a survival
   endpoint; selections counted per rule, so that the CRc and the OS comparison of one pair are
   reported apart; the truly better arm of a hazard-ratio rule is the one with the longer true
@@ -108,6 +125,34 @@ def partners(spec: SimSpec) -> dict[int, list[int]]:
     return out
 
 
+#: scenario column of each mortality endpoint (adaptive.simulate.engine's truth)
+_MORTALITY_TRUTH = {"mortality_30d": "m30", "mortality_60d": "m60"}
+
+
+def _not_harmful(spec: SimSpec) -> list[bool]:
+    """Per arm: monitored by a ``drop_harm`` tier and truly at or below every such tier's reference."""
+    out = []
+    for i, arm in enumerate(spec.arms):
+        refs = [
+            (tier.references[arm], spec.truth[_MORTALITY_TRUTH[r.endpoint]][i])
+            for r in spec.rules
+            if isinstance(r, Harm) and r.endpoint in _MORTALITY_TRUTH
+            for tier in r.tiers
+            if tier.action == Action.DROP_HARM and arm in tier.references
+        ]
+        out.append(bool(refs) and all(truth <= ref + ITT_TOLERANCE for ref, truth in refs))
+    return out
+
+
+def _graduating_arms(spec: SimSpec) -> set[str]:
+    """Arms that some rule can graduate (an efficacy rule on CRc, a predictive or median one)."""
+    out: set[str] = set()
+    for r in spec.rules:
+        if getattr(r, "action", None) == Action.GRADUATE:
+            out |= set(getattr(r, "references", None) or getattr(r, "success_references", None) or {})
+    return out
+
+
 def summarise(spec: SimSpec, res: ChunkResult) -> dict:
     """Operating characteristics with MCSE (see the module docstring for definitions)."""
     design = spec.design
@@ -122,6 +167,10 @@ def summarise(spec: SimSpec, res: ChunkResult) -> dict:
             for a in st["arms"]:
                 cohort_of[int(a)] = st["arms"]
     closed = np.isin(res.status, (GRADUATED, DROPPED, COMPLETED))
+    harmless_arm = _not_harmful(spec)
+    can_graduate = _graduating_arms(spec)
+    false_positive = np.zeros((n_trials, len(spec.arms)), bool)
+    null_arms = []
     for i, arm in enumerate(spec.arms):
         status = res.status[:, i]
         decision = res.decision[:, i]
@@ -145,6 +194,31 @@ def summarise(spec: SimSpec, res: ChunkResult) -> dict:
             tot = res.n_randomized[:, cohort_of[i]].sum(1)
             share = np.where(tot > 0, res.n_randomized[:, i] / np.maximum(tot, 1), np.nan)
             alloc = _mean(share)
+        lo, hi = res.final_lo[:, i], res.final_hi[:, i]
+        truth_i = res.truth_crc[:, i]
+        covered = ((lo <= truth_i) & (truth_i <= hi))[entered & np.isfinite(lo) & np.isfinite(hi)]
+        bias_by = {}
+        for action, code in [("none", 0), *_CODE.items()]:
+            hit = (decision == code)[entered]
+            if hit.any():
+                bias_by[str(action)] = {"share": float(hit.mean()), **_mean(err[hit])}
+        decided_at = decision != 0
+        at_final = decided_at & (res.decision_stage[:, i] == STAGES.index("final_analysis"))
+        looks = res.decision_look[decided_at & ~at_final, i]
+        timing = None
+        if decided_at.any():
+            by_look = {
+                str(int(v)): float(np.sum(looks == v)) / int(decided_at.sum()) for v in np.unique(looks)
+            }
+            if at_final.any():
+                by_look["final_analysis"] = float(at_final.sum()) / int(decided_at.sum())
+            timing = {
+                "prob_decided": float(decided_at.mean()),
+                "look_mean": _mean(res.decision_look[decided_at, i].astype(float)),
+                "day_mean": _mean(res.decision_time[decided_at, i].astype(float)),
+                "by_look": by_look,
+            }
+        harmless = harmless_arm[i]
         by_rule = {}
         for action, code in _CODE.items():
             hit = decision == code
@@ -155,6 +229,9 @@ def summarise(spec: SimSpec, res: ChunkResult) -> dict:
                 (spec.rule_ids[r] if r >= 0 else "final_analysis"): float(np.sum(rules == r)) / n_trials
                 for r in np.unique(rules)
             }
+        if at_null:
+            null_arms.append(arm)
+            false_positive[:, i] = graduated | superior
         arms_out.append(
             {
                 "arm": arm,
@@ -179,7 +256,7 @@ def summarise(spec: SimSpec, res: ChunkResult) -> dict:
                 "by_rule": by_rule,
                 "prob_superior": _prop(superior) if i in pairs else None,
                 "type_i_error": _prop(graduated | superior) if at_null else None,
-                "power": _prop(graduated) if at_target else None,
+                "power": _prop(graduated) if at_target and arm in can_graduate else None,
                 "n_mean": _mean(n),
                 "n_sd": float(n.std(ddof=1)) if n_trials > 1 else None,
                 "n_q10": float(np.quantile(n, 0.1)),
@@ -188,6 +265,11 @@ def summarise(spec: SimSpec, res: ChunkResult) -> dict:
                 "allocation": alloc,
                 "bias": _mean(err) if err.size else None,
                 "rmse": {"estimate": rmse, "mcse": rmse_mcse},
+                "bias_by_decision": bias_by,
+                "coverage_95": _prop(covered) if covered.size else None,
+                "false_futility": _prop(decision == _CODE[Action.DROP_FUTILITY]) if at_target else None,
+                "false_harm": _prop(decision == _CODE[Action.DROP_HARM]) if harmless else None,
+                "decision_timing": timing,
                 "final_status": {
                     str(name): float(
                         np.mean(np.isin(status, [c for c, m in STATUS_NAMES.items() if m == name]))
@@ -241,6 +323,12 @@ def summarise(spec: SimSpec, res: ChunkResult) -> dict:
         )
     harm_drop = res.decision == _CODE[Action.DROP_HARM]
     has_harm = any(isinstance(r, Harm) for r in spec.rules)
+    harmless_idx = [i for i, ok in enumerate(harmless_arm) if ok]
+    fwer = _prop(false_positive.any(1)) if null_arms else None
+    n_false = _mean(false_positive.sum(1).astype(float)) if null_arms else None
+    any_false_harm = _prop(harm_drop[:, harmless_idx].any(1)) if has_harm and harmless_idx else None
+    type_i = [(a["arm"], a["type_i_error"]) for a in arms_out if a["type_i_error"] is not None]
+    worst = max(type_i, key=lambda x: x[1]["estimate"], default=None)
     return {
         "n_trials": n_trials,
         "duration_mean": _mean(res.duration),
@@ -251,6 +339,17 @@ def summarise(spec: SimSpec, res: ChunkResult) -> dict:
         "prob_any_drop_harm": _prop(harm_drop.any(1)) if has_harm else None,
         "prob_any_suspension": _prop(res.ever_suspended.any(1)) if has_harm else None,
         "prob_any_flag": _prop(res.ever_flagged.any(1)) if has_harm else None,
+        "null_arms": null_arms,
+        "fwer": fwer,
+        "expected_false_graduations": n_false,
+        "harm_reference_arms": [spec.arms[i] for i in harmless_idx] if has_harm else [],
+        "prob_any_false_harm": any_false_harm,
+        "error_summary": {
+            "fwer": fwer,
+            "expected_false_graduations": n_false,
+            "max_arm_type_i_error": ({"arm": worst[0], **worst[1]} if worst is not None else None),
+            "prob_any_false_harm": any_false_harm,
+        },
         "arms": arms_out,
         "comparisons": comparisons,
     }
@@ -282,6 +381,8 @@ def per_trial_frame(spec: SimSpec, res: ChunkResult, scenario: str):
             "responders_crc": res.responders.ravel(),
             "final_mean_crc": res.final_mean.ravel(),
             "final_prob_above_null_crc": res.final_prob_null.ravel(),
+            "final_lo_crc": res.final_lo.ravel(),
+            "final_hi_crc": res.final_hi.ravel(),
             "true_crc": res.truth_crc.ravel(),
             "trial_duration_days": np.repeat(res.duration, k),
             "trial_looks": np.repeat(res.n_looks, k),
