@@ -572,7 +572,11 @@ def history(ledger_path: str, as_json: bool) -> None:
     "--config", "config_path", required=True, type=click.Path(dir_okay=False), help="Trial config YAML."
 )
 @click.option(
-    "--scenario", "scenario_path", required=True, type=click.Path(dir_okay=False), help="Scenario YAML."
+    "--scenario",
+    "scenario_path",
+    required=True,
+    type=click.Path(dir_okay=False, exists=True),
+    help="Scenario YAML.",
 )
 @click.option("--n", "n_patients", required=True, type=click.IntRange(1), help="Patients to simulate.")
 @click.option("--seed", type=int, required=True, help="Random seed.")
@@ -641,7 +645,7 @@ def _progress():
     "scenario_paths",
     required=True,
     multiple=True,
-    type=click.Path(dir_okay=False),
+    type=click.Path(dir_okay=False, exists=True),
     help="Scenario YAML (repeat for several).",
 )
 @click.option(
@@ -836,7 +840,7 @@ def _print_oc(report: dict) -> None:
     "scenario_paths",
     required=True,
     multiple=True,
-    type=click.Path(dir_okay=False),
+    type=click.Path(dir_okay=False, exists=True),
     help="Null scenario YAML; repeat it for a family of nulls (the error is the largest over them).",
 )
 @click.option("--rule", "rule_id", required=True, help="Id of the rule whose threshold is calibrated.")

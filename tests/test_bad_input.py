@@ -697,3 +697,15 @@ def test_ctrl_c_of_the_process_group_during_simulate(tmp_path):
     assert "Traceback" not in text and "KeyboardInterrupt" not in text, text[-4000:]
     rep = json.loads((out / "oc.json").read_text())
     assert rep["complete"] is False
+
+
+@pytest.mark.parametrize("command", ["simulate", "calibrate", "synth"])
+def test_a_missing_scenario_file_is_a_usage_error_not_an_output_error(command, tmp_path):
+    out = tmp_path / ("trial.csv" if command == "synth" else "study")
+    args = [command, "--config", str(CONFIG), "--scenario", str(tmp_path / "nope.yaml"), "--out", str(out)]
+    args += {"simulate": ["--trials", "10"], "calibrate": ["--trials", "10", "--rule", "x"]}.get(command, [])
+    res = CliRunner().invoke(main, args)
+    assert res.exit_code == 2, res.output
+    assert "nope.yaml" in res.output and "does not exist" in res.output
+    assert "input/output error" not in res.output and "Traceback" not in res.output
+    assert not out.exists()
