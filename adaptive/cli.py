@@ -94,7 +94,7 @@ def main() -> None:
     warnings.filterwarnings("ignore", category=FutureWarning)
 
 
-@main.command()
+@main.command(short_help="Check a config (and a data export); exit 2 on any problem.")
 @click.option(
     "--config", "config_path", required=True, type=click.Path(dir_okay=False), help="Trial config YAML."
 )
@@ -324,7 +324,7 @@ def _resolve_ledger(design, ledger_path: str | None, out_dir: str) -> Path:
     return design.ledger_path or default_path(Path(out_dir))
 
 
-@main.command()
+@main.command(short_help="Run an interim look: fit, evaluate the rules, recommend.")
 @click.option(
     "--config", "config_path", required=True, type=click.Path(dir_okay=False), help="Trial config YAML."
 )
@@ -458,7 +458,7 @@ def _write_memo(look_dir, data_path, ledger, *, existing_ok: bool = False, force
     console.print(f"wrote the DSMB memo into {look_dir}: {names}", soft_wrap=True)
 
 
-@main.command()
+@main.command(short_help="Write the DSMB memo of a look (closed and open reports).")
 @click.argument("look_dir", type=click.Path(file_okay=False, exists=True))
 @click.option(
     "--data",
@@ -480,7 +480,7 @@ def memo(look_dir: str, data_path: str | None, ledger_path: str | None, force: b
     _write_memo(look_dir, data_path, ledger_path, force=force)
 
 
-@main.command()
+@main.command(short_help="List a ledger's looks and how each arm's numbers moved.")
 @click.option(
     "--ledger",
     "ledger_path",
@@ -567,7 +567,7 @@ def history(ledger_path: str, as_json: bool) -> None:
         console.print(t)
 
 
-@main.command()
+@main.command(short_help="Simulate a realistic patient-level export from a scenario.")
 @click.option(
     "--config", "config_path", required=True, type=click.Path(dir_okay=False), help="Trial config YAML."
 )
@@ -636,7 +636,7 @@ def _progress():
     )
 
 
-@main.command()
+@main.command(short_help="Simulate the design's operating characteristics.")
 @click.option(
     "--config", "config_path", required=True, type=click.Path(dir_okay=False), help="Trial config YAML."
 )
@@ -831,7 +831,7 @@ def _print_oc(report: dict) -> None:
             )
 
 
-@main.command()
+@main.command(short_help="Find a rule's threshold that meets a type I error target.")
 @click.option(
     "--config", "config_path", required=True, type=click.Path(dir_okay=False), help="Trial config YAML."
 )
@@ -852,7 +852,11 @@ def _print_oc(report: dict) -> None:
     help="max-arm: the largest per-arm type I error; fwer: P(any null arm graduates or wins).",
 )
 @click.option(
-    "--target", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.05, show_default=True
+    "--target",
+    type=click.FloatRange(0, 1, min_open=True, max_open=True),
+    default=0.05,
+    show_default=True,
+    help="Largest acceptable error (per arm or family-wise, see --criterion).",
 )
 @click.option(
     "--trials", "n_trials", required=True, type=click.IntRange(1), help="Virtual trials per evaluation."
@@ -860,12 +864,18 @@ def _print_oc(report: dict) -> None:
 @click.option(
     "--out", "out_dir", required=True, type=click.Path(file_okay=False), help="New (or empty) output folder."
 )
-@click.option("--seed", type=int, default=1, show_default=True)
+@click.option(
+    "--seed", type=int, default=1, show_default=True, help="Seed: every threshold sees the same trials."
+)
 @click.option("--lo", type=float, default=0.9, show_default=True, help="Lowest threshold searched.")
 @click.option("--hi", type=float, default=0.9999, show_default=True, help="Highest threshold searched.")
 @click.option("--iterations", type=click.IntRange(1), default=8, show_default=True, help="Bisection steps.")
-@click.option("--workers", type=click.IntRange(1), default=None)
-@click.option("--scheduler", default=None)
+@click.option(
+    "--workers", type=click.IntRange(1), default=None, help="Local worker processes (default: all cores)."
+)
+@click.option(
+    "--scheduler", default=None, help="Address of an existing Dask scheduler, e.g. tcp://host:8786."
+)
 def calibrate(
     config_path,
     scenario_paths,

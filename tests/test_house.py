@@ -10,7 +10,9 @@ import sys
 from pathlib import Path
 from typing import get_args
 
+import click
 import pytest
+from click.testing import CliRunner
 
 import adaptive.cli as cli
 import adaptive.exceptions as exceptions
@@ -77,3 +79,17 @@ def test_an_unknown_beta_prior_name_is_refused():
     assert beta_prior_name((2.0, 3.0)) == "Beta(2, 3)"
     with pytest.raises(ValueError, match="unknown Beta prior 'ab'"):
         beta_prior("ab", 0.3)
+
+
+def test_help_lists_whole_command_summaries_and_every_option_is_explained():
+    out = CliRunner().invoke(cli.main, ["--help"], terminal_width=80).output
+    listed = out.split("Commands:")[1].strip().splitlines()
+    assert len(listed) == len(cli.main.commands)
+    assert not any(line.rstrip().endswith("...") for line in listed), out
+    missing = [
+        (name, p.opts[0])
+        for name, cmd in cli.main.commands.items()
+        for p in cmd.params
+        if isinstance(p, click.Option) and not p.help
+    ]
+    assert missing == []
