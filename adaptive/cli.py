@@ -21,6 +21,7 @@ Exit codes (each error's code is its class's ``exit_code`` in :mod:`adaptive.exc
 from __future__ import annotations
 
 import errno
+import os
 import re
 import sqlite3
 import sys
@@ -34,7 +35,19 @@ from rich.table import Table
 
 from adaptive.exceptions import AdaptiveError, OutputExistsError, OutputWriteError
 
-console = Console(highlight=False, width=None if sys.stdout.isatty() else 180)
+#: output width when stdout is not a terminal and ``COLUMNS`` is not set (a log file, a pipe)
+DEFAULT_PIPE_WIDTH = 180
+
+
+def _width() -> int | None:
+    """Output width: the terminal's, else ``COLUMNS`` (as rich reads it), else 180 for logs."""
+    if sys.stdout.isatty():
+        return None
+    columns = os.environ.get("COLUMNS", "")
+    return int(columns) if columns.isdigit() and int(columns) > 0 else DEFAULT_PIPE_WIDTH
+
+
+console = Console(highlight=False, width=_width())
 err_console = Console(stderr=True, highlight=False)
 
 

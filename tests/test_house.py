@@ -93,3 +93,13 @@ def test_help_lists_whole_command_summaries_and_every_option_is_explained():
         if isinstance(p, click.Option) and not p.help
     ]
     assert missing == []
+
+
+@pytest.mark.parametrize(("columns", "width"), [(None, 180), ("100", 100), ("0", 180), ("wide", 180)])
+def test_output_width_honours_columns_when_not_a_terminal(columns, width, monkeypatch):
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: False)
+    if columns is None:
+        monkeypatch.delenv("COLUMNS", raising=False)
+    else:
+        monkeypatch.setenv("COLUMNS", columns)
+    assert cli._width() == width
