@@ -1060,6 +1060,20 @@ def _check_condition(cond: Mapping, where: str, problems: list[Problem]) -> None
             problems.append(Problem(where, f"{col} can be {ROUTING_FIELDS[col]}, got {val!r}."))
 
 
+def _endpoint_hint(name: str, cfg) -> str:
+    """A hint for a reference to an endpoint that is not configured.
+
+    Only configured endpoints the engine derives are suggested: when ``endpoints`` holds a
+    misspelt key (``CRc:``), the references to the real name (``crc``) point to that key's own
+    error instead of suggesting the typo.
+    """
+    valid = [e for e in cfg.endpoints if e in BINARY_ENDPOINTS]
+    typos = [e for e in cfg.endpoints if e not in BINARY_ENDPOINTS and e.lower() == str(name).lower()]
+    if name in BINARY_ENDPOINTS and typos:
+        return f" The key endpoints.{typos[0]} looks like a misspelling of it (see its own message)."
+    return _did_you_mean(name, valid)
+
+
 def _cross_check(cfg: ConfigFile, source: str) -> list[Problem]:
     """Checks that need the whole file: names that must exist, rates that must be consistent."""
     problems: list[Problem] = []
@@ -1112,8 +1126,7 @@ def _cross_check(cfg: ConfigFile, source: str) -> list[Problem]:
                 problems.append(
                     Problem(
                         where,
-                        f"endpoint {ep!r} is not configured under 'endpoints'."
-                        f"{_did_you_mean(ep, cfg.endpoints)}",
+                        f"endpoint {ep!r} is not configured under 'endpoints'.{_endpoint_hint(ep, cfg)}",
                     )
                 )
                 continue
@@ -1207,7 +1220,7 @@ def _cross_check(cfg: ConfigFile, source: str) -> list[Problem]:
                 Problem(
                     f"{where}.endpoint",
                     f"endpoint {rule.endpoint!r} is not configured under 'endpoints' "
-                    f"({', '.join(cfg.endpoints)}).{_did_you_mean(rule.endpoint, cfg.endpoints)}",
+                    f"({', '.join(cfg.endpoints)}).{_endpoint_hint(rule.endpoint, cfg)}",
                 )
             )
             continue
@@ -1837,7 +1850,7 @@ def _cross_check_adaptation(cfg: ConfigFile, source: str) -> list[Problem]:
                 Problem(
                     f"{where}.endpoint",
                     f"endpoint {r.endpoint!r} is not configured under 'endpoints'."
-                    f"{_did_you_mean(r.endpoint, cfg.endpoints)}",
+                    f"{_endpoint_hint(r.endpoint, cfg)}",
                 )
             )
         if r.min_prob > 1.0 / k:

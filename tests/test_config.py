@@ -81,6 +81,17 @@ def test_unknown_key_with_did_you_mean():
     assert "rules.0.threshold: Field required" in msg
 
 
+def test_a_misspelt_endpoint_key_is_never_suggested_to_its_references():
+    doc = config_dict()
+    doc["endpoints"]["CRc"] = doc["endpoints"].pop("crc")
+    with pytest.raises(ConfigError) as exc:
+        parse(doc)
+    msg = str(exc.value)
+    assert "endpoints.CRc: unknown endpoint 'CRc'" in msg and "Did you mean 'crc'?" in msg
+    assert "Did you mean 'CRc'" not in msg  # the typo is not copied into every arm and rule
+    assert "The key endpoints.CRc looks like a misspelling of it" in msg
+
+
 def test_top_level_typo():
     doc = config_dict()
     doc["sampeler"] = doc.pop("sampler")
