@@ -9,6 +9,7 @@ of range, rules naming arms or endpoints that do not exist, ...) and raises one
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import typing
 from collections.abc import Mapping, Sequence
@@ -32,7 +33,7 @@ from adaptive.columns import BOOL_COLUMNS, DEFAULT_FALSE_VALUES, DEFAULT_TRUE_VA
 from adaptive.endpoints import BINARY_ENDPOINTS, SURVIVAL_ENDPOINTS
 from adaptive.exceptions import ConfigError, Problem
 from adaptive.schema_errors import did_you_mean as _did_you_mean
-from adaptive.schema_errors import pydantic_problems, register_tags
+from adaptive.schema_errors import doc_loc, pydantic_problems, register_tags
 from adaptive.yamlfile import decode_text, load_yaml, with_line
 from decision_rules.allocation import AllocationKind, AllocationRule
 from decision_rules.beta import beta_prior, beta_prior_name
@@ -2021,6 +2022,50 @@ def parse_config(text: str, source: str = "<config>", path: Path | None = None) 
     return design
 
 
+def _checks(cfg: ConfigFile, source: str) -> list[Problem]:
+    """Every check that needs a schema-valid config (cross-references, decisions, data maps)."""
+    problems = _cross_check(cfg, source) + _cross_check_adaptation(cfg, source)
+    return problems + _check_decisions(cfg, source) + _check_data(cfg, source)
+
+
+def _checks_without(doc: dict, err: ValidationError, source: str, found: list[Problem]) -> list[Problem]:
+    """The cross-checks of a config with schema errors, so that ``validate`` lists every problem.
+
+    The values the schema refused are left out (their defaults apply) and the rest is checked as
+    usual; problems at the refused keys, or already listed, are not repeated. When leaving them
+    out is not enough (a required key was refused), only the schema's problems are reported.
+    """
+    trimmed = copy.deepcopy(doc)
+    refused = []
+    for e in err.errors():
+        loc = doc_loc(e["loc"])
+        node = trimmed
+        for key in loc[:-1]:
+            if isinstance(node, dict):
+                node = node.get(key)
+            elif isinstance(node, list) and isinstance(key, int) and key < len(node):
+                node = node[key]
+            else:
+                node = None
+            if node is None:
+                break
+        if isinstance(node, dict) and loc and loc[-1] in node:
+            del node[loc[-1]]
+            refused.append(".".join(str(p) for p in loc))
+    if not refused:
+        return []
+    try:
+        cfg = ConfigFile.model_validate(trimmed)
+    except ValidationError:
+        return []
+    seen = {(p.where, p.message) for p in found}
+    return [
+        p
+        for p in _checks(cfg, source)
+        if (p.where, p.message) not in seen and not any(f": {r}" in p.where for r in refused)
+    ]
+
+
 def _parse_doc(doc, text: str, source: str, path: Path | None) -> Design:
     if not isinstance(doc, dict):
         raise ConfigError([Problem(source, "the config must be a YAML mapping (key: value) at top level.")])
@@ -2031,11 +2076,9 @@ def _parse_doc(doc, text: str, source: str, path: Path | None) -> Design:
         cfg = ConfigFile.model_validate(doc)
     except ValidationError as err:
         hints = {"borrowing_group": f"{BORROWING_NOTE}; list those arms, or use kind: independent."}
-        raise ConfigError(
-            pydantic_problems(err, source, ConfigFile, hints) + _raw_arm_refs(doc, source)
-        ) from None
-    problems = _cross_check(cfg, source) + _cross_check_adaptation(cfg, source)
-    problems += _check_decisions(cfg, source) + _check_data(cfg, source)
+        problems = pydantic_problems(err, source, ConfigFile, hints) + _raw_arm_refs(doc, source)
+        raise ConfigError(problems + _checks_without(doc, err, source, problems)) from None
+    problems = _checks(cfg, source)
     if problems:
         raise ConfigError(problems)
     arms = tuple(

@@ -42,15 +42,19 @@ def _bounded(value, limit: int = 60) -> str:
     return r if len(r) <= limit else f"{r[:limit]}... ({len(r)} characters)"
 
 
-def fmt_loc(loc: tuple) -> str:
-    """A pydantic error location as a dotted key path."""
+def doc_loc(loc: tuple) -> list:
+    """A pydantic error location as keys of the YAML document (discriminator tags dropped)."""
     # pydantic puts the discriminator tag into the location ("rules.0.efficacy.threshold"): drop it
-    parts = [
-        str(p)
+    return [
+        p
         for i, p in enumerate(loc)
         if not (p in _TAGS and i > 0 and (isinstance(loc[i - 1], int) or loc[i - 1] == "model"))
     ]
-    return ".".join(parts) or "<top level>"
+
+
+def fmt_loc(loc: tuple) -> str:
+    """A pydantic error location as a dotted key path."""
+    return ".".join(str(p) for p in doc_loc(loc)) or "<top level>"
 
 
 def _unwrap(tp):

@@ -92,6 +92,19 @@ def test_a_misspelt_endpoint_key_is_never_suggested_to_its_references():
     assert "The key endpoints.CRc looks like a misspelling of it" in msg
 
 
+def test_schema_errors_do_not_hide_the_cross_checks():
+    doc = config_dict()
+    doc["sampler"]["chains"] = 1000  # out of range: a schema error
+    step = next(s for s in doc["routing"] if len(s["arms"]) > 1)
+    step["allocation"] = {step["arms"][0]: 1, "arm44": 1}  # a cross-check error
+    with pytest.raises(ConfigError) as exc:
+        parse(doc)
+    msg = str(exc.value)
+    assert "sampler.chains: Input should be less than or equal to 64" in msg
+    assert "allocation must give a weight for exactly the cohort's arms" in msg and "arm44" in msg
+    assert "2 configuration problem(s)" in msg
+
+
 def test_top_level_typo():
     doc = config_dict()
     doc["sampeler"] = doc.pop("sampler")
