@@ -419,7 +419,7 @@ def test_kaplan_meier_plots_have_numbers_at_risk_and_the_randomized_pair_overlai
         os_["panels"], rfig.arm_styles(modelled), endpoint_label="OS", horizon=730.0, overlays=os_["overlays"]
     )
     titles = [ax.get_title(loc="left") for ax in figure.axes if ax.get_visible()]
-    assert len(titles) == len(modelled) + 1 and "arm3 vs arm4 overlaid (randomized pair)" in titles
+    assert len(titles) == len(modelled) + 1 and "arm3 vs arm4 overlaid: all patients of each arm" in titles
     memo = build_memo(look, data=trial["data2"], now=NOW)
     html = memo.paths["closed_html"].read_text()
     section = html.split('<section id="survival">')[1].split("</section>")[0]

@@ -324,7 +324,10 @@ def km_with_bands(
             ax.step(*p["km"], where="post", color=st.color, linestyle=st.linestyle, lw=1.4, label=arm)
             if p.get("censored") is not None and len(p["censored"][0]):
                 ax.plot(*p["censored"], marker="|", color=st.color, linestyle="none", ms=5)
-        ax.set_title(f"{' vs '.join(pair)} overlaid (randomized pair)", loc="left")
+        ax.set_title(
+            f"{' vs '.join(pair)} overlaid: all patients of each arm",
+            loc="left",
+        )
         ax.legend(loc="upper right", fontsize=6, frameon=False)
         ax.set_ylim(0, 1.02)
         ax.set_xlim(0, horizon)
