@@ -1,4 +1,4 @@
-"""Command-line interface: ``adaptive validate | interim | history | synth | memo | simulate | calibrate``.
+"""Command-line interface: ``adaptive validate|interim|history|synth|memo|simulate|report-sim|calibrate``.
 
 Exit codes (each error's code is its class's ``exit_code`` in :mod:`adaptive.exceptions`):
 
@@ -8,7 +8,7 @@ Exit codes (each error's code is its class's ``exit_code`` in :mod:`adaptive.exc
   ``ScenarioError``, click's usage errors), an output folder that exists or cannot be written
   (``OutputExistsError``, ``OutputNotWritableError``), a ledger request refused (``LedgerError``;
   ``LookOrderError``: a cutoff before a recorded look's, unless ``--allow-out-of-order``), a memo
-  that cannot be built (``MemoError``);
+  or a simulation report that cannot be built (``MemoError``, ``SimReportError``);
 - 3 a fit failed its convergence limits (``ConvergenceError``): the look is written as refused and
   no rule is evaluated (an idempotent rerun of a refused look exits 3 too);
 - 4 the look ledger is busy: another ``adaptive interim`` held it longer than ``--wait``
@@ -684,6 +684,9 @@ def _progress():
     help="Rerun the study for each value of a config setting (rules.futility_os.threshold=0.05,0.1) "
     "or scenario setting (scenario.accrual_per_month=10,14) and report them side by side.",
 )
+@click.option(
+    "--report", "with_report", is_flag=True, help="Also write report.html and report.pdf (see report-sim)."
+)
 def simulate(
     config_path,
     scenario_paths,
@@ -695,6 +698,7 @@ def simulate(
     scheduler,
     chunk_size,
     sweep_text,
+    with_report,
 ):
     """Operating characteristics of the design: virtual trials on the same rules as `interim`."""
     from adaptive.simulate.study import simulate_study
@@ -720,6 +724,26 @@ def simulate(
         err_console.print("[yellow]interrupted:[/] the finished trials were summarised and written.")
         sys.exit(130)
     console.print(f"wrote {Path(out_dir) / 'oc.json'}, oc.csv and trials.parquet")
+    if with_report:
+        _write_sim_report(out_dir, force=False)
+
+
+def _write_sim_report(study_dir, *, force: bool) -> None:
+    from adaptive.report.simreport import build_sim_report
+
+    try:
+        paths = build_sim_report(study_dir, force=force)
+    except AdaptiveError as exc:
+        _fail(exc)
+    console.print(f"wrote {paths['html']} and {paths['pdf'].name}")
+
+
+@main.command(name="report-sim", short_help="Write the simulation report of a finished study.")
+@click.argument("study_dir", type=click.Path(file_okay=False))
+@click.option("--force", is_flag=True, help="Rebuild a report that is already there.")
+def report_sim(study_dir, force):
+    """Write report.html and report.pdf of an `adaptive simulate` study folder (nothing is rerun)."""
+    _write_sim_report(study_dir, force=force)
 
 
 def _simulate_sweep(config_path, scenario_paths, n_trials, out_dir, sweep_text, **options) -> None:

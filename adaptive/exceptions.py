@@ -130,6 +130,12 @@ class LedgerBusyError(AdaptiveError, RuntimeError):
     exit_code = 4
 
 
+class SimReportError(AdaptiveError, ValueError):
+    """A simulation report cannot be built: not a finished study folder, or a report already there."""
+
+    exit_code = 2
+
+
 class MemoError(AdaptiveError, ValueError):
     """A DSMB memo cannot be built.
 

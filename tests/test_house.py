@@ -22,7 +22,7 @@ from decision_rules.allocation import ALLOCATION_KINDS, AllocationKind
 
 def test_cli_docstring_names_every_command_and_exit_code():
     doc = cli.__doc__
-    assert set(re.findall(r"\w+", doc.splitlines()[0].split("``")[1])) - {"adaptive"} == set(
+    assert set(re.findall(r"[\w-]+", doc.splitlines()[0].split("``")[1])) - {"adaptive"} == set(
         cli.main.commands
     )
     codes = {
