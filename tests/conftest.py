@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import io
+import os
 import warnings
 from pathlib import Path
 
@@ -16,6 +17,9 @@ from adaptive.config import parse_config
 from adaptive.data import OPTIONAL_COLUMNS, REQUIRED_COLUMNS
 
 warnings.filterwarnings("ignore", category=FutureWarning)
+# pytest-xdist's workers set COLUMNS=80, which the CLI honours when not writing to a terminal:
+# the tests read the CLI's output at its default width for logs (180), as a plain run does
+os.environ.pop("COLUMNS", None)
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "configs" / "rr_aml.yaml"
