@@ -415,7 +415,10 @@ def companion_lines(block: dict | None) -> list[str]:
     lines = []
     for arm, e in block["arms"].items():
         parts = [f"{ep} {binary_text(c)}" for ep, c in e["binary"].items()]
-        parts += [f"{ep} KM median {km_text(c)} d" for ep, c in e["survival"].items()]
+        parts += [
+            f"{ep} KM median {km_text(c)} d" if c["events"] else f"{ep}: no event yet"
+            for ep, c in e["survival"].items()
+        ]
         lines.append(f"{arm}: " + "; ".join(parts))
     lines += [p["sentence"] for p in block["pairs"]]
     return lines
