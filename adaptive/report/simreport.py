@@ -19,7 +19,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import jinja2
 import numpy as np
 
 from adaptive.exceptions import SimReportError
@@ -306,18 +305,10 @@ def report_data(oc: dict, run: dict, folder: Path) -> dict:
 
 def render_html(oc: dict, run: dict, folder: Path) -> str:
     """The report's self-contained HTML."""
-    from adaptive.report.render import _css
+    from adaptive.report.render import _css, _env
 
-    env = jinja2.Environment(
-        loader=jinja2.PackageLoader("adaptive.report", "templates"),
-        autoescape=jinja2.select_autoescape(["html", "j2"]),
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
-    return env.get_template("simreport.html.j2").render(
-        d=report_data(oc, run, folder), sections=SECTIONS, css=_css()
-    )
+    page = _env().get_template("simreport.html.j2")
+    return page.render(d=report_data(oc, run, folder), sections=SECTIONS, css=_css())
 
 
 def report_paths(folder: str | Path) -> dict[str, Path]:
