@@ -103,3 +103,26 @@ def test_output_width_honours_columns_when_not_a_terminal(columns, width, monkey
     else:
         monkeypatch.setenv("COLUMNS", columns)
     assert cli._width() == width
+
+
+def test_the_public_api_is_lazy_and_resolves_to_the_engine_functions():
+    code = (
+        "import sys, adaptive\n"
+        "assert 'adaptive.interim' not in sys.modules and 'pymc' not in sys.modules\n"
+        "from adaptive import build_memo, load_config\n"
+        "assert 'pymc' not in sys.modules, 'the report must not load PyMC'\n"
+        "import adaptive.config, adaptive.report.render\n"
+        "assert load_config is adaptive.config.load_config and build_memo is adaptive.report.render.build_memo\n"
+        "print(sorted(adaptive.__all__))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert json.loads(out.replace("'", '"')) == [
+        "build_memo", "build_sim_report", "calibrate", "load_config", "load_patients", "run_interim",
+        "simulate_study",
+    ]  # fmt: skip
+    import adaptive
+
+    for name in adaptive.__all__:
+        assert callable(getattr(adaptive, name))
+    with pytest.raises(AttributeError):
+        adaptive.no_such_function  # noqa: B018
