@@ -70,7 +70,7 @@ from decision_rules import (
     SurvivalPosterior,
 )
 from decision_rules.rules import PREDICTIVE_KINDS, fmt_estimate
-from decision_rules.vocabulary import FUTILITY_KINDS, RuleKind, Stage, fmt_prob
+from decision_rules.vocabulary import FUTILITY_KINDS, PRIMARY_ENDPOINT, RuleKind, Stage, fmt_prob
 from models.binary import BinaryData, model_from_config
 from models.diagnostics import Limits
 from models.fitting import FitResult, fit_with_retries
@@ -848,9 +848,14 @@ def build_report(
 def write_posterior(path: Path, fits: dict[str, FitResult]) -> None:
     """All endpoints' InferenceData in one NetCDF file, one group per endpoint.
 
-    Read one back with ``az.InferenceData.from_netcdf(path, base_group="crc")``.
+    Read one back with ``az.InferenceData.from_netcdf(path, base_group="orr")``. The primary
+    endpoint (CRc) is also at the file's root, so the plain ``az.from_netcdf(path)`` gives it
+    (without a root group it would return an empty InferenceData).
     """
     first = True
+    if PRIMARY_ENDPOINT in fits:
+        fits[PRIMARY_ENDPOINT].idata.to_netcdf(str(path))
+        first = False
     for ep, fit in fits.items():
         fit.idata.to_netcdf(str(path), base_group=ep, overwrite_existing=first)
         first = False

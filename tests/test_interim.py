@@ -150,6 +150,11 @@ def test_posterior_netcdf_has_one_group_per_endpoint(look):
         assert idata.constant_data["n"].values.tolist() == [
             a["endpoints"][ep]["n_evaluable"] for a in rep["arms"] if a["status"] != "queued"
         ]
+    # the plain call (no base_group) gives the primary endpoint, not an empty InferenceData
+    root = az.from_netcdf(out / "posterior.nc")
+    crc = az.InferenceData.from_netcdf(out / "posterior.nc", base_group="crc")
+    assert set(root.groups()) >= {"posterior", "constant_data"}
+    assert np.array_equal(root.posterior["p"].values, crc.posterior["p"].values)
 
 
 @pytest.mark.slow
