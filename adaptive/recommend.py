@@ -455,7 +455,8 @@ def _arm_recommendation(
     if uncertain:
         sentence += (
             f" {', '.join(repr(r.rule) for r in uncertain)} lie(s) within Monte Carlo error of the "
-            "threshold: refit with more draws before relying on 'no rule fires'."
+            "threshold: this look's posterior draws do not settle whether it fires, so 'no rule "
+            "fires' is provisional."
         )
     return {
         **base,

@@ -365,6 +365,28 @@ def test_mc_uncertain_fired_rule_is_flagged(design):
     assert rec["action"] == "drop_futility" and rec["mc_uncertain"]
 
 
+def test_mc_uncertain_rule_that_does_not_fire_makes_continue_provisional(design):
+    derived = make_derived(design)
+    # P(CRc arm1 > 25%) just above 5% with sizeable Monte Carlo error: 21 of 400 draws
+    rng = np.random.default_rng(1)
+    vals = np.r_[np.full(21, 0.40), np.full(379, 0.20)]
+    arms = {a: np.full(400, v) for a, v in neutral(design).items()}
+    arms["arm1"] = rng.permutation(vals)
+    post = DrawsPosterior(
+        xr.DataArray(
+            np.stack(list(arms.values()), -1).reshape(4, 100, 7),
+            dims=("chain", "draw", "arm"),
+            coords={"arm": list(arms)},
+        )
+    )
+    rule = next(r for r in design.rules if r.id == "futility_crc")
+    results = rule.evaluate(post, {a: 30 for a in ARMS}, design.labels)
+    rec = by_arm(build_recommendations(design, derived, results))["arm1"]
+    assert rec["action"] == "continue"
+    # a fact for the DSMB, not an instruction it cannot act on
+    assert "'no rule fires' is provisional" in rec["sentence"] and "refit" not in rec["sentence"]
+
+
 def test_adjust_randomization_only_when_the_allocation_moves(design):
     derived = make_derived(design)
     rule = allocation_rules(design)[0]
