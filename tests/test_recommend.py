@@ -345,11 +345,11 @@ def test_closed_arms_get_nothing_and_suspended_arms_stay(design):
     assert recs["arm5"]["action"] == "continue" and "stays suspended" in recs["arm5"]["sentence"]
 
 
-def test_mc_uncertain_fired_rule_is_flagged(design):
+def _arm1_near_the_futility_threshold(design, n_high: int) -> dict:
+    """arm1's recommendation when ``n_high`` of 400 draws of its CRc lie above 25% (the rest below)."""
     derived = make_derived(design)
-    # P(CRc arm1 > 25%) just below 5% with sizeable Monte Carlo error: 19 of 400 draws
     rng = np.random.default_rng(1)
-    vals = np.r_[np.full(19, 0.40), np.full(381, 0.20)]
+    vals = np.r_[np.full(n_high, 0.40), np.full(400 - n_high, 0.20)]
     arms = {a: np.full(400, v) for a, v in neutral(design).items()}
     arms["arm1"] = rng.permutation(vals)
     post = DrawsPosterior(
@@ -361,27 +361,18 @@ def test_mc_uncertain_fired_rule_is_flagged(design):
     )
     rule = next(r for r in design.rules if r.id == "futility_crc")
     results = rule.evaluate(post, {a: 30 for a in ARMS}, design.labels)
-    rec = by_arm(build_recommendations(design, derived, results))["arm1"]
+    return by_arm(build_recommendations(design, derived, results))["arm1"]
+
+
+def test_mc_uncertain_fired_rule_is_flagged(design):
+    # P(CRc arm1 > 25%) just below 5% with sizeable Monte Carlo error: 19 of 400 draws
+    rec = _arm1_near_the_futility_threshold(design, 19)
     assert rec["action"] == "drop_futility" and rec["mc_uncertain"]
 
 
 def test_mc_uncertain_rule_that_does_not_fire_makes_continue_provisional(design):
-    derived = make_derived(design)
-    # P(CRc arm1 > 25%) just above 5% with sizeable Monte Carlo error: 21 of 400 draws
-    rng = np.random.default_rng(1)
-    vals = np.r_[np.full(21, 0.40), np.full(379, 0.20)]
-    arms = {a: np.full(400, v) for a, v in neutral(design).items()}
-    arms["arm1"] = rng.permutation(vals)
-    post = DrawsPosterior(
-        xr.DataArray(
-            np.stack(list(arms.values()), -1).reshape(4, 100, 7),
-            dims=("chain", "draw", "arm"),
-            coords={"arm": list(arms)},
-        )
-    )
-    rule = next(r for r in design.rules if r.id == "futility_crc")
-    results = rule.evaluate(post, {a: 30 for a in ARMS}, design.labels)
-    rec = by_arm(build_recommendations(design, derived, results))["arm1"]
+    # just above 5%: 21 of 400 draws
+    rec = _arm1_near_the_futility_threshold(design, 21)
     assert rec["action"] == "continue"
     # a fact for the DSMB, not an instruction it cannot act on
     assert "'no rule fires' is provisional" in rec["sentence"] and "refit" not in rec["sentence"]
