@@ -120,6 +120,7 @@ def validate(config_path: str, data_path: str | None, cutoff: date | None) -> No
     from adaptive.config import load_config
     from adaptive.data import load_patients
     from adaptive.exceptions import ConfigError
+    from decision_rules.rules import rule_arms
 
     try:
         design = load_config(config_path)
@@ -137,10 +138,7 @@ def validate(config_path: str, data_path: str | None, cutoff: date | None) -> No
             f"{'yes' if sv.censor_at_hsct else 'no'}"
         )
     for rule in design.rules:
-        arms = getattr(rule, "arms", None) or list(
-            getattr(rule, "references", None) or getattr(rule, "success_references", None) or ()
-        )
-        console.print(f"  - {rule}; on {', '.join(arms) or 'no arm'}", soft_wrap=True)
+        console.print(f"  - {rule}; on {', '.join(rule_arms(rule)) or 'no arm'}", soft_wrap=True)
     for arm in design.arms:
         if arm.is_descriptive:
             console.print(f"  - {arm.id} ({arm.label}) is descriptive: counts, estimates and safety only")

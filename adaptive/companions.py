@@ -291,6 +291,14 @@ def _randomized_ids(table: PatientTable, window: tuple[date, date]) -> set:
     return set(f.loc[keep, "subject_id"])
 
 
+def _pair_entry(design: Design, kind: str, endpoint: str, arms, window, block: dict, **extra) -> dict:
+    """One randomized pair's companion on one endpoint, with its sentence (``extra`` before the window)."""
+    entry = {"label": LABEL, "kind": kind, "endpoint": endpoint, "arms": list(arms)}
+    entry |= {"population": "concurrently_randomized", **extra, "window": window} | block
+    entry["sentence"] = _pair_sentence(entry, design)
+    return entry
+
+
 def _pair_sentence(entry: dict, design: Design) -> str:
     a, b = entry["arms"]
     na, nb = design.display_name(a), design.display_name(b)
@@ -361,16 +369,7 @@ def frequentist_companions(
             else:
                 n, y, _ = concurrent_counts(design, table, derived, ep, (a, b), window)
             block = pair_binary_companion(y[a], n[a], y[b], n[b], higher)
-            entry = {
-                "label": LABEL,
-                "kind": "binary",
-                "endpoint": ep,
-                "arms": [a, b],
-                "population": "concurrently_randomized",
-                "window": where,
-            } | block
-            entry["sentence"] = _pair_sentence(entry, design)
-            out_pairs.append(entry)
+            out_pairs.append(_pair_entry(design, "binary", ep, (a, b), where, block))
         if surv is None:
             continue
         ids = set() if window is None else _randomized_ids(table, window)
@@ -380,17 +379,17 @@ def frequentist_companions(
             block = pair_survival_companion(
                 f["time"].to_numpy(), f["event"].to_numpy(), (f["arm"] == a).to_numpy()
             )
-            entry = {
-                "label": LABEL,
-                "kind": "survival",
-                "endpoint": ep,
-                "arms": [a, b],
-                "population": "concurrently_randomized",
-                "randomized_comparison": ep not in RESPONDER_ENDPOINTS,
-                "window": where,
-            } | block
-            entry["sentence"] = _pair_sentence(entry, design)
-            out_pairs.append(entry)
+            out_pairs.append(
+                _pair_entry(
+                    design,
+                    "survival",
+                    ep,
+                    (a, b),
+                    where,
+                    block,
+                    randomized_comparison=ep not in RESPONDER_ENDPOINTS,
+                )  # fmt: skip
+            )
     return {
         "label": LABEL,
         "methods": {

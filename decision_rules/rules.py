@@ -40,11 +40,18 @@ __all__ = [
     "PREDICTIVE_KINDS",
     "RULE_KINDS",
     "fmt_estimate",
+    "rule_arms",
 ]
 
 Comparison = Literal[">", "<"]
 #: a probability, or an array of them (vectorized over trials)
 F = TypeVar("F", float, np.ndarray)
+
+
+def rule_arms(rule: object) -> tuple[str, ...]:
+    """The arms a rule decides: its compared ``arms``, else the arms of its (success) references."""
+    arms = getattr(rule, "arms", None) or getattr(rule, "references", None)
+    return tuple(arms or getattr(rule, "success_references", None) or ())
 
 
 def fmt_estimate(est: Estimate) -> tuple[str, str]:

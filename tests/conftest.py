@@ -130,3 +130,16 @@ def write_csv(tmp_path: Path, df: pd.DataFrame, name: str = "data.csv") -> Path:
 @pytest.fixture(scope="session")
 def design():
     return parse_config(CONFIG.read_text(), "rr_aml.yaml")
+
+
+@pytest.fixture(scope="module")
+def fast_config(tmp_path_factory):
+    """The bundled config with binary endpoints only and a small sampler (ledger and lock tests).
+
+    Survival endpoints need MCMC; tests/test_interim.py checks the ledger and history of a look
+    with survival endpoints.
+    """
+    doc = small_sampler(without_survival(config_dict()), draws=250, tune=200)
+    for ep in doc["endpoints"].values():
+        ep["model"] = {"kind": "independent"}
+    return write_config(tmp_path_factory.mktemp("cfg"), doc)

@@ -41,16 +41,6 @@ def run(*args):
     return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
 
 
-@pytest.fixture(scope="module")
-def fast_config(tmp_path_factory):
-    # binary endpoints only (survival endpoints need MCMC); tests/test_interim.py checks the ledger
-    # and history of a look with survival endpoints
-    doc = small_sampler(without_survival(config_dict()), draws=250, tune=200)
-    for ep in doc["endpoints"].values():
-        ep["model"] = {"kind": "independent"}
-    return write_config(tmp_path_factory.mktemp("cfg"), doc)
-
-
 def interim(cfg, data, cutoff, out, *extra):
     return run("interim", "--config", cfg, "--data", data, "--cutoff", cutoff, "--out", out, *extra)
 

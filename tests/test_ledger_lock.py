@@ -22,7 +22,7 @@ from adaptive.cli import main
 from adaptive.exceptions import LedgerBusyError
 from adaptive.ledger import Ledger, LockHolder, history, holder_path, lock_path, read_looks
 from adaptive.output import atomic_dir
-from tests.conftest import EXAMPLE, ROOT, config_dict, small_sampler, without_survival, write_config
+from tests.conftest import EXAMPLE, ROOT
 
 CUTOFF = "2026-10-31"
 POSIX = pytest.mark.skipif(sys.platform == "win32", reason="POSIX permission bits")
@@ -34,14 +34,6 @@ def run(*args):
 
 def interim(cfg, cutoff, out, *extra):
     return run("interim", "--config", cfg, "--data", EXAMPLE, "--cutoff", cutoff, "--out", out, *extra)
-
-
-@pytest.fixture(scope="module")
-def fast_config(tmp_path_factory):
-    doc = small_sampler(without_survival(config_dict()), draws=250, tune=200)
-    for ep in doc["endpoints"].values():
-        ep["model"] = {"kind": "independent"}
-    return write_config(tmp_path_factory.mktemp("cfg"), doc)
 
 
 def rows(ledger: Path) -> list[tuple]:

@@ -77,7 +77,7 @@ from adaptive.simulate.engine import (
     ChunkResult,
     SimSpec,
 )
-from decision_rules.rules import Harm, Superiority
+from decision_rules.rules import Harm, Superiority, rule_arms
 from decision_rules.survival import HazardRatioSuperiority
 from decision_rules.vocabulary import PRIMARY_ENDPOINT, Action
 
@@ -149,7 +149,7 @@ def _graduating_arms(spec: SimSpec) -> set[str]:
     out: set[str] = set()
     for r in spec.rules:
         if getattr(r, "action", None) == Action.GRADUATE:
-            out |= set(getattr(r, "references", None) or getattr(r, "success_references", None) or {})
+            out |= set(rule_arms(r))
     return out
 
 
