@@ -2,7 +2,9 @@
 
 ADSL gives one row per subject (standard variables by default: ``USUBJID``, ``SITEID``, ``ARMCD``
 or else ``TRT01A``, ``RANDFL``, ``RANDDT``, ``TRTSDT``, ``DTHDT``, ``LSTALVDT``; the trial-specific
-flags and ``hsct_on`` under the names given in the config's ``data.columns``). ADRS gives, per
+flags and ``hsct_on`` under the names given in the config's ``data.columns``; the optional baseline
+characteristics from ``AGE``, ``SEX``, ``ECOGBL``, ``DISSTAT``, ``PRHSCTFL``, ``ELN2022`` unless
+``data.columns`` names others, blank when ADSL lacks them). ADRS gives, per
 subject, one record of each parameter (``data.adrs``): best response (``AVALC`` CR/CRi/PR/NR/NE,
 ``ADT`` its date), relapse (``ADT`` the relapse date) and MRD (``AVALC`` a flag: true = MRD
 negative). Each dataset may be ``.xpt`` (SAS transport v5 or v8), ``.csv`` or ``.parquet``.
@@ -18,7 +20,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from adaptive.columns import ENGINE_COLUMNS
+from adaptive.columns import BASELINE_COLUMNS, ENGINE_COLUMNS
 from adaptive.config import DataCfg, Design
 from adaptive.exceptions import DataError, Problem
 
@@ -32,11 +34,19 @@ ADSL_DEFAULTS = {
     "treatment_start_on": "TRTSDT",
     "death_on": "DTHDT",
     "last_contact_on": "LSTALVDT",
+    # baseline characteristics (optional): ADSL's standard AGE and SEX; the others have no CDISC
+    # standard name, so these defaults (8 characters at most, SAS v5) are overridden in data.columns
+    "age": "AGE",
+    "sex": "SEX",
+    "ecog": "ECOGBL",
+    "disease_status": "DISSTAT",
+    "prior_hsct": "PRHSCTFL",
+    "eln2022_risk": "ELN2022",
 }
 #: the engine columns that come from ADRS, not ADSL
 ADRS_COLUMNS = ("best_response", "response_on", "relapse_on", "mrd_negative")
 #: engine columns ADSL may lack (blank for every subject)
-OPTIONAL_ADSL = ("new_drug_eligible", "karyotype_risk", "treatment_start_on")
+OPTIONAL_ADSL = ("new_drug_eligible", "karyotype_risk", "treatment_start_on", *BASELINE_COLUMNS)
 SUFFIXES = (".xpt", ".csv", ".parquet", ".pq")
 
 

@@ -29,8 +29,22 @@ OPTIONAL_COLUMNS = ("new_drug_eligible", "karyotype_risk")
 #: optional date column: when the export has it, 30/60-day mortality runs from treatment start in
 #: treated patients (blank: not treated as of the export); without it, from enrolment
 TREATMENT_START_COLUMN = "treatment_start_on"
+#: optional baseline characteristics, shown in the memo's baseline table (never used by a rule);
+#: unlike the optional columns above, one the export lacks is absent from the validated table, so
+#: the memo can leave its rows out rather than show them blank
+BASELINE_COLUMNS = ("age", "sex", "ecog", "disease_status", "prior_hsct", "eln2022_risk")
+#: age in years at enrolment: a number in this closed range (an adult R/R AML trial)
+AGE_RANGE = (18, 110)
+#: CDISC SEX codes read (any case): male, female, unknown (UNDIFFERENTIATED is not expected in AML)
+SEX_CODES = ("M", "F", "U")
+#: ECOG performance status at baseline: an integer grade
+ECOG_GRADES = (0, 1, 2, 3, 4)
+#: relapsed or primary refractory disease at enrolment
+DISEASE_STATUSES = ("relapsed", "refractory")
+#: ELN 2022 genetic risk categories
+ELN2022_RISKS = ("favorable", "intermediate", "adverse")
 #: every column the engine reads (``data.columns`` may map any of them)
-ENGINE_COLUMNS = (*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS, TREATMENT_START_COLUMN)
+ENGINE_COLUMNS = (*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS, TREATMENT_START_COLUMN, *BASELINE_COLUMNS)
 BOOL_COLUMNS = (
     "randomized",
     "idh1",
@@ -41,6 +55,8 @@ BOOL_COLUMNS = (
     "mrd_negative",
     "new_drug_eligible",
 )
+#: every column read as a flag (``data.values`` may respell any): the engine's and the baseline's
+FLAG_COLUMNS = (*BOOL_COLUMNS, "prior_hsct")
 DATE_COLUMNS = ("enrolled_on", "response_on", "relapse_on", "death_on", "last_contact_on", "hsct_on")
 
 #: the strings read as true / false when the config's ``data.values`` says nothing (any case):

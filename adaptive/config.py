@@ -29,7 +29,7 @@ from pydantic import (
     model_validator,
 )
 
-from adaptive.columns import BOOL_COLUMNS, DEFAULT_FALSE_VALUES, DEFAULT_TRUE_VALUES, ENGINE_COLUMNS
+from adaptive.columns import DEFAULT_FALSE_VALUES, DEFAULT_TRUE_VALUES, ENGINE_COLUMNS, FLAG_COLUMNS
 from adaptive.endpoints import BINARY_ENDPOINTS, SURVIVAL_ENDPOINTS
 from adaptive.exceptions import ConfigError, Problem
 from adaptive.schema_errors import did_you_mean as _did_you_mean
@@ -1307,12 +1307,12 @@ def _check_data(cfg: ConfigFile, source: str) -> list[Problem]:
             taken[key] = col
     for col in cfg.data.values.columns:
         where = f"{source}: data.values.columns.{col}"
-        if col not in BOOL_COLUMNS:
+        if col not in FLAG_COLUMNS:
             problems.append(
                 Problem(
                     where,
-                    f"{col!r} is not a boolean column (boolean columns: {', '.join(BOOL_COLUMNS)})."
-                    f"{_did_you_mean(col, BOOL_COLUMNS)}",
+                    f"{col!r} is not a boolean column (boolean columns: {', '.join(FLAG_COLUMNS)})."
+                    f"{_did_you_mean(col, FLAG_COLUMNS)}",
                 )
             )
             continue

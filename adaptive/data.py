@@ -8,7 +8,9 @@ Rejected (:class:`~adaptive.exceptions.DataError`): missing required columns, bl
 ``subject_id``, unknown arms, unparseable dates or booleans, responses outside CR/CRi/PR/NR/NE, a
 missing ``response_on`` for CR/CRi/PR, events dated before enrolment (response, death, relapse,
 transplant, last contact), a response after death, a relapse without a prior CR/CRi or before the
-response, unknown ``karyotype_risk`` values.
+response, unknown ``karyotype_risk`` values; in the optional baseline columns (``age``, ``sex``,
+``ecog``, ``disease_status``, ``prior_hsct``, ``eln2022_risk``: :func:`parse_baseline`), values
+outside their codes or ranges.
 
 Warned (kept, reported): a patient whose arm contradicts the configured routing rules, a
 ``randomized`` flag that disagrees with the cohort, a last contact after death, MRD negativity
@@ -29,12 +31,19 @@ from pathlib import Path
 import pandas as pd
 
 from adaptive.columns import (
+    AGE_RANGE,
+    BASELINE_COLUMNS,
     BOOL_COLUMNS,
     CDISC_NAMES,
     DATE_COLUMNS,
+    DISEASE_STATUSES,
+    ECOG_GRADES,
+    ELN2022_RISKS,
     ENGINE_COLUMNS,
+    FLAG_COLUMNS,
     OPTIONAL_COLUMNS,
     REQUIRED_COLUMNS,
+    SEX_CODES,
     TREATMENT_START_COLUMN,
 )
 from adaptive.config import DataCfg, Design
@@ -267,7 +276,7 @@ def _check_dtypes(df: pd.DataFrame, name: str, roles: dict[str, str], *, sas: bo
                         "YYYY-MM-DD text). SAS dates need a date format (e.g. DATE9. or YYMMDD10.).",
                     )
                 )
-        elif role in BOOL_COLUMNS:
+        elif role in FLAG_COLUMNS:
             numeric = pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype)
             if numeric and not sas and not values.isna().all():
                 problems.append(
@@ -461,6 +470,55 @@ def _parse_date(s: str) -> date:
     return date.fromisoformat(m[1])
 
 
+def parse_baseline(col: str, s: str, flag: tuple[frozenset[str], frozenset[str]] | None = None):
+    """The typed value of one baseline cell (``None`` for blank), or ``ValueError`` saying the rule.
+
+    ``age``: a number of years in :data:`~adaptive.columns.AGE_RANGE` (a float); ``sex``: a CDISC
+    code M/F/U (any case; upper-cased); ``ecog``: an integer grade 0-4; ``disease_status``:
+    relapsed/refractory and ``eln2022_risk``: favorable/intermediate/adverse (any case;
+    lower-cased); ``prior_hsct``: a flag, spelled as ``flag`` (true and false spellings) says.
+    """
+    if not s:
+        return None
+    if col == "age":
+        try:
+            age = float(s)
+        except ValueError:
+            raise ValueError(f"age {excerpt(s)} is not a number; expected years, e.g. 63.") from None
+        lo, hi = AGE_RANGE
+        if not lo <= age <= hi:  # also refuses nan
+            raise ValueError(f"age {excerpt(s)} is outside {lo}-{hi} years; a mistyped age?")
+        return age
+    if col == "ecog":
+        try:
+            grade = float(s)
+        except ValueError:
+            grade = float("nan")
+        if not (grade.is_integer() and int(grade) in ECOG_GRADES):
+            raise ValueError(
+                f"ECOG {excerpt(s)} is not a performance status; use an integer "
+                f"{ECOG_GRADES[0]}-{ECOG_GRADES[-1]} or blank."
+            )
+        return int(grade)
+    if col == "prior_hsct":
+        true, false = flag if flag is not None else (frozenset(), frozenset())
+        try:
+            return _parse_bool(s, true, false)
+        except ValueError:
+            raise ValueError(
+                f"{excerpt(s)} is not a boolean; use {', '.join(sorted(true))} (true), "
+                f"{', '.join(sorted(false))} (false), any case, or blank."
+            ) from None
+    allowed = {"sex": SEX_CODES, "disease_status": DISEASE_STATUSES, "eln2022_risk": ELN2022_RISKS}[col]
+    value = s.upper() if col == "sex" else s.lower()
+    if value not in allowed:
+        raise ValueError(
+            f"{excerpt(s)} is not one of {', '.join(allowed)} (any case) or blank."
+            f"{_did_you_mean(value, allowed)}"
+        )
+    return value
+
+
 def load_patients(path: str | Path, design: Design) -> PatientTable:
     """Load and validate a patient export (or a folder of ADaM datasets) against a design.
 
@@ -525,6 +583,7 @@ def validate_frame(
     for c in OPTIONAL_COLUMNS:
         if c not in df.columns:
             df[c] = ""
+    baseline = tuple(c for c in BASELINE_COLUMNS if c in df.columns)  # absent columns stay absent
     offset = 2 if row_word == "line" else 1
     if lines is None or len(lines) != len(df):
         lines = [i + offset for i in range(len(df))]
@@ -537,13 +596,13 @@ def validate_frame(
     def where(i: int, col: str) -> str:
         return f"{source} {labels[i]}, column {_shown(export_name.get(col, col), col)}"
 
-    flags = {c: data.flag_values(c) for c in BOOL_COLUMNS}
+    flags = {c: data.flag_values(c) for c in FLAG_COLUMNS}
     flag_words = {
         c: f"{', '.join(sorted(t))} (true), {', '.join(sorted(f))} (false)" for c, (t, f) in flags.items()
     }
 
     extra_dates = (TREATMENT_START_COLUMN,) if TREATMENT_START_COLUMN in df.columns else ()
-    typed: dict[str, list] = {c: [] for c in (*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS, *extra_dates)}
+    typed: dict[str, list] = {c: [] for c in (*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS, *extra_dates, *baseline)}
     arm_ids = design.arm_ids
     seen: dict[str, int] = {}
     for i, row in enumerate(df[list(typed)].itertuples(index=False, name=None)):
@@ -650,6 +709,12 @@ def validate_frame(
             )
             kr = ""
         out["karyotype_risk"] = kr or None
+        for col in baseline:
+            try:
+                out[col] = parse_baseline(col, rec[col], flags.get(col))
+            except ValueError as exc:
+                problems.append(Problem(where(i, col), str(exc)))
+                out[col] = None
         _check_dates(out, i, where, problems, warnings)
         for c in typed:
             typed[c].append(out[c])

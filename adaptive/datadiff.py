@@ -28,6 +28,7 @@ from collections.abc import Mapping
 from datetime import date, timedelta
 
 from adaptive.data import (
+    BASELINE_COLUMNS,
     DATE_COLUMNS,
     OPTIONAL_COLUMNS,
     REQUIRED_COLUMNS,
@@ -47,7 +48,7 @@ def _json_value(v):
         return None
     if isinstance(v, date):
         return v.isoformat()
-    if isinstance(v, bool):
+    if isinstance(v, bool | int | float) and v == v:  # a flag, an ECOG grade, an age (not nan)
         return v
     try:
         import pandas as pd
@@ -63,6 +64,7 @@ def snapshot(table: PatientTable) -> dict[str, dict]:
     """Canonical per-patient records of a validated export: ``{subject_id: {column: value}}``."""
     out = {}
     cols = COLUMNS + ((TREATMENT_START_COLUMN,) if TREATMENT_START_COLUMN in table.frame.columns else ())
+    cols += tuple(c for c in BASELINE_COLUMNS if c in table.frame.columns)
     for rec in table.frame.to_dict("records"):
         out[str(rec["subject_id"])] = {c: _json_value(rec.get(c)) for c in cols}
     return dict(sorted(out.items()))

@@ -34,6 +34,7 @@ from scipy import stats
 from adaptive.companions import AT_RISK_DAYS, LABEL, binary_text, km_text, numbers_at_risk
 from adaptive.config import Design, parse_config
 from adaptive.data import (
+    BASELINE_COLUMNS,
     DATE_COLUMNS,
     OPTIONAL_COLUMNS,
     REQUIRED_COLUMNS,
@@ -180,10 +181,12 @@ def table_from_snapshot(snapshot: Mapping[str, Mapping], data_file: str | None) 
         row["row_label"] = f"subject {sid}"
         rows.append(row)
     has_start = any(TREATMENT_START_COLUMN in r for r in rows)
+    baseline = [c for c in BASELINE_COLUMNS if any(c in r for r in rows)]
     cols = [
         *REQUIRED_COLUMNS,
         *OPTIONAL_COLUMNS,
         *([TREATMENT_START_COLUMN] if has_start else []),
+        *baseline,
         "row_label",
     ]
     frame = pd.DataFrame(rows, columns=cols).astype(object)
