@@ -9,6 +9,10 @@ scenario's); deaths from a piecewise-constant hazard that reproduces the scenari
 60-day mortality and median OS; relapse after CR/CRi; transplant for some responders; dropout.
 The export is taken ``export_lag_days`` after the last enrolment and shows only what had
 happened by then (later responses blank, later deaths unknown).
+
+Baseline characteristics (:func:`baseline`: age, sex, ECOG, relapsed vs refractory, prior HSCT,
+ELN 2022 risk) are drawn last, from a child of the seed's random stream: adding them changed no
+other column of an export made with the same seed.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from adaptive.config import Design, RoutingStep
-from adaptive.data import OPTIONAL_COLUMNS, REQUIRED_COLUMNS
+from adaptive.data import BASELINE_COLUMNS, OPTIONAL_COLUMNS, REQUIRED_COLUMNS
 from adaptive.routing import route
 from adaptive.scenario import ArmTruth, Scenario
 
@@ -122,6 +126,9 @@ def synthesize(design: Design, scenario: Scenario, n: int, seed: int) -> pd.Data
     last_day = patients[-1][0] if patients else 0
     export = scenario.start_date + timedelta(days=last_day + scenario.export_lag_days)
     rows = []
+    # baseline draws from a child stream (spawn key (0,)) of the seed: the outcome stream above and
+    # below is the one it always was, so every other column keeps its values for a given seed
+    child = np.random.default_rng(np.random.SeedSequence(seed).spawn(1)[0])
     for i, (day0, arm, pt, randomized, site) in enumerate(patients):
         enrolled = scenario.start_date + timedelta(days=day0)
         outcome = _outcomes(scenario.arms[arm], scenario, enrolled, export, rng)
@@ -134,10 +141,53 @@ def synthesize(design: Design, scenario: Scenario, n: int, seed: int) -> pd.Data
                 "randomized": _b(randomized),
                 **{k: _b(v) if isinstance(v, bool) else v for k, v in pt.items()},
                 **outcome,
+                **baseline(pt, child),
             }
         )
-    cols = list(REQUIRED_COLUMNS) + list(OPTIONAL_COLUMNS)
+    cols = list(REQUIRED_COLUMNS) + list(OPTIONAL_COLUMNS) + list(BASELINE_COLUMNS)
     return pd.DataFrame(rows, columns=cols)
+
+
+#: ECOG 0-4 probabilities of patients fit for intensive treatment and of unfit patients
+ECOG_P = {True: (0.40, 0.45, 0.15, 0.0, 0.0), False: (0.15, 0.45, 0.32, 0.08, 0.0)}
+#: ELN 2022 risk given an intermediate karyotype (NPM1 or CEBPA bZIP favorable; TP53, ASXL1,
+#: RUNX1 ... adverse); a favorable or adverse karyotype keeps its category, FLT3-ITD is intermediate
+ELN_GIVEN_INTERMEDIATE = {"favorable": 0.20, "intermediate": 0.50, "adverse": 0.30}
+
+
+def baseline(pt: dict, rng: np.random.Generator) -> dict[str, str]:
+    """Plausible R/R AML baseline characteristics of one patient (strings, as a CSV holds them).
+
+    Age by fitness (fit for intensive treatment: about 56 +- 10 years; unfit: about 73 +- 6), so
+    the fit cohorts are younger and the unfit (venetoclax + azacitidine) cohort older; 55% male;
+    ECOG 0-2 mostly, 3 in some unfit patients (:data:`ECOG_P`); 65% relapsed, 35% refractory;
+    prior allogeneic HSCT in a quarter of relapsed fit patients, fewer unfit, none refractory;
+    ELN 2022 risk from the karyotype and FLT3-ITD (:data:`ELN_GIVEN_INTERMEDIATE`).
+    """
+    fit = bool(pt["intensive_eligible"])
+    age = rng.normal(56.0, 10.0) if fit else rng.normal(73.0, 6.0)
+    age = float(np.clip(np.round(age), 18 if fit else 60, 80 if fit else 90))
+    sex = "M" if rng.random() < 0.55 else "F"
+    ecog = int(rng.choice(5, p=ECOG_P[fit]))
+    relapsed = bool(rng.random() < 0.65)
+    prior_hsct = relapsed and bool(rng.random() < (0.25 if fit else 0.08))
+    u = rng.random()  # drawn for every patient, used for an intermediate karyotype
+    karyotype = pt["karyotype_risk"]
+    if karyotype in ("favorable", "adverse"):
+        eln = karyotype
+    elif pt["flt3_itd"]:
+        eln = "intermediate"
+    else:
+        cum = np.cumsum(list(ELN_GIVEN_INTERMEDIATE.values()))
+        eln = next(k for k, c in zip(ELN_GIVEN_INTERMEDIATE, cum, strict=True) if u < c)
+    return {
+        "age": f"{age:.0f}",
+        "sex": sex,
+        "ecog": str(ecog),
+        "disease_status": "relapsed" if relapsed else "refractory",
+        "prior_hsct": _b(prior_hsct),
+        "eln2022_risk": eln,
+    }
 
 
 def _outcomes(truth: ArmTruth, sc: Scenario, enrolled: date, export: date, rng) -> dict:

@@ -34,6 +34,16 @@ STANDARD = {
     "last_contact_on": "LSTALVDT",
 }
 
+#: baseline characteristics under the ADSL names the engine reads by default (AGE, SEX standard)
+BASELINE = {
+    "age": "AGE",
+    "sex": "SEX",
+    "ecog": "ECOGBL",
+    "disease_status": "DISSTAT",
+    "prior_hsct": "PRHSCTFL",
+    "eln2022_risk": "ELN2022",
+}
+
 
 def sas_days(s: str) -> float:
     return float((date.fromisoformat(s) - date(1960, 1, 1)).days) if s else float("nan")
@@ -41,7 +51,16 @@ def sas_days(s: str) -> float:
 
 def adam_of(flat: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     """ADSL and ADRS of the flat export: SAS numeric dates, Y/N flags, one ADRS record per parameter."""
-    adsl = flat[list(STANDARD) + list(TRIAL_VARS)].rename(columns={**STANDARD, **TRIAL_VARS})
+    base = [c for c in BASELINE if c in flat.columns]
+    adsl = flat[list(STANDARD) + list(TRIAL_VARS) + base].rename(
+        columns={**STANDARD, **TRIAL_VARS, **BASELINE}
+    )
+    if base:  # SAS numbers for AGE and ECOGBL, CDISC-style upper-case codes, a Y/N flag
+        adsl["AGE"] = adsl["AGE"].map(lambda s: float(s) if s else float("nan"))
+        adsl["ECOGBL"] = adsl["ECOGBL"].map(lambda s: float(s) if s else float("nan"))
+        adsl["DISSTAT"] = adsl["DISSTAT"].str.upper()
+        adsl["ELN2022"] = adsl["ELN2022"].str.upper()
+        adsl["PRHSCTFL"] = adsl["PRHSCTFL"].map({"true": "Y", "false": "N", "": ""})
     for c in ("RANDDT", "DTHDT", "LSTALVDT", "HSCTDT"):
         adsl[c] = adsl[c].map(sas_days)
     for c in ("RANDFL", "IDH1FL", "FLT3ITD", "FLT3TKD", "INTELFL", "PRIORVEN", "NEWDRGFL"):

@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from adaptive.cli import main
-from adaptive.columns import CDISC_NAMES
+from adaptive.columns import CDISC_NAMES, FLAG_COLUMNS
 from adaptive.config import load_config, parse_config
 from adaptive.data import BOOL_COLUMNS, DATE_COLUMNS, load_patients, validate_frame
 from adaptive.exceptions import ConfigError, DataError
@@ -42,6 +42,12 @@ EXPORT_NAMES = {
     "hsct_on": "HSCTDT",
     "new_drug_eligible": "NEWDRGFL",
     "karyotype_risk": "KARYRISK",
+    "age": "AGE",
+    "sex": "SEX",
+    "ecog": "ECOGBL",
+    "disease_status": "DISSTAT",
+    "prior_hsct": "PRHSCTFL",
+    "eln2022_risk": "ELN2022",
 }
 
 
@@ -81,7 +87,7 @@ def export_df():
 
 def to_yn(df: pd.DataFrame) -> pd.DataFrame:
     out = df.copy()
-    for c in BOOL_COLUMNS:
+    for c in FLAG_COLUMNS:
         if c in out:
             out[c] = out[c].map({"true": "Y", "false": "N", "": ""})
     return out
@@ -128,7 +134,7 @@ def test_value_maps_per_column_and_global(tmp_path, design, export_df):
     )
     cfg = load_config(config_with(tmp_path, data_section(values=values)))
     df = export_df.copy()
-    for c in BOOL_COLUMNS:
+    for c in FLAG_COLUMNS:
         df[c] = df[c].map({"true": "j", "false": "N", "": ""})
     df["idh1"] = export_df["idh1"].map({"true": "Mutated", "false": "wild-type", "": ""})
     got = load_patients(write_csv(tmp_path, df), cfg).frame
