@@ -31,6 +31,7 @@ import pandas as pd
 import yaml
 from scipy import stats
 
+from adaptive.columns import DISEASE_STATUSES, ECOG_GRADES, ELN2022_RISKS, SEX_CODES
 from adaptive.companions import AT_RISK_DAYS, LABEL, binary_text, km_text, numbers_at_risk
 from adaptive.config import Design, parse_config
 from adaptive.data import (
@@ -47,7 +48,7 @@ from adaptive.endpoints import BINARY_ENDPOINTS, SURVIVAL_ENDPOINTS
 from adaptive.exceptions import AdaptiveError, LedgerError, MemoError
 from adaptive.ledger import LookRecord, look_summary, read_looks, relative_path
 from adaptive.survival_data import kaplan_meier_fit
-from decision_rules.vocabulary import PRECEDENCE, Action, Stage
+from decision_rules.vocabulary import PRECEDENCE, PRIMARY_ENDPOINT, Action, Stage
 from decision_rules.vocabulary import fmt_prob as vocab_fmt_prob
 
 SCHEMA = "rr-aml-adaptive/interim/v1"
@@ -471,6 +472,187 @@ def enrolment(look: Look) -> dict:
         "totals": [int(counts[a].sum()) for a in arms],
     }
     return out
+
+
+# ============================================================================= baseline and disposition
+#: categorical baseline characteristics in table order: column -> (heading, ((value, label), ...));
+#: the values are the loader's codes (:mod:`adaptive.columns`)
+BASELINE_CATEGORIES: dict[str, tuple[str, tuple[tuple[object, str], ...]]] = {
+    "sex": ("Sex", tuple(zip(SEX_CODES, ("Male", "Female", "Unknown"), strict=True))),
+    "ecog": ("ECOG performance status", tuple((g, f"ECOG {g}") for g in ECOG_GRADES)),
+    "disease_status": (
+        "Disease status at enrolment",
+        tuple(zip(DISEASE_STATUSES, ("Relapsed", "Primary refractory"), strict=True)),
+    ),
+    "prior_hsct": ("Prior allogeneic HSCT", ((True, "Yes"), (False, "No"))),
+    "eln2022_risk": (
+        "ELN 2022 genetic risk",
+        tuple(zip(ELN2022_RISKS, ("Favorable", "Intermediate", "Adverse"), strict=True)),
+    ),
+}
+
+
+def count_pct(k: int, n: int) -> str:
+    """``k`` and its share of ``n`` as a memo cell: ``'12 (55%)'``; ``'0'`` for ``n = 0``."""
+    return f"{k} ({fmt_pct(k / n, 0)})" if n else str(k)
+
+
+def _years(x: float) -> str:
+    return f"{x:.0f}" if float(x).is_integer() else f"{x:.1f}"
+
+
+def baseline_rows(f: pd.DataFrame, masks: list[np.ndarray]) -> list[dict]:
+    """Rows of the baseline table: one cell per column of patients (``masks`` over ``f``'s rows).
+
+    ``f`` holds the patients enrolled by the cutoff; a characteristic whose column the export
+    lacks has no rows. Shares are of the column's patients (not recorded ones included); a
+    category nobody in ``f`` has is left out (decided on all of ``f``, never per column, so that
+    the pooled table of the open report says nothing about any arm).
+    """
+    ns = [int(m.sum()) for m in masks]
+    rows: list[dict] = [
+        {"label": "Patients enrolled by the cutoff", "heading": False, "cells": list(map(str, ns))}
+    ]
+    if "age" in f.columns:
+        ages = np.array([np.nan if v is None else float(v) for v in f["age"]], dtype=float)
+        cells = []
+        for m in masks:
+            a = ages[m & ~np.isnan(ages)]
+            cells.append(
+                f"{_years(float(np.median(a)))} ({_years(a.min())}-{_years(a.max())})" if len(a) else "-"
+            )
+        rows.append({"label": "Age, years: median (range)", "heading": False, "cells": cells})
+        if np.isnan(ages).any():
+            rows.append(
+                {
+                    "label": "Age not recorded",
+                    "heading": False,
+                    "sub": True,
+                    "cells": [
+                        count_pct(int((m & np.isnan(ages)).sum()), n) for m, n in zip(masks, ns, strict=True)
+                    ],
+                }
+            )
+    for col, (title, cats) in BASELINE_CATEGORIES.items():
+        if col not in f.columns:
+            continue
+        values = list(f[col])
+        rows.append({"label": title, "heading": True, "cells": [""] * len(masks)})
+        for value, label in (*cats, (None, "Not recorded")):
+            hit = np.array([v == value if value is not None else v is None for v in values], dtype=bool)
+            if not hit.any():
+                continue
+            rows.append(
+                {
+                    "label": label,
+                    "heading": False,
+                    "sub": True,
+                    "cells": [count_pct(int((m & hit).sum()), n) for m, n in zip(masks, ns, strict=True)],
+                }
+            )
+    for r in rows:
+        r.setdefault("sub", False)
+    return rows
+
+
+def disposition_rows(
+    look: Look, f: pd.DataFrame, masks: list[np.ndarray], arms: list[list[str]]
+) -> list[dict]:
+    """Rows of the disposition (CONSORT-style) table as of the cutoff, one cell per column of patients.
+
+    ``arms`` names the arms of each column, for the counts the look itself made (evaluable and
+    pending for the primary endpoint, not evaluable for 60-day mortality: the engine's
+    :func:`adaptive.derive.derive` definitions, read from ``recommendations.json``); the other
+    rows count dates on or before the cutoff in ``f`` (the patients enrolled by the cutoff).
+    """
+    cutoff = look.cutoff
+    ns = [int(m.sum()) for m in masks]
+
+    def by_date(col: str) -> np.ndarray:
+        return np.array([d is not None and d <= cutoff for d in f[col]], dtype=bool)
+
+    def row(
+        label: str, hit: np.ndarray | None = None, counts: list[int] | None = None, note: str = ""
+    ) -> dict:
+        if counts is None:
+            counts = [int((m & hit).sum()) for m in masks]
+        cells = [count_pct(k, n) for k, n in zip(counts, ns, strict=True)]
+        return {"label": label, "note": note, "cells": cells}
+
+    def from_look(endpoint: str, key: str) -> list[int]:
+        blocks = {a["arm"]: (a["endpoints"].get(endpoint) or {}) for a in look.arms}
+        return [sum(int(blocks.get(a, {}).get(key) or 0) for a in group) for group in arms]
+
+    rows = [
+        {"label": "Enrolled by the cutoff", "note": "", "cells": list(map(str, ns))},
+        row("Randomized", np.array([v is True for v in f["randomized"]], dtype=bool)),
+    ]
+    if TREATMENT_START_COLUMN in f.columns:
+        rows.append(
+            row("Treated", by_date(TREATMENT_START_COLUMN), note="treatment_start_on on or before the cutoff")
+        )
+    label = BINARY_ENDPOINTS[PRIMARY_ENDPOINT].label
+    rows += [
+        row(
+            f"Evaluable for {label} (primary endpoint)",
+            counts=from_look(PRIMARY_ENDPOINT, "n_evaluable"),
+            note="past the arm's response landmark, as counted by the look",
+        ),
+        row(
+            f"{label} pending",
+            counts=from_look(PRIMARY_ENDPOINT, "n_pending"),
+            note="landmark not reached, or no assessment recorded (overdue)",
+        ),
+        row("Died", by_date("death_on"), note="death on or before the cutoff, any cause"),
+        row("Allogeneic HSCT", by_date("hsct_on"), note="transplant on or before the cutoff"),
+    ]
+    if any("mortality_60d" in a["endpoints"] for a in look.arms):
+        rows.append(
+            row(
+                "Lost to follow-up by day 60",
+                counts=from_look("mortality_60d", "n_not_evaluable"),
+                note="alive not known on day 60 though it has passed: not evaluable for 60-day mortality",
+            )
+        )
+    return rows
+
+
+def baseline_section(look: Look, *, pooled: bool) -> dict:
+    """The baseline and disposition tables: by arm and in total (closed), or pooled only (open).
+
+    With ``pooled`` the patients' arms are dropped before anything is counted, and the look's
+    per-arm counts are summed over all arms.
+    """
+    f = _enrolled_frame(look)
+    if f is None:
+        return {
+            "has_patients": False,
+            "columns": [],
+            "baseline": [],
+            "disposition": [],
+            "has_baseline": False,
+        }
+    all_arms = [a["arm"] for a in look.arms]
+    if pooled:
+        columns = ["All patients"]
+        groups = [all_arms]
+        f = f.drop(columns=["arm"])
+        masks = [np.ones(len(f), dtype=bool)]
+    else:
+        columns = [*all_arms, "Total"]
+        groups = [[a] for a in all_arms] + [all_arms]
+        arm_of = np.array(list(f["arm"]), dtype=object)
+        masks = [arm_of == a for a in all_arms] + [np.ones(len(f), dtype=bool)]
+    f = f.reset_index(drop=True)
+    present = [c for c in BASELINE_COLUMNS if c in f.columns]
+    return {
+        "has_patients": True,
+        "columns": columns,
+        "has_baseline": bool(present),
+        "baseline": baseline_rows(f, masks) if present else [],
+        "disposition": disposition_rows(look, f, masks, groups),
+        "missing": [c for c in BASELINE_COLUMNS if c not in f.columns],
+    }
 
 
 def endpoint_tables(look: Look) -> list[dict]:
@@ -1201,6 +1383,7 @@ def closed_data(look: Look) -> dict:
         "look": _header(look),
         "summary": summary(look),
         "enrolment": enrolment(look),
+        "baseline": baseline_section(look, pooled=False),
         "tables": endpoint_tables(look),
         "densities": crc_density_inputs(look),
         "forest": forest_rows(look) if not look.refused else [],
@@ -1373,6 +1556,7 @@ def open_data(look: Look) -> dict:
         "accrual": accrual,
         "outcomes": outcomes,
         "completeness": completeness,
+        "baseline": baseline_section(look, pooled=True),
         "data_changes": {
             k: dc.get(k)
             for k in (

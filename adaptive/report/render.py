@@ -38,6 +38,7 @@ CLOSED_SECTIONS = (
     ("summary", "Summary and recommendations"),
     ("recommendations-full", "Recommendations in full"),
     ("enrolment", "Enrolment"),
+    ("baseline", "Baseline characteristics and disposition"),
     ("outcomes", "Efficacy and safety by arm"),
     ("densities", "Posterior distributions of CRc"),
     ("forest", "Forest plot"),
@@ -53,6 +54,7 @@ CLOSED_SECTIONS = (
 OPEN_SECTIONS = (
     ("overview", "Open report"),
     ("accrual", "Accrual"),
+    ("baseline", "Baseline characteristics and disposition, pooled"),
     ("pooled", "Pooled response and mortality"),
     ("completeness", "Data completeness"),
 )
