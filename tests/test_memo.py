@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 import shutil
 import subprocess
 import tempfile
 from datetime import UTC, datetime
+from fractions import Fraction
 from html import unescape
 from pathlib import Path
 
@@ -258,10 +260,92 @@ def _number_tokens(text: str) -> set[str]:
     )
 
 
+#: (column, value, row label) of the baseline and disposition rows recomputed here from the export
+_COUNTED_ROWS = (
+    ("sex", "M", "Male"),
+    ("sex", "F", "Female"),
+    *((("ecog", str(g), f"ECOG {g}")) for g in range(5)),
+    ("disease_status", "relapsed", "Relapsed"),
+    ("disease_status", "refractory", "Primary refractory"),
+    ("prior_hsct", "true", "Yes"),
+    ("prior_hsct", "false", "No"),
+    ("eln2022_risk", "favorable", "Favorable"),
+    ("eln2022_risk", "intermediate", "Intermediate"),
+    ("eln2022_risk", "adverse", "Adverse"),
+    ("randomized", "true", "Randomized"),
+    ("death_on", "by cutoff", "Died"),
+    ("hsct_on", "by cutoff", "Allogeneic HSCT"),
+)
+#: (endpoint, count, row label) of the disposition rows the look itself counted
+_LOOK_ROWS = (
+    ("crc", "n_evaluable", "Evaluable for CRc (primary endpoint)"),
+    ("crc", "n_pending", "CRc pending"),
+    ("mortality_60d", "n_not_evaluable", "Lost to follow-up by day 60"),
+)
+
+
+def _counted_rows(data: Path, report: dict) -> dict[str, dict[str, str]]:
+    """``{row label: {arm or "Total": "k (p%)"}}`` of the memo's baseline and disposition tables,
+    counted from the export's text (and the look's own per-arm counts); a row nobody is in is left
+    out, as in the memo."""
+    cutoff = report["cutoff"]
+    arms = [a["arm"] for a in report["arms"]]
+    df = pd.read_csv(data, dtype=str, keep_default_na=False)
+    df = df[df["enrolled_on"] <= cutoff]
+    n = {a: int((df["arm"] == a).sum()) for a in arms} | {"Total": len(df)}
+
+    def cell(k: int, a: str) -> str:
+        return f"{k} ({math.floor(Fraction(100 * k, n[a]) + Fraction(1, 2))}%)" if n[a] else str(k)  # half up
+
+    out: dict[str, dict[str, str]] = {}
+    for col, value, label in _COUNTED_ROWS:
+        hit = (df[col] != "") & (df[col] <= cutoff) if value == "by cutoff" else df[col] == value
+        if hit.any() or col in ("randomized", "death_on", "hsct_on"):
+            k = {a: int((hit & (df["arm"] == a)).sum()) for a in arms}
+            out[label] = {a: cell(k[a], a) for a in arms} | {"Total": cell(int(hit.sum()), "Total")}
+    for ep, key, label in _LOOK_ROWS:
+        k = {a["arm"]: int(a["endpoints"][ep][key] or 0) for a in report["arms"]}
+        out[label] = {a: cell(k[a], a) for a in arms} | {"Total": cell(sum(k.values()), "Total")}
+    return out
+
+
+def test_closed_and_open_reports_have_the_baseline_and_disposition_tables(trial):
+    report = json.loads((trial["look"] / "recommendations.json").read_text())
+    arms = [a["arm"] for a in report["arms"]]
+    rows = _counted_rows(trial["data2"], report)
+    assert len(rows) >= 15
+    paths = memo_paths(trial["look"])
+    closed = html_text(paths["closed_html"])
+    part = closed[closed.index("Disposition as of the cutoff") : closed.index("y/n: events")]
+    assert "Baseline characteristics" in part
+    for label, row in rows.items():  # by arm, then the total
+        assert f"{label} {' '.join(row[a] for a in [*arms, 'Total'])}" in part, label
+    df = pd.read_csv(trial["data2"], dtype=str, keep_default_na=False)
+    ages = df.loc[df["enrolled_on"] <= report["cutoff"], "age"].astype(float)
+    assert f"{ages.median():.0f} ({ages.min():.0f}-{ages.max():.0f})" in part  # the total's median (range)
+    opened = html_text(paths["open_html"])
+    part = opened[opened.index("Disposition as of the cutoff") :]
+    part = part[: part.index("Observed proportions")]
+    assert "All patients" in part and "Baseline characteristics" in part
+    for label, row in rows.items():  # the total only
+        assert f"{label} {row['Total']}" in part, label
+    assert not any(a in part for a in arms)
+
+
 def test_open_report_contains_no_arm_level_result(trial):
     look = trial["look"]
     report = json.loads((look / "recommendations.json").read_text())
     decimals, fractions = _arm_level_values(report)
+    # the baseline and disposition cells of each arm (counted from the export): shares that the
+    # pooled table does not also show must not be in the open report
+    arms = [a["arm"] for a in report["arms"]]
+    counted = _counted_rows(trial["data2"], report)
+    pooled_cells = {row["Total"] for row in counted.values()}
+    arm_cells = {row[a] for row in counted.values() for a in arms} - pooled_cells
+    arm_shares = {c.split(" ", 1)[1].strip("()") for c in arm_cells if " " in c}
+    arm_shares -= {c.split(" ", 1)[1].strip("()") for c in pooled_cells if " " in c}
+    arm_shares.discard("95%")  # the label of the open report's 95% intervals
+    assert len(arm_shares) > 20
     assert len(decimals) > 100 and len(fractions) > 20
     paths = memo_paths(look)
     texts = {
@@ -278,10 +362,14 @@ def test_open_report_contains_no_arm_level_result(trial):
         n = sum(a["endpoints"][ep]["n_evaluable"] for a in report["arms"])
         lo, hi = stats.beta.ppf([0.025, 0.975], y + 0.5, n - y + 0.5)
         pooled |= {f"{100 * y / n:.1f}%", f"{100 * lo:.1f}", f"{100 * hi:.1f}%", f"{y}/{n}"}
+    # and the pooled baseline and disposition shares, recounted from the export
+    pooled |= {c.split(" ", 1)[1].strip("()") for c in pooled_cells if " " in c}
     for where, text in texts.items():
         tokens = _number_tokens(text)
         assert not (tokens & decimals) - pooled, (where, sorted((tokens & decimals) - pooled))
         assert not tokens & fractions, (where, sorted(tokens & fractions))
+        assert not tokens & arm_shares, (where, sorted(tokens & arm_shares))
+        assert "Baseline characteristics and disposition, pooled" in text
         found = [n for n in names if re.search(rf"(?<![\w]){re.escape(n)}(?![\w])", text)]
         assert not found, (where, found)
         for word in ("P(best", "allocation", "Recommend", "graduat", "futility"):

@@ -493,8 +493,12 @@ BASELINE_CATEGORIES: dict[str, tuple[str, tuple[tuple[object, str], ...]]] = {
 
 
 def count_pct(k: int, n: int) -> str:
-    """``k`` and its share of ``n`` as a memo cell: ``'12 (55%)'``; ``'0'`` for ``n = 0``."""
-    return f"{k} ({fmt_pct(k / n, 0)})" if n else str(k)
+    """``k`` and its share of ``n`` as a memo cell: ``'12 (55%)'``; ``'0'`` for ``n = 0``.
+
+    The whole percent is rounded half up in integers (23 of 40 is 58%): ``fmt_pct(23 / 40, 0)``
+    would print 57%, since 100 * 0.575 is 57.4999... in floating point.
+    """
+    return f"{k} ({(200 * k + n) // (2 * n)}%)" if n else str(k)
 
 
 def _years(x: float) -> str:
