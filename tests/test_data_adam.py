@@ -173,3 +173,22 @@ def test_a_second_record_of_one_parameter_is_refused(tmp_path, cfg, flat):
     adrs = pd.concat([adrs, adrs.iloc[[0]]], ignore_index=True)
     msg = _problems(write_adam(tmp_path / "adam", adsl, adrs), cfg)
     assert f"adrs.xpt row {len(adrs)} (USUBJID 'S0001'), variable 'PARAMCD': a second BOR record" in msg
+
+
+def test_adsl_baseline_variables_mapped_missing_and_refused(tmp_path, cfg, flat):
+    adsl, adrs = adam_of(flat.head(5))
+    # another name for ECOG in data.columns; no DISSTAT, PRHSCTFL or ELN2022: those are left out
+    adsl = adsl.rename(columns={"ECOGBL": "ECOG"}).drop(columns=["DISSTAT", "PRHSCTFL", "ELN2022"])
+    cfg.write_text(cfg.read_text() + "    ecog: ECOG\n")
+    got = load_patients(write_adam(tmp_path / "adam", adsl, adrs), load_config(cfg)).frame
+    assert {"age", "sex", "ecog"} <= set(got.columns)
+    assert not {"disease_status", "prior_hsct", "eln2022_risk"} & set(got.columns)
+    assert list(got["age"]) == [float(a) for a in flat["age"].head(5)]
+    assert list(got["ecog"]) == [int(e) for e in flat["ecog"].head(5)]
+    assert list(got["sex"]) == list(flat["sex"].head(5))
+    # a bad value names the dataset, row, USUBJID and the variable (AGE and ECOG: the same name in any case)
+    adsl.loc[1, "AGE"] = 7.0
+    adsl.loc[3, "ECOG"] = 6.0
+    msg = _problems(write_adam(tmp_path / "adam2", adsl, adrs), cfg)
+    assert "adsl.xpt row 2 (USUBJID 'S0002'), column 'age': age '7' is outside 18-110" in msg
+    assert "adsl.xpt row 4 (USUBJID 'S0004'), column 'ecog': ECOG '6' is not a" in msg

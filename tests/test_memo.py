@@ -29,6 +29,7 @@ from pypdf import PdfReader
 from scipy import stats
 
 from adaptive.cli import main
+from adaptive.columns import BASELINE_COLUMNS
 from adaptive.data import load_patients
 from adaptive.derive import derive
 from adaptive.report import CLOSED_SECTIONS, FILES, OPEN_SECTIONS, build_memo, memo_paths
@@ -496,8 +497,15 @@ def test_ledger_snapshot_gives_the_same_patients_as_the_export(trial):
     look = rdata.load_look(trial["look"])
     assert look.data_source.startswith("the ledger's snapshot")
     design = look.design
-    from_file = derive(load_patients(trial["data2"], design), design, look.cutoff)
+    table = load_patients(trial["data2"], design)
+    from_file = derive(table, design, look.cutoff)
     assert look.derived.counts == from_file.counts and look.derived.n_enrolled == from_file.n_enrolled
+    # the baseline columns travel through the snapshot with their types (age float, ECOG int, flag)
+    snap = look.table.frame.sort_values("subject_id").reset_index(drop=True)
+    file = table.frame.sort_values("subject_id").reset_index(drop=True)
+    for c in BASELINE_COLUMNS:
+        assert list(snap[c]) == list(file[c]), c
+    assert isinstance(snap["ecog"][0], int) and isinstance(snap["age"][0], float)
 
 
 # ============================================================================= figures and survival
