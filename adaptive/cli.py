@@ -474,9 +474,10 @@ def _write_memo(look_dir, data_path, ledger, *, existing_ok: bool = False, force
 @click.option(
     "--data",
     "data_path",
-    type=click.Path(dir_okay=False, exists=True),
+    type=click.Path(exists=True),
     default=None,
-    help="The patient export the look was made from (SHA-256 checked); default: the ledger's snapshot of it.",
+    help="The patient export (file or ADaM folder) the look was made from (SHA-256 checked); default: the "
+    "ledger's snapshot of it.",
 )
 @click.option(
     "--ledger",

@@ -192,3 +192,26 @@ def test_adsl_baseline_variables_mapped_missing_and_refused(tmp_path, cfg, flat)
     msg = _problems(write_adam(tmp_path / "adam2", adsl, adrs), cfg)
     assert "adsl.xpt row 2 (USUBJID 'S0002'), column 'age': age '7' is outside 18-110" in msg
     assert "adsl.xpt row 4 (USUBJID 'S0004'), column 'ecog': ECOG '6' is not a" in msg
+
+
+def test_interim_memo_on_an_adam_folder_has_the_baseline_table(tmp_path, flat):
+    """``interim --memo`` passes the ADaM folder to the memo, which checks its hash (of the datasets)."""
+    import yaml
+
+    from adaptive.report import memo_paths
+    from tests.test_memo import fast_doc, html_text, interim
+
+    doc = fast_doc()
+    doc["data"] = {"columns": dict(TRIAL_VARS)}
+    cfg = tmp_path / "fast.yaml"
+    cfg.write_text(yaml.safe_dump(doc, sort_keys=False))
+    folder = write_adam(tmp_path / "adam", *adam_of(flat))
+    out = tmp_path / "looks" / "2026-10-31"
+    res = interim(cfg, folder, "2026-10-31", out, "--memo")
+    assert res.exit_code == 0, res.output
+    text = html_text(memo_paths(out)["closed_html"])
+    n_m = int((flat[flat["enrolled_on"] <= "2026-10-31"]["sex"] == "M").sum())
+    assert "Disposition as of the cutoff" in text and "Male " in text and f" {n_m} (" in text
+    res = cli("memo", out, "--data", folder, "--force")
+    assert res.exit_code == 0, res.output
+    assert "SHA-256 verified against the look" in html_text(memo_paths(out)["closed_html"])

@@ -286,16 +286,21 @@ def _load_patients(look: Look, data: str | Path | None, own: LookRecord | None) 
     want = look.report.get("data_sha256")
     if data is not None:
         data = Path(data)
-        if not data.is_file():
-            raise MemoError(f"--data {data}: no such file.")
-        got = _sha256(data)
+        folder = None
+        if data.is_dir():  # an ADaM folder: its hash is that of its datasets (adaptive.adam)
+            folder = load_patients(data, look.design)
+            got = folder.sha256
+        elif not data.is_file():
+            raise MemoError(f"--data {data}: no such file or folder.")
+        else:
+            got = _sha256(data)
         if got != want:
             raise MemoError(
                 f"--data {data} has SHA-256 {got[:16]}..., but the look was made from "
                 f"{look.report.get('data_file')} with SHA-256 {str(want)[:16]}...: pass the export this "
                 "look was made from (or leave --data out to use the ledger's snapshot of it)."
             )
-        look.table = load_patients(data, look.design)
+        look.table = folder if folder is not None else load_patients(data, look.design)
         look.data_source = f"{data.name} (SHA-256 verified against the look)"
     elif own is not None and own.snapshot and own.data_sha256 == want:
         from adaptive.datadiff import decode
