@@ -9,6 +9,9 @@ subject, one record of each parameter (``data.adrs``): best response (``AVALC`` 
 ``ADT`` its date), relapse (``ADT`` the relapse date) and MRD (``AVALC`` a flag: true = MRD
 negative). Each dataset may be ``.xpt`` (SAS transport v5 or v8), ``.csv`` or ``.parquet``.
 
+An ADAE dataset, when the folder has one, gives the adverse events (:func:`read_adae`) shown in
+the memo; it does not enter the table, the endpoints or any rule.
+
 The wide table is then validated by :func:`adaptive.data.validate_frame` like a flat export; every
 problem names the dataset, the row and its ``USUBJID``, and the variable.
 """
@@ -20,7 +23,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from adaptive.columns import BASELINE_COLUMNS, ENGINE_COLUMNS
+from adaptive.columns import ADAE_VARIABLES, AE_COLUMNS, AE_GRADES, BASELINE_COLUMNS, ENGINE_COLUMNS
 from adaptive.config import DataCfg, Design
 from adaptive.exceptions import DataError, Problem
 
@@ -207,6 +210,13 @@ def load_adam(folder: str | Path, design: Design):
         "relapse_on": f"ADRS {data.adrs.relapse} ADT",
         "mrd_negative": f"ADRS {data.adrs.mrd_negative} AVALC",
     }
+    ae_path = _find(folder, "adae")  # checked before the merged table, so listed with its problems
+    events = None
+    files = [(sl, raw_sl), (rs, raw_rs)]
+    if ae_path is not None:
+        events, raw_ae, ae_problems = read_adae(ae_path, index, data)
+        problems += ae_problems
+        files.append((ae_path.name, raw_ae))
     frame = pd.DataFrame(wide, dtype=object)
     frame.attrs["row_labels"] = labels
     cfg = DataCfg(columns=roles, values=data.values, adrs=data.adrs)
@@ -217,6 +227,96 @@ def load_adam(folder: str | Path, design: Design):
     if problems:
         raise DataError(problems)
     digest = hashlib.sha256()
-    for name, raw in ((sl, raw_sl), (rs, raw_rs)):
+    for name, raw in files:  # ADAE only when there is one: the hash of ADSL + ADRS alone is unchanged
         digest.update(f"{name}\0{hashlib.sha256(raw).hexdigest()}\n".encode())
-    return PatientTable(frame=typed, path=folder, sha256=digest.hexdigest(), warnings=warnings)
+    return PatientTable(
+        frame=typed, path=folder, sha256=digest.hexdigest(), warnings=warnings, adverse_events=events
+    )
+
+
+def read_adae(path: Path, subjects, data: DataCfg) -> tuple[pd.DataFrame, bytes, list[Problem]]:
+    """Read and check ADAE: ``(events, raw bytes, problems)``, one row per adverse event.
+
+    ``subjects`` holds ADSL's USUBJIDs. Each record needs a subject in ADSL, a system organ class
+    (``AEBODSYS``), a grade (``ATOXGR``, 1-5, blank when not graded), flags ``AESER`` and
+    ``TRTEMFL`` (blank: no) and a start date (``ASTDT``); ``AESDTH`` = Y or grade 5 makes the event
+    fatal. The events have the columns of :data:`~adaptive.columns.AE_COLUMNS`.
+    """
+    from adaptive.data import _parse_bool, _parse_date, excerpt
+
+    df, raw = _read(path, {"response_on": "ASTDT"})  # "response_on": read ASTDT as a (SAS) date
+    name = path.name
+    problems: list[Problem] = []
+    names = {v: _var(df, v) for v in (*ADAE_VARIABLES, "AESDTH")}
+    missing = [v for v in ADAE_VARIABLES if names[v] is None]
+    if missing:
+        return (
+            pd.DataFrame(columns=list(AE_COLUMNS)),
+            raw,
+            [
+                Problem(
+                    f"{name}, variable {v!r}",
+                    f"missing: ADAE needs {', '.join(ADAE_VARIABLES)} (AESDTH optional).",
+                )
+                for v in missing
+            ],
+        )
+    true, false = data.flag_values("TRTEMFL")
+    rows = []
+    for n, rec in zip(df.attrs["row_numbers"], df.to_dict("records"), strict=True):
+        sid = rec[names["USUBJID"]]
+        where = f"{name} row {n} (USUBJID {excerpt(sid, 30)})"
+
+        def bad(var: str, msg: str, where=where) -> None:
+            problems.append(Problem(f"{where}, variable {var!r}", msg))
+
+        if sid not in subjects:
+            bad("USUBJID", f"subject {excerpt(sid)} is not in ADSL.")
+            continue
+        soc = rec[names["AEBODSYS"]]
+        if not soc:
+            bad("AEBODSYS", "the system organ class is blank; every event needs one.")
+        grade = None
+        g = rec[names["ATOXGR"]]
+        if g:
+            try:
+                grade = int(float(g)) if float(g).is_integer() else None
+            except ValueError:
+                grade = None
+            if grade not in AE_GRADES:
+                bad("ATOXGR", f"grade {excerpt(g)} is not a CTCAE grade 1-5 (blank: not graded).")
+                grade = None
+        flags = {}
+        for var in ("AESER", "TRTEMFL", "AESDTH"):
+            v = rec[names[var]] if names[var] is not None else ""
+            try:
+                flags[var] = _parse_bool(v, true, false) if v else False
+            except ValueError:
+                bad(
+                    var,
+                    f"{excerpt(v)} is not a flag; use {', '.join(sorted(true))} (yes) or "
+                    f"{', '.join(sorted(false))} (no), any case, or blank (no).",
+                )
+                flags[var] = False
+        start = None
+        d = rec[names["ASTDT"]]
+        if not d:
+            bad("ASTDT", "the start date is blank; it places the event before or after the cutoff.")
+        else:
+            try:
+                start = _parse_date(d)
+            except ValueError:
+                bad("ASTDT", f"cannot parse date {excerpt(d)}; a SAS date or YYYY-MM-DD.")
+        rows.append(
+            (
+                sid,
+                soc,
+                rec[names["AEDECOD"]] or None,
+                grade,
+                flags["AESER"],
+                flags["TRTEMFL"],
+                start,
+                grade == 5 or flags["AESDTH"],
+            )
+        )
+    return pd.DataFrame(rows, columns=list(AE_COLUMNS), dtype=object), raw, problems

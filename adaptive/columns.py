@@ -77,3 +77,15 @@ CDISC_NAMES = {
     "LSTALVDT": "last_contact_on",
     "TRTSDT": "treatment_start_on",
 }
+
+#: ADAE variables read (CDISC names): subject, system organ class, preferred term, toxicity grade,
+#: serious flag, treatment-emergent flag, start date; ``AESDTH`` (results in death), when present,
+#: also marks a fatal event
+ADAE_VARIABLES = ("USUBJID", "AEBODSYS", "AEDECOD", "ATOXGR", "AESER", "TRTEMFL", "ASTDT")
+#: CTCAE grades; grade 5 is death
+AE_GRADES = (1, 2, 3, 4, 5)
+#: the columns of the validated adverse-event table (:attr:`adaptive.data.PatientTable.adverse_events`)
+AE_COLUMNS = ("subject_id", "soc", "term", "grade", "serious", "teae", "start_on", "fatal")
+#: a patient's adverse events in a ledger snapshot (:mod:`adaptive.datadiff`): a list of events, each
+#: the values of :data:`AE_COLUMNS` after ``subject_id``
+AE_KEY = "adverse_events"

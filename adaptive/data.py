@@ -68,6 +68,9 @@ class PatientTable:
     path: Path | None
     sha256: str
     warnings: tuple[Problem, ...] = field(default_factory=tuple)
+    #: adverse events (an ADaM folder's ADAE), one row per event with the columns of
+    #: :data:`~adaptive.columns.AE_COLUMNS`; ``None`` when the data hold none
+    adverse_events: pd.DataFrame | None = None
 
     @property
     def source(self) -> str:

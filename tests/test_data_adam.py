@@ -194,8 +194,121 @@ def test_adsl_baseline_variables_mapped_missing_and_refused(tmp_path, cfg, flat)
     assert "adsl.xpt row 4 (USUBJID 'S0004'), column 'ecog': ECOG '6' is not a" in msg
 
 
-def test_interim_memo_on_an_adam_folder_has_the_baseline_table(tmp_path, flat):
-    """``interim --memo`` passes the ADaM folder to the memo, which checks its hash (of the datasets)."""
+# ============================================================================= ADAE
+AE_VARS = ["USUBJID", "AEBODSYS", "AEDECOD", "ATOXGR", "AESER", "TRTEMFL", "ASTDT", "AESDTH"]
+BLOOD, INFECT = "Blood and lymphatic system disorders", "Infections and infestations"
+GI, CARDIAC = "Gastrointestinal disorders", "Cardiac disorders"
+#: events of the first six patients of the bundled export (arm4: S0001, S0002, S0005; arm2: S0004;
+#: arm5: S0006; arm7: S0003), counted by hand in the test below at the cutoff 2025-12-31
+HAND_AE = [
+    ("S0001", BLOOD, "Febrile neutropenia", "3", "Y", "Y", "2025-04-20", ""),
+    ("S0001", INFECT, "Pneumonia", "2", "N", "Y", "2025-05-01", ""),
+    ("S0002", INFECT, "Sepsis", "5", "Y", "Y", "2025-06-01", "Y"),
+    ("S0005", GI, "Nausea", "1", "N", "", "2025-04-10", ""),  # not treatment-emergent
+    ("S0005", BLOOD, "Febrile neutropenia", "4", "N", "Y", "2026-02-01", ""),  # after the cutoff
+    ("S0006", GI, "Nausea", "1", "N", "Y", "2025-05-01", ""),
+    ("S0004", CARDIAC, "Atrial fibrillation", "", "N", "Y", "2025-06-01", "N"),  # not graded
+]
+
+
+def adae_frame(records) -> pd.DataFrame:
+    """ADAE as SAS would hold it: numeric grade and start date, Y/N flags."""
+    df = pd.DataFrame(records, columns=AE_VARS)
+    df["ATOXGR"] = df["ATOXGR"].map(lambda g: float(g) if g else float("nan"))
+    df["ASTDT"] = df["ASTDT"].map(sas_days)
+    return df
+
+
+def write_adae(folder, adae):
+    import pyreadstat
+
+    pyreadstat.write_xport(adae, str(folder / "adae.xpt"), file_format_version=5, table_name="ADAE")
+    return folder
+
+
+def test_adae_tables_counted_by_hand(tmp_path, cfg, flat):
+    from types import SimpleNamespace
+
+    from adaptive.report import data as rdata
+
+    folder = write_adae(write_adam(tmp_path / "adam", *adam_of(flat.head(6))), adae_frame(HAND_AE))
+    table = load_patients(folder, load_config(cfg))
+    assert len(table.adverse_events) == len(HAND_AE)
+    without = load_patients(write_adam(tmp_path / "adam2", *adam_of(flat.head(6))), load_config(cfg))
+    assert without.adverse_events is None and without.sha256 != table.sha256
+    arms = [{"arm": a} for a in ("arm2", "arm4", "arm5", "arm7")]
+    look = SimpleNamespace(table=table, cutoff=date(2025, 12, 31), arms=arms)
+    got = rdata.adverse_events_section(look, pooled=False)
+    assert got["columns"] == ["arm2", "arm4", "arm5", "arm7", "Total"]
+    assert got["n_patients"] == ["1", "3", "1", "1", "6"] and got["n_events"] == 5
+    rows = {r["label"]: r["cells"] for r in got["summary"]}
+    assert rows == {
+        "Any treatment-emergent AE": ["1 (100%)", "2 (67%)", "1 (100%)", "0 (0%)", "4 (67%)"],
+        "Grade 3 or higher": ["0 (0%)", "2 (67%)", "0 (0%)", "0 (0%)", "2 (33%)"],
+        "Serious": ["0 (0%)", "2 (67%)", "0 (0%)", "0 (0%)", "2 (33%)"],
+        "Fatal (grade 5, or resulting in death)": ["0 (0%)", "1 (33%)", "0 (0%)", "0 (0%)", "1 (17%)"],
+    }
+    assert [(r["label"], r["cells"][1], r["cells"][-1]) for r in got["soc_any"]] == [
+        (INFECT, "2 (67%)", "2 (33%)"),
+        (BLOOD, "1 (33%)", "1 (17%)"),
+        (CARDIAC, "0 (0%)", "1 (17%)"),
+        (GI, "0 (0%)", "1 (17%)"),
+    ]
+    assert [(r["label"], r["cells"][1]) for r in got["soc_g3"]] == [(BLOOD, "1 (33%)"), (INFECT, "1 (33%)")]
+    pooled = rdata.adverse_events_section(look, pooled=True)
+    assert pooled["columns"] == ["All patients"]
+    assert [r["cells"] for r in pooled["summary"]] == [["4 (67%)"], ["2 (33%)"], ["2 (33%)"], ["1 (17%)"]]
+    assert [r["label"] for r in pooled["soc_any"]] == [INFECT, BLOOD, CARDIAC, GI]
+
+
+def test_adae_problems_name_dataset_row_usubjid_and_variable(tmp_path, cfg, flat):
+    bad = [
+        ("S9999", BLOOD, "Febrile neutropenia", "3", "Y", "Y", "2025-04-20", ""),
+        ("S0001", "", "Pneumonia", "6", "perhaps", "Y", "", ""),
+    ]
+    folder = write_adae(write_adam(tmp_path / "adam", *adam_of(flat.head(3))), adae_frame(bad))
+    msg = _problems(folder, cfg)
+    assert "adae.xpt row 1 (USUBJID 'S9999'), variable 'USUBJID': subject 'S9999' is not in ADSL" in msg
+    assert "adae.xpt row 2 (USUBJID 'S0001'), variable 'AEBODSYS': the system organ class is blank" in msg
+    assert "adae.xpt row 2 (USUBJID 'S0001'), variable 'ATOXGR': grade '6' is not a CTCAE grade 1-5" in msg
+    assert "adae.xpt row 2 (USUBJID 'S0001'), variable 'AESER': 'perhaps' is not a flag" in msg
+    assert "adae.xpt row 2 (USUBJID 'S0001'), variable 'ASTDT': the start date is blank" in msg
+    folder = write_adae(
+        write_adam(tmp_path / "adam2", *adam_of(flat.head(3))), adae_frame(HAND_AE[:1]).drop(columns="AESER")
+    )
+    assert "adae.xpt, variable 'AESER': missing: ADAE needs" in _problems(folder, cfg)
+    res = cli("validate", "--config", cfg, "--data", folder)
+    assert res.exit_code == 2 and "Traceback" not in res.output
+
+
+def adae_of(flat: pd.DataFrame) -> pd.DataFrame:
+    """A made-up ADAE for every patient of an export (deterministic: by position in the file)."""
+    from datetime import timedelta
+
+    recs = []
+    for i, r in enumerate(flat.to_dict("records")):
+        day = date.fromisoformat(r["enrolled_on"])
+        on = lambda k, day=day: (day + timedelta(days=k)).isoformat()  # noqa: E731
+        if i % 2 == 0:
+            recs.append((r["subject_id"], BLOOD, "Febrile neutropenia", "3", "Y", "Y", on(10), ""))
+        if i % 3 == 0:
+            recs.append((r["subject_id"], INFECT, "Pneumonia", "2", "N", "Y", on(20), ""))
+        if i % 7 == 0:
+            recs.append((r["subject_id"], INFECT, "Sepsis", "5", "Y", "Y", on(30), "Y"))
+        if i % 5 == 0:
+            recs.append((r["subject_id"], GI, "Nausea", "1", "N", "", on(3), ""))
+        if i % 11 == 0:
+            recs.append((r["subject_id"], CARDIAC, "Atrial fibrillation", "4", "N", "Y", on(40), ""))
+    return adae_frame(recs)
+
+
+def test_interim_memo_on_an_adam_folder_has_baseline_and_adverse_event_tables(tmp_path, flat):
+    """``interim --memo`` passes the ADaM folder to the memo, which checks its hash (of the datasets);
+    the closed memo has the baseline and AE tables by arm, the open memo pooled ones only, and a memo
+    from the ledger's snapshot shows the same tables."""
+    import json
+    import re
+
     import yaml
 
     from adaptive.report import memo_paths
@@ -205,13 +318,50 @@ def test_interim_memo_on_an_adam_folder_has_the_baseline_table(tmp_path, flat):
     doc["data"] = {"columns": dict(TRIAL_VARS)}
     cfg = tmp_path / "fast.yaml"
     cfg.write_text(yaml.safe_dump(doc, sort_keys=False))
-    folder = write_adam(tmp_path / "adam", *adam_of(flat))
+    folder = write_adae(write_adam(tmp_path / "adam", *adam_of(flat)), adae_of(flat))
     out = tmp_path / "looks" / "2026-10-31"
     res = interim(cfg, folder, "2026-10-31", out, "--memo")
     assert res.exit_code == 0, res.output
-    text = html_text(memo_paths(out)["closed_html"])
+    paths = memo_paths(out)
+    closed = html_text(paths["closed_html"])
     n_m = int((flat[flat["enrolled_on"] <= "2026-10-31"]["sex"] == "M").sum())
-    assert "Disposition as of the cutoff" in text and "Male " in text and f" {n_m} (" in text
+    assert "Disposition as of the cutoff" in closed and f" {n_m} (" in closed
+    report = json.loads((out / "recommendations.json").read_text())
+    arms = [a["arm"] for a in report["arms"]]
+    part = closed[closed.index("Patients with at least one treatment-emergent") :]
+    assert "By system organ class, grade 3 or higher" in part and INFECT in part
+    # fatal events by arm, counted here: the Sepsis record of every 7th patient, 30 days after
+    # enrolment (so not yet for those enrolled in the last 30 days before the cutoff)
+    enrolled = flat[flat["enrolled_on"] <= "2026-10-31"].reset_index()
+    by_cutoff = pd.to_datetime(enrolled["enrolled_on"]) + pd.Timedelta(days=30) <= "2026-10-31"
+    fatal = {a: int(((enrolled["index"] % 7 == 0) & by_cutoff & (enrolled["arm"] == a)).sum()) for a in arms}
+    n = {a: int((enrolled["arm"] == a).sum()) for a in arms}
+
+    def cell(k: int, m: int) -> str:
+        return f"{k} ({(200 * k + m) // (2 * m)}%)" if m else str(k)
+
+    row = " ".join([*(cell(fatal[a], n[a]) for a in arms), cell(sum(fatal.values()), len(enrolled))])
+    assert f"Fatal (grade 5, or resulting in death) {row}" in part
+    opened = html_text(paths["open_html"])
+    part = opened[opened.index("Patients with at least one treatment-emergent") :]
+    part = part[: part.index("Data completeness")]
+    assert f"Fatal (grade 5, or resulting in death) {cell(sum(fatal.values()), len(enrolled))}" in part
+    assert not any(re.search(rf"\b{a}\b", part) for a in arms)
+    # every cell of the open AE tables is the closed tables' total of its row, in the same order
+    from adaptive.report import data as rdata
+
+    look = rdata.load_look(out)
+    by_arm = rdata.adverse_events_section(look, pooled=False)
+    totals = [r["cells"][-1] for k in ("summary", "soc_any", "soc_g3") for r in by_arm[k]]
+    assert re.findall(r"\d+ \(\d+%\)", part) == totals
+    closed_part = closed[closed.index("Patients with at least one treatment-emergent") :]
+    closed_part = closed_part[: closed_part.index("Posterior distributions of CRc")]
+    # memo from the ledger's snapshot (no --data): the same AE tables
+    res = cli("memo", out, "--force")
+    assert res.exit_code == 0, res.output
+    again = html_text(paths["closed_html"])
+    again = again[again.index("Patients with at least one treatment-emergent") :]
+    assert again[: again.index("Posterior distributions of CRc")] == closed_part
     res = cli("memo", out, "--data", folder, "--force")
     assert res.exit_code == 0, res.output
-    assert "SHA-256 verified against the look" in html_text(memo_paths(out)["closed_html"])
+    assert "SHA-256 verified against the look" in html_text(paths["closed_html"])

@@ -31,7 +31,7 @@ import pandas as pd
 import yaml
 from scipy import stats
 
-from adaptive.columns import DISEASE_STATUSES, ECOG_GRADES, ELN2022_RISKS, SEX_CODES
+from adaptive.columns import AE_COLUMNS, AE_KEY, DISEASE_STATUSES, ECOG_GRADES, ELN2022_RISKS, SEX_CODES
 from adaptive.companions import AT_RISK_DAYS, LABEL, binary_text, km_text, numbers_at_risk
 from adaptive.config import Design, parse_config
 from adaptive.data import (
@@ -174,7 +174,12 @@ def design_as_run(report: dict) -> Design:
 def table_from_snapshot(snapshot: Mapping[str, Mapping], data_file: str | None) -> PatientTable:
     """A validated patient table rebuilt from a ledger snapshot (typed values, as recorded)."""
     rows = []
+    events: list[list] | None = None
     for sid, rec in snapshot.items():
+        rec = dict(rec)
+        if AE_KEY in rec:
+            events = events if events is not None else []
+            events += [[sid, *ev] for ev in rec.pop(AE_KEY)]
         row = {"subject_id": sid, **rec}
         for c in (*DATE_COLUMNS, TREATMENT_START_COLUMN):
             if row.get(c) is not None:
@@ -192,7 +197,13 @@ def table_from_snapshot(snapshot: Mapping[str, Mapping], data_file: str | None) 
     ]
     frame = pd.DataFrame(rows, columns=cols).astype(object)
     frame = frame.where(pd.notna(frame), None)
-    return PatientTable(frame=frame, path=Path(data_file) if data_file else None, sha256="")
+    ae = None
+    if events is not None:
+        ae = pd.DataFrame(events, columns=list(AE_COLUMNS), dtype=object)
+        ae["start_on"] = [None if d is None else date.fromisoformat(d) for d in ae["start_on"]]
+    return PatientTable(
+        frame=frame, path=Path(data_file) if data_file else None, sha256="", adverse_events=ae
+    )
 
 
 def load_look(
@@ -626,6 +637,93 @@ def disposition_rows(
     return rows
 
 
+def _patient_columns(
+    look: Look, f: pd.DataFrame, *, pooled: bool
+) -> tuple[pd.DataFrame, list[str], list[list[str]], list[np.ndarray]]:
+    """``(f, column headings, arms of each column, row masks)`` of a table of patients.
+
+    By arm and in total; with ``pooled`` one column of all patients, and ``f`` loses its arm
+    column before anything is counted.
+    """
+    all_arms = [a["arm"] for a in look.arms]
+    f = f.reset_index(drop=True)
+    if pooled:
+        f = f.drop(columns=["arm"])
+        return f, ["All patients"], [all_arms], [np.ones(len(f), dtype=bool)]
+    arm_of = np.array(list(f["arm"]), dtype=object)
+    masks = [arm_of == a for a in all_arms] + [np.ones(len(f), dtype=bool)]
+    return f, [*all_arms, "Total"], [[a] for a in all_arms] + [all_arms], masks
+
+
+#: the adverse-event summary rows: (key, label); a patient counts once per row
+AE_SUMMARY = (
+    ("any", "Any treatment-emergent AE"),
+    ("grade3", "Grade 3 or higher"),
+    ("serious", "Serious"),
+    ("fatal", "Fatal (grade 5, or resulting in death)"),
+)
+
+
+def adverse_events_section(look: Look, *, pooled: bool) -> dict:
+    """Treatment-emergent adverse events (ADAE) as of the cutoff: patients with at least one event.
+
+    An event counts when ``TRTEMFL`` is yes and it started on or before the cutoff, in a patient
+    enrolled by the cutoff (treated by it, when the export has ``treatment_start_on``: the safety
+    population). Summary rows (:data:`AE_SUMMARY`) and, per system organ class, any grade and grade
+    3 or higher; by arm and in total, or pooled only (``pooled``: arms dropped first).
+    """
+    t = look.table
+    f = _enrolled_frame(look)
+    if t is None or f is None or t.adverse_events is None:
+        return {"has_ae": False}
+    cutoff = look.cutoff
+    treated = TREATMENT_START_COLUMN in f.columns
+    if treated:
+        f = f[[d is not None and d <= cutoff for d in f[TREATMENT_START_COLUMN]]]
+    f, columns, _groups, masks = _patient_columns(look, f, pooled=pooled)
+    ns = [int(m.sum()) for m in masks]
+    pos = {sid: i for i, sid in enumerate(f["subject_id"])}
+    ev = [
+        e
+        for e in t.adverse_events.to_dict("records")
+        if e["teae"] is True
+        and e["start_on"] is not None
+        and e["start_on"] <= cutoff
+        and e["subject_id"] in pos
+    ]
+
+    def patients(events) -> np.ndarray:
+        hit = np.zeros(len(f), dtype=bool)
+        hit[[pos[e["subject_id"]] for e in events]] = True
+        return hit
+
+    def cells(hit: np.ndarray) -> list[str]:
+        return [count_pct(int((m & hit).sum()), n) for m, n in zip(masks, ns, strict=True)]
+
+    def by_soc(events) -> list[dict]:
+        hits = {c: patients([e for e in events if e["soc"] == c]) for c in {e["soc"] for e in events}}
+        order = sorted(hits, key=lambda c: (-int(hits[c].sum()), c))  # decided on all patients of f
+        return [{"label": c, "cells": cells(hits[c])} for c in order]
+
+    g3 = [e for e in ev if e["grade"] is not None and e["grade"] >= 3]
+    which = {
+        "any": ev,
+        "grade3": g3,
+        "serious": [e for e in ev if e["serious"] is True],
+        "fatal": [e for e in ev if e["fatal"] is True],
+    }
+    return {
+        "has_ae": True,
+        "columns": columns,
+        "population": "treated by the cutoff" if treated else "enrolled by the cutoff",
+        "n_patients": list(map(str, ns)),
+        "summary": [{"label": label, "cells": cells(patients(which[key]))} for key, label in AE_SUMMARY],
+        "soc_any": by_soc(ev),
+        "soc_g3": by_soc(g3),
+        "n_events": len(ev),
+    }
+
+
 def baseline_section(look: Look, *, pooled: bool) -> dict:
     """The baseline and disposition tables: by arm and in total (closed), or pooled only (open).
 
@@ -641,18 +739,7 @@ def baseline_section(look: Look, *, pooled: bool) -> dict:
             "disposition": [],
             "has_baseline": False,
         }
-    all_arms = [a["arm"] for a in look.arms]
-    if pooled:
-        columns = ["All patients"]
-        groups = [all_arms]
-        f = f.drop(columns=["arm"])
-        masks = [np.ones(len(f), dtype=bool)]
-    else:
-        columns = [*all_arms, "Total"]
-        groups = [[a] for a in all_arms] + [all_arms]
-        arm_of = np.array(list(f["arm"]), dtype=object)
-        masks = [arm_of == a for a in all_arms] + [np.ones(len(f), dtype=bool)]
-    f = f.reset_index(drop=True)
+    f, columns, groups, masks = _patient_columns(look, f, pooled=pooled)
     present = [c for c in BASELINE_COLUMNS if c in f.columns]
     return {
         "has_patients": True,
@@ -1394,6 +1481,7 @@ def closed_data(look: Look) -> dict:
         "enrolment": enrolment(look),
         "baseline": baseline_section(look, pooled=False),
         "tables": endpoint_tables(look),
+        "adverse_events": adverse_events_section(look, pooled=False),
         "densities": crc_density_inputs(look),
         "forest": forest_rows(look) if not look.refused else [],
         "survival": survival_section(look),
@@ -1566,6 +1654,7 @@ def open_data(look: Look) -> dict:
         "outcomes": outcomes,
         "completeness": completeness,
         "baseline": baseline_section(look, pooled=True),
+        "adverse_events": adverse_events_section(look, pooled=True),
         "data_changes": {
             k: dc.get(k)
             for k in (

@@ -40,6 +40,7 @@ CLOSED_SECTIONS = (
     ("enrolment", "Enrolment"),
     ("baseline", "Baseline characteristics and disposition"),
     ("outcomes", "Efficacy and safety by arm"),
+    ("adverse-events", "Treatment-emergent adverse events"),
     ("densities", "Posterior distributions of CRc"),
     ("forest", "Forest plot"),
     ("survival", "Survival"),
@@ -56,6 +57,7 @@ OPEN_SECTIONS = (
     ("accrual", "Accrual"),
     ("baseline", "Baseline characteristics and disposition, pooled"),
     ("pooled", "Pooled response and mortality"),
+    ("adverse-events", "Treatment-emergent adverse events, pooled"),
     ("completeness", "Data completeness"),
 )
 
