@@ -10,6 +10,7 @@ of range, rules naming arms or endpoints that do not exist, ...) and raises one
 from __future__ import annotations
 
 import copy
+import dataclasses
 import hashlib
 import typing
 from collections.abc import Mapping, Sequence
@@ -77,6 +78,8 @@ NonNegativeInt = Annotated[int, Field(ge=0)]
 #: error naming the key and line, not a simulation that never ends); ``arms.<id>.max_n`` <= 10,000
 MAX_PATIENTS = 100_000
 MAX_DRAWS = 100_000  # per chain, for draws and tune
+#: sampler settings `adaptive interim` may override on its command line (recorded in the look)
+SAMPLER_OVERRIDES = ("draws", "tune", "chains")
 
 
 class _Strict(BaseModel):
@@ -937,6 +940,8 @@ class Design:
     assessment: AssessmentCfg
     allocation_rules: tuple[AllocationRule, ...] = ()
     survival: SurvivalCfg | None = None
+    #: sampler settings overridden on the command line (:meth:`with_sampler`), recorded in the look
+    sampler_overrides: Mapping[str, int] = dataclasses.field(default_factory=dict)
 
     @property
     def ledger_path(self) -> Path | None:
@@ -1044,6 +1049,39 @@ class Design:
     def as_dict(self) -> dict:
         """The config as run (defaults filled in), JSON-ready."""
         return self.raw.model_dump(mode="json")
+
+    def with_sampler(self, overrides: Mapping[str, int]) -> Design:
+        """A copy of the design with sampler settings overridden (``adaptive interim --draws``).
+
+        The config file, its hash and :meth:`as_dict` are unchanged (the look records the
+        overrides beside them); the overridden settings are validated like the config's own.
+
+        Raises
+        ------
+        ConfigError
+            An unknown setting, or a value the config's ``sampler`` section would refuse.
+        """
+        unknown = sorted(set(overrides) - set(SAMPLER_OVERRIDES))
+        if unknown:
+            raise ConfigError(
+                [
+                    Problem(
+                        "sampler override",
+                        f"{', '.join(unknown)} cannot be overridden (only {', '.join(SAMPLER_OVERRIDES)})",
+                    )
+                ]
+            )
+        try:
+            sampler = SamplerCfg.model_validate(self.sampler.model_dump() | dict(overrides))
+        except ValidationError as exc:
+            raise ConfigError(
+                [
+                    Problem(f"--{'.'.join(map(str, e['loc']))}", e["msg"].replace("Input", "the value"))
+                    for e in exc.errors()
+                ]
+            ) from None
+        merged = dict(self.sampler_overrides) | {k: int(overrides[k]) for k in sorted(overrides)}
+        return dataclasses.replace(self, sampler=sampler, sampler_overrides=merged)
 
 
 # ============================================================================= loading

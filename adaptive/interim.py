@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from adaptive import datadiff
+from adaptive import datadiff, progress
 from adaptive.borrowing import model_for_look
 from adaptive.companions import frequentist_companions
 from adaptive.config import Design, load_config
@@ -218,6 +218,10 @@ def fit_endpoints(design: Design, derived: DerivedData, seed: int) -> dict[str, 
     tasks = fit_tasks(design, derived)
     n_proc = min(design.sampler.fit_processes, os.cpu_count() or 1)
     groups = _groups(tasks, n_proc)
+    progress.step(
+        f"fitting {len(tasks)} endpoint model(s), {settings.chains} chains x {settings.draws} draws"
+        + (f", in {len(groups)} worker processes" if len(groups) > 1 else "")
+    )
     if len(groups) <= 1:
         fits = _fit_group(tasks, seed, settings, limits, retries)
     else:
@@ -816,6 +820,7 @@ def build_report(
         "trial": design.raw.trial.name,
         "cutoff": derived.cutoff.isoformat(),
         "seed": seed,
+        "sampler_overrides": dict(design.sampler_overrides),
         "config_file": design.path.name if design.path else None,
         "config_sha256": design.sha256,
         "data_file": table.source,
@@ -870,6 +875,7 @@ _KEY_ORDER = (
     "trial",
     "cutoff",
     "seed",
+    "sampler_overrides",
     "config_file",
     "config_sha256",
     "data_file",
@@ -1059,6 +1065,7 @@ def run_interim(
     force: bool = False,
     wait: float = 900.0,
     allow_out_of_order: bool = False,
+    sampler_overrides: Mapping[str, int] | None = None,
 ) -> LookResult:
     """Run one interim look and write ``recommendations.json`` and ``posterior.nc`` into ``out``.
 
@@ -1074,6 +1081,11 @@ def run_interim(
     allow_out_of_order
         Make a look whose cutoff is before that of a recorded look (recorded in the look); its
         previous look is the latest recorded look by cutoff.
+    sampler_overrides
+        ``draws``, ``tune`` and/or ``chains`` instead of the config's (``adaptive interim --draws``):
+        the config and its hash stay as they are, the look records the overrides
+        (``sampler_overrides`` in ``recommendations.json`` and the ledger), and a look on the same
+        inputs counts as the same look only with the same overrides.
 
     Raises
     ------
@@ -1093,6 +1105,10 @@ def run_interim(
         fit fails the convergence limits after every retry.
     """
     design = config if isinstance(config, Design) else load_config(config)
+    if sampler_overrides:
+        design = design.with_sampler(sampler_overrides)
+    if not isinstance(data, PatientTable):
+        progress.step(f"reading {Path(data).name}")
     table = data if isinstance(data, PatientTable) else load_patients(data, design)
     check_enrolled(table, cutoff)  # before the ledger: a refused look leaves no ledger or lock
     out = Path(out)
@@ -1106,16 +1122,21 @@ def run_interim(
     ledger = Path(ledger)
     if not ledger.exists():
         check_out_dir(out)  # no earlier look can make this an idempotent rerun
+    progress.step(f"opening the ledger {ledger.name}")
     with Ledger.open(ledger, wait=wait) as book:
         notes = book.recover()
         same = book.same_inputs(table.sha256, design.sha256, cutoff.isoformat())
         if same and not force:
-            match = [r for r in same if r.seed == seed]
+            mine = dict(design.sampler_overrides)
+            match = [r for r in same if r.seed == seed and r.sampler_overrides == mine]
             if match:
                 rec = match[-1]
                 report_path = Path(rec.out_dir) / "recommendations.json"
                 report = json.loads(report_path.read_text()) if report_path.is_file() else {}
                 return LookResult(report=report, fits={}, out=Path(rec.out_dir), reused=rec, notes=notes)
+            same_seed = [r for r in same if r.seed == seed]
+            if same_seed:
+                raise LedgerError(_other_sampler_message(ledger, same_seed[-1], mine))
             earlier = same[-1].seed
             how = "without --seed" if earlier == design.sampler.seed else f"with --seed {earlier}"
             raise LedgerError(
@@ -1137,6 +1158,17 @@ def run_interim(
         )
         look.notes[:0] = notes
         return look
+
+
+def _other_sampler_message(ledger: Path, rec: LookRecord, mine: dict) -> str:
+    def said(o: dict) -> str:
+        return " ".join(f"--{k} {v}" for k, v in sorted(o.items())) or "the config's sampler settings"
+
+    return (
+        f"the ledger {ledger} already holds {rec.describe()} on the same data, config, cutoff and seed "
+        f"made with {said(rec.sampler_overrides)}, not {said(mine)}. Pass --force to record a second "
+        "analysis of the same data with these sampler settings (both stay in the ledger)."
+    )
 
 
 def _out_of_order_message(ledger: Path, cutoff: date, later: list[LookRecord]) -> str:
@@ -1163,6 +1195,7 @@ def _run_look(
     forced: bool = False,
     later: list[LookRecord] | None = None,
 ) -> LookResult:
+    progress.step(f"deriving the endpoints as of {cutoff}")
     derived = derive(table, design, cutoff)
     if not len(derived.patients):
         from adaptive.exceptions import DataError
@@ -1199,6 +1232,7 @@ def _run_look(
         warnings.simplefilter("ignore", category=FutureWarning)
         fits = fit_endpoints(design, derived, seed)
     converged = all(f.converged for f in fits.values())
+    progress.step("evaluating the rules, the robustness panel and the companions")
     results = evaluate_rules(design, derived, fits, table) if converged else []
     report = build_report(design, table, derived, fits, results, seed)
     report = adapt_report(
@@ -1215,6 +1249,7 @@ def _run_look(
         allocation_history=_allocation_history(book),
     )
     text = canonical_json(report)
+    progress.step(f"writing {out.name}")
     pending = False
     try:
         with atomic_dir(out) as tmp:
@@ -1242,6 +1277,7 @@ def _record(look_number, report, text, out, design, table, cutoff, seed, forced,
     report = json.loads(text)  # the ledger holds exactly the (rounded) numbers of the file
     summary = look_summary(report)
     summary["allocation"] = {c: b["probabilities"] for c, b in (report.get("allocation") or {}).items()}
+    summary["sampler_overrides"] = report.get("sampler_overrides") or {}
     return LookRecord(
         look=look_number,
         state="pending",

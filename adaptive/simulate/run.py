@@ -17,11 +17,13 @@ the outputs then say ``"complete": false`` and how many trials finished.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import signal
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -98,6 +100,19 @@ def chunks_of(n_trials: int, chunk_size: int) -> list[np.ndarray]:
 LOCAL_SECONDS = 8.0
 
 
+@contextlib.contextmanager
+def setting_up(progress, text: str) -> Iterator[None]:
+    """An indeterminate line on the progress display while set-up work runs (tables, workers)."""
+    if progress is None:
+        yield
+        return
+    task = progress.add_task(text, total=None)
+    try:
+        yield
+    finally:
+        progress.remove_task(task)
+
+
 def pilot(job: Job, n_trials: int, seed: int, chunk_size: int, n_jobs: int) -> tuple[ChunkResult, bool]:
     """Run the first chunk of ``job`` here; whether ``n_jobs`` such runs are quicker in this process.
 
@@ -131,7 +146,8 @@ def run_trials(
     ``client``: an open Dask client to reuse (see :func:`open_client`). ``first``: the first
     chunk's result, already computed (:func:`pilot`).
     """
-    spec_for(job)  # build (and cache on disk) the tables once, here, before any worker needs them
+    with setting_up(progress, f"{task_label or 'trials'}: compiling the design (quadrature tables cached)"):
+        spec_for(job)  # build (and cache on disk) the tables once, here, before any worker needs them
     parts = chunks_of(n_trials, chunk_size)
     task = progress.add_task(task_label or "trials", total=n_trials) if progress is not None else None
     done: list[ChunkResult] = []
