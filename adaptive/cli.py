@@ -112,7 +112,10 @@ def main() -> None:
     "--config", "config_path", required=True, type=click.Path(dir_okay=False), help="Trial config YAML."
 )
 @click.option(
-    "--data", "data_path", type=click.Path(), help="Patient export (or ADaM folder: ADSL, ADRS) to check too."
+    "--data",
+    "data_path",
+    type=click.Path(),
+    help="Patient export (or ADaM folder: ADSL, ADRS, optional ADTTE) to check too.",
 )
 @click.option("--cutoff", callback=_date, help="Also derive endpoints as of this date (YYYY-MM-DD).")
 def validate(config_path: str, data_path: str | None, cutoff: date | None) -> None:
@@ -166,6 +169,16 @@ def validate(config_path: str, data_path: str | None, cutoff: date | None) -> No
             _fail(exc)
         warns += derived.warnings
         console.print(f"as of {cutoff}: {len(derived.patients)} patients enrolled")
+        from adaptive.interim import look_reconciliation
+
+        recon = look_reconciliation(table, derived)
+        if recon is not None:
+            colour = "yellow" if recon.n_disagreements else "green"
+            console.print(f"[{colour}]ADTTE reconciliation:[/] {recon.sentence()}", soft_wrap=True)
+            for row in recon.frame.head(25).itertuples(index=False):
+                console.print(f"  - {row.USUBJID} {row.PARAMCD}: {row.reason}", soft_wrap=True)
+            if recon.n_disagreements > 25:
+                console.print(f"  ... and {recon.n_disagreements - 25} more (an interim look lists all)")
     _print_warnings(warns)
 
 
@@ -348,7 +361,7 @@ def _resolve_ledger(design, ledger_path: str | None, out_dir: str) -> Path:
     "data_path",
     required=True,
     type=click.Path(),
-    help="Patient export (.csv, .parquet, .xpt), or a folder of ADaM datasets (ADSL, ADRS).",
+    help="Patient export (.csv, .parquet, .xpt), or a folder of ADaM datasets (ADSL, ADRS, optional ADTTE).",
 )
 @click.option("--cutoff", required=True, callback=_date, help="Data cutoff date (YYYY-MM-DD).")
 @click.option(

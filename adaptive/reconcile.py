@@ -90,8 +90,8 @@ class Reconciliation:
         if n == 0:
             return head + f"no disagreement ({sum(self.n_compared.values())} subject-endpoint pairs)."
         return (
-            head + f"{n} disagreement(s) (listed in {FILE_NAME}); the engine analyses its own "
-            "derivation: ask data management which is right."
+            head + f"{n} disagreement(s), listed per subject in the look's {FILE_NAME}; the engine "
+            "analyses its own derivation: ask data management which is right."
         )
 
     def to_dict(self) -> dict:

@@ -267,12 +267,15 @@ def test_a_look_lists_a_planted_disagreement(adam, fast_config, tmp_path):
     out, rep = _look(fast_config, folder, tmp_path / "look", tmp_path / "l.sqlite")
     assert rep["reconciliation"]["n_disagreements"] == 1
     assert any("adtte.xpt: " in w and "1 disagreement(s)" in w for w in rep["warnings"])
-    assert "1 disagreement(s) (listed in reconciliation.csv)" in out
+    assert "1 disagreement(s), listed per subject in the look's reconciliation.csv" in out
     csv = pd.read_csv(tmp_path / "look" / "reconciliation.csv", dtype=str)
     assert csv[["USUBJID", "PARAMCD", "adtte_cnsr", "engine_event"]].values.tolist() == [
         [sid, "OS", "1", "1"]
     ]
     assert csv.loc[0, "adtte_record"] == f"row {k + 1} (USUBJID '{sid}')"
+    res = cli("validate", "--config", fast_config, "--data", folder, "--cutoff", EXPORT.isoformat())
+    assert res.exit_code == 0, res.output
+    assert f"  - {sid} OS: ADTTE censors (CNSR=1), the engine has an event (death)" in res.output
 
 
 # ---------------------------------------------------------------- ADTTE problems: exit 2, located
