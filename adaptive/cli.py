@@ -146,7 +146,10 @@ def main() -> None:
     "--config", "config_path", required=True, type=click.Path(dir_okay=False), help="Trial config YAML."
 )
 @click.option(
-    "--data", "data_path", type=click.Path(), help="Patient export (or ADaM folder: ADSL, ADRS) to check too."
+    "--data",
+    "data_path",
+    type=click.Path(),
+    help="Patient export (or ADaM folder: ADSL, ADRS, optional ADTTE) to check too.",
 )
 @click.option("--cutoff", callback=_date, help="Also derive endpoints as of this date (YYYY-MM-DD).")
 def validate(config_path: str, data_path: str | None, cutoff: date | None) -> None:
@@ -200,6 +203,16 @@ def validate(config_path: str, data_path: str | None, cutoff: date | None) -> No
             _fail(exc)
         warns += derived.warnings
         console.print(f"as of {cutoff}: {len(derived.patients)} patients enrolled")
+        from adaptive.interim import look_reconciliation
+
+        recon = look_reconciliation(table, derived)
+        if recon is not None:
+            colour = "yellow" if recon.n_disagreements else "green"
+            console.print(f"[{colour}]ADTTE reconciliation:[/] {recon.sentence()}", soft_wrap=True)
+            for row in recon.frame.head(25).itertuples(index=False):
+                console.print(f"  - {row.USUBJID} {row.PARAMCD}: {row.reason}", soft_wrap=True)
+            if recon.n_disagreements > 25:
+                console.print(f"  ... and {recon.n_disagreements - 25} more (an interim look lists all)")
     _print_warnings(warns)
 
 
@@ -290,6 +303,10 @@ def print_look(report: dict) -> None:
             f"({span['first_remission_on']}) to the last ({span['last_remission_on']}), "
             f"{span['n_remissions']} remissions"
         )
+    recon = report.get("reconciliation")
+    if recon:
+        colour = "yellow" if recon["n_disagreements"] else "green"
+        console.print(f"[{colour}]ADTTE reconciliation:[/] {recon['sentence']}", soft_wrap=True)
     d = report["diagnostics"]
     console.print(
         f"diagnostics: max R-hat {d['max_rhat']:.3f}, min bulk ESS {d['min_ess_bulk']:.0f}, "
@@ -378,7 +395,7 @@ def _resolve_ledger(design, ledger_path: str | None, out_dir: str) -> Path:
     "data_path",
     required=True,
     type=click.Path(),
-    help="Patient export (.csv, .parquet, .xpt), or a folder of ADaM datasets (ADSL, ADRS).",
+    help="Patient export (.csv, .parquet, .xpt), or a folder of ADaM datasets (ADSL, ADRS, optional ADTTE).",
 )
 @click.option("--cutoff", required=True, callback=_date, help="Data cutoff date (YYYY-MM-DD).")
 @click.option(
@@ -496,9 +513,12 @@ def interim(
             sys.exit(3)
         return
     print_look(look.report)
+    recon = look.report.get("reconciliation")
+    files = [str(Path(out_dir) / f) for f in ("recommendations.json", "posterior.nc")]
+    if recon:
+        files.append(str(Path(out_dir) / recon["file"]))
     console.print(
-        f"wrote {Path(out_dir) / 'recommendations.json'} and {Path(out_dir) / 'posterior.nc'}; "
-        f"recorded as look {look.look_number} in {ledger}"
+        f"wrote {', '.join(files[:-1])} and {files[-1]}; recorded as look {look.look_number} in {ledger}"
     )
     _more_draws_advice(look.report)
     if make_memo:
@@ -660,9 +680,23 @@ def history(ledger_path: str, as_json: bool) -> None:
 @click.option("--n", "n_patients", required=True, type=click.IntRange(1), help="Patients to simulate.")
 @click.option("--seed", type=int, required=True, help="Random seed.")
 @click.option(
-    "--out", "out_path", required=True, type=click.Path(dir_okay=False), help="CSV or Parquet file to write."
+    "--out",
+    "out_path",
+    required=True,
+    type=click.Path(),
+    help="CSV or Parquet file to write (--format adam: a new folder for the XPT files).",
 )
-def synth(config_path: str, scenario_path: str, n_patients: int, seed: int, out_path: str) -> None:
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["csv", "parquet", "adam"]),
+    default=None,
+    help="csv or parquet (default: by the --out suffix, else csv); adam: ADSL, ADRS and ADTTE as "
+    "SAS transport v5 files (adsl.xpt, adrs.xpt, adtte.xpt) in the --out folder.",
+)
+def synth(
+    config_path: str, scenario_path: str, n_patients: int, seed: int, out_path: str, fmt: str | None = None
+) -> None:
     """Simulate a realistic patient-level export from a scenario."""
     from adaptive.config import load_config
     from adaptive.output import write_text_atomic
@@ -674,11 +708,29 @@ def synth(config_path: str, scenario_path: str, n_patients: int, seed: int, out_
         scenario = load_scenario(scenario_path, design)
     except AdaptiveError as exc:
         _fail(exc)
-    df = synthesize(design, scenario, n_patients, seed)
     out = Path(out_path)
-    if out.exists():
+    if fmt == "adam":
+        if out.exists() and (not out.is_dir() or any(out.iterdir())):
+            _fail(
+                OutputExistsError(
+                    f"{out} exists; synth never overwrites (give a new folder for --format adam)."
+                )
+            )
+    elif out.exists():
         _fail(OutputExistsError(f"{out} exists; synth never overwrites a file."))
-    if out.suffix.lower() in (".parquet", ".pq"):
+    df = synthesize(design, scenario, n_patients, seed)
+    if fmt == "adam":
+        from adaptive.synth import adam_datasets, write_adam
+
+        export = date.fromisoformat(df.attrs["export_date"])
+        datasets = adam_datasets(df, design, export)
+        write_adam(datasets, out)
+        console.print(
+            f"wrote {len(df)} patients to {out}/ ({', '.join(f'{k}.xpt' for k in datasets)}, SAS transport "
+            f"v5; export date {export}, ADTTE derived as of it)"
+        )
+        return
+    if fmt == "parquet" or (fmt is None and out.suffix.lower() in (".parquet", ".pq")):
         tmp = out.with_name(f".{out.name}.tmp")
         df.to_parquet(tmp, index=False)
         tmp.replace(out)

@@ -786,6 +786,34 @@ class AdrsCfg(_Strict):
         return self
 
 
+class AdtteCfg(_Strict):
+    """ADaM ADTTE parameter codes (``PARAMCD``) of the engine's time-to-event endpoints.
+
+    ADTTE is optional and only *reconciled* with the engine's own derivation
+    (:mod:`adaptive.reconcile`); ``aval_offset_days`` is the SAP's day convention: ``AVAL = ADT -
+    STARTDT`` (0, the engine's) or ``ADT - STARTDT + 1`` (1, "day 1 is the start day").
+    """
+
+    os: Annotated[str, Field(min_length=1, max_length=8)] = "OS"
+    efs: Annotated[str, Field(min_length=1, max_length=8)] = "EFS"
+    rfs: Annotated[str, Field(min_length=1, max_length=8)] = "RFS"
+    #: other parameters in the dataset (e.g. ``TTR``, ``DOR``), skipped rather than refused
+    ignore: list[Annotated[str, Field(min_length=1, max_length=8)]] = Field(default_factory=list)
+    aval_offset_days: Literal[0, 1] = 0
+
+    @model_validator(mode="after")
+    def _distinct(self):
+        codes = [self.os, self.efs, self.rfs, *self.ignore]
+        dup = sorted({c for c in codes if codes.count(c) > 1})
+        if dup:
+            raise ValueError(f"each parameter code has one meaning; repeated: {', '.join(dup)}")
+        return self
+
+    def endpoints(self) -> dict[str, str]:
+        """``{PARAMCD: endpoint}`` (``os``, ``efs``, ``rfs``)."""
+        return {self.os: "os", self.efs: "efs", self.rfs: "rfs"}
+
+
 class DataCfg(_Strict):
     """How the patient export is read: column names and flag spellings of data management's export.
 
@@ -797,6 +825,8 @@ class DataCfg(_Strict):
     values: DataValuesCfg = DataValuesCfg()
     #: ADaM input (``--data`` a folder): the ADRS parameter codes
     adrs: AdrsCfg = Field(default_factory=AdrsCfg)
+    #: ADaM input, optional ADTTE: the parameter codes reconciled with the engine's derivation
+    adtte: AdtteCfg = Field(default_factory=AdtteCfg)
     #: ``data.columns.<engine column>`` -> where it is in the config file (filled by parse_config)
     _where: dict[str, str] = PrivateAttr(default_factory=dict)
 

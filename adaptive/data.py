@@ -25,6 +25,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
@@ -41,6 +42,9 @@ from adaptive.config import DataCfg, Design
 from adaptive.exceptions import DataError, Problem
 from adaptive.routing import route
 from adaptive.schema_errors import did_you_mean as _did_you_mean
+
+if TYPE_CHECKING:  # the reconciliation imports statsmodels (survival_data): not at load time
+    from adaptive.reconcile import AdtteData
 
 RESPONSES = ("CR", "CRi", "PR", "NR", "NE")
 KARYOTYPE_RISKS = ("favorable", "intermediate", "adverse")
@@ -59,6 +63,8 @@ class PatientTable:
     path: Path | None
     sha256: str
     warnings: tuple[Problem, ...] = field(default_factory=tuple)
+    #: an ADaM folder's ADTTE records (reconciled with the engine's derivation), else ``None``
+    adtte: AdtteData | None = None
 
     @property
     def source(self) -> str:

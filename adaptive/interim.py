@@ -57,6 +57,8 @@ from adaptive.randomization import (
     concurrent_window,
 )
 from adaptive.recommend import arm_stages, build_recommendations, check_coherence, stopping_arms
+from adaptive.reconcile import FILE_NAME as RECONCILIATION_FILE
+from adaptive.reconcile import Reconciliation, reconcile
 from adaptive.robustness import annotate as annotate_robustness
 from adaptive.robustness import robustness_panel
 from decision_rules import (
@@ -762,6 +764,13 @@ def _diagnostics_block(fits: dict[str, FitResult]) -> dict:
     }
 
 
+def look_reconciliation(table: PatientTable, derived: DerivedData) -> Reconciliation | None:
+    """ADTTE against the engine's OS / EFS / RFS as of the cutoff (``None`` without ADTTE)."""
+    if table.adtte is None or derived.survival is None:
+        return None
+    return reconcile(table.adtte, derived.survival, table.frame, derived.cutoff)
+
+
 def build_report(
     design: Design,
     table: PatientTable,
@@ -806,6 +815,10 @@ def build_report(
         if derived.survival is not None:
             arms[-1]["competing_risks"] = competing_risks(design, derived, a.id)
     comparisons = [r.to_dict() for r in results if len(r.arms) > 1]
+    recon = look_reconciliation(table, derived)
+    recon_warning = (
+        [f"{recon.source}: {recon.sentence()}"] if recon is not None and recon.n_disagreements else []
+    )
     failed = {ep: f.diagnostics.failures for ep, f in fits.items() if not f.converged}
     report = {
         "schema": SCHEMA,
@@ -844,7 +857,8 @@ def build_report(
         "survival_comparisons": survival_comparisons(design, fits, derived) if converged else [],
         "remission_span": derived.survival.remission_span if derived.survival is not None else None,
         "fired": [r.sentence for r in results if r.fired] if converged else [],
-        "warnings": [str(w) for w in (*table.warnings, *derived.warnings)],
+        "reconciliation": recon.to_dict() if recon is not None else None,
+        "warnings": [str(w) for w in (*table.warnings, *derived.warnings)] + recon_warning,
         "config": design.as_dict(),
     }
     return report
@@ -888,6 +902,7 @@ _KEY_ORDER = (
     "allocation",
     "queue",
     "data_changes",
+    "reconciliation",
     "endpoint_definitions",
     "estimands",
     "diagnostics",
@@ -1068,6 +1083,11 @@ def run_interim(
     sampler_overrides: Mapping[str, int] | None = None,
 ) -> LookResult:
     """Run one interim look and write ``recommendations.json`` and ``posterior.nc`` into ``out``.
+
+    With an ADaM folder holding ADTTE, also ``reconciliation.csv``: the subjects whose ADTTE
+    ``AVAL``/``CNSR`` disagree with the engine's OS / EFS / RFS as of the cutoff
+    (:mod:`adaptive.reconcile`; counted in the report's ``reconciliation`` block and warnings).
+    The look analyses the engine's own derivation either way.
 
     Parameters
     ----------
@@ -1255,6 +1275,9 @@ def _run_look(
         with atomic_dir(out) as tmp:
             write_posterior(tmp / "posterior.nc", fits)
             (tmp / "recommendations.json").write_text(text, encoding="utf-8")
+            recon = look_reconciliation(table, derived)
+            if recon is not None:  # a data-quality finding beside the look (header only when silent)
+                (tmp / RECONCILIATION_FILE).write_text(recon.to_csv(), encoding="utf-8")
             if book is not None:
                 rec = _record(look_number, report, text, out, design, table, cutoff, seed, forced, snapshot)
                 if later:
