@@ -724,7 +724,7 @@ def synth(
 
         export = date.fromisoformat(df.attrs["export_date"])
         datasets = adam_datasets(df, design, export)
-        write_adam(datasets, out)
+        write_adam(datasets, out, export)
         console.print(
             f"wrote {len(df)} patients to {out}/ ({', '.join(f'{k}.xpt' for k in datasets)}, SAS transport "
             f"v5; export date {export}, ADTTE derived as of it)"

@@ -13,6 +13,7 @@ happened by then (later responses blank, later deaths unknown).
 
 from __future__ import annotations
 
+import re
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -302,12 +303,35 @@ def adam_datasets(flat: pd.DataFrame, design: Design, export: date) -> dict[str,
     return {"adsl": adsl, "adrs": adrs, "adtte": adtte}
 
 
-def write_adam(datasets: dict[str, pd.DataFrame], folder: Path) -> None:
+#: a SAS transport v5 header's created/modified stamp (``ddMMMyy:hh:mm:ss``)
+_XPT_STAMP = re.compile(rb"\d{2}[A-Z]{3}\d{2}:\d{2}:\d{2}:\d{2}")
+#: the record after which an XPT v5 member's observations start (the headers are before it)
+_XPT_OBS = b"HEADER RECORD*******OBS     HEADER RECORD"
+
+
+def pin_xpt_stamps(path: Path, when: date) -> None:
+    """Set the created/modified stamps of an XPT v5 file's headers to ``when`` (midnight).
+
+    pyreadstat writes the wall-clock time into the library and member headers and has no option
+    to set it; a file written from the same data must be byte-identical (its hash is a look's
+    data identity), so the 16-byte stamps are rewritten here, in the header records only (before
+    the observations, whose bytes are never touched). Format: SAS transport v5 (TS-140).
+    """
+    raw = path.read_bytes()
+    end = raw.find(_XPT_OBS)
+    if end < 0:
+        raise ValueError(f"{path.name} is not a SAS transport v5 file (no OBS header record)")
+    stamp = when.strftime("%d%b%y").upper().encode("ascii") + b":00:00:00"
+    head = _XPT_STAMP.sub(lambda _: stamp, raw[:end])
+    path.write_bytes(head + raw[end:])
+
+
+def write_adam(datasets: dict[str, pd.DataFrame], folder: Path, stamp: date) -> None:
     """Write each dataset as ``<name>.xpt``, SAS transport v5 (pyreadstat), dates as ``DATE9.``.
 
     The files go into ``folder`` (which must not exist yet or be empty) through a temporary folder
-    renamed at the end. The XPT headers carry the time they were written (pyreadstat sets it), so
-    two runs give files that differ in those bytes only.
+    renamed at the end. Their header stamps are ``stamp`` (the export date), not the time of
+    writing, so that the same trial gives byte-identical files.
     """
     import pyreadstat
 
@@ -323,3 +347,4 @@ def write_adam(datasets: dict[str, pd.DataFrame], folder: Path) -> None:
                 table_name=name.upper(),
                 variable_format=fmt,
             )
+            pin_xpt_stamps(tmp / f"{name}.xpt", stamp)

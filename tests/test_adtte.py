@@ -80,6 +80,32 @@ def test_synth_writes_v5_xpt_files_of_the_flat_trial(adam, design):
     assert got.sha256 != want.sha256
 
 
+def test_synth_adam_is_byte_identical_across_runs(adam, tmp_path):
+    """The headers carry the export date, not the time of writing: same trial, same bytes."""
+    again = tmp_path / "again"
+    args = ["synth", "--config", CONFIG, "--scenario", SCENARIOS / "realistic.yaml", "--n", 220]
+    assert cli(*args, "--seed", 7, "--format", "adam", "--out", again).exit_code == 0
+    for p in adam.iterdir():
+        assert (again / p.name).read_bytes() == p.read_bytes(), p.name
+        stamp = EXPORT.strftime("%d%b%y").upper().encode() + b":00:00:00"
+        assert p.read_bytes()[:400].count(stamp) == 2  # the library header's created and modified
+
+
+def test_pinning_stamps_leaves_the_observations_alone(tmp_path):
+    from adaptive.synth import pin_xpt_stamps
+
+    df = pd.DataFrame({"USUBJID": ["01JAN26:10:11:12", "x"], "AVAL": [1.0, 2.0]})
+    path = tmp_path / "t.xpt"
+    pyreadstat.write_xport(df, str(path), file_format_version=5, table_name="T")
+    pin_xpt_stamps(path, date(2026, 11, 3))
+    back, _ = pyreadstat.read_xport(str(path))
+    assert back["USUBJID"].tolist() == ["01JAN26:10:11:12", "x"]  # a value shaped like a stamp stays
+    assert b"03NOV26:00:00:00" in path.read_bytes()
+    (tmp_path / "not.xpt").write_bytes(b"plain text")
+    with pytest.raises(ValueError, match="not a SAS transport v5 file"):
+        pin_xpt_stamps(tmp_path / "not.xpt", date(2026, 11, 3))
+
+
 def test_synth_adam_refuses_to_overwrite(adam):
     before = {p.name: p.read_bytes() for p in adam.iterdir()}
     res = cli(
@@ -289,7 +315,7 @@ def small(tmp_path, flat, design):
 
 def _write(tmp_path, ds, name="adam") -> Path:
     folder = tmp_path / name
-    write_adam(ds, folder)
+    write_adam(ds, folder, EXPORT)
     return folder
 
 
@@ -428,7 +454,7 @@ def test_synth_adam_round_trips_and_reconciles_silently(tmp_path_factory, n, see
     flat = synthesize(design, load_scenario(SCENARIOS / "realistic.yaml", design), n, seed)
     export = date.fromisoformat(flat.attrs["export_date"])
     folder = tmp_path_factory.mktemp("rt") / "adam"
-    write_adam(adam_datasets(flat, design, export), folder)
+    write_adam(adam_datasets(flat, design, export), folder, export)
     table = load_patients(folder, design)
     want, _warnings = validate_frame(flat.copy(), design, source="synth")
     pd.testing.assert_frame_equal(table.frame.drop(columns="row_label"), want.drop(columns="row_label"))
