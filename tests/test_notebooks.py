@@ -125,8 +125,9 @@ def test_the_stored_output_checks_catch_what_they_should(tmp_path):
 
 @pytest.mark.slow  # each notebook starts a kernel and imports PyMC; the walkthrough fits a look
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
-def test_notebook_runs(path, monkeypatch):
+def test_notebook_runs(path, monkeypatch, tmp_path):
     monkeypatch.setenv("ADAPTIVE_QUICK", "1")
+    monkeypatch.setenv("TMPDIR", str(tmp_path))  # the kernel's tempfile.mkdtemp: the look, the studies
     monkeypatch.setenv("MPLBACKEND", "Agg")
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
     nb = nbformat.read(path, as_version=4)
@@ -141,3 +142,5 @@ def test_notebook_runs(path, monkeypatch):
     for expected in EXPECTED_TEXT[path.stem]:
         assert expected in text
     assert os.environ["ADAPTIVE_QUICK"] == "1"
+    prefix = {"interim_walkthrough": "walkthrough-", "design_calibration": "calibration-"}[path.stem]
+    assert [p for p in tmp_path.iterdir() if p.name.startswith(prefix)]  # the notebook's outputs
