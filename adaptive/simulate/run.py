@@ -66,13 +66,20 @@ def spec_for(job: Job) -> SimSpec:
 
 
 def with_thresholds(design, thresholds: dict[str, float]):
-    """The design with some rules' probability thresholds replaced (nothing else changes).
+    """The design with some rules' probability thresholds replaced, as if edited in the config.
 
-    A tiered harm rule's threshold is its most severe tier's (``drop_harm``).
+    A tiered harm rule's threshold is its most severe tier's (``drop_harm``). A predictive rule
+    whose ``success_rule`` is replaced predicts success at the new threshold, as the config
+    builds it (it copies its success rule's threshold): calibrating ``graduate_crc`` moves
+    ``pp_futility_crc`` with it, so the calibrated threshold, written into the config, gives the
+    error that calibration reported. Nothing else changes.
     """
     import dataclasses
 
     def changed(r):
+        success = getattr(r, "success_rule", None)
+        if success in thresholds and hasattr(r, "success_threshold"):
+            r = dataclasses.replace(r, success_threshold=float(thresholds[success]))
         if r.id not in thresholds:
             return r
         if hasattr(r, "tiers"):
