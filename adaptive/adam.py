@@ -1,4 +1,4 @@
-"""CDISC ADaM input: a folder holding ADSL and ADRS, read into the engine's one-row-per-patient table.
+"""CDISC ADaM input: a folder holding ADSL and ADRS (optionally ADTTE, ADAE), read into the patient table.
 
 ADSL gives one row per subject (standard variables by default: ``USUBJID``, ``SITEID``, ``ARMCD``
 or else ``TRT01A``, ``RANDFL``, ``RANDDT``, ``TRTSDT``, ``DTHDT``, ``LSTALVDT``; the trial-specific
@@ -8,6 +8,13 @@ characteristics from ``AGE``, ``SEX``, ``ECOGBL``, ``DISSTAT``, ``PRHSCTFL``, ``
 subject, one record of each parameter (``data.adrs``): best response (``AVALC`` CR/CRi/PR/NR/NE,
 ``ADT`` its date), relapse (``ADT`` the relapse date) and MRD (``AVALC`` a flag: true = MRD
 negative). Each dataset may be ``.xpt`` (SAS transport v5 or v8), ``.csv`` or ``.parquet``.
+A trial-specific variable neither mapped nor present under the engine's name is looked for under
+its v5 name (:data:`ADSL_TRIAL_NAMES`, what ``adaptive synth --format adam`` writes).
+
+ADTTE, when present, gives one record per subject and parameter (``data.adtte``: ``OS``, ``EFS``,
+``RFS`` by default): ``USUBJID``, ``PARAMCD``, ``AVAL`` (days), ``CNSR`` (0 an event, 1
+censored) and, when there, ``STARTDT`` and ``ADT``. It is not analysed: it is reconciled with the
+engine's own derivation at each look (:mod:`adaptive.reconcile`).
 
 An ADAE dataset, when the folder has one, gives the adverse events (:func:`read_adae`) shown in
 the memo; it does not enter the table, the endpoints or any rule.
@@ -26,6 +33,7 @@ import pandas as pd
 from adaptive.columns import ADAE_VARIABLES, AE_COLUMNS, AE_GRADES, BASELINE_COLUMNS, ENGINE_COLUMNS
 from adaptive.config import DataCfg, Design
 from adaptive.exceptions import DataError, Problem
+from adaptive.reconcile import ADTTE_COLUMNS, AdtteData
 
 #: ADSL variables read for the engine's columns unless ``data.columns`` names others
 ADSL_DEFAULTS = {
@@ -46,6 +54,21 @@ ADSL_DEFAULTS = {
     "prior_hsct": "PRHSCTFL",
     "eln2022_risk": "ELN2022",
 }
+#: v5 names (at most 8 characters) of the trial-specific ADSL variables, read when ADSL lacks the
+#: engine's own name and ``data.columns`` names none (``adaptive synth --format adam`` writes them)
+ADSL_TRIAL_NAMES = {
+    "idh1": "IDH1FL",
+    "flt3_itd": "FLT3ITD",
+    "flt3_tkd": "FLT3TKD",
+    "intensive_eligible": "INTELFL",
+    "prior_venetoclax_3m": "PRIORVEN",
+    "new_drug_eligible": "NEWDRGFL",
+    "karyotype_risk": "KARYRISK",
+    "hsct_on": "HSCTDT",
+}
+#: ADTTE variables the reconciliation needs, and those read when present
+ADTTE_REQUIRED = ("USUBJID", "PARAMCD", "AVAL", "CNSR")
+ADTTE_OPTIONAL = ("STARTDT", "ADT")
 #: the engine columns that come from ADRS, not ADSL
 ADRS_COLUMNS = ("best_response", "response_on", "relapse_on", "mrd_negative")
 #: engine columns ADSL may lack (blank for every subject)
@@ -102,6 +125,7 @@ def load_adam(folder: str | Path, design: Design):
     data = _data_cfg(design)
     problems: list[Problem] = []
     paths = {d: _find(folder, d) for d in ("adsl", "adrs")}
+    tte_path = _find(folder, "adtte")
     for d, p in paths.items():
         if p is None:
             problems.append(
@@ -115,6 +139,14 @@ def load_adam(folder: str | Path, design: Design):
         raise DataError(problems)
     adsl_vars = {**ADSL_DEFAULTS, **{c: v for c, v in data.columns.items() if c not in ADRS_COLUMNS}}
     adsl, raw_sl = _read(paths["adsl"], adsl_vars)
+    fallback = {
+        c: v
+        for c, v in ADSL_TRIAL_NAMES.items()
+        if c not in data.columns and _var(adsl, c) is None and _var(adsl, v) is not None
+    }
+    if fallback:  # read again: the v5 names' SAS dates are converted by their roles
+        adsl_vars |= fallback
+        adsl, raw_sl = _read(paths["adsl"], adsl_vars)
     adrs, raw_rs = _read(paths["adrs"], {"response_on": "ADT"})
     sl, rs = paths["adsl"].name, paths["adrs"].name
 
@@ -136,6 +168,8 @@ def load_adam(folder: str | Path, design: Design):
                 if col in data.columns
                 else f"name the ADSL variable in the config (data: columns: {col}: <VARIABLE>)."
             )
+            if col in ADSL_TRIAL_NAMES and col not in data.columns:
+                how += f" Neither {col!r} nor {ADSL_TRIAL_NAMES[col]!r} is in {sl}."
             problems.append(
                 Problem(f"{sl}, variable {want!r}", f"missing: the engine's {col!r} is read from it; {how}")
             )
@@ -200,6 +234,11 @@ def load_adam(folder: str | Path, design: Design):
     def adrs_col(key: str, part: int) -> list[str]:
         return [per.get(s, {}).get(key, ("", ""))[part] for s in ids]
 
+    adtte = raw_tte = None
+    if tte_path is not None:
+        adtte, raw_tte, tte_problems = read_adtte(tte_path, data, set(index), sl)
+        problems += tte_problems
+
     wide[f"ADRS {data.adrs.best_response} AVALC"] = adrs_col("best_response", 0)
     wide[f"ADRS {data.adrs.best_response} ADT"] = adrs_col("best_response", 1)
     wide[f"ADRS {data.adrs.relapse} ADT"] = adrs_col("relapse", 1)
@@ -211,12 +250,11 @@ def load_adam(folder: str | Path, design: Design):
         "mrd_negative": f"ADRS {data.adrs.mrd_negative} AVALC",
     }
     ae_path = _find(folder, "adae")  # checked before the merged table, so listed with its problems
-    events = None
-    files = [(sl, raw_sl), (rs, raw_rs)]
+    events = ae_file = None
     if ae_path is not None:
         events, raw_ae, ae_problems = read_adae(ae_path, index, data)
         problems += ae_problems
-        files.append((ae_path.name, raw_ae))
+        ae_file = (ae_path.name, raw_ae)
     frame = pd.DataFrame(wide, dtype=object)
     frame.attrs["row_labels"] = labels
     cfg = DataCfg(columns=roles, values=data.values, adrs=data.adrs)
@@ -227,10 +265,20 @@ def load_adam(folder: str | Path, design: Design):
     if problems:
         raise DataError(problems)
     digest = hashlib.sha256()
-    for name, raw in files:  # ADAE only when there is one: the hash of ADSL + ADRS alone is unchanged
+    files = [(sl, raw_sl), (rs, raw_rs)]
+    if tte_path is not None and raw_tte is not None:
+        files.append((tte_path.name, raw_tte))
+    if ae_file is not None:  # ADAE only when there is one: the hash of the other datasets is unchanged
+        files.append(ae_file)
+    for name, raw in files:
         digest.update(f"{name}\0{hashlib.sha256(raw).hexdigest()}\n".encode())
     return PatientTable(
-        frame=typed, path=folder, sha256=digest.hexdigest(), warnings=warnings, adverse_events=events
+        frame=typed,
+        path=folder,
+        sha256=digest.hexdigest(),
+        warnings=warnings,
+        adtte=adtte,
+        adverse_events=events,
     )
 
 
@@ -320,3 +368,114 @@ def read_adae(path: Path, subjects, data: DataCfg) -> tuple[pd.DataFrame, bytes,
             )
         )
     return pd.DataFrame(rows, columns=list(AE_COLUMNS), dtype=object), raw, problems
+
+
+def read_adtte(
+    path: Path, data: DataCfg, subjects: set[str], adsl_name: str
+) -> tuple[AdtteData | None, bytes, list[Problem]]:
+    """ADTTE's records of the reconciled parameters, with every problem found (not raised).
+
+    Each problem names the dataset, the row and its ``USUBJID``, and the variable: a missing
+    variable, an unknown ``PARAMCD`` (``data.adtte.ignore`` skips others), a subject absent from
+    ADSL, a second record of one subject and parameter, an ``AVAL`` that is not a number of days
+    >= 0, a ``CNSR`` other than 0 or 1, an unparseable ``STARTDT``/``ADT`` (SAS date or ISO text).
+    """
+    from adaptive.data import _parse_date, excerpt
+
+    tte, raw = _read(path, {"enrolled_on": "STARTDT", "response_on": "ADT"})
+    name = path.name
+    problems = [
+        Problem(
+            f"{name}, variable {v!r}",
+            f"missing: ADTTE needs {', '.join(ADTTE_REQUIRED)} (and reads {', '.join(ADTTE_OPTIONAL)} "
+            "when there).",
+        )
+        for v in ADTTE_REQUIRED
+        if _var(tte, v) is None
+    ]
+    if problems:
+        return None, raw, problems
+    cfg = data.adtte
+    codes = cfg.endpoints()
+    u, p, a, c = (_var(tte, v) for v in ADTTE_REQUIRED)
+    optional = {v: _var(tte, v) for v in ADTTE_OPTIONAL}
+    rows: list[tuple] = []
+    first: dict[tuple[str, str], str] = {}
+    for i, n in enumerate(tte.attrs["row_numbers"]):
+        sid, code, aval_s, cnsr_s = (tte[v].iloc[i] for v in (u, p, a, c))
+        label = f"row {n} (USUBJID {excerpt(sid, 30)})"
+        where = f"{name} {label}"
+        if code in cfg.ignore:
+            continue
+        if code not in codes:
+            problems.append(
+                Problem(
+                    f"{where}, variable 'PARAMCD'",
+                    f"unknown parameter {excerpt(code)}; the engine reconciles {', '.join(codes)} "
+                    "(data.adtte in the config names them; data.adtte.ignore skips others).",
+                )
+            )
+            continue
+        if sid not in subjects:
+            problems.append(
+                Problem(f"{where}, variable 'USUBJID'", f"subject {excerpt(sid)} is not in {adsl_name}.")
+            )
+            continue
+        if (sid, code) in first:
+            problems.append(
+                Problem(
+                    f"{where}, variable 'PARAMCD'",
+                    f"a second {code} record for this subject (first at {first[sid, code]}); one per "
+                    "subject and parameter.",
+                )
+            )
+            continue
+        first[sid, code] = f"row {n}"
+        ok = True
+        try:
+            aval = float(aval_s)
+            if not aval >= 0 or aval == float("inf"):
+                raise ValueError
+        except ValueError:
+            ok = False
+            problems.append(
+                Problem(
+                    f"{where}, variable {a!r}",
+                    f"AVAL {excerpt(aval_s)} is not a time: expected a number of days >= 0.",
+                )
+            )
+        if cnsr_s not in ("0", "1"):
+            ok = False
+            problems.append(
+                Problem(
+                    f"{where}, variable {c!r}",
+                    f"CNSR {excerpt(cnsr_s)} is neither 0 (an event) nor 1 (censored).",
+                )
+            )
+        dates = {}
+        for v, have in optional.items():
+            s = tte[have].iloc[i] if have is not None else ""
+            dates[v] = None
+            if not s:
+                continue
+            try:
+                dates[v] = _parse_date(s)
+            except ValueError:
+                ok = False
+                problems.append(
+                    Problem(
+                        f"{where}, variable {have!r}",
+                        f"cannot parse date {excerpt(s)}; expected a SAS date (days since 1960-01-01, a "
+                        "whole number, or with a date format) or ISO 8601 YYYY-MM-DD.",
+                    )
+                )
+        if ok:
+            rows.append((sid, codes[code], code, aval, int(cnsr_s), dates["STARTDT"], dates["ADT"], label))
+    frame = pd.DataFrame(rows, columns=list(ADTTE_COLUMNS))
+    adtte = AdtteData(
+        source=name,
+        frame=frame,
+        codes={e: c for c, e in codes.items()},
+        aval_offset_days=cfg.aval_offset_days,
+    )
+    return adtte, raw, problems

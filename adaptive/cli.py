@@ -20,12 +20,15 @@ Exit codes (each error's code is its class's ``exit_code`` in :mod:`adaptive.exc
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import re
 import sqlite3
 import sys
+import textwrap
 import warnings
+from collections.abc import Collection, Sequence
 from datetime import date, datetime
 from pathlib import Path
 
@@ -49,6 +52,37 @@ def _width() -> int | None:
 
 console = Console(highlight=False, width=_width())
 err_console = Console(stderr=True, highlight=False)
+
+
+def show_table(
+    title: str, columns: Sequence[str], rows: Sequence[Sequence[str]], *, left: Collection[str] = ()
+) -> None:
+    """Print a table when it fits the output's width, else one wrapped block per row.
+
+    A narrower terminal (or ``COLUMNS``) gets no cut cells: each row becomes its first cell as a
+    heading and ``column: value`` pairs below it, wrapped at the width.
+    """
+    from rich.measure import Measurement
+    from rich.text import Text
+
+    table = Table(title=title)
+    for col in columns:
+        table.add_column(col, justify="left" if col in left else "right", no_wrap=True)
+    for row in rows:
+        table.add_row(*(Text(v) for v in row))
+    # a table squeezed below its natural width wraps or cuts cells (rich's column collapse does not
+    # keep words whole), so it is printed only where it fits
+    if Measurement.get(console, console.options.update_width(10_000), table).maximum <= console.width:
+        console.print(table)
+        return
+    console.print(Text(title, style="bold"))
+    for row in rows:
+        console.print(Text(row[0], style="bold"))
+        pairs = "; ".join(f"{c}: {v}" for c, v in zip(columns[1:], row[1:], strict=True))
+        lines = textwrap.fill(
+            pairs, console.width, initial_indent="  ", subsequent_indent="  ", break_on_hyphens=False
+        )
+        console.print(Text(lines), soft_wrap=True)
 
 
 def _date(ctx, param, value):
@@ -112,7 +146,10 @@ def main() -> None:
     "--config", "config_path", required=True, type=click.Path(dir_okay=False), help="Trial config YAML."
 )
 @click.option(
-    "--data", "data_path", type=click.Path(), help="Patient export (or ADaM folder: ADSL, ADRS) to check too."
+    "--data",
+    "data_path",
+    type=click.Path(),
+    help="Patient export (or ADaM folder: ADSL, ADRS, optional ADTTE) to check too.",
 )
 @click.option("--cutoff", callback=_date, help="Also derive endpoints as of this date (YYYY-MM-DD).")
 def validate(config_path: str, data_path: str | None, cutoff: date | None) -> None:
@@ -166,6 +203,16 @@ def validate(config_path: str, data_path: str | None, cutoff: date | None) -> No
             _fail(exc)
         warns += derived.warnings
         console.print(f"as of {cutoff}: {len(derived.patients)} patients enrolled")
+        from adaptive.interim import look_reconciliation
+
+        recon = look_reconciliation(table, derived)
+        if recon is not None:
+            colour = "yellow" if recon.n_disagreements else "green"
+            console.print(f"[{colour}]ADTTE reconciliation:[/] {recon.sentence()}", soft_wrap=True)
+            for row in recon.frame.head(25).itertuples(index=False):
+                console.print(f"  - {row.USUBJID} {row.PARAMCD}: {row.reason}", soft_wrap=True)
+            if recon.n_disagreements > 25:
+                console.print(f"  ... and {recon.n_disagreements - 25} more (an interim look lists all)")
     _print_warnings(warns)
 
 
@@ -195,8 +242,7 @@ def print_look(report: dict) -> None:
     from decision_rules.vocabulary import fmt_prob  # here: importing decision_rules takes ~2 s
 
     title = f"{report['trial']} - interim look, data cutoff {report['cutoff']} (seed {report['seed']})"
-    table = Table(title=title, show_lines=False)
-    for col in (
+    columns = (
         "Arm",
         "Status",
         "n",
@@ -209,9 +255,8 @@ def print_look(report: dict) -> None:
         "OS median days",
         "Rules fired",
         "Recommendation",
-    ):
-        left = ("Arm", "Status", "Rules fired", "Recommendation")
-        table.add_column(col, justify="left" if col in left else "right")
+    )
+    rows = []
     recs = {r.get("arm"): r for r in report.get("recommendations") or [] if r.get("arm")}
     for a in report["arms"]:
         crc = a["endpoints"]["crc"]
@@ -228,22 +273,24 @@ def print_look(report: dict) -> None:
             if crc.get("mean") is not None
             else "-"
         )
-        table.add_row(
-            f"{a['arm']} {a['label']}",
-            status,
-            str(a["n_enrolled"]),
-            f"{crc['responders']}/{crc['n_evaluable']}"
-            + (f" (+{crc['n_pending']} pending)" if crc["n_pending"] else ""),
-            ci,
-            fmt_prob(crc.get("prob_above_null")),
-            fmt_prob(crc.get("prob_above_target")),
-            f"{m30.get('responders', '-')}/{m30.get('n_evaluable', '-')}" if m30 else "-",
-            fmt_prob(m30.get("prob_above_limit")) if m30 else "-",
-            _median_days(a.get("survival", {}).get("os")),
-            fired,
-            action,
+        rows.append(
+            (
+                f"{a['arm']} {a['label']}",
+                status,
+                str(a["n_enrolled"]),
+                f"{crc['responders']}/{crc['n_evaluable']}"
+                + (f" (+{crc['n_pending']} pending)" if crc["n_pending"] else ""),
+                ci,
+                fmt_prob(crc.get("prob_above_null")),
+                fmt_prob(crc.get("prob_above_target")),
+                f"{m30.get('responders', '-')}/{m30.get('n_evaluable', '-')}" if m30 else "-",
+                fmt_prob(m30.get("prob_above_limit")) if m30 else "-",
+                _median_days(a.get("survival", {}).get("os")),
+                fired,
+                action,
+            )
         )
-    console.print(table)
+    show_table(title, columns, rows, left=("Arm", "Status", "Rules fired", "Recommendation"))
     for c in report["comparisons"]:
         console.print(f"comparison: {c['sentence']}", soft_wrap=True)
     for c in report.get("survival_comparisons", []):
@@ -256,6 +303,10 @@ def print_look(report: dict) -> None:
             f"({span['first_remission_on']}) to the last ({span['last_remission_on']}), "
             f"{span['n_remissions']} remissions"
         )
+    recon = report.get("reconciliation")
+    if recon:
+        colour = "yellow" if recon["n_disagreements"] else "green"
+        console.print(f"[{colour}]ADTTE reconciliation:[/] {recon['sentence']}", soft_wrap=True)
     d = report["diagnostics"]
     console.print(
         f"diagnostics: max R-hat {d['max_rhat']:.3f}, min bulk ESS {d['min_ess_bulk']:.0f}, "
@@ -344,7 +395,7 @@ def _resolve_ledger(design, ledger_path: str | None, out_dir: str) -> Path:
     "data_path",
     required=True,
     type=click.Path(),
-    help="Patient export (.csv, .parquet, .xpt), or a folder of ADaM datasets (ADSL, ADRS).",
+    help="Patient export (.csv, .parquet, .xpt), or a folder of ADaM datasets (ADSL, ADRS, optional ADTTE).",
 )
 @click.option("--cutoff", required=True, callback=_date, help="Data cutoff date (YYYY-MM-DD).")
 @click.option(
@@ -377,6 +428,17 @@ def _resolve_ledger(design, ledger_path: str | None, out_dir: str) -> Path:
     is_flag=True,
     help="Make a look whose cutoff is before that of a look already in the ledger (recorded in the look).",
 )
+@click.option(
+    "--draws",
+    type=click.IntRange(1),
+    default=None,
+    help="MCMC draws per chain instead of the config's sampler.draws (recorded in the look).",
+)
+@click.option(
+    "--tune", type=click.IntRange(1), default=None, help="Tuning steps per chain instead of sampler.tune."
+)
+@click.option("--chains", type=click.IntRange(2), default=None, help="Chains instead of sampler.chains.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress messages on stderr.")
 def interim(
     config_path: str,
     data_path: str,
@@ -388,26 +450,39 @@ def interim(
     wait: float,
     make_memo: bool = False,
     allow_out_of_order: bool = False,
+    draws: int | None = None,
+    tune: int | None = None,
+    chains: int | None = None,
+    quiet: bool = False,
 ) -> None:
-    """Run an interim look: fit every endpoint, evaluate the rules, recommend, write the outputs."""
+    """Run an interim look: fit every endpoint, evaluate the rules, recommend, write the outputs.
+
+    --draws, --tune and --chains override the config's sampler settings for this look without
+    editing the config (its hash, the look's identity, stays); the look records them.
+    """
     from adaptive.config import load_config
     from adaptive.exceptions import ConvergenceError
     from adaptive.interim import run_interim
+    from adaptive.progress import shown
 
     try:
         design = load_config(config_path)
         ledger = _resolve_ledger(design, ledger_path, out_dir)
-        look = run_interim(
-            design,
-            data_path,
-            cutoff,
-            out_dir,
-            seed=seed,
-            ledger=ledger,
-            force=force,
-            wait=wait,
-            allow_out_of_order=allow_out_of_order,
-        )
+        with shown(err_console, quiet=quiet, first="starting the look"):
+            look = run_interim(
+                design,
+                data_path,
+                cutoff,
+                out_dir,
+                seed=seed,
+                ledger=ledger,
+                force=force,
+                wait=wait,
+                allow_out_of_order=allow_out_of_order,
+                sampler_overrides={
+                    k: v for k, v in (("draws", draws), ("tune", tune), ("chains", chains)) if v is not None
+                },
+            )
     except ConvergenceError as exc:
         err_console.print(
             f"[bold red]REFUSED:[/] {exc}\nThe look was written to {out_dir} with status "
@@ -438,12 +513,33 @@ def interim(
             sys.exit(3)
         return
     print_look(look.report)
+    recon = look.report.get("reconciliation")
+    files = [str(Path(out_dir) / f) for f in ("recommendations.json", "posterior.nc")]
+    if recon:
+        files.append(str(Path(out_dir) / recon["file"]))
     console.print(
-        f"wrote {Path(out_dir) / 'recommendations.json'} and {Path(out_dir) / 'posterior.nc'}; "
-        f"recorded as look {look.look_number} in {ledger}"
+        f"wrote {', '.join(files[:-1])} and {files[-1]}; recorded as look {look.look_number} in {ledger}"
     )
+    _more_draws_advice(look.report)
     if make_memo:
-        _write_memo(out_dir, data_path, ledger)
+        with shown(err_console, quiet=quiet, first="building the memo"):
+            _write_memo(out_dir, data_path, ledger)
+
+
+def _more_draws_advice(report: dict) -> None:
+    """For the statistician (never in the memo): how to settle Monte Carlo-uncertain results."""
+    uncertain = [r for r in report.get("recommendations") or [] if r.get("mc_uncertain")]
+    if not uncertain:
+        return
+    draws = (report.get("sampler_overrides") or {}).get("draws") or report["config"]["sampler"]["draws"]
+    arms = ", ".join(dict.fromkeys(r.get("arm") or "-" for r in uncertain))
+    console.print(
+        f"[yellow]Monte Carlo:[/] the recommendation(s) for {arms} rest on probabilities within Monte "
+        f"Carlo error of their thresholds. Four times the draws halve that error: rerun this look "
+        f"with --draws {4 * int(draws)} --force and a new --out folder (both looks stay in the "
+        "ledger; the rerun records its --draws).",
+        soft_wrap=True,
+    )
 
 
 def _write_memo(look_dir, data_path, ledger, *, existing_ok: bool = False, force: bool = False) -> None:
@@ -487,9 +583,15 @@ def _write_memo(look_dir, data_path, ledger, *, existing_ok: bool = False, force
     help="Look ledger (default: the ledger named in recommendations.json, beside the look folder).",
 )
 @click.option("--force", is_flag=True, help="Rebuild the memo if the folder already holds one.")
-def memo(look_dir: str, data_path: str | None, ledger_path: str | None, force: bool) -> None:
+@click.option("--quiet", "-q", is_flag=True, help="No progress messages on stderr.")
+def memo(
+    look_dir: str, data_path: str | None, ledger_path: str | None, force: bool, quiet: bool = False
+) -> None:
     """Write the DSMB memo of a look: closed and open reports, HTML and PDF (never refits)."""
-    _write_memo(look_dir, data_path, ledger_path, force=force)
+    from adaptive.progress import shown
+
+    with shown(err_console, quiet=quiet, first="building the memo"):
+        _write_memo(look_dir, data_path, ledger_path, force=force)
 
 
 @main.command(short_help="List a ledger's looks and how each arm's numbers moved.")
@@ -515,68 +617,54 @@ def history(ledger_path: str, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(hist, indent=2))
         return
-    looks = Table(title=f"Looks in {ledger_path}")
-    for col in (
-        "Look",
-        "Recorded (UTC)",
-        "Cutoff",
-        "Status",
-        "Seed",
-        "Data",
-        "Config",
-        "Data changes",
-        "Actions",
-    ):
-        looks.add_column(col)
+    columns = ("Look", "Recorded (UTC)", "Cutoff", "Status", "Seed", "Data", "Config", "Data changes")
+    columns += ("Actions",)
+    rows = []
     for lk in hist["looks"]:
         acts: dict[str, int] = {}
         for r in lk["recommendations"]:
             if r["action"] != "continue":
                 acts[r["action"]] = acts.get(r["action"], 0) + 1
         changes = lk["data_changes"]
-        looks.add_row(
-            str(lk["look"])
-            + (" (forced)" if lk["forced"] else "")
-            + (" (out of order)" if lk["out_of_order"] else ""),
-            lk["recorded_at"],
-            lk["cutoff"],
-            lk["status"],
-            str(lk["seed"]),
-            lk["data_sha256"][:10],
-            lk["config_sha256"][:10],
-            "-" if not changes else f"+{changes['n_new_patients']} new, {changes['n_cleaning']} cleaned",
-            ", ".join(f"{k} x{v}" if v > 1 else k for k, v in acts.items()) or "continue",
-        )
-    console.print(looks)
-    for arm, rows in hist["arms"].items():
-        t = Table(title=f"{arm} {rows[-1].get('label') or ''}")
-        for col in (
-            "Look",
-            "Cutoff",
-            "Status",
-            "n",
-            "CRc y/n",
-            "P(>null)",
-            "P(>target)",
-            "P(best)",
-            "Alloc",
-            "Action",
-        ):
-            t.add_column(col, justify="left" if col in ("Status", "Action") else "right")
-        for r in rows:
-            t.add_row(
-                str(r["look"]),
-                r["cutoff"],
-                r["status"] or "-",
-                str(r["n_enrolled"]),
-                f"{r['crc_responders']}/{r['crc_evaluable']}" if r["crc_evaluable"] is not None else "-",
-                _pct(r["prob_above_null"]),
-                _pct(r["prob_above_target"]),
-                _pct(r["prob_best"]),
-                _pct(r["allocation"]),
-                ", ".join(r["actions"]) or "-",
+        rows.append(
+            (
+                str(lk["look"])
+                + (" (forced)" if lk["forced"] else "")
+                + (" (out of order)" if lk["out_of_order"] else ""),
+                lk["recorded_at"],
+                lk["cutoff"],
+                lk["status"],
+                str(lk["seed"])
+                + "".join(f" --{k} {v}" for k, v in sorted((lk.get("sampler_overrides") or {}).items())),
+                lk["data_sha256"][:10],
+                lk["config_sha256"][:10],
+                "-" if not changes else f"+{changes['n_new_patients']} new, {changes['n_cleaning']} cleaned",
+                ", ".join(f"{k} x{v}" if v > 1 else k for k, v in acts.items()) or "continue",
             )
-        console.print(t)
+        )
+    show_table(f"Looks in {ledger_path}", columns, rows, left=columns)
+    columns = ("Arm", "Look", "Cutoff", "Status", "n", "CRc y/n", "P(>null)", "P(>target)", "P(best)")
+    columns += ("Alloc", "Action")
+    rows = []
+    for arm, arm_rows in hist["arms"].items():
+        name = f"{arm} {arm_rows[-1].get('label') or ''}".strip()
+        for r in arm_rows:
+            rows.append(
+                (
+                    name,
+                    str(r["look"]),
+                    r["cutoff"],
+                    r["status"] or "-",
+                    str(r["n_enrolled"]),
+                    f"{r['crc_responders']}/{r['crc_evaluable']}" if r["crc_evaluable"] is not None else "-",
+                    _pct(r["prob_above_null"]),
+                    _pct(r["prob_above_target"]),
+                    _pct(r["prob_best"]),
+                    _pct(r["allocation"]),
+                    ", ".join(r["actions"]) or "-",
+                )
+            )
+    show_table("Arms, look by look", columns, rows, left=("Arm", "Cutoff", "Status", "Action"))
 
 
 @main.command(short_help="Simulate a realistic patient-level export from a scenario.")
@@ -593,9 +681,23 @@ def history(ledger_path: str, as_json: bool) -> None:
 @click.option("--n", "n_patients", required=True, type=click.IntRange(1), help="Patients to simulate.")
 @click.option("--seed", type=int, required=True, help="Random seed.")
 @click.option(
-    "--out", "out_path", required=True, type=click.Path(dir_okay=False), help="CSV or Parquet file to write."
+    "--out",
+    "out_path",
+    required=True,
+    type=click.Path(),
+    help="CSV or Parquet file to write (--format adam: a new folder for the XPT files).",
 )
-def synth(config_path: str, scenario_path: str, n_patients: int, seed: int, out_path: str) -> None:
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["csv", "parquet", "adam"]),
+    default=None,
+    help="csv or parquet (default: by the --out suffix, else csv); adam: ADSL, ADRS and ADTTE as "
+    "SAS transport v5 files (adsl.xpt, adrs.xpt, adtte.xpt) in the --out folder.",
+)
+def synth(
+    config_path: str, scenario_path: str, n_patients: int, seed: int, out_path: str, fmt: str | None = None
+) -> None:
     """Simulate a realistic patient-level export from a scenario."""
     from adaptive.config import load_config
     from adaptive.output import write_text_atomic
@@ -607,11 +709,29 @@ def synth(config_path: str, scenario_path: str, n_patients: int, seed: int, out_
         scenario = load_scenario(scenario_path, design)
     except AdaptiveError as exc:
         _fail(exc)
-    df = synthesize(design, scenario, n_patients, seed)
     out = Path(out_path)
-    if out.exists():
+    if fmt == "adam":
+        if out.exists() and (not out.is_dir() or any(out.iterdir())):
+            _fail(
+                OutputExistsError(
+                    f"{out} exists; synth never overwrites (give a new folder for --format adam)."
+                )
+            )
+    elif out.exists():
         _fail(OutputExistsError(f"{out} exists; synth never overwrites a file."))
-    if out.suffix.lower() in (".parquet", ".pq"):
+    df = synthesize(design, scenario, n_patients, seed)
+    if fmt == "adam":
+        from adaptive.synth import adam_datasets, write_adam
+
+        export = date.fromisoformat(df.attrs["export_date"])
+        datasets = adam_datasets(df, design, export)
+        write_adam(datasets, out, export)
+        console.print(
+            f"wrote {len(df)} patients to {out}/ ({', '.join(f'{k}.xpt' for k in datasets)}, SAS transport "
+            f"v5; export date {export}, ADTTE derived as of it)"
+        )
+        return
+    if fmt == "parquet" or (fmt is None and out.suffix.lower() in (".parquet", ".pq")):
         tmp = out.with_name(f".{out.name}.tmp")
         df.to_parquet(tmp, index=False)
         tmp.replace(out)
@@ -626,7 +746,10 @@ def _export_date(df) -> str:
     return max(vals) if vals else "-"
 
 
-def _progress():
+def _progress(quiet: bool = False):
+    """The progress bars of simulations on stderr (none with ``--quiet``)."""
+    if quiet:
+        return contextlib.nullcontext(None)
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -686,6 +809,7 @@ def _progress():
 @click.option(
     "--report", "with_report", is_flag=True, help="Also write report.html and report.pdf (see report-sim)."
 )
+@click.option("--quiet", "-q", is_flag=True, help="No progress bars on stderr.")
 def simulate(
     config_path,
     scenario_paths,
@@ -698,6 +822,7 @@ def simulate(
     chunk_size,
     sweep_text,
     with_report,
+    quiet=False,
 ):
     """Operating characteristics of the design: virtual trials on the same rules as `interim`."""
     from adaptive.simulate.study import simulate_study
@@ -706,10 +831,11 @@ def simulate(
         _simulate_sweep(
             config_path, scenario_paths, n_trials, out_dir, sweep_text, seed=seed,
             compare_fixed=compare_fixed, workers=workers, scheduler=scheduler, chunk_size=chunk_size,
+            quiet=quiet,
         )  # fmt: skip
         return
     try:
-        with _progress() as progress:
+        with _progress(quiet) as progress:
             report = simulate_study(
                 config_path, list(scenario_paths), n_trials, out_dir, seed=seed, compare_fixed=compare_fixed,
                 workers=workers, scheduler=scheduler, chunk_size=chunk_size, progress=progress,
@@ -745,13 +871,15 @@ def report_sim(study_dir, force):
     _write_sim_report(study_dir, force=force)
 
 
-def _simulate_sweep(config_path, scenario_paths, n_trials, out_dir, sweep_text, **options) -> None:
+def _simulate_sweep(
+    config_path, scenario_paths, n_trials, out_dir, sweep_text, *, quiet: bool = False, **options
+) -> None:
     """`simulate --sweep`: one study per value, the key characteristics side by side."""
     from adaptive.simulate.sweep import parse_sweep, sweep_study
 
     try:
         sweep = parse_sweep(sweep_text)
-        with _progress() as progress:
+        with _progress(quiet) as progress:
             result = sweep_study(
                 config_path, list(scenario_paths), sweep, n_trials, out_dir, progress=progress, **options
             )
@@ -762,13 +890,12 @@ def _simulate_sweep(config_path, scenario_paths, n_trials, out_dir, sweep_text, 
     runs = result["runs"]
     for si, sc in enumerate(runs[0]["scenarios"]):
         for label in sc["allocations"]:
-            table = Table(
-                title=f"{sc['scenario']} ({label} allocation): {result['key']} swept, {n_trials} trials "
+            title = (
+                f"{sc['scenario']} ({label} allocation): {result['key']} swept, {n_trials} trials "
                 "per value; graduate / drop futility / E[N]"
             )
-            table.add_column("Arm")
-            for run in runs:
-                table.add_column(f"{result['key'].rsplit('.', 1)[-1]} = {run['value']}", justify="right")
+            columns = ("Arm", *(f"{result['key'].rsplit('.', 1)[-1]} = {run['value']}" for run in runs))
+            rows = []
             for arm in sc["allocations"][label]["arms"]:
                 cells = []
                 for run in runs:
@@ -777,8 +904,8 @@ def _simulate_sweep(config_path, scenario_paths, n_trials, out_dir, sweep_text, 
                         f"{_est(a['prob_graduate'])} / {_est(a['prob_drop_futility'])} / "
                         f"{_est(a['n_mean'], pct=False)}"
                     )
-                table.add_row(arm, *cells)
-            console.print(table)
+                rows.append((arm, *cells))
+            show_table(title, columns, rows, left=("Arm",))
     if not result["complete"]:
         err_console.print("[yellow]interrupted:[/] the finished values were summarised and written.")
         sys.exit(130)
@@ -807,32 +934,28 @@ def _print_oc(report: dict) -> None:
         console.print(f"[yellow]not simulated:[/] {names} ({skipped[0]['reason']})")
     for sc in report["scenarios"]:
         for label, s in sc["allocations"].items():
-            table = Table(
-                title=f"{sc['scenario']} ({label} allocation): {s['n_trials']} trials, values ± MCSE"
-            )
-            for col in (
-                "Arm",
-                "true CRc (ITT)",
-                "P(graduate)",
-                "P(drop fut.)",
-                "P(drop harm)",
-                "P(drop inf.)",
-                "P(complete)",
-                "P(suspended)",
-                "type I",
-                "power",
-                "E[N]",
-                "allocation",
-            ):
-                table.add_column(col, justify="left" if col == "Arm" else "right")
-            for a in s["arms"]:
-                table.add_row(
-                    f"{a['arm']} {a['label']}", f"{100 * a['true_crc_itt']:.1f}%", _est(a["prob_graduate"]),
-                    _est(a["prob_drop_futility"]), _est(a["prob_drop_harm"]), _est(a["prob_drop_inferior"]),
-                    _est(a["prob_complete"]), _est(a["prob_ever_suspended"]), _est(a["type_i_error"]),
-                    _est(a["power"]), _est(a["n_mean"], pct=False), _est(a["allocation"]),
+            columns = ("Arm", "true CRc (ITT)", "P(graduate)", "P(drop fut.)", "P(drop harm)")
+            columns += ("P(drop inf.)", "P(complete)", "P(suspended)", "type I", "power")
+            columns += ("E[N]", "allocation")
+            rows = [
+                (
+                    f"{a['arm']} {a['label']}",
+                    f"{100 * a['true_crc_itt']:.1f}%",
+                    _est(a["prob_graduate"]),
+                    _est(a["prob_drop_futility"]),
+                    _est(a["prob_drop_harm"]),
+                    _est(a["prob_drop_inferior"]),
+                    _est(a["prob_complete"]),
+                    _est(a["prob_ever_suspended"]),
+                    _est(a["type_i_error"]),
+                    _est(a["power"]),
+                    _est(a["n_mean"], pct=False),
+                    _est(a["allocation"]),
                 )  # fmt: skip
-            console.print(table)
+                for a in s["arms"]
+            ]
+            title = f"{sc['scenario']} ({label} allocation): {s['n_trials']} trials, values ± MCSE"
+            show_table(title, columns, rows, left=("Arm",))
             for c in s["comparisons"]:
                 console.print(
                     f"  {c['rule']}: decided or ran to max_n {_est(c['prob_decided_or_max_n'])} "
@@ -912,6 +1035,7 @@ def _print_oc(report: dict) -> None:
 @click.option(
     "--scheduler", default=None, help="Address of an existing Dask scheduler, e.g. tcp://host:8786."
 )
+@click.option("--quiet", "-q", is_flag=True, help="No progress bars on stderr.")
 def calibrate(
     config_path,
     scenario_paths,
@@ -926,12 +1050,13 @@ def calibrate(
     iterations,
     workers,
     scheduler,
+    quiet=False,
 ):
     """Find a rule's threshold that keeps the simulated type I error at or below a target."""
     from adaptive.simulate.study import calibrate as run_calibration
 
     try:
-        with _progress() as progress:
+        with _progress(quiet) as progress:
             rep = run_calibration(
                 config_path, scenario_paths, rule_id, target, n_trials, out_dir, seed=seed, lo=lo, hi=hi,
                 iterations=iterations, workers=workers, scheduler=scheduler, progress=progress,

@@ -10,6 +10,7 @@ of range, rules naming arms or endpoints that do not exist, ...) and raises one
 from __future__ import annotations
 
 import copy
+import dataclasses
 import hashlib
 import typing
 from collections.abc import Mapping, Sequence
@@ -77,6 +78,8 @@ NonNegativeInt = Annotated[int, Field(ge=0)]
 #: error naming the key and line, not a simulation that never ends); ``arms.<id>.max_n`` <= 10,000
 MAX_PATIENTS = 100_000
 MAX_DRAWS = 100_000  # per chain, for draws and tune
+#: sampler settings `adaptive interim` may override on its command line (recorded in the look)
+SAMPLER_OVERRIDES = ("draws", "tune", "chains")
 
 
 class _Strict(BaseModel):
@@ -783,6 +786,34 @@ class AdrsCfg(_Strict):
         return self
 
 
+class AdtteCfg(_Strict):
+    """ADaM ADTTE parameter codes (``PARAMCD``) of the engine's time-to-event endpoints.
+
+    ADTTE is optional and only *reconciled* with the engine's own derivation
+    (:mod:`adaptive.reconcile`); ``aval_offset_days`` is the SAP's day convention: ``AVAL = ADT -
+    STARTDT`` (0, the engine's) or ``ADT - STARTDT + 1`` (1, "day 1 is the start day").
+    """
+
+    os: Annotated[str, Field(min_length=1, max_length=8)] = "OS"
+    efs: Annotated[str, Field(min_length=1, max_length=8)] = "EFS"
+    rfs: Annotated[str, Field(min_length=1, max_length=8)] = "RFS"
+    #: other parameters in the dataset (e.g. ``TTR``, ``DOR``), skipped rather than refused
+    ignore: list[Annotated[str, Field(min_length=1, max_length=8)]] = Field(default_factory=list)
+    aval_offset_days: Literal[0, 1] = 0
+
+    @model_validator(mode="after")
+    def _distinct(self):
+        codes = [self.os, self.efs, self.rfs, *self.ignore]
+        dup = sorted({c for c in codes if codes.count(c) > 1})
+        if dup:
+            raise ValueError(f"each parameter code has one meaning; repeated: {', '.join(dup)}")
+        return self
+
+    def endpoints(self) -> dict[str, str]:
+        """``{PARAMCD: endpoint}`` (``os``, ``efs``, ``rfs``)."""
+        return {self.os: "os", self.efs: "efs", self.rfs: "rfs"}
+
+
 class DataCfg(_Strict):
     """How the patient export is read: column names and flag spellings of data management's export.
 
@@ -794,6 +825,8 @@ class DataCfg(_Strict):
     values: DataValuesCfg = DataValuesCfg()
     #: ADaM input (``--data`` a folder): the ADRS parameter codes
     adrs: AdrsCfg = Field(default_factory=AdrsCfg)
+    #: ADaM input, optional ADTTE: the parameter codes reconciled with the engine's derivation
+    adtte: AdtteCfg = Field(default_factory=AdtteCfg)
     #: ``data.columns.<engine column>`` -> where it is in the config file (filled by parse_config)
     _where: dict[str, str] = PrivateAttr(default_factory=dict)
 
@@ -937,6 +970,8 @@ class Design:
     assessment: AssessmentCfg
     allocation_rules: tuple[AllocationRule, ...] = ()
     survival: SurvivalCfg | None = None
+    #: sampler settings overridden on the command line (:meth:`with_sampler`), recorded in the look
+    sampler_overrides: Mapping[str, int] = dataclasses.field(default_factory=dict)
 
     @property
     def ledger_path(self) -> Path | None:
@@ -1044,6 +1079,39 @@ class Design:
     def as_dict(self) -> dict:
         """The config as run (defaults filled in), JSON-ready."""
         return self.raw.model_dump(mode="json")
+
+    def with_sampler(self, overrides: Mapping[str, int]) -> Design:
+        """A copy of the design with sampler settings overridden (``adaptive interim --draws``).
+
+        The config file, its hash and :meth:`as_dict` are unchanged (the look records the
+        overrides beside them); the overridden settings are validated like the config's own.
+
+        Raises
+        ------
+        ConfigError
+            An unknown setting, or a value the config's ``sampler`` section would refuse.
+        """
+        unknown = sorted(set(overrides) - set(SAMPLER_OVERRIDES))
+        if unknown:
+            raise ConfigError(
+                [
+                    Problem(
+                        "sampler override",
+                        f"{', '.join(unknown)} cannot be overridden (only {', '.join(SAMPLER_OVERRIDES)})",
+                    )
+                ]
+            )
+        try:
+            sampler = SamplerCfg.model_validate(self.sampler.model_dump() | dict(overrides))
+        except ValidationError as exc:
+            raise ConfigError(
+                [
+                    Problem(f"--{'.'.join(map(str, e['loc']))}", e["msg"].replace("Input", "the value"))
+                    for e in exc.errors()
+                ]
+            ) from None
+        merged = dict(self.sampler_overrides) | {k: int(overrides[k]) for k in sorted(overrides)}
+        return dataclasses.replace(self, sampler=sampler, sampler_overrides=merged)
 
 
 # ============================================================================= loading

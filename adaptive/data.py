@@ -27,6 +27,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
@@ -51,6 +52,9 @@ from adaptive.exceptions import DataError, Problem
 from adaptive.routing import route
 from adaptive.schema_errors import did_you_mean as _did_you_mean
 
+if TYPE_CHECKING:  # the reconciliation imports statsmodels (survival_data): not at load time
+    from adaptive.reconcile import AdtteData
+
 RESPONSES = ("CR", "CRi", "PR", "NR", "NE")
 KARYOTYPE_RISKS = ("favorable", "intermediate", "adverse")
 
@@ -68,6 +72,8 @@ class PatientTable:
     path: Path | None
     sha256: str
     warnings: tuple[Problem, ...] = field(default_factory=tuple)
+    #: an ADaM folder's ADTTE records (reconciled with the engine's derivation), else ``None``
+    adtte: AdtteData | None = None
     #: adverse events (an ADaM folder's ADAE), one row per event with the columns of
     #: :data:`~adaptive.columns.AE_COLUMNS`; ``None`` when the data hold none
     adverse_events: pd.DataFrame | None = None

@@ -186,6 +186,18 @@ def check_enrolled(table: PatientTable, cutoff: date) -> None:
 def derive(table: PatientTable, design: Design, cutoff: date) -> DerivedData:
     """Derive every binary endpoint per patient and per arm as of ``cutoff``.
 
+    Public as ``adaptive.derive_endpoints``: what an interim look takes from the data, before any
+    fit. Only patients enrolled on or before ``cutoff`` count, and a patient whose outcome is not
+    yet known is pending (never a non-responder).
+
+    Returns
+    -------
+    DerivedData
+        ``patients`` (one row per enrolled patient: ``subject_id``, ``arm`` and each binary
+        endpoint as 1 / 0 / missing), ``counts`` (endpoint -> arm -> :class:`ArmCounts`:
+        evaluable, responders, pending, lost), ``n_enrolled`` per arm, ``warnings`` and the
+        survival data (``survival``).
+
     Raises
     ------
     DataError

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from adaptive import datadiff
+from adaptive import datadiff, progress
 from adaptive.borrowing import model_for_look
 from adaptive.companions import frequentist_companions
 from adaptive.config import Design, load_config
@@ -57,6 +57,8 @@ from adaptive.randomization import (
     concurrent_window,
 )
 from adaptive.recommend import arm_stages, build_recommendations, check_coherence, stopping_arms
+from adaptive.reconcile import FILE_NAME as RECONCILIATION_FILE
+from adaptive.reconcile import Reconciliation, reconcile
 from adaptive.robustness import annotate as annotate_robustness
 from adaptive.robustness import robustness_panel
 from decision_rules import (
@@ -218,6 +220,10 @@ def fit_endpoints(design: Design, derived: DerivedData, seed: int) -> dict[str, 
     tasks = fit_tasks(design, derived)
     n_proc = min(design.sampler.fit_processes, os.cpu_count() or 1)
     groups = _groups(tasks, n_proc)
+    progress.step(
+        f"fitting {len(tasks)} endpoint model(s), {settings.chains} chains x {settings.draws} draws"
+        + (f", in {len(groups)} worker processes" if len(groups) > 1 else "")
+    )
     if len(groups) <= 1:
         fits = _fit_group(tasks, seed, settings, limits, retries)
     else:
@@ -758,6 +764,13 @@ def _diagnostics_block(fits: dict[str, FitResult]) -> dict:
     }
 
 
+def look_reconciliation(table: PatientTable, derived: DerivedData) -> Reconciliation | None:
+    """ADTTE against the engine's OS / EFS / RFS as of the cutoff (``None`` without ADTTE)."""
+    if table.adtte is None or derived.survival is None:
+        return None
+    return reconcile(table.adtte, derived.survival, table.frame, derived.cutoff)
+
+
 def build_report(
     design: Design,
     table: PatientTable,
@@ -802,6 +815,10 @@ def build_report(
         if derived.survival is not None:
             arms[-1]["competing_risks"] = competing_risks(design, derived, a.id)
     comparisons = [r.to_dict() for r in results if len(r.arms) > 1]
+    recon = look_reconciliation(table, derived)
+    recon_warning = (
+        [f"{recon.source}: {recon.sentence()}"] if recon is not None and recon.n_disagreements else []
+    )
     failed = {ep: f.diagnostics.failures for ep, f in fits.items() if not f.converged}
     report = {
         "schema": SCHEMA,
@@ -816,6 +833,7 @@ def build_report(
         "trial": design.raw.trial.name,
         "cutoff": derived.cutoff.isoformat(),
         "seed": seed,
+        "sampler_overrides": dict(design.sampler_overrides),
         "config_file": design.path.name if design.path else None,
         "config_sha256": design.sha256,
         "data_file": table.source,
@@ -839,7 +857,8 @@ def build_report(
         "survival_comparisons": survival_comparisons(design, fits, derived) if converged else [],
         "remission_span": derived.survival.remission_span if derived.survival is not None else None,
         "fired": [r.sentence for r in results if r.fired] if converged else [],
-        "warnings": [str(w) for w in (*table.warnings, *derived.warnings)],
+        "reconciliation": recon.to_dict() if recon is not None else None,
+        "warnings": [str(w) for w in (*table.warnings, *derived.warnings)] + recon_warning,
         "config": design.as_dict(),
     }
     return report
@@ -870,6 +889,7 @@ _KEY_ORDER = (
     "trial",
     "cutoff",
     "seed",
+    "sampler_overrides",
     "config_file",
     "config_sha256",
     "data_file",
@@ -882,6 +902,7 @@ _KEY_ORDER = (
     "allocation",
     "queue",
     "data_changes",
+    "reconciliation",
     "endpoint_definitions",
     "estimands",
     "diagnostics",
@@ -1059,8 +1080,14 @@ def run_interim(
     force: bool = False,
     wait: float = 900.0,
     allow_out_of_order: bool = False,
+    sampler_overrides: Mapping[str, int] | None = None,
 ) -> LookResult:
     """Run one interim look and write ``recommendations.json`` and ``posterior.nc`` into ``out``.
+
+    With an ADaM folder holding ADTTE, also ``reconciliation.csv``: the subjects whose ADTTE
+    ``AVAL``/``CNSR`` disagree with the engine's OS / EFS / RFS as of the cutoff
+    (:mod:`adaptive.reconcile`; counted in the report's ``reconciliation`` block and warnings).
+    The look analyses the engine's own derivation either way.
 
     Parameters
     ----------
@@ -1074,6 +1101,11 @@ def run_interim(
     allow_out_of_order
         Make a look whose cutoff is before that of a recorded look (recorded in the look); its
         previous look is the latest recorded look by cutoff.
+    sampler_overrides
+        ``draws``, ``tune`` and/or ``chains`` instead of the config's (``adaptive interim --draws``):
+        the config and its hash stay as they are, the look records the overrides
+        (``sampler_overrides`` in ``recommendations.json`` and the ledger), and a look on the same
+        inputs counts as the same look only with the same overrides.
 
     Raises
     ------
@@ -1093,6 +1125,10 @@ def run_interim(
         fit fails the convergence limits after every retry.
     """
     design = config if isinstance(config, Design) else load_config(config)
+    if sampler_overrides:
+        design = design.with_sampler(sampler_overrides)
+    if not isinstance(data, PatientTable):
+        progress.step(f"reading {Path(data).name}")
     table = data if isinstance(data, PatientTable) else load_patients(data, design)
     check_enrolled(table, cutoff)  # before the ledger: a refused look leaves no ledger or lock
     out = Path(out)
@@ -1106,16 +1142,21 @@ def run_interim(
     ledger = Path(ledger)
     if not ledger.exists():
         check_out_dir(out)  # no earlier look can make this an idempotent rerun
+    progress.step(f"opening the ledger {ledger.name}")
     with Ledger.open(ledger, wait=wait) as book:
         notes = book.recover()
         same = book.same_inputs(table.sha256, design.sha256, cutoff.isoformat())
         if same and not force:
-            match = [r for r in same if r.seed == seed]
+            mine = dict(design.sampler_overrides)
+            match = [r for r in same if r.seed == seed and r.sampler_overrides == mine]
             if match:
                 rec = match[-1]
                 report_path = Path(rec.out_dir) / "recommendations.json"
                 report = json.loads(report_path.read_text()) if report_path.is_file() else {}
                 return LookResult(report=report, fits={}, out=Path(rec.out_dir), reused=rec, notes=notes)
+            same_seed = [r for r in same if r.seed == seed]
+            if same_seed:
+                raise LedgerError(_other_sampler_message(ledger, same_seed[-1], mine))
             earlier = same[-1].seed
             how = "without --seed" if earlier == design.sampler.seed else f"with --seed {earlier}"
             raise LedgerError(
@@ -1137,6 +1178,17 @@ def run_interim(
         )
         look.notes[:0] = notes
         return look
+
+
+def _other_sampler_message(ledger: Path, rec: LookRecord, mine: dict) -> str:
+    def said(o: dict) -> str:
+        return " ".join(f"--{k} {v}" for k, v in sorted(o.items())) or "the config's sampler settings"
+
+    return (
+        f"the ledger {ledger} already holds {rec.describe()} on the same data, config, cutoff and seed "
+        f"made with {said(rec.sampler_overrides)}, not {said(mine)}. Pass --force to record a second "
+        "analysis of the same data with these sampler settings (both stay in the ledger)."
+    )
 
 
 def _out_of_order_message(ledger: Path, cutoff: date, later: list[LookRecord]) -> str:
@@ -1163,6 +1215,7 @@ def _run_look(
     forced: bool = False,
     later: list[LookRecord] | None = None,
 ) -> LookResult:
+    progress.step(f"deriving the endpoints as of {cutoff}")
     derived = derive(table, design, cutoff)
     if not len(derived.patients):
         from adaptive.exceptions import DataError
@@ -1199,6 +1252,7 @@ def _run_look(
         warnings.simplefilter("ignore", category=FutureWarning)
         fits = fit_endpoints(design, derived, seed)
     converged = all(f.converged for f in fits.values())
+    progress.step("evaluating the rules, the robustness panel and the companions")
     results = evaluate_rules(design, derived, fits, table) if converged else []
     report = build_report(design, table, derived, fits, results, seed)
     report = adapt_report(
@@ -1215,11 +1269,15 @@ def _run_look(
         allocation_history=_allocation_history(book),
     )
     text = canonical_json(report)
+    progress.step(f"writing {out.name}")
     pending = False
     try:
         with atomic_dir(out) as tmp:
             write_posterior(tmp / "posterior.nc", fits)
             (tmp / "recommendations.json").write_text(text, encoding="utf-8")
+            recon = look_reconciliation(table, derived)
+            if recon is not None:  # a data-quality finding beside the look (header only when silent)
+                (tmp / RECONCILIATION_FILE).write_text(recon.to_csv(), encoding="utf-8")
             if book is not None:
                 rec = _record(look_number, report, text, out, design, table, cutoff, seed, forced, snapshot)
                 if later:
@@ -1242,6 +1300,7 @@ def _record(look_number, report, text, out, design, table, cutoff, seed, forced,
     report = json.loads(text)  # the ledger holds exactly the (rounded) numbers of the file
     summary = look_summary(report)
     summary["allocation"] = {c: b["probabilities"] for c, b in (report.get("allocation") or {}).items()}
+    summary["sampler_overrides"] = report.get("sampler_overrides") or {}
     return LookRecord(
         look=look_number,
         state="pending",

@@ -55,6 +55,7 @@ from pathlib import Path
 import psutil
 from filelock import FileLock, Timeout
 
+from adaptive import progress
 from adaptive.exceptions import LedgerBusyError, LedgerError
 from adaptive.output import remove_stale_tmp
 
@@ -129,6 +130,11 @@ class LookRecord:
     def out_of_order(self) -> bool:
         """Whether the look was allowed a cutoff before that of an already recorded look."""
         return bool(self.summary.get("out_of_order"))
+
+    @property
+    def sampler_overrides(self) -> dict:
+        """The sampler settings the look overrode (``adaptive interim --draws``); none before they existed."""
+        return dict(self.summary.get("sampler_overrides") or {})
 
     def describe(self) -> str:
         return (
@@ -282,9 +288,17 @@ class Ledger:
         path.parent.mkdir(parents=True, exist_ok=True)
         lock = FileLock(lock_path(path), thread_local=False)
         try:
-            lock.acquire(timeout=max(wait, 0.0), poll_interval=0.1)
+            lock.acquire(timeout=0)
         except Timeout:
-            raise LedgerBusyError(_busy_message(path, wait)) from None
+            holder = LockHolder.read(holder_path(path))
+            progress.step(
+                f"waiting up to {wait:g} s for the ledger {path.name}"
+                + (f", held by {holder.describe()}" if holder else "")
+            )
+            try:
+                lock.acquire(timeout=max(wait, 0.0), poll_interval=0.1)
+            except Timeout:
+                raise LedgerBusyError(_busy_message(path, wait)) from None
         info = holder_path(path)
         me = None
         try:
@@ -501,6 +515,7 @@ def history(path: str | Path) -> dict:
                 "forced": rec.forced,
                 "out_of_order": rec.out_of_order,
                 "seed": rec.seed,
+                "sampler_overrides": rec.sampler_overrides,
                 "data_file": rec.data_file,
                 "data_sha256": rec.data_sha256,
                 "config_file": rec.config_file,

@@ -17,7 +17,9 @@ other column of an export made with the same seed.
 
 from __future__ import annotations
 
+import re
 from datetime import date, timedelta
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -145,7 +147,9 @@ def synthesize(design: Design, scenario: Scenario, n: int, seed: int) -> pd.Data
             }
         )
     cols = list(REQUIRED_COLUMNS) + list(OPTIONAL_COLUMNS) + list(BASELINE_COLUMNS)
-    return pd.DataFrame(rows, columns=cols)
+    out = pd.DataFrame(rows, columns=cols)
+    out.attrs["export_date"] = export.isoformat()
+    return out
 
 
 #: ECOG 0-4 probabilities of patients fit for intensive treatment and of unfit patients
@@ -241,3 +245,163 @@ def _outcomes(truth: ArmTruth, sc: Scenario, enrolled: date, export: date, rng) 
     if out["relapse_on"] and out["death_on"] and out["relapse_on"] > out["death_on"]:
         out["relapse_on"] = out["death_on"]
     return out
+
+
+#: ADSL variables (v5 names) written for the engine's columns: the ADaM reader's defaults
+ADSL_NAMES = {
+    "subject_id": "USUBJID",
+    "site": "SITEID",
+    "arm": "ARMCD",
+    "randomized": "RANDFL",
+    "enrolled_on": "RANDDT",
+    "death_on": "DTHDT",
+    "last_contact_on": "LSTALVDT",
+    "idh1": "IDH1FL",
+    "flt3_itd": "FLT3ITD",
+    "flt3_tkd": "FLT3TKD",
+    "intensive_eligible": "INTELFL",
+    "prior_venetoclax_3m": "PRIORVEN",
+    "new_drug_eligible": "NEWDRGFL",
+    "karyotype_risk": "KARYRISK",
+    "hsct_on": "HSCTDT",
+}
+_PARAM = {
+    "os": "Overall Survival (days)",
+    "efs": "Event-Free Survival, ELN 2022 (days)",
+    "rfs": "Relapse-Free Survival (days)",
+}
+
+
+def _sas_day(s: str) -> date | None:
+    return date.fromisoformat(s) if s else None
+
+
+def _yn(s: str) -> str:
+    return {"true": "Y", "false": "N"}.get(s, "")
+
+
+def adam_datasets(flat: pd.DataFrame, design: Design, export: date) -> dict[str, pd.DataFrame]:
+    """ADSL, ADRS and ADTTE of a synthetic export (strings as :func:`synthesize` gives them).
+
+    Variable names are SAS v5 names (at most 8 characters; the ADaM reader's defaults, see
+    :data:`adaptive.adam.ADSL_TRIAL_NAMES`); flags are ``Y``/``N``, dates python dates (SAS dates
+    with a ``DATE9.`` format once written). ADTTE holds OS, EFS and RFS as the engine derives them
+    at ``export`` (:func:`adaptive.derive.derive`), in the config's ``data.adtte`` codes and day
+    convention, so that the reconciliation of a look at the export date finds no disagreement.
+    """
+    from adaptive.adam import ADRS_COLUMNS, ADSL_DEFAULTS
+    from adaptive.columns import BOOL_COLUMNS, DATE_COLUMNS
+    from adaptive.data import PatientTable, validate_frame
+    from adaptive.derive import derive
+
+    adsl = pd.DataFrame({v: flat[c] for c, v in ADSL_NAMES.items() if c not in ADRS_COLUMNS})
+    for c, v in ADSL_NAMES.items():
+        if c in DATE_COLUMNS:
+            adsl[v] = adsl[v].map(_sas_day)
+        elif c in BOOL_COLUMNS:
+            adsl[v] = adsl[v].map(_yn)
+    for c in BASELINE_COLUMNS:  # under the reader's default names: AGE, SEX, ECOGBL, ...
+        if c in flat.columns:
+            v = ADSL_DEFAULTS[c]
+            if c in ("age", "ecog"):  # SAS numbers
+                adsl[v] = flat[c].map(lambda s: float(s) if s else float("nan"))
+            else:
+                adsl[v] = flat[c].map(_yn) if c == "prior_hsct" else flat[c]
+    codes = design.raw.data.adrs
+    recs = []
+    for r in flat.to_dict("records"):
+        if r["best_response"]:
+            recs.append(
+                (r["subject_id"], codes.best_response, r["best_response"], _sas_day(r["response_on"]))
+            )
+        if r["relapse_on"]:
+            recs.append((r["subject_id"], codes.relapse, "Y", _sas_day(r["relapse_on"])))
+        if r["mrd_negative"]:
+            recs.append((r["subject_id"], codes.mrd_negative, _yn(r["mrd_negative"]), None))
+    adrs = pd.DataFrame(recs, columns=["USUBJID", "PARAMCD", "AVALC", "ADT"])
+    typed, _warnings = validate_frame(flat.copy(), design, source="synth", row_word="line")
+    survival = derive(PatientTable(frame=typed, path=None, sha256=""), design, export).survival
+    assert survival is not None
+    tte_cfg = design.raw.data.adtte
+    offset = tte_cfg.aval_offset_days
+    code = {"os": tte_cfg.os, "efs": tte_cfg.efs, "rfs": tte_cfg.rfs}
+    origin = {
+        "os": dict(zip(typed["subject_id"], typed["enrolled_on"], strict=True)),
+        "efs": dict(zip(typed["subject_id"], typed["enrolled_on"], strict=True)),
+        "rfs": dict(zip(typed["subject_id"], typed["response_on"], strict=True)),
+    }
+    order = {s: i for i, s in enumerate(typed["subject_id"])}
+    tte = []
+    for ep in ("os", "efs", "rfs"):
+        for r in survival.times[ep].to_dict("records"):
+            # whole days (an event on the start day, placed at half a day, is day 0)
+            days = 0 if r["time"] == 0.5 and r["event"] and not r["day0"] else int(r["time"])
+            failure = bool(r["day0"]) and r["event_type"] == "treatment_failure"
+            aval = days if failure else days + offset
+            start = origin[ep][r["subject_id"]]
+            tte.append(
+                (
+                    order[r["subject_id"]],
+                    r["subject_id"],
+                    code[ep],
+                    _PARAM[ep],
+                    float(aval),
+                    float(1 - r["event"]),
+                    start,
+                    start + timedelta(days=days),
+                    (r["event_type"] or "").replace("_", " ").upper(),
+                )
+            )
+    tte.sort(key=lambda t: t[0])
+    adtte = pd.DataFrame(
+        [t[1:] for t in tte],
+        columns=["USUBJID", "PARAMCD", "PARAM", "AVAL", "CNSR", "STARTDT", "ADT", "EVNTDESC"],
+    )
+    return {"adsl": adsl, "adrs": adrs, "adtte": adtte}
+
+
+#: a SAS transport v5 header's created/modified stamp (``ddMMMyy:hh:mm:ss``)
+_XPT_STAMP = re.compile(rb"\d{2}[A-Z]{3}\d{2}:\d{2}:\d{2}:\d{2}")
+#: the record after which an XPT v5 member's observations start (the headers are before it)
+_XPT_OBS = b"HEADER RECORD*******OBS     HEADER RECORD"
+
+
+def pin_xpt_stamps(path: Path, when: date) -> None:
+    """Set the created/modified stamps of an XPT v5 file's headers to ``when`` (midnight).
+
+    pyreadstat writes the wall-clock time into the library and member headers and has no option
+    to set it; a file written from the same data must be byte-identical (its hash is a look's
+    data identity), so the 16-byte stamps are rewritten here, in the header records only (before
+    the observations, whose bytes are never touched). Format: SAS transport v5 (TS-140).
+    """
+    raw = path.read_bytes()
+    end = raw.find(_XPT_OBS)
+    if end < 0:
+        raise ValueError(f"{path.name} is not a SAS transport v5 file (no OBS header record)")
+    stamp = when.strftime("%d%b%y").upper().encode("ascii") + b":00:00:00"
+    head = _XPT_STAMP.sub(lambda _: stamp, raw[:end])
+    path.write_bytes(head + raw[end:])
+
+
+def write_adam(datasets: dict[str, pd.DataFrame], folder: Path, stamp: date) -> None:
+    """Write each dataset as ``<name>.xpt``, SAS transport v5 (pyreadstat), dates as ``DATE9.``.
+
+    The files go into ``folder`` (which must not exist yet or be empty) through a temporary folder
+    renamed at the end. Their header stamps are ``stamp`` (the export date), not the time of
+    writing, so that the same trial gives byte-identical files.
+    """
+    import pyreadstat
+
+    from adaptive.output import atomic_dir
+
+    with atomic_dir(folder) as tmp:
+        for name, df in datasets.items():
+            fmt = {c: "DATE9" for c in df.columns if df[c].map(lambda v: isinstance(v, date)).any()}
+            pyreadstat.write_xport(
+                df,
+                str(tmp / f"{name}.xpt"),
+                file_format_version=5,
+                table_name=name.upper(),
+                variable_format=fmt,
+            )
+            pin_xpt_stamps(tmp / f"{name}.xpt", stamp)

@@ -195,7 +195,7 @@ class _ThresholdRule:
         if evaluated and mc_uncertain:
             sentence += (
                 f" The probability lies within {self.mc_z:g} Monte Carlo standard errors of the "
-                "threshold: refit with more draws before acting on it."
+                "threshold: this fit does not settle on which side of it the probability lies."
             )
         return RuleResult(
             rule=self.id,
@@ -449,7 +449,7 @@ class Harm:
             if uncertain:
                 sentence += (
                     f" Tier(s) {', '.join(r.action for r in uncertain)} lie within 2 Monte Carlo "
-                    "standard errors of their thresholds: refit with more draws before acting on them."
+                    "standard errors of their thresholds: this fit does not settle them."
                 )
             out.append(
                 replace(
@@ -670,7 +670,7 @@ class _PredictiveRule(_ThresholdRule):
             if pred.boundary_uncertain:
                 detail += (
                     " The critical count is Monte Carlo-uncertain (few effective draws or a final "
-                    "probability within 2 MCSE of the threshold): refit with more draws before acting."
+                    "probability within 2 MCSE of the threshold): this fit does not settle it."
                 )
             mc_uncertain = res.mc_uncertain or (res.evaluated and pred.boundary_uncertain)
             out.append(replace(res, sentence=res.sentence + detail, mc_uncertain=mc_uncertain))

@@ -7,6 +7,7 @@ refuse to make recommendations from it (``adaptive.interim`` raises ``Convergenc
 from __future__ import annotations
 
 import dataclasses
+import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,6 +15,9 @@ import arviz as az
 
 from models.diagnostics import Diagnostics, Limits, diagnose
 from models.sampling import SamplerSettings, derive_seed
+
+#: progress messages (the CLI shows them on a terminal: :mod:`adaptive.progress`)
+log = logging.getLogger("models.fit")
 
 
 @dataclass(frozen=True)
@@ -70,6 +74,12 @@ def fit_with_retries(
     idata = None
     for k, (tune, target_accept) in enumerate(plan):
         s = dataclasses.replace(settings, tune=tune, target_accept=target_accept)
+        log.info(
+            "fitting %s: %s%s",
+            label,
+            type(model).__name__,
+            f", retry {k} of {len(retries)} (tune {tune}, target_accept {target_accept})" if k else "",
+        )
         attempt_seed = derive_seed(seed, label, k)
         idata = model.fit(data, seed=attempt_seed, settings=s)
         diag = diagnose(idata, limits)

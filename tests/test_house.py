@@ -117,12 +117,35 @@ def test_the_public_api_is_lazy_and_resolves_to_the_engine_functions():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert json.loads(out.replace("'", '"')) == [
-        "build_memo", "build_sim_report", "calibrate", "load_config", "load_patients", "run_interim",
-        "simulate_study",
+        "AdaptiveError", "ConfigError", "ConvergenceError", "DataError", "build_memo",
+        "build_sim_report", "calibrate", "derive_endpoints", "load_config", "load_patients",
+        "run_interim", "simulate_study",
     ]  # fmt: skip
     import adaptive
+    import adaptive.derive
 
     for name in adaptive.__all__:
         assert callable(getattr(adaptive, name))
-    with pytest.raises(AttributeError):
+        assert getattr(adaptive, name).__doc__, f"{name} has no docstring"
+        assert name in dir(adaptive)
+    assert adaptive.derive_endpoints is adaptive.derive.derive  # public name, internal module's verb
+    assert adaptive.ConvergenceError is exceptions.ConvergenceError
+    assert issubclass(adaptive.ConfigError, adaptive.AdaptiveError)
+    assert issubclass(adaptive.DataError, ValueError)  # the errors keep their builtin bases
+    with pytest.raises(AttributeError, match="no attribute 'no_such_function'"):
         adaptive.no_such_function  # noqa: B018
+
+
+def test_the_public_api_has_type_hints():
+    import inspect
+
+    import adaptive
+
+    for name in adaptive.__all__:
+        obj = getattr(adaptive, name)
+        if inspect.isclass(obj):
+            continue
+        sig = inspect.signature(obj)
+        assert sig.return_annotation is not inspect.Signature.empty, f"{name} has no return type"
+        unhinted = [p for p in sig.parameters if sig.parameters[p].annotation is inspect.Parameter.empty]
+        assert unhinted in ([], ["progress"]), f"{name}: parameters without a type hint: {unhinted}"

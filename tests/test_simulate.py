@@ -370,3 +370,27 @@ def test_unknown_stop_rule_is_a_config_error():
         ConfigError, match=r"looks.stop_trial_on: rule 'supp' does not exist.*Did you mean 'sup'"
     ):
         parse_config(yaml.safe_dump(cfg), "design.yaml")
+
+
+def test_a_calibration_override_is_the_design_with_the_config_edited():
+    """Calibrating graduate_crc also moves the predictive rule that predicts its success (the
+    config builds pp_futility_crc with graduate_crc's threshold): the design calibrate simulates is
+    the one the calibrated config gives, so the reported error is the error of that config."""
+    from pathlib import Path
+
+    from adaptive.simulate.run import with_thresholds
+
+    path = Path(__file__).resolve().parents[1] / "configs" / "rr_aml.yaml"
+    doc = yaml.safe_load(path.read_text())
+    doc = {k: v for k, v in doc.items() if not k.startswith("x-")}
+    next(r for r in doc["rules"] if r["id"] == "graduate_crc")["threshold"] = 0.93
+    edited = parse_config(yaml.safe_dump(doc, sort_keys=False), "rr_aml.yaml")
+    original = parse_config(path.read_text(), "rr_aml.yaml")
+    overridden = with_thresholds(original, {"graduate_crc": 0.93})
+    assert overridden.rules == edited.rules
+    pp = next(r for r in overridden.rules if r.id == "pp_futility_crc")
+    assert (pp.success_threshold, pp.threshold) == (0.93, 0.01)  # its own threshold is kept
+    assert next(r for r in original.rules if r.id == "pp_futility_crc").success_threshold == 0.975
+    # overriding the predictive rule itself changes its own threshold only
+    pp_only = next(r for r in with_thresholds(original, {"pp_futility_crc": 0.02}).rules if r.id == pp.id)
+    assert (pp_only.success_threshold, pp_only.threshold) == (0.975, 0.02)

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import jinja2
 
+from adaptive import progress
 from adaptive.exceptions import MemoError
 from adaptive.report import data as rdata
 from adaptive.report import figures as fig
@@ -246,16 +247,19 @@ def build_memo(
             f"{folder} already holds a memo ({', '.join(p.name for p in existing)}); a memo is never "
             "overwritten silently. Pass --force to rebuild it."
         )
+    progress.step(f"reading the look {folder.name}")
     look = rdata.load_look(folder, data=data, ledger=ledger)
     generated = (now or datetime.now(UTC)).strftime("%Y-%m-%d %H:%M UTC")
+    progress.step("drawing the closed report (figures by arm)")
     closed = render_closed(look, generated=generated)
+    progress.step("drawing the open report")
     opened = render_open(look, generated=generated)
-    contents = {
-        "closed_html": closed.encode("utf-8"),
-        "open_html": opened.encode("utf-8"),
-        "closed_pdf": html_to_pdf(closed),
-        "open_pdf": html_to_pdf(opened),
-    }
+    contents = {"closed_html": closed.encode("utf-8"), "open_html": opened.encode("utf-8")}
+    progress.step("printing the closed report to PDF (headless Chromium)")
+    contents["closed_pdf"] = html_to_pdf(closed)
+    progress.step("printing the open report to PDF (headless Chromium)")
+    contents["open_pdf"] = html_to_pdf(opened)
+    progress.step(f"writing the memo into {folder.name}")
     _write_all(paths, contents)
     return Memo(paths=paths, notes=tuple(look.notes), refused=look.refused)
 

@@ -17,11 +17,13 @@ the outputs then say ``"complete": false`` and how many trials finished.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import signal
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -64,13 +66,20 @@ def spec_for(job: Job) -> SimSpec:
 
 
 def with_thresholds(design, thresholds: dict[str, float]):
-    """The design with some rules' probability thresholds replaced (nothing else changes).
+    """The design with some rules' probability thresholds replaced, as if edited in the config.
 
-    A tiered harm rule's threshold is its most severe tier's (``drop_harm``).
+    A tiered harm rule's threshold is its most severe tier's (``drop_harm``). A predictive rule
+    whose ``success_rule`` is replaced predicts success at the new threshold, as the config
+    builds it (it copies its success rule's threshold): calibrating ``graduate_crc`` moves
+    ``pp_futility_crc`` with it, so the calibrated threshold, written into the config, gives the
+    error that calibration reported. Nothing else changes.
     """
     import dataclasses
 
     def changed(r):
+        success = getattr(r, "success_rule", None)
+        if success in thresholds and hasattr(r, "success_threshold"):
+            r = dataclasses.replace(r, success_threshold=float(thresholds[success]))
         if r.id not in thresholds:
             return r
         if hasattr(r, "tiers"):
@@ -96,6 +105,19 @@ def chunks_of(n_trials: int, chunk_size: int) -> list[np.ndarray]:
 #: a study whose trials would take less than this many seconds in one process runs there: a local
 #: cluster's start, worker imports and hand-over cost about as much (benchmarks/README.md)
 LOCAL_SECONDS = 8.0
+
+
+@contextlib.contextmanager
+def setting_up(progress, text: str) -> Iterator[None]:
+    """An indeterminate line on the progress display while set-up work runs (tables, workers)."""
+    if progress is None:
+        yield
+        return
+    task = progress.add_task(text, total=None)
+    try:
+        yield
+    finally:
+        progress.remove_task(task)
 
 
 def pilot(job: Job, n_trials: int, seed: int, chunk_size: int, n_jobs: int) -> tuple[ChunkResult, bool]:
@@ -131,7 +153,8 @@ def run_trials(
     ``client``: an open Dask client to reuse (see :func:`open_client`). ``first``: the first
     chunk's result, already computed (:func:`pilot`).
     """
-    spec_for(job)  # build (and cache on disk) the tables once, here, before any worker needs them
+    with setting_up(progress, f"{task_label or 'trials'}: compiling the design (quadrature tables cached)"):
+        spec_for(job)  # build (and cache on disk) the tables once, here, before any worker needs them
     parts = chunks_of(n_trials, chunk_size)
     task = progress.add_task(task_label or "trials", total=n_trials) if progress is not None else None
     done: list[ChunkResult] = []

@@ -30,6 +30,7 @@ from adaptive.simulate.run import (
     open_client,
     pilot,
     run_trials,
+    setting_up,
     spec_for,
 )
 from adaptive.simulate.summary import flat_rows, merge_chunks, per_trial_frame, summarise
@@ -97,13 +98,16 @@ def simulate_study(
     first = None
     if scheduler is None and workers is None and n_trials > chunk_size:
         # by default a short study runs in this process: the first chunk tells (run.pilot)
-        first, local = pilot(first_job, n_trials, seed, chunk_size, sum(len(j) for j in jobs.values()))
+        with setting_up(progress, "compiling the design and timing a first chunk"):
+            first, local = pilot(first_job, n_trials, seed, chunk_size, sum(len(j) for j in jobs.values()))
         if local:
             workers = 1
         else:
-            client = open_client()
+            with setting_up(progress, "starting the Dask workers"):
+                client = open_client()
     elif scheduler is not None or (workers or 2) > 1 and n_trials > chunk_size:
-        client = open_client(workers=workers, scheduler=scheduler)
+        with setting_up(progress, "starting the Dask workers"):
+            client = open_client(workers=workers, scheduler=scheduler)
     results = []
     frames = []
     csv_rows = []
@@ -240,7 +244,8 @@ def calibrate(
     cache = Path(cache_dir) if cache_dir else default_cache_dir()
     client = None
     if scheduler is not None or (workers or 2) > 1 and n_trials > chunk_size:
-        client = open_client(workers=workers, scheduler=scheduler)
+        with setting_up(progress, "starting the Dask workers"):
+            client = open_client(workers=workers, scheduler=scheduler)
     path = []
 
     def error_at(threshold: float) -> tuple[float, float]:
