@@ -68,10 +68,11 @@ def snapshot(table: PatientTable) -> dict[str, dict]:
     cols += tuple(c for c in BASELINE_COLUMNS if c in table.frame.columns)
     for rec in table.frame.to_dict("records"):
         out[str(rec["subject_id"])] = {c: _json_value(rec.get(c)) for c in cols}
-    if table.adverse_events is not None:  # each patient's events (ADAE), for the memo; never diffed
+    events = getattr(table, "adverse_events", None)  # a table-like object may have none
+    if events is not None:  # each patient's events (ADAE), for the memo; never diffed
         for rec in out.values():
             rec[AE_KEY] = []
-        for ev in table.adverse_events.to_dict("records"):
+        for ev in events.to_dict("records"):
             out[str(ev["subject_id"])][AE_KEY].append([_json_value(ev[c]) for c in AE_COLUMNS[1:]])
     return dict(sorted(out.items()))
 
