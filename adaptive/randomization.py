@@ -200,10 +200,12 @@ def concurrent_analysis(
     derived: DerivedData,
     rule: AllocationRule,
     allocation: Allocation,
-    *,
-    previous: Mapping[str, float] | None,
 ) -> dict | None:
-    """The cohort's comparison on concurrently randomized patients only (see module docstring)."""
+    """The cohort's comparison on concurrently randomized patients only (see module docstring).
+
+    ``allocation``: the look's allocation of the cohort (its previous allocation and the fitted
+    model's P(best), reported beside the concurrent ones).
+    """
     open_arms = [a for a in rule.arms if design.arm(a).status == "active"]
     comparisons = [
         c

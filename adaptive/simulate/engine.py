@@ -238,7 +238,6 @@ class SimSpec:
     stop_on: frozenset[str]
     n_patients: int
     max_delay: float
-    skipped_rules: tuple[str, ...] = ()
     #: survival endpoints a simulated rule reads
     survival: dict[str, SurvivalModel] = field(default_factory=dict)
     #: per arm, the endpoints whose outcomes its decisions wait for (stage of the arm)
@@ -370,7 +369,6 @@ def compile_spec(
         stop_on=frozenset(looks.stop_trial_on),
         n_patients=n_patients,
         max_delay=_max_delay(truth, [t is not None for t in truth_arms]),
-        skipped_rules=skipped,
         survival=survival,
         decision_endpoints=dec_eps,
         randomized_cohorts=tuple(tuple(index[a] for a in s.arms) for s in design.routing if s.is_randomized),
@@ -502,7 +500,7 @@ class ChunkResult:
     responders: np.ndarray  # (T, K)
     final_mean: np.ndarray  # (T, K) posterior mean of the CRc rate at the end
     final_prob_null: np.ndarray  # (T, K) P(CRc > null) at the end
-    final_lo: np.ndarray  # (T, K) 2.5% point of the final CRc posterior (see _Chunk._interval)
+    final_lo: np.ndarray  # (T, K) 2.5% point of the final CRc posterior (as Beta, looks.as_beta)
     final_hi: np.ndarray  # (T, K) 97.5% point
     truth_crc: np.ndarray  # (T, K) patient-averaged true CRc rate of the arm's patients
     duration: np.ndarray  # (T,) day of the last analysis
