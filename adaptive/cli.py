@@ -8,7 +8,8 @@ Exit codes (each error's code is its class's ``exit_code`` in :mod:`adaptive.exc
   ``ScenarioError``, click's usage errors), an output folder that exists or cannot be written
   (``OutputExistsError``, ``OutputNotWritableError``), a ledger request refused (``LedgerError``;
   ``LookOrderError``: a cutoff before a recorded look's, unless ``--allow-out-of-order``), a memo
-  or a simulation report that cannot be built (``MemoError``, ``SimReportError``);
+  or a simulation report that cannot be built (``MemoError``, ``SimReportError``), a design or
+  scenario the simulator cannot run (``AdaptiveErrorValue``, below);
 - 3 a fit failed its convergence limits (``ConvergenceError``): the look is written as refused and
   no rule is evaluated (an idempotent rerun of a refused look exits 3 too);
 - 4 the look ledger is busy: another ``adaptive interim`` held it longer than ``--wait``

@@ -1144,19 +1144,38 @@ def _endpoint_hint(name: str, cfg) -> str:
 
 
 def _cross_check(cfg: ConfigFile, source: str) -> list[Problem]:
-    """Checks that need the whole file: names that must exist, rates that must be consistent."""
-    problems: list[Problem] = []
+    """Checks that need the whole file: names that must exist, rates that must be consistent.
+
+    One helper per concern, called in this order so that problems are listed endpoints first, then
+    arms, routing, rules, the trial-stopping rule ids, survival and the sampler.
+    """
+    return (
+        _check_endpoint_names(cfg, source)
+        + _check_arms(cfg, source)
+        + _check_routing(cfg, source)
+        + _check_rules(cfg, source)
+        + _check_stop_trial_on(cfg, source)
+        + _check_survival(cfg, source)
+        + _check_sampler(cfg, source)
+    )
+
+
+def _arm_ref(cfg: ConfigFile, arm: str, where: str, source: str) -> list[Problem]:
+    """A reference to an arm that must exist under ``arms``."""
+    if arm in cfg.arms:
+        return []
     arm_ids = list(cfg.arms)
+    return [
+        Problem(
+            f"{source}: {where}",
+            f"arm {arm!r} does not exist (arms: {', '.join(arm_ids)}).{_did_you_mean(arm, arm_ids)}",
+        )
+    ]
 
-    def arm_ref(arm: str, where: str) -> None:
-        if arm not in cfg.arms:
-            problems.append(
-                Problem(
-                    f"{source}: {where}",
-                    f"arm {arm!r} does not exist (arms: {', '.join(arm_ids)}).{_did_you_mean(arm, arm_ids)}",
-                )
-            )
 
+def _check_endpoint_names(cfg: ConfigFile, source: str) -> list[Problem]:
+    """The ``endpoints`` section: names the engine derives, and the primary endpoint present."""
+    problems: list[Problem] = []
     for name in cfg.endpoints:
         if name not in BINARY_ENDPOINTS:
             problems.append(
@@ -1168,7 +1187,12 @@ def _cross_check(cfg: ConfigFile, source: str) -> list[Problem]:
             )
     if "crc" not in cfg.endpoints:
         problems.append(Problem(f"{source}: endpoints", "the primary endpoint 'crc' must be configured."))
+    return problems
 
+
+def _check_arms(cfg: ConfigFile, source: str) -> list[Problem]:
+    """Each arm: its response landmark within follow-up, rates for every endpoint, consistent rates."""
+    problems: list[Problem] = []
     for arm_id, arm in cfg.arms.items():
         landmark = arm.response_landmark_days
         if landmark is not None and landmark > cfg.assessment.follow_up_days:
@@ -1190,61 +1214,64 @@ def _cross_check(cfg: ConfigFile, source: str) -> list[Problem]:
                     )
                 )
         for ep, r in arm.rates.items():
-            where = f"{source}: arms.{arm_id}.rates.{ep}"
-            if ep not in cfg.endpoints:
-                problems.append(
-                    Problem(
-                        where,
-                        f"endpoint {ep!r} is not configured under 'endpoints'.{_endpoint_hint(ep, cfg)}",
-                    )
-                )
-                continue
-            spec = BINARY_ENDPOINTS.get(ep)
-            if spec is None or r.target_rate is None:
-                pass
-            elif spec.direction == "higher_is_better" and r.target_rate <= r.null_rate:
-                problems.append(
-                    Problem(where, f"target_rate {r.target_rate} must exceed null_rate {r.null_rate}.")
-                )
-            elif spec.direction == "lower_is_better" and r.target_rate >= r.null_rate:
-                problems.append(
-                    Problem(
-                        where,
-                        f"for {ep} (lower is better) target_rate {r.target_rate} must be below "
-                        f"null_rate {r.null_rate}.",
-                    )
-                )
-            if spec is not None and r.limit_rate is not None and spec.direction == "lower_is_better":
-                if r.limit_rate <= r.null_rate:
-                    problems.append(
-                        Problem(where, f"limit_rate {r.limit_rate} must exceed null_rate {r.null_rate}.")
-                    )
-            if spec is not None and r.futility_rate is not None:
-                if spec.direction != "higher_is_better":
-                    problems.append(
-                        Problem(
-                            f"{where}.futility_rate",
-                            f"{ep} is lower-is-better: futility_rate applies to response endpoints only.",
-                        )
-                    )
-                elif r.target_rate is None:
-                    problems.append(
-                        Problem(
-                            f"{where}.futility_rate",
-                            "futility_rate needs a target_rate: it must lie strictly between null_rate "
-                            "and target_rate.",
-                        )
-                    )
-                elif not r.null_rate < r.futility_rate < r.target_rate:
-                    problems.append(
-                        Problem(
-                            f"{where}.futility_rate",
-                            f"futility_rate {r.futility_rate} must lie strictly between null_rate "
-                            f"{r.null_rate} and target_rate {r.target_rate} (the minimal rate still worth "
-                            "pursuing).",
-                        )
-                    )
+            problems += _check_arm_rates(cfg, ep, r, f"{source}: arms.{arm_id}.rates.{ep}")
+    return problems
 
+
+def _check_arm_rates(cfg: ConfigFile, ep: str, r: RatesCfg, where: str) -> list[Problem]:
+    """One arm's rates for one endpoint: a configured endpoint, rates ordered as its direction needs."""
+    problems: list[Problem] = []
+    if ep not in cfg.endpoints:
+        return [
+            Problem(where, f"endpoint {ep!r} is not configured under 'endpoints'.{_endpoint_hint(ep, cfg)}")
+        ]
+    spec = BINARY_ENDPOINTS.get(ep)
+    if spec is None or r.target_rate is None:
+        pass
+    elif spec.direction == "higher_is_better" and r.target_rate <= r.null_rate:
+        problems.append(Problem(where, f"target_rate {r.target_rate} must exceed null_rate {r.null_rate}."))
+    elif spec.direction == "lower_is_better" and r.target_rate >= r.null_rate:
+        problems.append(
+            Problem(
+                where,
+                f"for {ep} (lower is better) target_rate {r.target_rate} must be below "
+                f"null_rate {r.null_rate}.",
+            )
+        )
+    if spec is not None and r.limit_rate is not None and spec.direction == "lower_is_better":
+        if r.limit_rate <= r.null_rate:
+            problems.append(Problem(where, f"limit_rate {r.limit_rate} must exceed null_rate {r.null_rate}."))
+    if spec is not None and r.futility_rate is not None:
+        if spec.direction != "higher_is_better":
+            problems.append(
+                Problem(
+                    f"{where}.futility_rate",
+                    f"{ep} is lower-is-better: futility_rate applies to response endpoints only.",
+                )
+            )
+        elif r.target_rate is None:
+            problems.append(
+                Problem(
+                    f"{where}.futility_rate",
+                    "futility_rate needs a target_rate: it must lie strictly between null_rate "
+                    "and target_rate.",
+                )
+            )
+        elif not r.null_rate < r.futility_rate < r.target_rate:
+            problems.append(
+                Problem(
+                    f"{where}.futility_rate",
+                    f"futility_rate {r.futility_rate} must lie strictly between null_rate "
+                    f"{r.null_rate} and target_rate {r.target_rate} (the minimal rate still worth "
+                    "pursuing).",
+                )
+            )
+    return problems
+
+
+def _check_routing(cfg: ConfigFile, source: str) -> list[Problem]:
+    """The ``routing`` steps: unique cohorts, valid conditions, existing arms, matching allocations."""
+    problems: list[Problem] = []
     cohorts = set()
     for i, step in enumerate(cfg.routing):
         where = f"{source}: routing.{i}"
@@ -1255,7 +1282,7 @@ def _cross_check(cfg: ConfigFile, source: str) -> list[Problem]:
         for j, alt in enumerate(step.when_any):
             _check_condition(alt, f"{where}.when_any.{j}", problems)
         for arm in step.arms:
-            arm_ref(arm, f"routing.{i}.arms")
+            problems += _arm_ref(cfg, arm, f"routing.{i}.arms", source)
         if step.allocation is not None:
             if set(step.allocation) != set(step.arms):
                 problems.append(
@@ -1265,7 +1292,12 @@ def _cross_check(cfg: ConfigFile, source: str) -> list[Problem]:
                         f"got {sorted(step.allocation)}.",
                     )
                 )
+    return problems
 
+
+def _check_rules(cfg: ConfigFile, source: str) -> list[Problem]:
+    """The ``rules`` list: unique ids, then each rule against the endpoints and arms it names."""
+    problems: list[Problem] = []
     seen = set()
     for i, rule in enumerate(cfg.rules):
         where = f"{source}: rules.{i} ({rule.id})"
@@ -1274,60 +1306,77 @@ def _cross_check(cfg: ConfigFile, source: str) -> list[Problem]:
         seen.add(rule.id)
         if isinstance(rule, SURVIVAL_RULE_CFGS):
             problems += _check_survival_rule(cfg, rule, where, source, i)
-            continue
-        if rule.endpoint in SURVIVAL_ENDPOINTS:
-            problems.append(
-                Problem(
-                    f"{where}.kind",
-                    f"{rule.endpoint} is a survival endpoint; use kind survival_efficacy, "
-                    "survival_futility or hazard_ratio.",
-                )
+        else:
+            problems += _check_binary_rule(cfg, rule, where, source, i)
+    return problems
+
+
+def _check_binary_rule(
+    cfg: ConfigFile,
+    rule: ProbAboveRuleCfg | HarmRuleCfg | SuperiorityRuleCfg | PredictiveRuleCfg,
+    where: str,
+    source: str,
+    i: int,
+) -> list[Problem]:
+    """A rule on a binary endpoint: a configured endpoint of the right direction, existing arms, rates."""
+    if rule.endpoint in SURVIVAL_ENDPOINTS:
+        return [
+            Problem(
+                f"{where}.kind",
+                f"{rule.endpoint} is a survival endpoint; use kind survival_efficacy, "
+                "survival_futility or hazard_ratio.",
             )
-            continue
-        if rule.endpoint not in cfg.endpoints:
-            problems.append(
-                Problem(
-                    f"{where}.endpoint",
-                    f"endpoint {rule.endpoint!r} is not configured under 'endpoints' "
-                    f"({', '.join(cfg.endpoints)}).{_endpoint_hint(rule.endpoint, cfg)}",
-                )
+        ]
+    if rule.endpoint not in cfg.endpoints:
+        return [
+            Problem(
+                f"{where}.endpoint",
+                f"endpoint {rule.endpoint!r} is not configured under 'endpoints' "
+                f"({', '.join(cfg.endpoints)}).{_endpoint_hint(rule.endpoint, cfg)}",
             )
-            continue
-        spec = BINARY_ENDPOINTS.get(rule.endpoint)
-        arms = rule.arms if isinstance(rule.arms, list) else arm_ids
+        ]
+    problems: list[Problem] = []
+    spec = BINARY_ENDPOINTS.get(rule.endpoint)
+    arms = rule.arms if isinstance(rule.arms, list) else list(cfg.arms)
+    for arm in arms:
+        problems += _arm_ref(cfg, arm, f"rules.{i}.arms", source)
+    if spec is None:
+        return problems
+    if rule.kind in ("efficacy", "futility") and spec.direction != "higher_is_better":
+        problems.append(
+            Problem(
+                f"{where}.kind",
+                f"{rule.kind} rules need a higher-is-better endpoint; {rule.endpoint} is "
+                "lower-is-better (use kind: harm).",
+            )
+        )
+    if rule.kind == "harm" and spec.direction != "lower_is_better":
+        problems.append(
+            Problem(
+                f"{where}.kind",
+                f"harm rules need a lower-is-better endpoint such as mortality_30d, got {rule.endpoint}.",
+            )
+        )
+    plain = isinstance(rule, ProbAboveRuleCfg) or (isinstance(rule, HarmRuleCfg) and rule.tiers is None)
+    if plain and isinstance(rule.reference, str):
         for arm in arms:
-            arm_ref(arm, f"rules.{i}.arms")
-        if spec is None:
-            continue
-        if rule.kind in ("efficacy", "futility") and spec.direction != "higher_is_better":
-            problems.append(
-                Problem(
-                    f"{where}.kind",
-                    f"{rule.kind} rules need a higher-is-better endpoint; {rule.endpoint} is "
-                    "lower-is-better (use kind: harm).",
-                )
-            )
-        if rule.kind == "harm" and spec.direction != "lower_is_better":
-            problems.append(
-                Problem(
-                    f"{where}.kind",
-                    f"harm rules need a lower-is-better endpoint such as mortality_30d, got {rule.endpoint}.",
-                )
-            )
-        plain = isinstance(rule, ProbAboveRuleCfg) or (isinstance(rule, HarmRuleCfg) and rule.tiers is None)
-        if plain and isinstance(rule.reference, str):
-            for arm in arms:
-                rates = cfg.arms[arm].rates.get(rule.endpoint) if arm in cfg.arms else None
-                if rates is not None and getattr(rates, rule.reference) is None:
-                    problems.append(
-                        Problem(
-                            f"{where}.reference",
-                            f"rule uses {rule.reference} but arms.{arm}.rates.{rule.endpoint} "
-                            f"has no {rule.reference}.",
-                        )
+            rates = cfg.arms[arm].rates.get(rule.endpoint) if arm in cfg.arms else None
+            if rates is not None and getattr(rates, rule.reference) is None:
+                problems.append(
+                    Problem(
+                        f"{where}.reference",
+                        f"rule uses {rule.reference} but arms.{arm}.rates.{rule.endpoint} "
+                        f"has no {rule.reference}.",
                     )
-        if isinstance(rule, SuperiorityRuleCfg) and rule.arms[0] == rule.arms[1]:
-            problems.append(Problem(f"{where}.arms", "a comparison needs two different arms."))
+                )
+    if isinstance(rule, SuperiorityRuleCfg) and rule.arms[0] == rule.arms[1]:
+        problems.append(Problem(f"{where}.arms", "a comparison needs two different arms."))
+    return problems
+
+
+def _check_stop_trial_on(cfg: ConfigFile, source: str) -> list[Problem]:
+    """``looks.stop_trial_on``: ids of configured rules."""
+    problems: list[Problem] = []
     rule_ids = [r.id for r in cfg.rules]
     for rid in cfg.looks.stop_trial_on:
         if rid not in rule_ids:
@@ -1338,13 +1387,17 @@ def _cross_check(cfg: ConfigFile, source: str) -> list[Problem]:
                     f"{_did_you_mean(rid, rule_ids)}",
                 )
             )
-    problems += _check_survival(cfg, source)
+    return problems
+
+
+def _check_sampler(cfg: ConfigFile, source: str) -> list[Problem]:
+    """The ``sampler`` section: retries tune at least as long as the first fit."""
     sc = cfg.sampler
     if any(r.tune < sc.tune for r in sc.retries):
-        problems.append(
+        return [
             Problem(f"{source}: sampler.retries", "each retry should tune at least as long as the first fit.")
-        )
-    return problems
+        ]
+    return []
 
 
 def _check_data(cfg: ConfigFile, source: str) -> list[Problem]:

@@ -971,7 +971,7 @@ def adapt_report(
             alloc = allocate(design, derived, rule, posterior, previous=prev, previous_source=source)
             allocations[rule.cohort] = alloc
             block = alloc.to_dict()
-            block["concurrent"] = concurrent_analysis(design, table, derived, rule, alloc, previous=prev)
+            block["concurrent"] = concurrent_analysis(design, table, derived, rule, alloc)
             breaks = allocation_periods((allocation_history or {}).get(rule.cohort) or [])
             block["time_adjusted"] = [
                 x

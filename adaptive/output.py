@@ -89,11 +89,6 @@ def folder_mode() -> int:
     return 0o777 & ~current_umask()
 
 
-def file_mode() -> int:
-    """The mode of a new file under the current umask (``0o644`` under umask 022)."""
-    return 0o666 & ~current_umask()
-
-
 @contextlib.contextmanager
 def atomic_dir(out: str | Path) -> Iterator[Path]:
     """Yield a temporary sibling folder; on success rename it to ``out``, on failure delete it.

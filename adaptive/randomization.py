@@ -200,52 +200,20 @@ def concurrent_analysis(
     derived: DerivedData,
     rule: AllocationRule,
     allocation: Allocation,
-    *,
-    previous: Mapping[str, float] | None,
 ) -> dict | None:
-    """The cohort's comparison on concurrently randomized patients only (see module docstring)."""
-    cutoff = derived.cutoff
+    """The cohort's comparison on concurrently randomized patients only (see module docstring).
+
+    ``allocation``: the look's allocation of the cohort (its previous allocation and the fitted
+    model's P(best), reported beside the concurrent ones).
+    """
     open_arms = [a for a in rule.arms if design.arm(a).status == "active"]
-    endpoint = rule.endpoint
-    spec = BINARY_ENDPOINTS[endpoint]
-    comparisons = []
-    for r in design.rules:
-        if not isinstance(r, Superiority) or not set(r.arms) <= set(rule.arms):
-            continue
-        window = concurrent_window(design, table, r.arms, cutoff)
-        if window is None:
-            continue
-        n, y, _ = concurrent_counts(design, table, derived, r.endpoint, r.arms, window)
-        post = _beta(design, r.endpoint, r.arms, n, y)
-        a, b = r.arms
-        p_ab = post.prob_better(a, b, margin=r.margin_rate, higher_is_better=r.higher_is_better).prob
-        p_ba = post.prob_better(b, a, margin=r.margin_rate, higher_is_better=r.higher_is_better).prob
-        n_all, y_all = _all_counts(derived, r.endpoint, r.arms)
-        post_all = _beta(design, r.endpoint, r.arms, n_all, y_all)
-        p_ab_all = post_all.prob_better(a, b, margin=r.margin_rate, higher_is_better=r.higher_is_better).prob
-        enough = min(n[a], n[b]) >= r.min_evaluable
-        comparisons.append(
-            {
-                "rule": r.id,
-                "endpoint": r.endpoint,
-                "arms": [a, b],
-                "window": {"from": window[0].isoformat(), "to": window[1].isoformat()},
-                "n_evaluable": n,
-                "responders": y,
-                f"prob_{a}_better": p_ab,
-                f"prob_{b}_better": p_ba,
-                "all_patients": {
-                    "n_evaluable": n_all,
-                    "responders": y_all,
-                    f"prob_{a}_better": p_ab_all,
-                    f"prob_{b}_better": post_all.prob_better(
-                        b, a, margin=r.margin_rate, higher_is_better=r.higher_is_better
-                    ).prob,
-                },
-                "threshold": r.threshold,
-                "would_fire": bool(enough and max(p_ab, p_ba) > r.threshold),
-            }
-        )
+    comparisons = [
+        c
+        for r in design.rules
+        if isinstance(r, Superiority) and set(r.arms) <= set(rule.arms)
+        for c in [_concurrent_comparison(design, table, derived, r)]
+        if c is not None
+    ]
     if len(open_arms) < 2:
         if not comparisons:
             return None
@@ -254,7 +222,7 @@ def concurrent_analysis(
             "comparisons": comparisons,
             "sentence": "Fewer than two arms of the cohort are open: no concurrent allocation.",
         }
-    window = concurrent_window(design, table, open_arms, cutoff)
+    window = concurrent_window(design, table, open_arms, derived.cutoff)
     if window is None:
         return {
             "model": _MODEL_WORDS,
@@ -262,12 +230,64 @@ def concurrent_analysis(
             "comparisons": comparisons,
             "sentence": "The open arms of the cohort have no period in which all were open.",
         }
+    return _concurrent_allocation(design, table, derived, rule, allocation, open_arms, window, comparisons)
+
+
+def _concurrent_comparison(
+    design: Design, table: PatientTable, derived: DerivedData, r: Superiority
+) -> dict | None:
+    """One superiority rule on its concurrently randomized patients, and on all its arms' patients.
+
+    The rule decides (:meth:`Superiority.evaluate`) on the independent ``Beta(null, 1 - null)``
+    posterior; ``None`` when its arms were never open together.
+    """
+    window = concurrent_window(design, table, r.arms, derived.cutoff)
+    if window is None:
+        return None
+    a, b = r.arms
+    n, y, _ = concurrent_counts(design, table, derived, r.endpoint, r.arms, window)
+    (res,) = r.evaluate(_beta(design, r.endpoint, r.arms, n, y), n)
+    n_all, y_all = _all_counts(derived, r.endpoint, r.arms)
+    (res_all,) = r.evaluate(_beta(design, r.endpoint, r.arms, n_all, y_all), n_all)
+    return {
+        "rule": r.id,
+        "endpoint": r.endpoint,
+        "arms": [a, b],
+        "window": {"from": window[0].isoformat(), "to": window[1].isoformat()},
+        "n_evaluable": n,
+        "responders": y,
+        f"prob_{a}_better": res.extra[f"prob_{a}_better"],
+        f"prob_{b}_better": res.extra[f"prob_{b}_better"],
+        "all_patients": {
+            "n_evaluable": n_all,
+            "responders": y_all,
+            f"prob_{a}_better": res_all.extra[f"prob_{a}_better"],
+            f"prob_{b}_better": res_all.extra[f"prob_{b}_better"],
+        },
+        "threshold": r.threshold,
+        "would_fire": res.fired,
+    }
+
+
+def _concurrent_allocation(
+    design: Design,
+    table: PatientTable,
+    derived: DerivedData,
+    rule: AllocationRule,
+    allocation: Allocation,
+    open_arms: list[str],
+    window: tuple[date, date],
+    comparisons: list[dict],
+) -> dict:
+    """P(best) of the open arms on the concurrent window and the allocation the same rule would give."""
+    endpoint = rule.endpoint
+    higher_is_better = BINARY_ENDPOINTS[endpoint].direction == "higher_is_better"
     n, y, excluded = concurrent_counts(design, table, derived, endpoint, open_arms, window)
     post = _beta(design, endpoint, open_arms, n, y)
-    best = post.prob_best(open_arms, higher_is_better=spec.direction == "higher_is_better")
+    best = post.prob_best(open_arms, higher_is_better=higher_is_better)
     n_all, y_all = _all_counts(derived, endpoint, open_arms)
     best_all = _beta(design, endpoint, open_arms, n_all, y_all).prob_best(
-        open_arms, higher_is_better=spec.direction == "higher_is_better"
+        open_arms, higher_is_better=higher_is_better
     )
     alloc = rule.allocate(
         is_open={a: a in open_arms for a in rule.arms},
@@ -296,19 +316,12 @@ def concurrent_analysis(
     sentence = (
         f"Independent Beta model, concurrently randomized patients only ({window[0]} to {window[1]}, "
         f"{sum(n.values())} evaluable; {excluded['not_randomized']} not randomized and "
-        f"{excluded['outside_window']} outside the window left out): P(best {spec.label}) {pb_words} "
+        f"{excluded['outside_window']} outside the window left out): "
+        f"P(best {BINARY_ENDPOINTS[endpoint].label}) {pb_words} "
         f"(same model on all {sum(n_all.values())} evaluable: {pb_all}); the same allocation rule would "
         "randomize " + " : ".join(f"{a} {fmt_rate(alloc.probabilities[a])}" for a in open_arms) + "."
     )
-    for c in comparisons:
-        a, b = c["arms"]
-        everyone = c["all_patients"]
-        sentence += (
-            f" '{c['rule']}': P({a} better) {fmt_prob(c[f'prob_{a}_better'])}, "
-            f"P({b} better) {fmt_prob(c[f'prob_{b}_better'])} "
-            f"({'would fire' if c['would_fire'] else 'would not fire'}; all patients "
-            f"{fmt_prob(everyone[f'prob_{a}_better'])} / {fmt_prob(everyone[f'prob_{b}_better'])})."
-        )
+    sentence += "".join(_comparison_words(c) for c in comparisons)
     return {
         "model": _MODEL_WORDS,
         "window": {"from": window[0].isoformat(), "to": window[1].isoformat()},
@@ -318,6 +331,18 @@ def concurrent_analysis(
         "comparisons": comparisons,
         "sentence": sentence,
     }
+
+
+def _comparison_words(c: Mapping) -> str:
+    """One concurrent comparison in the cohort's sentence (with a leading space)."""
+    a, b = c["arms"]
+    everyone = c["all_patients"]
+    return (
+        f" '{c['rule']}': P({a} better) {fmt_prob(c[f'prob_{a}_better'])}, "
+        f"P({b} better) {fmt_prob(c[f'prob_{b}_better'])} "
+        f"({'would fire' if c['would_fire'] else 'would not fire'}; all patients "
+        f"{fmt_prob(everyone[f'prob_{a}_better'])} / {fmt_prob(everyone[f'prob_{b}_better'])})."
+    )
 
 
 _MODEL_WORDS = (

@@ -151,7 +151,6 @@ class HierarchicalBatch:
         self.n_nodes = n_nodes
         self.half_width = half_width
         self.du = 2.0 * half_width / (n_nodes - 1)
-        self.nex_prior = (float(nex_mean), float(nex_sd))
         knots = special.logit(self.thresholds) - self.offset[:, None]
         mu, tau, log_prior = _hyper_grid(
             mu_mean,
@@ -174,7 +173,7 @@ class HierarchicalBatch:
             tau_scale, w is not None, nex_mean, nex_sd, n_mu, n_tau, mu_halfwidth, n_nodes, half_width,
             *((tau_shape,) if tau_dist == "inverse_gamma" else ()),
         )  # fmt: skip
-        if cache_dir is not None and self._load(Path(cache_dir) / self._cache_key, k, groups_for=None):
+        if cache_dir is not None and self._load(Path(cache_dir) / self._cache_key, k):
             return
         # one table per distinct (offset, thresholds); density kept if any of its arms is compared
         self._arm_table: list[int] = []
@@ -224,7 +223,7 @@ class HierarchicalBatch:
         except OSError:  # another process saved the same tables first
             shutil.rmtree(tmp, ignore_errors=True)
 
-    def _load(self, folder: Path, k: int, groups_for=None) -> bool:
+    def _load(self, folder: Path, k: int) -> bool:
         """Memory-map cached tables; ``False`` when there are none."""
         if not (folder / "arm_table.npy").exists():
             return False

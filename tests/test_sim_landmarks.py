@@ -177,25 +177,25 @@ def _death_u(m30, m60, med, day):
 
 def _simulate(spec, patients):
     """Known days and values of ``patients`` (arm, category, response day, death day) enrolled on day 0."""
-    chunk = _Chunk(spec, 1, np.arange(1))
+    drawn = _Chunk(spec, 1, np.arange(1)).patients
     arms = {a: i for i, a in enumerate(spec.arms)}
     for p, (arm, cat, rday, dday) in enumerate(patients):
         i = arms[arm]
         lo, hi = spec.truth["resp_lo"][i], spec.truth["resp_hi"][i]
         assert lo <= rday <= hi
-        chunk.u["resp"][0, p] = U_RESP[cat]
-        chunk.u["delay"][0, p] = (rday - lo + 0.5) / (hi - lo + 1)
-        chunk.u["death"][0, p] = _death_u(
+        drawn.u["resp"][0, p] = U_RESP[cat]
+        drawn.u["delay"][0, p] = (rday - lo + 0.5) / (hi - lo + 1)
+        drawn.u["death"][0, p] = _death_u(
             MORT["mortality_30d"], MORT["mortality_60d"], MORT["median_os_days"], dday
         )
-        chunk.u["mrd"][0, p] = 0.2 if p % 2 else 0.9  # MRD negative for odd patients
+        drawn.u["mrd"][0, p] = 0.2 if p % 2 else 0.9  # MRD negative for odd patients
     n = len(patients)
     arm_idx = np.array([arms[a] for a, *_ in patients])
     tr = spec.truth
-    chunk._draw(
+    drawn.draw(
         np.zeros(n, np.int64), np.arange(n), arm_idx, np.zeros(n), tr["cr"][arm_idx], tr["cri"][arm_idx]
     )
-    return {e: (chunk.known[e][0, :n], chunk.value[e][0, :n]) for e in ENDPOINTS}
+    return {e: (drawn.known[e][0, :n], drawn.value[e][0, :n]) for e in ENDPOINTS}
 
 
 def _record(cat, rday, dday, mrd_negative):

@@ -61,21 +61,16 @@ from adaptive.endpoints import BINARY_ENDPOINTS
 from adaptive.queue import date_breakpoints, evaluate_queue
 from adaptive.randomization import allocation_rules
 from adaptive.scenario import Scenario
-from adaptive.simulate.kernels import (
-    ACTIVE,
-    COMPLETE,
-    QUEUED,
-    SUSPENDED,
-    count_known,
-    count_known_randomized,
-    enrol,
-    survival_counts,
-)
-from adaptive.simulate.rng import trial_uniforms
-from decision_rules.beta import beta_prior, beta_prob_above, beta_prob_best, beta_prob_better
+from adaptive.simulate import looks
+from adaptive.simulate.actions import choose_actions, recommend_actions
+from adaptive.simulate.kernels import ACTIVE, COMPLETE, QUEUED, SUSPENDED, enrol
+from adaptive.simulate.looks import OPEN
+from adaptive.simulate.patients import Patients, _survival
+from adaptive.simulate.patients import trial_streams as trial_streams  # re-exported
+from decision_rules.beta import beta_prior, beta_prob_above, beta_prob_best
 from decision_rules.rules import Efficacy, Futility, Harm, PredictiveEfficacy, PredictiveFutility, Superiority
 from decision_rules.survival import HazardRatioSuperiority, MedianEfficacy, MedianFutility
-from decision_rules.vocabulary import PRECEDENCE, PRIMARY_ENDPOINT, Action, ArmStatus
+from decision_rules.vocabulary import PRIMARY_ENDPOINT, Action, ArmStatus
 from models.batch import HierarchicalBatch, tri_index, triangle
 from models.survival_batch import SurvivalBatch
 
@@ -92,7 +87,6 @@ STATUS_NAMES = {
     DROPPED: ArmStatus.DROPPED,
     COMPLETED: ArmStatus.COMPLETED,
 }
-_OPEN = (ACTIVE, COMPLETE, SUSPENDED)
 #: the config's statuses -> codes (arms closed in the config stay closed)
 _FROM_CONFIG = {
     ArmStatus.ACTIVE: ACTIVE,
@@ -244,7 +238,6 @@ class SimSpec:
     stop_on: frozenset[str]
     n_patients: int
     max_delay: float
-    skipped_rules: tuple[str, ...] = ()
     #: survival endpoints a simulated rule reads
     survival: dict[str, SurvivalModel] = field(default_factory=dict)
     #: per arm, the endpoints whose outcomes its decisions wait for (stage of the arm)
@@ -376,7 +369,6 @@ def compile_spec(
         stop_on=frozenset(looks.stop_trial_on),
         n_patients=n_patients,
         max_delay=_max_delay(truth, [t is not None for t in truth_arms]),
-        skipped_rules=skipped,
         survival=survival,
         decision_endpoints=dec_eps,
         randomized_cohorts=tuple(tuple(index[a] for a in s.arms) for s in design.routing if s.is_randomized),
@@ -488,30 +480,6 @@ def _endpoint_model(design: Design, endpoint: str, arms, max_n, table_options) -
     )
 
 
-# ============================================================================= randomness
-BLOCK = 256  # patients drawn per trial at a time
-#: offset of the block numbers of the dropout stream (as :func:`trial_streams`, another stream)
-DROPOUT_STREAM = 1 << 40
-
-
-def trial_streams(seed: int, trials: np.ndarray, block: int, size: int = BLOCK) -> dict[str, np.ndarray]:
-    """Uniforms for patients ``block * size ... (block + 1) * size - 1`` of the given trials.
-
-    Trial ``i``'s block ``b`` comes from its own generator (SFC64 seeded from ``(seed, i, b)``,
-    :mod:`adaptive.simulate.rng`): results do not depend on chunking, on the number of workers,
-    or on how many patients other trials needed.
-    """
-    names = ("gap", "cov", "assign", "resp", "mrd", "death", "delay")
-    widths = {"cov": 8}
-    cols = np.cumsum([0] + [widths.get(n, 1) for n in names])
-    raw = trial_uniforms(seed, trials, block, (size, int(cols[-1])))
-    out = {}
-    for j, n in enumerate(names):
-        v = raw[..., cols[j] : cols[j + 1]]
-        out[n] = v[..., 0] if v.shape[-1] == 1 else v  # views: the chunk copies them as it grows
-    return out
-
-
 # ============================================================================= one chunk
 @dataclass
 class ChunkResult:
@@ -532,24 +500,12 @@ class ChunkResult:
     responders: np.ndarray  # (T, K)
     final_mean: np.ndarray  # (T, K) posterior mean of the CRc rate at the end
     final_prob_null: np.ndarray  # (T, K) P(CRc > null) at the end
-    final_lo: np.ndarray  # (T, K) 2.5% point of the final CRc posterior (see _Chunk._interval)
+    final_lo: np.ndarray  # (T, K) 2.5% point of the final CRc posterior (as Beta, looks.as_beta)
     final_hi: np.ndarray  # (T, K) 97.5% point
     truth_crc: np.ndarray  # (T, K) patient-averaged true CRc rate of the arm's patients
     duration: np.ndarray  # (T,) day of the last analysis
     n_looks: np.ndarray  # (T,)
     stopped_by_rule: np.ndarray  # (T,) bool: a stop_trial_on rule fired
-
-
-def _survival(m30, m60, med, t):
-    """``P(death time > t)`` of the piecewise-constant hazard of :func:`_vec_death_times`."""
-    h1 = -np.log(1.0 - m30) / 30.0
-    h2 = -np.log((1.0 - m60) / (1.0 - m30)) / 30.0
-    h3 = np.log(2.0 * (1.0 - m60)) / (med - 60.0)
-    return np.where(
-        t <= 30,
-        np.exp(-h1 * t),
-        np.where(t <= 60, (1 - m30) * np.exp(-h2 * (t - 30)), (1 - m60) * np.exp(-h3 * (t - 60))),
-    )
 
 
 def itt_crc(truth: dict, response_days) -> np.ndarray:
@@ -574,29 +530,6 @@ def itt_crc(truth: dict, response_days) -> np.ndarray:
         surv = _survival(truth["m30"][i], truth["m60"][i], truth["median_os"][i], d)
         alive[i] = np.mean(surv * by_landmark)
     return (truth["cr"] + truth["cri"]) * alive
-
-
-def response_known_time(t_arr, landmark) -> np.ndarray:
-    """Day on which a response endpoint becomes known: the arm's landmark, whatever the outcome.
-
-    As :func:`adaptive.derive.derive_patient`: the endpoint is a response by the landmark and every
-    patient counts once the landmark has passed (counting responders or deaths earlier would let
-    the timing of an outcome decide whether it is counted at a look, which biases interim
-    estimates).
-    """
-    return t_arr + landmark
-
-
-def _vec_death_times(m30, m60, med, u):
-    s = 1.0 - u
-    h1 = -np.log(1.0 - m30) / 30.0
-    h2 = np.maximum(-np.log((1.0 - m60) / (1.0 - m30)) / 30.0, 1e-12)
-    h3 = np.log(2.0 * (1.0 - m60)) / (med - 60.0)
-    return np.where(
-        s >= 1.0 - m30,
-        -np.log(s) / h1,
-        np.where(s >= 1.0 - m60, 30.0 - np.log(s / (1.0 - m30)) / h2, 60.0 - np.log(s / (1.0 - m60)) / h3),
-    )
 
 
 def _routing_arrays(spec: SimSpec, rule_of_step, rule_arms) -> dict[str, np.ndarray]:
@@ -635,7 +568,14 @@ def _routing_arrays(spec: SimSpec, rule_of_step, rule_arms) -> dict[str, np.ndar
 
 
 class _Chunk:
-    """State of a chunk of virtual trials."""
+    """State of a chunk of virtual trials: the arms and look schedule of each trial.
+
+    The parts: :class:`~adaptive.simulate.patients.Patients` (accrual, routing characteristics,
+    outcomes, counts), :mod:`adaptive.simulate.looks` (posteriors and comparisons at a look),
+    :mod:`adaptive.simulate.actions` (the rules' recommendations and one action per arm); this
+    class enrols patients between looks, applies the actions, allocates, opens queued arms and
+    schedules the next look.
+    """
 
     def __init__(self, spec: SimSpec, seed: int, trials: np.ndarray):
         self.spec = spec
@@ -643,21 +583,7 @@ class _Chunk:
         k = spec.k
         self.trials = trials
         self.seed = seed
-        self.cap = 0  # patients drawn so far per trial (per-patient arrays grow by blocks)
-        self.ptr = np.zeros(t, np.int64)  # next patient of each trial (those before it are enrolled or not)
-        self.u = {}
-        self.arrival = np.zeros((t, 0))
-        self.match = np.zeros((t, 0, len(spec.steps)), bool)
-        self.arm_of = np.zeros((t, 0), np.int64)
-        self.randomized = np.zeros((t, 0), bool)
-        self.value = {
-            e: np.zeros((t, 0)) for e in ("crc", "orr", "mrd_negative_cr", "mortality_30d", "mortality_60d")
-        }
-        self.known = {e: np.zeros((t, 0)) for e in self.value}
-        self.truth_crc = np.zeros((t, 0))
-        # days from enrolment to death and to dropout (survival endpoints)
-        self.death = np.zeros((t, 0))
-        self.dropout = np.zeros((t, 0))
+        self.patients = Patients(spec, seed, trials)
         self.status = np.broadcast_to(spec.status0, (t, k)).copy()
         self.decision = np.zeros((t, k), np.int8)
         self.decision_rule = np.full((t, k), -1, np.int16)
@@ -665,7 +591,7 @@ class _Chunk:
         self.ever_flagged = np.zeros((t, k), bool)
         self.ever_suspended = np.zeros((t, k), bool)
         # day each arm opened (comparisons use patients enrolled once both arms were open)
-        self.opened_at = np.where(np.isin(self.status, _OPEN), 0.0, np.inf)
+        self.opened_at = np.where(np.isin(self.status, OPEN), 0.0, np.inf)
         self.enrolled = np.zeros((t, k), np.int64)
         self.n_rand = np.zeros((t, k), np.int64)
         self.total = np.zeros(t, np.int64)
@@ -691,7 +617,7 @@ class _Chunk:
         for ri, r in enumerate(spec.alloc_rules):
             self.alloc_arr[ri, :, : len(r.arms)] = r.ratio_array / r.ratio_array.sum()
         self.alloc = [self.alloc_arr[ri, :, : len(r.arms)] for ri, r in enumerate(spec.alloc_rules)]
-        self._extend()
+        self.patients.extend()
         self.final_mean = np.full((t, k), np.nan)
         self.final_prob_null = np.full((t, k), np.nan)
         # the final CRc posterior as Beta(a, b): its 95% interval is computed once, at the end
@@ -706,513 +632,69 @@ class _Chunk:
         self._queue_dates = date_breakpoints(spec.design)
         self._queue_memo: dict[tuple, tuple[int, ...]] = {}
 
-    # ------------------------------------------------------------------ patients
-    def _extend(self) -> None:
-        """Draw the next block of patients of every trial."""
-        t = len(self.trials)
-        block = self.cap // BLOCK
-        u = trial_streams(self.seed, self.trials, block)
-        gap = 30.4375 / self.spec.scenario.accrual_per_month
-        start = self.arrival[:, -1:] if self.cap else np.zeros((t, 1))
-        arrival = start + np.cumsum(-np.log1p(-u["gap"]) * gap, axis=1)
-        cat = np.concatenate
-        self.u = {n: cat([self.u[n], v], axis=1) if self.u else v for n, v in u.items()}
-        self.arrival = cat([self.arrival, arrival], axis=1)
-        self.match = cat([self.match, self._routing_matrix(u["cov"])], axis=1)
-        self.arm_of = cat([self.arm_of, np.full((t, BLOCK), -1, np.int64)], axis=1)
-        self.randomized = cat([self.randomized, np.zeros((t, BLOCK), bool)], axis=1)
-        for e in self.value:
-            self.value[e] = cat([self.value[e], np.zeros((t, BLOCK))], axis=1)
-            self.known[e] = cat([self.known[e], np.full((t, BLOCK), np.inf)], axis=1)
-        self.truth_crc = cat([self.truth_crc, np.zeros((t, BLOCK))], axis=1)
-        self.death = cat([self.death, np.full((t, BLOCK), np.inf)], axis=1)
-        rate = self.spec.scenario.dropout_per_year
-        if self.spec.survival and rate > 0:
-            # a stream of its own (block numbers far from the patients'), so that the other
-            # draws are the same whether or not survival is simulated
-            u_drop = trial_uniforms(self.seed, self.trials, block + DROPOUT_STREAM, (BLOCK,))
-            dropout = -np.log1p(-u_drop) * 365.25 / rate
-        else:
-            dropout = np.full((t, BLOCK), np.inf)
-        self.dropout = cat([self.dropout, dropout], axis=1)
-        self.cap += BLOCK
-
-    def _routing_matrix(self, u_cov) -> np.ndarray:
-        prev = self.spec.scenario.prevalence
-        flt3 = u_cov[..., 2] < prev.flt3
-        tkd = flt3 & (u_cov[..., 3] < prev.flt3_tkd_given_flt3)
-        kt = list(prev.karyotype_risk)
-        kp = np.cumsum([prev.karyotype_risk[x] for x in kt])
-        kp = kp / kp[-1]
-        kidx = np.minimum(np.searchsorted(kp, u_cov[..., 7], side="right"), len(kt) - 1)
-        cov = {
-            "new_drug_eligible": u_cov[..., 0] < prev.new_drug_eligible,
-            "idh1": u_cov[..., 1] < prev.idh1,
-            "flt3_itd": flt3 & ~tkd,
-            "flt3_tkd": tkd,
-            "intensive_eligible": u_cov[..., 4] < prev.intensive_eligible,
-            "prior_venetoclax_3m": u_cov[..., 5] < prev.prior_venetoclax_3m,
-        }
-        karyo = np.array(kt)[kidx]
-
-        def holds(cond):
-            out = np.ones(u_cov.shape[:2], bool)
-            for c, v in cond.items():
-                out &= (karyo == v) if c == "karyotype_risk" else (cov[c] == v)
-            return out
-
-        mats = []
-        for s in self.spec.steps:
-            m = holds(s["when"])
-            if s["when_any"]:
-                anym = np.zeros_like(m)
-                for alt in s["when_any"]:
-                    anym |= holds(alt)
-                m &= anym
-            mats.append(m)
-        return np.stack(mats, axis=-1)
-
+    # ------------------------------------------------------------------ enrolment
     def _enrol(self, rows: np.ndarray) -> bool:
         """Enrol the trials' patients up to their next looks (:func:`adaptive.simulate.kernels.enrol`).
 
         Draws the outcomes of the patients enrolled; returns whether more patients must be drawn.
         """
         spec = self.spec
-        ptr = self.ptr
-        before = ptr[rows].copy()
+        pts = self.patients
+        before = pts.ptr[rows].copy()
         r = self.routing
         need_more = enrol(
-            rows, ptr, self.cap, spec.n_patients, spec.max_duration, spec.max_patients, spec.max_n,
-            self.arrival, self.match, self.u["assign"], self.status, self.enrolled, self.n_rand, self.total,
-            self.arm_of, self.randomized, self.done, self.end_time, self.last_time, self.next_look_time,
+            rows, pts.ptr, pts.cap, spec.n_patients, spec.max_duration, spec.max_patients, spec.max_n,
+            pts.arrival, pts.match, pts.u["assign"], self.status, self.enrolled, self.n_rand, self.total,
+            pts.arm_of, pts.randomized, self.done, self.end_time, self.last_time, self.next_look_time,
             self.next_look_count, r["step_arms"], r["step_n"], r["step_rand"], r["step_pass"],
             r["rule_of_step"], r["rule_arms"], r["rule_n"], r["others"], r["others_n"], self.alloc_arr,
         )  # fmt: skip
-        idx = np.arange(self.cap)
-        new = (idx >= before[:, None]) & (idx < ptr[rows][:, None]) & (self.arm_of[rows] >= 0)
-        i, p = np.nonzero(new)
-        if len(i):
-            self._outcomes(rows[i], p, self.arm_of[rows[i], p])
+        pts.outcomes_since(rows, before)
         return bool(need_more)
 
-    def _outcomes(self, rows, p, arm):
-        """Draw the outcomes of patient ``p[i]`` of trial ``rows[i]`` on arm ``arm[i]``."""
-        tr = self.spec.truth
-        t_arr = self.arrival[rows, p]
-        if not np.any(tr["trend"]):
-            cr, cri = tr["cr"][arm], tr["cri"][arm]
-        else:
-            cr, cri = self._drifted(arm, t_arr)
-        self._draw(rows, p, arm, t_arr, cr, cri)
-
-    def _drifted(self, arm, t_arr):
-        """CR and CRi probabilities shifted on the log-odds scale by the calendar-time trend."""
-        tr = self.spec.truth
-        shift = tr["trend"][arm] * t_arr / 365.25
-        cr = np.where(
-            tr["cr"][arm] > 0,
-            special.expit(special.logit(np.clip(tr["cr"][arm], 1e-12, 1 - 1e-12)) + shift),
-            0.0,
-        )
-        cri = np.where(
-            tr["cri"][arm] > 0,
-            special.expit(special.logit(np.clip(tr["cri"][arm], 1e-12, 1 - 1e-12)) + shift),
-            0.0,
-        )
-        return cr, cri
-
-    def _draw(self, rows, p, arm, t_arr, cr, cri):
-        tr = self.spec.truth
-        pr, ne = tr["pr"][arm], tr["ne"][arm]
-        total = cr + cri + pr + ne
-        scale = np.where(total > 1.0, 1.0 / total, 1.0)
-        cum = np.stack([cr, cr + cri, cr + cri + pr, cr + cri + pr + ne], 1) * scale[:, None]
-        cat = (self.u["resp"][rows, p][:, None] >= cum).sum(1)  # 0 CR, 1 CRi, 2 PR, 3 NE, 4 NR
-        death = _vec_death_times(
-            tr["m30"][arm], tr["m60"][arm], tr["median_os"][arm], self.u["death"][rows, p]
-        )
-        self.death[rows, p] = death
-        lo, hi = tr["resp_lo"][arm], tr["resp_hi"][arm]
-        resp_day = lo + np.floor(self.u["delay"][rows, p] * (hi - lo + 1))
-        landmark = tr["landmark"][arm]
-        # a response by the landmark (alive on the response day), as adaptive.derive.derive_patient
-        alive = (death >= resp_day) & (resp_day <= landmark)
-        crc = (cat <= 1) & alive
-        orr = (cat <= 2) & alive
-        # known at the landmark, whatever the outcome
-        known = response_known_time(t_arr, landmark)
-        need = self.spec.endpoints
-        self.value["crc"][rows, p] = crc
-        self.known["crc"][rows, p] = known
-        if "orr" in need:
-            self.value["orr"][rows, p] = orr
-            self.known["orr"][rows, p] = known
-        if "mrd_negative_cr" in need:  # follows CRc (the MRD status comes with the response)
-            self.value["mrd_negative_cr"][rows, p] = crc & (self.u["mrd"][rows, p] < tr["mrd"][arm])
-            self.known["mrd_negative_cr"][rows, p] = self.known["crc"][rows, p]
-        for e, days in (("mortality_30d", 30.0), ("mortality_60d", 60.0)):
-            if e in need:
-                self.value[e][rows, p] = death <= days
-                self.known[e][rows, p] = t_arr + np.minimum(death, days)
-        # the patient's true probability of counting as a CRc responder (alive at assessment)
-        self.truth_crc[rows, p] = (
-            cum[:, 1] * _survival(tr["m30"][arm], tr["m60"][arm], tr["median_os"][arm], resp_day)
-        ) * (resp_day <= landmark)
-
     # ------------------------------------------------------------------ looks
-    def counts(self, rows, endpoint, when) -> tuple[np.ndarray, np.ndarray]:
-        """Evaluable patients and responders per arm, ``(len(rows), K)``, as of ``when``."""
-        rows = np.asarray(rows, np.int64)
-        when = np.broadcast_to(np.asarray(when, float), rows.shape).copy()
-        return count_known(
-            rows, self.ptr, self.arm_of, self.known[endpoint], self.value[endpoint], when, self.spec.k
-        )
-
-    def _posteriors(self, rows, when):
+    def look(self, rows: np.ndarray, when: np.ndarray, final: bool = False) -> None:
+        """One interim look (or the final analysis) for the trials ``rows`` at days ``when``."""
+        if len(rows) == 0:
+            return
         spec = self.spec
-        post = {}
-        for name, em in spec.endpoints.items():
-            n, y = self.counts(rows, name, when)
-            entry = {"n": n, "y": y, "model": em}
-            if em.kind == "beta":
-                entry["a"] = em.a0 + y
-                entry["b"] = em.b0 + n - y
-            else:
-                w = None
-                if em.uses_weights:
-                    w = np.where(n >= em.exchangeable_after, em.w_base, 0.0)
-                bp = em.batch.posterior(n, y, w=w)
-                entry["batch"] = bp
-                entry["mean"], entry["var"] = bp.mean_var()
-                entry["prob_above"] = bp.prob_above()
-            post[name] = entry
-        return post
-
-    @staticmethod
-    def _prob_above(entry, arm: int, ref: float) -> np.ndarray:
-        em = entry["model"]
-        if em.kind == "beta":
-            return em.beta_prob_above(arm, ref, entry["n"][:, arm], entry["y"][:, arm])
-        return entry["prob_above"][:, arm, em.thresholds[(arm, float(ref))]]
-
-    @staticmethod
-    def _mean_var(entry) -> tuple[np.ndarray, np.ndarray]:
-        if entry["model"].kind == "beta":
-            a, b = entry["a"], entry["b"]
-            s = a + b
-            return a / s, a * b / (s * s * (s + 1.0))
-        return entry["mean"], entry["var"]
-
-    @staticmethod
-    def _as_beta(entry, mean: np.ndarray, var: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The CRc posterior as ``Beta(a, b)``.
-
-        Exact for conjugate arms; for hierarchical and EXNEX models the Beta with the marginal
-        posterior's mean and variance (the quadrature engine gives moments and tail probabilities
-        at the rules' thresholds, not quantiles).
-        """
-        if entry["model"].kind == "beta":
-            return entry["a"], entry["b"]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            s = np.maximum(mean * (1.0 - mean) / var - 1.0, 1e-6)
-        return mean * s, (1.0 - mean) * s
-
-    @staticmethod
-    def _prob_better(entry, i: int, j: int) -> np.ndarray:
-        """``P(arm i better than arm j)``, computed once per look and endpoint.
-
-        Hierarchical models compute it only for the trials where a rule or an allocation will
-        use it (``entry["pair_rows"]``, set by :meth:`_pair_rows`); the others get NaN.
-        """
-        cache = entry.setdefault("pairs", {})
-        if (j, i) in cache:
-            return 1.0 - cache[(j, i)]
-        if (i, j) not in cache:
-            em = entry["model"]
-            if em.kind == "beta":
-                a, b = entry["a"], entry["b"]
-                pb = beta_prob_best(a[:, [i, j]], b[:, [i, j]], higher_is_better=em.higher_is_better)
-                cache[(i, j)] = pb[:, 0]
-            else:
-                rows = entry.get("pair_rows", {}).get(frozenset((i, j)))
-                cache[(i, j)] = entry["batch"].prob_better(i, j, em.higher_is_better, rows=rows)
-        return cache[(i, j)]
-
-    def _pair_rows(self, rows, post) -> None:
-        """Mark which trials need each compared pair's probability on the fitted model.
-
-        Only adaptive allocations past their burn-in (both arms open) compare arms on the fitted
-        model; comparison rules read their own independent Beta posterior (:meth:`_comparison`).
-        """
-        spec = self.spec
-        idx = {a: i for i, a in enumerate(spec.arms)}
+        post = looks.posteriors(spec, self.patients, rows, when)
+        looks.mark_pair_rows(spec, self.status[rows], post)
+        at_final = looks.stage_final(spec, self.status[rows], self.enrolled[rows], post, final)
+        # each comparison's posterior once per look: its rule and coherence rule 2 both read it
+        comparisons = {
+            r.id: looks.comparison(spec, self.patients, self.opened_at, rows, when, r)
+            for r in spec.rules
+            if isinstance(r, Superiority)
+        }
         status = self.status[rows]
-        need: dict[tuple, np.ndarray] = {}
-        for rule in spec.alloc_rules:
-            if rule.kind == "fixed" or len(rule.arms) != 2:
-                continue
-            i, j = idx[rule.arms[0]], idx[rule.arms[1]]
-            n = post[rule.endpoint]["n"]
-            ok = (status[:, i] == ACTIVE) & (status[:, j] == ACTIVE)
-            ok &= np.minimum(n[:, i], n[:, j]) >= rule.burn_in
-            key = (rule.endpoint, frozenset((i, j)))
-            need[key] = need.get(key, np.zeros(len(rows), bool)) | ok
-        for (endpoint, pair), mask in need.items():
-            post[endpoint].setdefault("pair_rows", {})[pair] = np.nonzero(mask)[0]
-
-    def _comparison(self, rows, when, rule: Superiority) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """``(P(a better), P(b better), min evaluable)`` of a superiority rule, per trial of ``rows``.
-
-        As in `adaptive interim`: the concurrently randomized patients (randomized, arrived once
-        both arms were open) with the rule's independent conjugate Beta prior per arm.
-        """
-        spec = self.spec
-        i, j = spec.arms.index(rule.arms[0]), spec.arms.index(rule.arms[1])
-        since = np.maximum(self.opened_at[rows, i], self.opened_at[rows, j])
-        since = np.where(np.isfinite(since), since, np.inf)
-        when = np.broadcast_to(np.asarray(when, float), rows.shape).copy()
-        n, y = count_known_randomized(
-            rows, self.ptr, self.arm_of, self.known[rule.endpoint], self.value[rule.endpoint], when,
-            spec.k, self.randomized, self.arrival, since,
-        )  # fmt: skip
-        a_, b_ = rule.posterior_ab(
-            {x: n[:, k] for x, k in zip(rule.arms, (i, j), strict=True)},
-            {x: y[:, k] for x, k in zip(rule.arms, (i, j), strict=True)},
-        )
-        first, second = rule.arms
-        hib = rule.higher_is_better
-        p_ij = beta_prob_better(
-            a_[first], b_[first], a_[second], b_[second], rule.margin_rate, higher_is_better=hib
-        )
-        p_ji = (
-            1.0 - p_ij
-            if rule.margin_rate == 0.0
-            else beta_prob_better(
-                a_[second], b_[second], a_[first], b_[first], rule.margin_rate, higher_is_better=hib
-            )
-        )
-        return p_ij, p_ji, np.minimum(n[:, i], n[:, j])
-
-    def _stage_final(self, rows, post, final: bool) -> np.ndarray:
-        """Which open arms are at their final analysis, ``(len(rows), K)``.
-
-        An arm is when it has its ``max_n`` and no outcome pending on its decision endpoints; an
-        arm of a randomized cohort only with every other open arm of the cohort. At the trial's
-        own final analysis (``final``) every open arm is.
-        """
-        spec = self.spec
-        is_open = np.isin(self.status[rows], _OPEN)
-        if final:
-            return is_open
-        enrolled = self.enrolled[rows]
-        own = is_open & (enrolled >= spec.max_n)
-        for k, eps in enumerate(spec.decision_endpoints):
-            for ep in eps:
-                own[:, k] &= post[ep]["n"][:, k] >= enrolled[:, k]
-        out = own.copy()
-        for cohort in spec.randomized_cohorts:
-            cols = list(cohort)
-            ready = np.all(own[:, cols] | ~is_open[:, cols], axis=1)
-            out[:, cols] &= ready[:, None]
-        return out
-
-    def _survival_look(self, rows, when, eligible, enrolling) -> dict[str, dict]:
-        """Per survival endpoint: events per arm, where each rule can fire, and the posterior there.
-
-        The posterior (:class:`models.survival_batch.SurvivalBatch`) is computed only for the
-        trials where some rule has its minimum of events on an arm it may act on, and for the
-        arms the rules read.
-        """
-        spec = self.spec
-        idx = {a: i for i, a in enumerate(spec.arms)}
-        when = np.broadcast_to(np.asarray(when, float), rows.shape).copy()
-        out = {}
-        for ep, sm in spec.survival.items():
-            d, e = survival_counts(
-                rows, self.ptr, self.arm_of, self.arrival, self.death, self.dropout, when, sm.follow_up,
-                sm.cut_points, spec.k,
-            )  # fmt: skip
-            ev = d.sum(-1)
-            masks = {}
-            for rule in spec.rules:
-                if getattr(rule, "family", "") != "survival" or rule.endpoint != ep:
-                    continue
-                if isinstance(rule, HazardRatioSuperiority):
-                    a, b = idx[rule.arms[0]], idx[rule.arms[1]]
-                    ok = (
-                        eligible[:, a]
-                        & eligible[:, b]
-                        & (np.minimum(ev[:, a], ev[:, b]) >= rule.min_evaluable)
-                    )
-                    masks[rule.id] = {(a, b): ok}
-                else:
-                    m = {}
-                    for arm in rule.references:
-                        i = idx[arm]
-                        ok = eligible[:, i] & (ev[:, i] >= rule.min_evaluable)
-                        if isinstance(rule, MedianFutility):  # futility acts only while an arm enrols
-                            ok &= enrolling[:, i]
-                        m[i] = ok
-                    masks[rule.id] = m
-            union = np.zeros(len(rows), bool)
-            need = set()
-            for m in masks.values():
-                for key, ok in m.items():
-                    union |= ok
-                    if ok.any():
-                        need |= set(key) if isinstance(key, tuple) else {key}
-            sel = np.nonzero(union)[0]
-            pos = np.cumsum(union) - 1
-            post = sm.batch.posterior(d[sel], e[sel], need=sorted(need)) if len(sel) else None
-            out[ep] = {"events": ev, "masks": masks, "pos": pos, "post": post}
-        return out
-
-    def _fired(self, rows, post, comparisons, at_final: np.ndarray, when=None):
-        """Per action, which arms the rules recommend it for (and the first rule that did).
-
-        Returns ``(fired, by_rule, stop)``: action -> ``(R, K)`` bool, action -> ``(R, K)`` rule
-        index (-1: none), and whether a ``stop_trial_on`` rule fired. Only open arms are
-        evaluated; futility and predictive rules only arms still enrolling (stage ``interim``:
-        futility stops enrolment, and an arm with its ``max_n`` has nothing left to stop).
-        Survival rules (``when``: the look's days) read the events as of the look: median rules
-        ``P(median > reference)`` per arm, hazard-ratio rules both directions of the pair, as
-        :class:`~decision_rules.survival.HazardRatioSuperiority` does.
-        """
-        spec = self.spec
-        eligible = np.isin(self.status[rows], _OPEN)
+        eligible = np.isin(status, OPEN)
         enrolling = (self.enrolled[rows] < spec.max_n) & ~at_final
-        idx = {a: i for i, a in enumerate(spec.arms)}
-        surv = self._survival_look(rows, when, eligible, enrolling) if spec.survival else {}
-        shape = (len(rows), spec.k)
-        actions = (*PRECEDENCE, Action.FLAG)
-        fired = {a: np.zeros(shape, bool) for a in actions}
-        by_rule = {a: np.full(shape, -1, np.int16) for a in actions}
-        stop = np.zeros(len(rows), bool)
+        surv = (
+            looks.survival_look(spec, self.patients, rows, when, eligible, enrolling) if spec.survival else {}
+        )
+        fired, by_rule, stop = recommend_actions(spec, post, surv, comparisons, eligible, enrolling)
+        self.n_looks[rows] += 1
+        self.last_time[rows] = when
+        chosen = choose_actions(spec, eligible, fired, at_final, comparisons)
+        self._apply(rows, when, status, chosen, fired, by_rule, at_final)
+        self._record_estimates(rows, post)
+        if final:
+            return
+        if stop.any():
+            self._stop(rows[stop], when[stop])
+        live = ~self.done[rows]
+        self._allocate(rows[live], post, np.nonzero(live)[0])
+        self._queue(rows[live], when[live])
+        self._schedule(rows, when)
 
-        def mark(action, col, f, rule_index, sel=slice(None)):
-            """Record that ``rule_index`` fires ``action`` for arm ``col`` (the first rule is kept)."""
-            before = by_rule[action][sel, col]
-            by_rule[action][sel, col] = np.where(f & (before < 0), rule_index, before)
-            fired[action][sel, col] |= f
+    def _apply(self, rows, when, status, chosen, fired, by_rule, at_final) -> None:
+        """Apply the chosen action per open arm (the simulated DSMB accepts every recommendation).
 
-        for ri, rule in enumerate(spec.rules):
-            if getattr(rule, "family", "") == "survival":
-                sv = surv[rule.endpoint]
-                ev = sv["events"]
-                for key, ok in sv["masks"][rule.id].items():
-                    sel = np.nonzero(ok)[0]
-                    if not len(sel):
-                        continue
-                    at = sv["pos"][sel]
-                    if isinstance(rule, HazardRatioSuperiority):
-                        a, b = key
-                        p_ab = sv["post"].prob_hr_below(a, b, rule.hr_margin)[at]
-                        p_ba = sv["post"].prob_hr_below(b, a, rule.hr_margin)[at]
-                        nmin = np.minimum(ev[sel, a], ev[sel, b])
-                        # the more probable direction, as HazardRatioSuperiority.evaluate
-                        f_a = rule.decide_arrays(p_ab, nmin) & (p_ab >= p_ba)  # a better: b inferior
-                        f_b = rule.decide_arrays(p_ba, nmin) & (p_ba > p_ab)
-                        mark(Action.DROP_INFERIOR, b, f_a, ri, sel)
-                        mark(Action.DROP_INFERIOR, a, f_b, ri, sel)
-                        f = f_a | f_b
-                    else:
-                        i = key
-                        prob = sv["post"].prob_median_above(i, rule.references[spec.arms[i]])[at]
-                        f = rule.decide_arrays(prob, ev[sel, i])
-                        mark(rule.action, i, f, ri, sel)
-                    if rule.id in spec.stop_on:
-                        stop[sel] |= f
-                continue
-            entry = post[rule.endpoint]
-            n = entry["n"]
-            if isinstance(rule, Superiority):
-                i, j = idx[rule.arms[0]], idx[rule.arms[1]]
-                both = eligible[:, i] & eligible[:, j]
-                p_ij, p_ji, nmin = comparisons[rule.id]
-                f_ij = rule.decide_arrays(p_ij, nmin) & both  # i better: j inferior
-                f_ji = rule.decide_arrays(p_ji, nmin) & both
-                mark(Action.DROP_INFERIOR, j, f_ij, ri)
-                mark(Action.DROP_INFERIOR, i, f_ji, ri)
-                if rule.id in spec.stop_on:
-                    stop |= f_ij | f_ji
-                continue
-            if isinstance(rule, PredictiveFutility | PredictiveEfficacy):
-                for arm, _ref in rule.success_references.items():
-                    i = idx[arm]
-                    ok = eligible[:, i] & enrolling[:, i] & (n[:, i] >= rule.min_evaluable)
-                    sel = np.nonzero(ok)[0]
-                    if len(sel) == 0:
-                        continue
-                    if entry["model"].kind == "beta":
-                        a, b = entry["a"][sel, i], entry["b"][sel, i]
-                    else:  # moment-matched Beta of the arm's exact marginal posterior
-                        m, v = entry["mean"][sel, i], np.maximum(entry["var"][sel, i], 1e-12)
-                        s = np.maximum(m * (1 - m) / v - 1.0, 1e-6)
-                        a, b = m * s, (1 - m) * s
-                    _, _, f = rule.decide_beta_arrays(a, b, np.minimum(n[sel, i], spec.max_n[i]), arm)
-                    mark(rule.action, i, f, ri, sel)
-                    if rule.id in spec.stop_on:
-                        stop[sel] |= f
-                continue
-            for tier in getattr(rule, "tiers", (rule,)):
-                for arm, ref in tier.references.items():
-                    i = idx[arm]
-                    f = tier.decide_arrays(self._prob_above(entry, i, ref), n[:, i]) & eligible[:, i]
-                    if isinstance(rule, Futility):
-                        f &= enrolling[:, i]
-                    mark(tier.action, i, f, ri)
-                    if rule.id in spec.stop_on and tier.action != Action.FLAG:
-                        stop |= f
-        return fired, by_rule, stop
-
-    def _decide(self, rows, when, fired, by_rule, at_final, comparisons) -> None:
-        """Apply one action per open arm (the simulated DSMB accepts every recommendation)."""
+        ``status``: the arms' status codes before the look's actions.
+        """
         spec = self.spec
-        status = self.status[rows]
-        eligible = np.isin(status, _OPEN)
-        chosen = np.full(status.shape, None, object)
-        # interim looks: the precedence of adaptive.recommend (flag changes nothing)
-        interim = eligible & ~at_final
-        for action in PRECEDENCE:
-            if action in (Action.FLAG, Action.COMPLETE):
-                continue
-            pick = fired[action] & interim & (chosen == None)  # noqa: E711
-            chosen[pick] = action
-        # final analyses: safety, then the comparison, then the efficacy criterion, else complete
-        final = eligible & at_final
-        for action in (Action.DROP_HARM, Action.DROP_INFERIOR, Action.GRADUATE):
-            pick = fired[action] & final & (chosen == None)  # noqa: E711
-            chosen[pick] = action
-        chosen[final & (chosen == None)] = Action.COMPLETE  # noqa: E711
-        # coherence rule 2a: comparisons of a randomized pair that find opposite arms inferior at
-        # one look close neither (adaptive.recommend.check_coherence)
-        for cohort in spec.randomized_cohorts:
-            cols = list(cohort)
-            for a_i, x in enumerate(cols):
-                for y in cols[a_i + 1 :]:
-                    both = (chosen[:, x] == Action.DROP_INFERIOR) & (chosen[:, y] == Action.DROP_INFERIOR)
-                    both &= eligible[:, x] & eligible[:, y]
-                    for c in (x, y):  # at a final analysis the arm completes instead
-                        chosen[both, c] = np.where(at_final[both, c], Action.COMPLETE, None)
-        # coherence rule 2: never close the leading arm of an open comparison for a non-safety
-        # reason while the trailing arm stays open
-        for rule in spec.rules:
-            if not isinstance(rule, Superiority) or rule.endpoint != PRIMARY_ENDPOINT:
-                continue
-            i, j = spec.arms.index(rule.arms[0]), spec.arms.index(rule.arms[1])
-            p_ij, _, _ = comparisons[rule.id]
-            lead = np.where(p_ij >= 0.5, i, j)
-            trail = np.where(p_ij >= 0.5, j, i)
-            r_idx = np.arange(len(rows))
-            lead_act = chosen[r_idx, lead]
-            trail_stays = eligible[r_idx, trail] & (chosen[r_idx, trail] == None)  # noqa: E711
-            withhold = (
-                eligible[r_idx, lead]
-                & ~at_final[r_idx, lead]
-                & np.isin(lead_act, [Action.DROP_FUTILITY, Action.GRADUATE, Action.DROP_INFERIOR])
-                & trail_stays
-            )
-            chosen[r_idx[withhold], lead[withhold]] = None
+        eligible = np.isin(status, OPEN)
         self.ever_flagged[rows] |= fired[Action.FLAG] & eligible
         for action, code in _CLOSED_BY.items():
             r, c = np.nonzero(chosen == action)
@@ -1234,54 +716,37 @@ class _Chunk:
         r, c = np.nonzero(resume)
         self.status[rows[r], c] = np.where(self.enrolled[rows[r], c] >= spec.max_n[c], COMPLETE, ACTIVE)
 
-    def look(self, rows: np.ndarray, when: np.ndarray, final: bool = False) -> None:
-        """One interim look (or the final analysis) for the trials ``rows`` at days ``when``."""
-        if len(rows) == 0:
-            return
+    def _record_estimates(self, rows, post) -> None:
+        """The CRc estimates at this analysis (the last one a trial has is its final estimate)."""
         spec = self.spec
-        post = self._posteriors(rows, when)
-        self._pair_rows(rows, post)
-        at_final = self._stage_final(rows, post, final)
-        # each comparison's posterior once per look: its rule and coherence rule 2 both read it
-        comparisons = {
-            r.id: self._comparison(rows, when, r) for r in spec.rules if isinstance(r, Superiority)
-        }
-        fired, by_rule, stop = self._fired(rows, post, comparisons, at_final, when)
-        self.n_looks[rows] += 1
-        self.last_time[rows] = when
-        self._decide(rows, when, fired, by_rule, at_final, comparisons)
-        # estimates at this analysis (the last one a trial has is its final estimate)
         crc = post.get(PRIMARY_ENDPOINT)
-        if crc is not None:
-            mean, var = self._mean_var(crc)
-            self.final_mean[rows] = mean
-            self.final_a[rows], self.final_b[rows] = self._as_beta(crc, mean, var)
-            null = np.array([_null_index(spec.design, a, PRIMARY_ENDPOINT) for a in spec.arms])
-            if crc["model"].kind == "beta":
-                em = crc["model"]
-                self.final_prob_null[rows] = np.stack(
-                    [em.beta_prob_above(i, null[i], crc["n"][:, i], crc["y"][:, i]) for i in range(spec.k)], 1
-                )
-            else:
-                cols = [crc["model"].thresholds[(i, float(null[i]))] for i in range(spec.k)]
-                self.final_prob_null[rows] = crc["prob_above"][:, np.arange(spec.k), cols]
-        if final:
+        if crc is None:
             return
-        if stop.any():
-            s_rows = rows[stop]
-            self.stopped[s_rows] = True
-            st = self.status[s_rows]
-            still = np.isin(st, _OPEN)
-            self.status[s_rows] = np.where(still, COMPLETED, st)
-            self.decision[s_rows] = np.where(still, _DECISION[Action.COMPLETE], self.decision[s_rows])
-            self.decision_stage[s_rows] = np.where(still, _STOPPED, self.decision_stage[s_rows])
-            self.decision_time[s_rows] = np.where(still, when[stop][:, None], self.decision_time[s_rows])
-            self._end(s_rows, when[stop])
-        live = ~self.done[rows]
-        self._allocate(rows[live], post, np.nonzero(live)[0])
-        self._queue(rows[live], when[live])
-        self._schedule(rows, when)
+        mean, var = looks.mean_var(crc)
+        self.final_mean[rows] = mean
+        self.final_a[rows], self.final_b[rows] = looks.as_beta(crc, mean, var)
+        null = np.array([_null_index(spec.design, a, PRIMARY_ENDPOINT) for a in spec.arms])
+        if crc["model"].kind == "beta":
+            em = crc["model"]
+            self.final_prob_null[rows] = np.stack(
+                [em.beta_prob_above(i, null[i], crc["n"][:, i], crc["y"][:, i]) for i in range(spec.k)], 1
+            )
+        else:
+            cols = [crc["model"].thresholds[(i, float(null[i]))] for i in range(spec.k)]
+            self.final_prob_null[rows] = crc["prob_above"][:, np.arange(spec.k), cols]
 
+    def _stop(self, s_rows, when) -> None:
+        """A ``stop_trial_on`` rule fired: every open arm completes, enrolment ends."""
+        self.stopped[s_rows] = True
+        st = self.status[s_rows]
+        still = np.isin(st, OPEN)
+        self.status[s_rows] = np.where(still, COMPLETED, st)
+        self.decision[s_rows] = np.where(still, _DECISION[Action.COMPLETE], self.decision[s_rows])
+        self.decision_stage[s_rows] = np.where(still, _STOPPED, self.decision_stage[s_rows])
+        self.decision_time[s_rows] = np.where(still, when[:, None], self.decision_time[s_rows])
+        self._end(s_rows, when)
+
+    # ------------------------------------------------------------------ after a look
     def _allocate(self, rows, post, sel) -> None:
         spec = self.spec
         for ri, rule in enumerate(spec.alloc_rules):
@@ -1292,9 +757,9 @@ class _Chunk:
             else:
                 entry = post[rule.endpoint]
                 n = entry["n"][sel][:, arms]
-                mean, var = self._mean_var(entry)
+                mean, var = looks.mean_var(entry)
                 if len(arms) == 2:
-                    p = self._prob_better(entry, arms[0], arms[1])[sel]
+                    p = looks.prob_better(entry, arms[0], arms[1])[sel]
                     pb = np.stack([p, 1.0 - p], 1)
                 elif entry["model"].kind == "beta":
                     pb = beta_prob_best(
@@ -1363,7 +828,7 @@ class _Chunk:
             # 1. enrol every live trial's patients up to its next look (calendar time or count)
             live = np.nonzero(~self.done)[0]
             while len(live) and self._enrol(live):
-                self._extend()
+                self.patients.extend()
                 live = np.nonzero(~self.done)[0]
             # 2. one batched look for every live trial that reached its look
             due = np.nonzero(~self.done & np.isfinite(self.next_look_time))[0]
@@ -1383,16 +848,8 @@ class _Chunk:
         else:
             self.last_time[rows] = np.maximum(self.last_time[rows], self.end_time[rows])
         t_all = np.arange(len(self.trials))
-        n_eval, resp = self.counts(t_all, PRIMARY_ENDPOINT, np.full(len(t_all), np.inf))
-        truth = np.full((len(t_all), spec.k), np.nan)
-        for i in range(spec.k):
-            mask = self.arm_of == i
-            cnt = mask.sum(1)
-            truth[:, i] = np.where(
-                cnt > 0,
-                (self.truth_crc * mask).sum(1) / np.maximum(cnt, 1),
-                spec.truth["cr"][i] + spec.truth["cri"][i],
-            )
+        n_eval, resp = self.patients.counts(t_all, PRIMARY_ENDPOINT, np.full(len(t_all), np.inf))
+        truth = self.patients.true_crc()
         return ChunkResult(
             trial=self.trials,
             status=self.status,
