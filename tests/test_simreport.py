@@ -73,12 +73,32 @@ def test_report_has_every_section_and_the_numbers_of_oc_json(study):
 def test_report_is_self_contained_and_reproducible(study, tmp_path):
     html = (study / "report.html").read_text(encoding="utf-8")
     assert not re.search(r"""(src|href)=["']?(https?:)?//""", html)
-    assert html.count("data:image/png;base64,") == 3
+    assert html.count("data:image/png;base64,") == 4  # outcomes, sample sizes, timing, allocation
     copy = tmp_path / "copy"
     shutil.copytree(study, copy, ignore=shutil.ignore_patterns("report.*"))
     res = CliRunner().invoke(main, ["report-sim", str(copy)])
     assert res.exit_code == 0, res.output
     assert (copy / "report.html").read_bytes() == (study / "report.html").read_bytes()
+
+
+def test_report_shows_allocation_over_time_from_oc_json(study, tmp_path):
+    oc = json.loads((study / "oc.json").read_text())
+    block = oc["scenarios"][0]["allocations"]["adaptive"]["allocation_over_time"]["all"]
+    text = html_text(study / "report.html")
+    assert 'alt="Allocation over time"' in (study / "report.html").read_text(encoding="utf-8")
+    assert "all_null, cohort all: allocation probability after each look" in text
+    first = block["probabilities"]["x"][0]
+    assert f"{first['estimate']:.3f}" in text and block["n_trials"][0] == 200
+    # a study written before the trace existed still gets its report, without that figure
+    old = tmp_path / "old"
+    shutil.copytree(study, old, ignore=shutil.ignore_patterns("report.*"))
+    for sc in oc["scenarios"]:
+        for s in sc["allocations"].values():
+            s.pop("allocation_over_time")
+    (old / "oc.json").write_text(json.dumps(oc))
+    assert CliRunner().invoke(main, ["report-sim", str(old)]).exit_code == 0
+    html = (old / "report.html").read_text(encoding="utf-8")
+    assert "Allocation over time" not in html and html.count("data:image/png;base64,") == 3
 
 
 def test_report_pdf_has_the_sections_and_the_seed(study):
@@ -124,7 +144,7 @@ def test_report_renders_in_headless_chromium(study, tmp_path):
     titles = dict(SECTIONS)
     for sid in ids:
         assert probe["sections"][sid]["heading"] == titles[sid]
-    assert len(probe["images"]) == 3 and all(i["ok"] and i["w"] > 300 for i in probe["images"])
+    assert len(probe["images"]) == 4 and all(i["ok"] and i["w"] > 300 for i in probe["images"])
 
 
 def test_pdftotext_reads_the_report(study):

@@ -9,9 +9,9 @@ operating characteristics with Monte Carlo standard errors (per arm, the platfor
 the randomized comparisons), figures, how the simulation was done, and a reproducibility
 appendix (input hashes, seed, versions).
 
-The report states only what the study recorded: allocation over time is not recorded per look by
-the simulator, so there is no allocation-over-time figure (the mean allocation share per arm is
-in the tables). The same study gives a byte-identical ``report.html``.
+The report states only what the study recorded (allocation over time: the mean allocation
+probability after each look, ``allocation_over_time`` in ``oc.json``; a study without it gets no
+such figure). The same study gives a byte-identical ``report.html``.
 """
 
 from __future__ import annotations
@@ -161,6 +161,34 @@ def timing_figure(scenarios: list[dict], arms: list[str]):
     return f
 
 
+def allocation_figure(scenarios: list[dict], arms: list[str]):
+    """Allocation over time: each randomized arm's mean probability after each look (adaptive).
+
+    One panel per scenario and randomized cohort, the x axis the look's mean day; ``None`` when
+    the study has no allocation trace (no randomized cohort, or a study from before it).
+    """
+    panels = []
+    for sc in scenarios:
+        s = sc["allocations"].get("adaptive") or next(iter(sc["allocations"].values()))
+        for cohort, block in (s.get("allocation_over_time") or {}).items():
+            panels.append((sc["scenario"], cohort, block))
+    if not panels:
+        return None
+    f, axes = fig._new(7.2, 1.7 * len(panels), nrows=len(panels))
+    styles = fig.arm_styles(arms)
+    for k, (scenario, cohort, block) in enumerate(panels):
+        ax = axes[k, 0]
+        for a, values in block["probabilities"].items():
+            est = [v["estimate"] for v in values]
+            ax.plot(block["day_mean"], est, label=a, **styles[a].line(), ms=3, lw=1)
+        ax.set_ylim(0, 1)
+        ax.set_title(f"{scenario}, cohort {cohort}: mean allocation probability after each look", loc="left")
+        ax.legend(ncol=4, fontsize=6, frameon=False)
+    axes[-1, 0].set_xlabel("day of the look (mean over the trials still randomizing)")
+    f.tight_layout()
+    return f
+
+
 # ============================================================================= assembly
 def looks_lines(looks: dict) -> list[str]:
     """The look schedule the simulator followed, in words (defaults spelled out)."""
@@ -193,6 +221,7 @@ def report_data(oc: dict, run: dict, folder: Path) -> dict:
         raise SimReportError(f"{folder / 'oc.json'}: the study has no scenario results.")
     first = scenarios[0]["allocations"]
     arms = [a["arm"] for a in next(iter(first.values()))["arms"]]
+    alloc_fig = allocation_figure(scenarios, arms)
     design_arms = [
         {
             "arm": a["arm"],
@@ -299,7 +328,18 @@ def report_data(oc: dict, run: dict, folder: Path) -> dict:
             "outcomes": fig.to_png_base64(outcome_figure(scenarios, arms)),
             "sample_size": fig.to_png_base64(sample_size_figure(scenarios, arms)),
             "timing": fig.to_png_base64(timing_figure(scenarios, arms)),
+            "allocation": None if alloc_fig is None else fig.to_png_base64(alloc_fig),
         },
+        "allocation_trace": [
+            {"scenario": sc["scenario"], "cohort": cohort, **block}
+            for sc in scenarios
+            for cohort, block in (
+                (sc["allocations"].get("adaptive") or next(iter(sc["allocations"].values()))).get(
+                    "allocation_over_time"
+                )
+                or {}
+            ).items()
+        ],
     }
 
 

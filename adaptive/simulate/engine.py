@@ -481,6 +481,11 @@ def _endpoint_model(design: Design, endpoint: str, arms, max_n, table_options) -
 
 
 # ============================================================================= one chunk
+#: looks whose allocation is traced per trial (``ChunkResult.alloc_trace``); a trial with more
+#: interim looks has its later ones untraced (the summary says how many trials reached each look)
+TRACE_LOOKS = 40
+
+
 @dataclass
 class ChunkResult:
     """Per-trial outcomes of a chunk (arrays over trials, and trials x arms)."""
@@ -506,6 +511,10 @@ class ChunkResult:
     duration: np.ndarray  # (T,) day of the last analysis
     n_looks: np.ndarray  # (T,)
     stopped_by_rule: np.ndarray  # (T,) bool: a stop_trial_on rule fired
+    # allocation over time: each randomized arm's allocation probability in force after look j
+    # (column 0: the start; nan for arms of no randomized cohort, and beyond the trial's looks)
+    alloc_trace: np.ndarray  # (T, TRACE_LOOKS + 1, K) float32
+    look_day: np.ndarray  # (T, TRACE_LOOKS + 1) float32: day of look j (0 for the start)
 
 
 def itt_crc(truth: dict, response_days) -> np.ndarray:
@@ -617,6 +626,11 @@ class _Chunk:
         for ri, r in enumerate(spec.alloc_rules):
             self.alloc_arr[ri, :, : len(r.arms)] = r.ratio_array / r.ratio_array.sum()
         self.alloc = [self.alloc_arr[ri, :, : len(r.arms)] for ri, r in enumerate(spec.alloc_rules)]
+        self.alloc_trace = np.full((t, TRACE_LOOKS + 1, k), np.nan, np.float32)
+        self.look_day = np.full((t, TRACE_LOOKS + 1), np.nan, np.float32)
+        self.look_day[:, 0] = 0.0
+        for ri, r in enumerate(spec.alloc_rules):
+            self.alloc_trace[:, 0, [spec.arms.index(a) for a in r.arms]] = self.alloc[ri]
         self.patients.extend()
         self.final_mean = np.full((t, k), np.nan)
         self.final_prob_null = np.full((t, k), np.nan)
@@ -685,6 +699,7 @@ class _Chunk:
             self._stop(rows[stop], when[stop])
         live = ~self.done[rows]
         self._allocate(rows[live], post, np.nonzero(live)[0])
+        self._trace(rows[live], when[live])
         self._queue(rows[live], when[live])
         self._schedule(rows, when)
 
@@ -780,6 +795,15 @@ class _Chunk:
                 )
             self.alloc[ri][rows] = np.nan_to_num(res.probabilities)
 
+    def _trace(self, rows, when) -> None:
+        """Record the allocation in force after this look (``alloc_trace``, ``look_day``)."""
+        j = self.n_looks[rows]
+        keep = j <= TRACE_LOOKS
+        rows, j = rows[keep], j[keep]
+        self.look_day[rows, j] = when[keep]
+        for ri, arms in enumerate(self.rule_arms):
+            self.alloc_trace[rows[:, None], j[:, None], arms[None, :]] = self.alloc[ri][rows]
+
     def _queue(self, rows, when) -> None:
         """Open the queued arms that :func:`adaptive.queue.evaluate_queue` lets open.
 
@@ -872,6 +896,8 @@ class _Chunk:
             duration=self.last_time,
             n_looks=self.n_looks,
             stopped_by_rule=self.stopped,
+            alloc_trace=self.alloc_trace,
+            look_day=self.look_day,
         )
 
 

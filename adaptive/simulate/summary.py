@@ -352,7 +352,42 @@ def summarise(spec: SimSpec, res: ChunkResult) -> dict:
         },
         "arms": arms_out,
         "comparisons": comparisons,
+        "allocation_over_time": allocation_over_time(spec, res),
     }
+
+
+#: a look of the allocation trace is summarised while at least this share of trials randomize there
+TRACE_MIN_SHARE = 0.05
+
+
+def allocation_over_time(spec: SimSpec, res: ChunkResult) -> dict | None:
+    """Per randomized cohort, the mean allocation probability of its arms after each look.
+
+    Look ``j`` (0: the start) is summarised over the trials whose cohort was still randomizing
+    after it (enrolment open and some arm of the cohort open: ``n_trials``), while they are at
+    least :data:`TRACE_MIN_SHARE` of all trials: the mean day of that look and, per arm, the mean
+    probability with its MCSE. The trials still randomizing at a late look are a selected set
+    (their cohort was not yet decided), so the curve describes the design's behaviour, not one
+    trial's path. ``None`` when the design has no randomized cohort.
+    """
+    if not spec.alloc_rules or not len(res.trial):
+        return None
+    out = {}
+    for rule in spec.alloc_rules:
+        idx = [spec.arms.index(a) for a in rule.arms]
+        probs = res.alloc_trace[:, :, idx].astype(float)  # (T, L + 1, arms)
+        live = np.isfinite(res.look_day) & (np.nan_to_num(probs).sum(2) > 0)
+        looks = [j for j in range(live.shape[1]) if live[:, j].mean() >= TRACE_MIN_SHARE]
+        block: dict = {"arms": list(rule.arms), "look": looks, "n_trials": [], "day_mean": []}
+        block["probabilities"] = {a: [] for a in rule.arms}
+        for j in looks:
+            rows = live[:, j]
+            block["n_trials"].append(int(rows.sum()))
+            block["day_mean"].append(float(res.look_day[rows, j].astype(float).mean()))
+            for a, col in zip(rule.arms, probs[rows, j].T, strict=True):
+                block["probabilities"][a].append(_mean(col))
+        out[rule.cohort] = block
+    return out
 
 
 def per_trial_frame(spec: SimSpec, res: ChunkResult, scenario: str):
