@@ -7,6 +7,7 @@ reconciliation itself is pure data and is tested on derived tables.
 from __future__ import annotations
 
 import json
+import re
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -302,6 +303,16 @@ def test_a_look_lists_a_planted_disagreement(adam, fast_config, tmp_path):
     res = cli("validate", "--config", fast_config, "--data", folder, "--cutoff", EXPORT.isoformat())
     assert res.exit_code == 0, res.output
     assert f"  - {sid} OS: ADTTE censors (CNSR=1), the engine has an event (death)" in res.output
+    # the closed memo names it on its first page and in the appendix (HTML only: no PDF needed)
+    from adaptive.report import data as rdata
+    from adaptive.report.render import render_closed
+
+    look = rdata.load_look(tmp_path / "look", data=folder, ledger=tmp_path / "l.sqlite")
+    html = render_closed(look, generated="2026-11-04 00:00 UTC")
+    text = " ".join(re.sub(r"<[^>]+>", " ", html).split())
+    assert "ADTTE reconciliation: 1 disagreement between data management's ADTTE" in text
+    assert "ADTTE reconciliation (1 disagreement)" in text
+    assert "Compared: OS 220 (1 disagreeing), EFS 204, RFS 84;" in text
 
 
 # ---------------------------------------------------------------- ADTTE problems: exit 2, located

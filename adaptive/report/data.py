@@ -1285,6 +1285,7 @@ def summary(look: Look) -> dict:
         if r.get("data_changes")
         else None,
         "n_enrolled": sum(a["n_enrolled"] for a in look.arms),
+        "n_reconciliation": (r.get("reconciliation") or {}).get("n_disagreements"),
         "n_warnings": len(r.get("warnings") or []),
         "deviations": {
             "routing": sum("the routing rules send them" in w for w in r.get("warnings") or []),
@@ -1470,6 +1471,7 @@ def reproducibility(look: Look) -> dict:
         "estimands": r.get("estimands") or {},
         "config_yaml": yaml.safe_dump(r.get("config"), sort_keys=False, width=100),
         "warnings": r.get("warnings") or [],
+        "reconciliation": r.get("reconciliation"),
     }
 
 
