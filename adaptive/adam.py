@@ -257,7 +257,7 @@ def load_adam(folder: str | Path, design: Design):
         ae_file = (ae_path.name, raw_ae)
     frame = pd.DataFrame(wide, dtype=object)
     frame.attrs["row_labels"] = labels
-    cfg = DataCfg(columns=roles, values=data.values, adrs=data.adrs)
+    cfg = DataCfg(columns=roles, values=data.values, adrs=data.adrs, arm_codes=data.arm_codes)
     try:
         typed, warnings = validate_frame(frame, design, source=sl, row_word="row", data=cfg)
     except DataError as err:  # the ADSL / merged-record problems, listed with ADRS's

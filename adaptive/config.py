@@ -823,6 +823,11 @@ class DataCfg(_Strict):
 
     columns: dict[str, Annotated[str, Field(min_length=1, max_length=200)]] = Field(default_factory=dict)
     values: DataValuesCfg = DataValuesCfg()
+    #: the export's treatment codes (ADSL ``ARMCD``, an EDC's arm labels) -> the config's arm ids;
+    #: a code not listed is read as an arm id itself
+    arm_codes: dict[
+        Annotated[str, Field(min_length=1, max_length=200)], Annotated[str, Field(min_length=1)]
+    ] = Field(default_factory=dict)
     #: ADaM input (``--data`` a folder): the ADRS parameter codes
     adrs: AdrsCfg = Field(default_factory=AdrsCfg)
     #: ADaM input, optional ADTTE: the parameter codes reconciled with the engine's derivation
@@ -1426,6 +1431,16 @@ def _check_data(cfg: ConfigFile, source: str) -> list[Problem]:
             )
         else:
             taken[key] = col
+    arm_ids = list(cfg.arms)
+    for code, arm in cfg.data.arm_codes.items():
+        if arm not in cfg.arms:
+            problems.append(
+                Problem(
+                    f"{source}: data.arm_codes.{code}",
+                    f"maps {code!r} to {arm!r}, which is not an arm of the config (arms: "
+                    f"{', '.join(arm_ids)}).{_did_you_mean(arm, arm_ids)}",
+                )
+            )
     for col in cfg.data.values.columns:
         where = f"{source}: data.values.columns.{col}"
         if col not in FLAG_COLUMNS:

@@ -613,6 +613,7 @@ def validate_frame(
     extra_dates = (TREATMENT_START_COLUMN,) if TREATMENT_START_COLUMN in df.columns else ()
     typed: dict[str, list] = {c: [] for c in (*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS, *extra_dates, *baseline)}
     arm_ids = design.arm_ids
+    arm_codes = dict(data.arm_codes)
     seen: dict[str, int] = {}
     for i, row in enumerate(df[list(typed)].itertuples(index=False, name=None)):
         rec = dict(zip(typed, row, strict=True))
@@ -632,15 +633,21 @@ def validate_frame(
             seen[sid] = i
         out["subject_id"] = sid or None
         out["site"] = rec["site"] or None
-        arm = rec["arm"]
+        arm = arm_codes.get(rec["arm"], rec["arm"])
         if not arm:
             problems.append(Problem(where(i, "arm"), "arm is blank."))
         elif arm not in arm_ids:
+            codes = f" or a code of data.arm_codes ({', '.join(arm_codes)})" if arm_codes else ""
             problems.append(
                 Problem(
                     where(i, "arm"),
-                    f"unknown arm {excerpt(arm)}; the config defines {', '.join(arm_ids)}."
-                    f"{_did_you_mean(arm, arm_ids)}",
+                    f"unknown arm {excerpt(arm)}; the config defines {', '.join(arm_ids)}{codes}."
+                    f"{_did_you_mean(arm, arm_ids)}"
+                    + (
+                        ""
+                        if arm_codes
+                        else " An export with its own treatment codes maps them in data.arm_codes."
+                    ),
                 )
             )
         out["arm"] = arm or None

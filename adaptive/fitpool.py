@@ -12,6 +12,16 @@ nothing of the caller's ``__main__`` is re-imported and scripts and notebooks ne
 worker's stdin and a private copy of its stdout; whatever a library prints goes to the worker's
 stderr, which is kept in a temporary file and quoted when a worker fails.
 
+Why not a maintained executor (issue 17; ``benchmarks/bench_fitpool.py``, figures in
+``benchmarks/README.md``): a look pays the workers' start-up, and further looks in one process
+(a notebook, ``adaptive batch``) depend on a job reaching the worker that compiled its model. On
+the bundled look with borrowing (two MCMC model classes), this pool took 11.9 s for start-up and
+the first look and 2.6 s for a second; a Dask ``LocalCluster`` with each group pinned to a worker
+13.5 s and 2.7 s (the cluster's start); ``concurrent.futures.ProcessPoolExecutor`` (no affinity,
+as loky's reusable executor) 12.2 s and 8.0 s (the second look recompiles). With at most one MCMC
+class (the bundled design) :func:`adaptive.interim.fit_endpoints` fits in-process instead (9.9 s
+against 11.8 s here).
+
 Life cycle: a worker exits when its stdin closes (the pool is closed, or the parent exits) and is
 killed by the kernel when the parent dies (Linux ``PR_SET_PDEATHSIG``), so a killed look leaves
 no orphan fitting on. ``PR_SET_PDEATHSIG`` follows the parent *thread*: workers started by a

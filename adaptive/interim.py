@@ -185,6 +185,10 @@ def _model_kind(task) -> str:
     return type(task[1]).__name__
 
 
+#: model classes fitted exactly (conjugate draws, no compile, no MCMC): milliseconds a fit
+EXACT_MODELS = frozenset({"IndependentBetaBinomial"})
+
+
 def _groups(tasks, n: int) -> list[list]:
     """Split tasks over ``n`` processes: same model class together, heaviest groups first.
 
@@ -194,7 +198,7 @@ def _groups(tasks, n: int) -> list[list]:
     by_kind: dict[str, list] = {}
     for t in tasks:
         by_kind.setdefault(_model_kind(t), []).append(t)
-    cost = {k: (0 if k == "IndependentBetaBinomial" else 3) + len(v) for k, v in by_kind.items()}
+    cost = {k: (0 if k in EXACT_MODELS else 3) + len(v) for k, v in by_kind.items()}
     bins: list[list] = [[] for _ in range(n)]
     load = [0] * n
     for kind in sorted(by_kind, key=lambda k: -cost[k]):
@@ -209,9 +213,10 @@ def fit_endpoints(design: Design, derived: DerivedData, seed: int) -> dict[str, 
 
     With ``sampler.fit_processes`` > 1 (and as many cores), model structures are fitted in
     parallel worker processes (:mod:`adaptive.fitpool`) that outlive the look, so a further look
-    in the same process reuses their compiled models. Each fit's seed depends only on the look's
-    seed, the endpoint and the attempt, so the results are identical to fitting everything in one
-    process.
+    in the same process reuses their compiled models; when at most one of those processes would
+    run MCMC (the others only exact conjugate fits), everything is fitted here instead. Each
+    fit's seed depends only on the look's seed, the endpoint and the attempt, so the results are
+    identical to fitting everything in one process.
     """
     settings = sampler_settings(design)
     lim = design.sampler.limits
@@ -220,6 +225,10 @@ def fit_endpoints(design: Design, derived: DerivedData, seed: int) -> dict[str, 
     tasks = fit_tasks(design, derived)
     n_proc = min(design.sampler.fit_processes, os.cpu_count() or 1)
     groups = _groups(tasks, n_proc)
+    if sum(any(_model_kind(t) not in EXACT_MODELS for t in g) for g in groups) <= 1:
+        # at most one group needs MCMC: worker processes would cost their start-up (about 2 s,
+        # benchmarks/bench_fitpool.py) and parallelize nothing that takes time
+        groups = [tasks]
     progress.step(
         f"fitting {len(tasks)} endpoint model(s), {settings.chains} chains x {settings.draws} draws"
         + (f", in {len(groups)} worker processes" if len(groups) > 1 else "")

@@ -348,3 +348,40 @@ def test_headers_equal_but_for_case_are_refused(tmp_path, design, export_df):
         DataError, match=r"d.csv: columns 'arm' and 'ARM' differ only in case and both would be 'arm'"
     ):
         load_patients(write_csv(tmp_path, df, "d.csv"), design)
+
+
+# --------------------------------------------------------------------------- arm codes
+ARM_CODES = {"IVO": "arm1", "GIL": "arm2", "DAV": "arm3", "HAV": "arm4", "VENAZA": "arm5"}
+
+
+def arm_codes_section() -> str:
+    return "\ndata:\n  arm_codes:\n" + "".join(f"    {k}: {v}\n" for k, v in ARM_CODES.items())
+
+
+def test_arm_codes_map_the_exports_treatment_codes(tmp_path, design, export_df):
+    cfg = load_config(config_with(tmp_path, arm_codes_section()))
+    back = {v: k for k, v in ARM_CODES.items()}
+    coded = export_df.assign(arm=export_df["arm"].map(lambda a: back.get(a, a)))
+    assert set(coded["arm"]) >= {"IVO", "DAV", "arm6"}  # arms without a code keep their id
+    table = load_patients(write_csv(tmp_path, coded, "coded.csv"), cfg)
+    pd.testing.assert_frame_equal(table.frame.drop(columns="row_label"), canonical(design))
+
+
+def test_an_unknown_code_names_the_mapping(tmp_path, export_df):
+    cfg = load_config(config_with(tmp_path, arm_codes_section()))
+    bad = export_df.assign(arm=["IVOX"] + list(export_df["arm"][1:]))
+    with pytest.raises(DataError) as exc:
+        load_patients(write_csv(tmp_path, bad, "bad.csv"), cfg)
+    msg = str(exc.value)
+    assert "bad.csv line 2, column 'arm': unknown arm 'IVOX'" in msg
+    assert "or a code of data.arm_codes (IVO, GIL, DAV, HAV, VENAZA)" in msg
+    # without codes, the message says where such codes go
+    with pytest.raises(DataError, match="An export with its own treatment codes maps them in data.arm_codes"):
+        load_patients(write_csv(tmp_path, bad, "bad2.csv"), load_config(CONFIG))
+
+
+def test_a_code_mapped_to_no_arm_is_a_config_error():
+    with pytest.raises(ConfigError) as exc:
+        parse_config(CONFIG.read_text() + "\ndata:\n  arm_codes:\n    IVO: arm11\n", "t.yaml")
+    assert "data.arm_codes.IVO: maps 'IVO' to 'arm11', which is not an arm of the config" in str(exc.value)
+    assert "Did you mean 'arm1'?" in str(exc.value)

@@ -2,6 +2,7 @@
 
 import copy
 import json
+from datetime import date
 from pathlib import Path
 
 import arviz as az
@@ -10,7 +11,11 @@ import pytest
 from click.testing import CliRunner
 
 from adaptive.cli import main
+from adaptive.config import parse_config
+from adaptive.data import load_patients
+from adaptive.derive import derive
 from tests.conftest import (
+    CONFIG,
     EXAMPLE,
     config_dict,
     rows_frame,
@@ -614,8 +619,14 @@ def test_twelve_arm_trial_runs_the_same_way(tmp_path):
 
 @pytest.mark.slow
 def test_parallel_fitting_processes_give_identical_looks(tmp_path):
-    """Endpoints fitted in two worker processes give the same bytes as fitting in one."""
-    cfg = without_survival(small_sampler(config_dict()))
+    """Endpoints fitted in two worker processes give the same bytes as fitting in one.
+
+    Borrowing within a declared group: two MCMC model classes, so two processes fit (with one
+    MCMC class everything is fitted in-process: ``test_one_mcmc_model_class_is_fitted_here``).
+    """
+    from tests.test_recommend import borrowing_doc
+
+    cfg = without_survival(small_sampler(borrowing_doc()))
     outs = []
     for n in (1, 2):
         cfg["sampler"]["fit_processes"] = n
@@ -629,3 +640,23 @@ def test_parallel_fitting_processes_give_identical_looks(tmp_path):
             rep.pop(key)
         outs.append(rep)
     assert outs[0] == outs[1]
+
+
+def test_one_mcmc_model_class_is_fitted_here(monkeypatch):
+    """Worker processes only when two or more of their groups run MCMC (benchmarks/bench_fitpool.py:
+    the bundled design, whose binary endpoints are exact, fits faster in-process)."""
+    import adaptive.interim as interim
+
+    class NoPool:
+        def map(self, *a, **k):
+            raise AssertionError("no worker process should be used")
+
+    monkeypatch.setattr(interim, "shared_pool", NoPool)
+    monkeypatch.setattr(interim, "_fit_group", lambda tasks, *a: {t[0]: t[0] for t in tasks})
+    design = parse_config(CONFIG.read_text(), "rr_aml.yaml")  # exact binary models + one survival class
+    assert design.sampler.fit_processes == 2
+    derived = derive(load_patients(EXAMPLE, design), design, date(2026, 10, 31))
+    tasks = interim.fit_tasks(design, derived)
+    assert len(interim._groups(tasks, 2)) == 2  # two groups, but one of them is exact
+    fits = interim.fit_endpoints(design, derived, 1)
+    assert list(fits) == [t[0] for t in tasks]
