@@ -179,12 +179,18 @@ def allocation_figure(scenarios: list[dict], arms: list[str]):
     for k, (scenario, cohort, block) in enumerate(panels):
         ax = axes[k, 0]
         for a, values in block["probabilities"].items():
-            est = [v["estimate"] for v in values]
+            est = np.array([v["estimate"] for v in values], float)
+            se = np.array([v["mcse"] if v["mcse"] is not None else np.nan for v in values], float)
             ax.plot(block["day_mean"], est, label=a, **styles[a].line(), ms=3, lw=1)
+            ax.fill_between(
+                block["day_mean"], est - 2 * se, est + 2 * se, color=styles[a].color, alpha=0.2, lw=0
+            )
+        for x, n in zip(block["day_mean"], block["n_trials"], strict=True):
+            ax.annotate(f"{n}", (x, 0.02), fontsize=5, ha="center", color="0.4")
         ax.set_ylim(0, 1)
         ax.set_title(f"{scenario}, cohort {cohort}: mean allocation probability after each look", loc="left")
         ax.legend(ncol=4, fontsize=6, frameon=False)
-    axes[-1, 0].set_xlabel("day of the look (mean over the trials still randomizing)")
+    axes[-1, 0].set_xlabel("day of the look (mean over the trials still randomizing between two open arms)")
     f.tight_layout()
     return f
 

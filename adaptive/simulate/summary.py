@@ -364,11 +364,13 @@ def allocation_over_time(spec: SimSpec, res: ChunkResult) -> dict | None:
     """Per randomized cohort, the mean allocation probability of its arms after each look.
 
     Look ``j`` (0: the start) is summarised over the trials whose cohort was still randomizing
-    after it (enrolment open and some arm of the cohort open: ``n_trials``), while they are at
-    least :data:`TRACE_MIN_SHARE` of all trials: the mean day of that look and, per arm, the mean
-    probability with its MCSE. The trials still randomizing at a late look are a selected set
-    (their cohort was not yet decided), so the curve describes the design's behaviour, not one
-    trial's path. ``None`` when the design has no randomized cohort.
+    between at least two open arms after it (``n_trials``; an arm closed by a decision or at its
+    ``max_n`` gets no more patients, and the arms left take everything: such trials are counted
+    in ``n_one_arm_open``, not averaged), while they are at least :data:`TRACE_MIN_SHARE` of all
+    trials: the mean day of that look and, per arm, the mean probability with its MCSE. The
+    trials still randomizing at a late look are a selected set (their comparison not decided,
+    neither arm full), so the curve describes the design's behaviour, not one trial's path.
+    ``None`` when the design has no randomized cohort.
     """
     if not spec.alloc_rules or not len(res.trial):
         return None
@@ -376,13 +378,16 @@ def allocation_over_time(spec: SimSpec, res: ChunkResult) -> dict | None:
     for rule in spec.alloc_rules:
         idx = [spec.arms.index(a) for a in rule.arms]
         probs = res.alloc_trace[:, :, idx].astype(float)  # (T, L + 1, arms)
-        live = np.isfinite(res.look_day) & (np.nan_to_num(probs).sum(2) > 0)
+        n_open = (np.nan_to_num(probs) > 0).sum(2)
+        traced = np.isfinite(res.look_day)
+        live = traced & (n_open >= 2)
         looks = [j for j in range(live.shape[1]) if live[:, j].mean() >= TRACE_MIN_SHARE]
-        block: dict = {"arms": list(rule.arms), "look": looks, "n_trials": [], "day_mean": []}
-        block["probabilities"] = {a: [] for a in rule.arms}
+        block: dict = {"arms": list(rule.arms), "look": looks, "n_trials": [], "n_one_arm_open": []}
+        block |= {"day_mean": [], "probabilities": {a: [] for a in rule.arms}}
         for j in looks:
             rows = live[:, j]
             block["n_trials"].append(int(rows.sum()))
+            block["n_one_arm_open"].append(int((traced[:, j] & (n_open[:, j] == 1)).sum()))
             block["day_mean"].append(float(res.look_day[rows, j].astype(float).mean()))
             for a, col in zip(rule.arms, probs[rows, j].T, strict=True):
                 block["probabilities"][a].append(_mean(col))
