@@ -284,3 +284,12 @@ def test_synth_baseline_is_plausible_and_leaves_the_other_columns_alone(design):
     # another seed: other baseline values
     other = synthesize(design, sc, n=220, seed=8)
     assert not other["age"].equals(df["age"])
+
+
+@pytest.mark.parametrize(
+    ("k", "n", "cell"),
+    [(23, 40, "23 (58%)"), (1, 220, "1 (<1%)"), (219, 220, "219 (>99%)"), (0, 5, "0 (0%)"), (5, 5, "5 (100%)"),
+     (3, 0, "3"), (1, 200, "1 (1%)")],
+)  # fmt: skip
+def test_count_pct_never_prints_zero_for_a_patient(k, n, cell):
+    assert rdata.count_pct(k, n) == cell

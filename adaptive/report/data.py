@@ -512,9 +512,17 @@ def count_pct(k: int, n: int) -> str:
     """``k`` and its share of ``n`` as a memo cell: ``'12 (55%)'``; ``'0'`` for ``n = 0``.
 
     The whole percent is rounded half up in integers (23 of 40 is 58%): ``fmt_pct(23 / 40, 0)``
-    would print 57%, since 100 * 0.575 is 57.4999... in floating point.
+    would print 57%, since 100 * 0.575 is 57.4999... in floating point. A share that rounds to
+    0% or 100% without being so is ``<1%`` / ``>99%`` (one patient of 220 is not "0%").
     """
-    return f"{k} ({(200 * k + n) // (2 * n)}%)" if n else str(k)
+    if not n:
+        return str(k)
+    pct = (200 * k + n) // (2 * n)
+    if pct == 0 and k > 0:
+        return f"{k} (<1%)"
+    if pct == 100 and k < n:
+        return f"{k} (>99%)"
+    return f"{k} ({pct}%)"
 
 
 def _years(x: float) -> str:
