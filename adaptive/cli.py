@@ -521,6 +521,9 @@ def interim(
     console.print(
         f"wrote {', '.join(files[:-1])} and {files[-1]}; recorded as look {look.look_number} in {ledger}"
     )
+    schedule = ((look.report.get("look") or {}).get("schedule") or {}).get("sentence")
+    if schedule:
+        console.print(f"[yellow]look schedule:[/] {schedule}", soft_wrap=True)
     _more_draws_advice(look.report)
     if make_memo:
         with shown(err_console, quiet=quiet, first="building the memo"):

@@ -1200,6 +1200,47 @@ def _other_sampler_message(ledger: Path, rec: LookRecord, mine: dict) -> str:
     )
 
 
+def look_schedule(design: Design, table: PatientTable, cutoff: date, made: int) -> dict:
+    """The config's look schedule against the looks the ledger holds (``look_schedule``).
+
+    ``adaptive simulate`` follows ``looks`` (every ``every_days`` days from the trial's start, or
+    from the day the ``first_after_patients``-th patient was enrolled; or every ``every_patients``
+    patients): its operating characteristics assume those looks. ``scheduled`` is how many of
+    them fall on or before the cutoff, ``made`` how many looks the ledger holds with this one.
+    More than one scheduled look missing gets a sentence for the DSMB: the early stopping the
+    simulation credits the design with did not happen, so its error rates and power describe
+    another trial.
+    """
+    cfg = design.raw.looks
+    f = table.frame
+    enrolled = sorted(d for d in f["enrolled_on"] if d is not None and d <= cutoff)
+    if cfg.every_patients is not None:
+        first = cfg.first_after_patients or cfg.every_patients
+        scheduled = 0 if len(enrolled) < first else (len(enrolled) - first) // cfg.every_patients + 1
+        plan = f"every {cfg.every_patients} patients" + (
+            f" from the {first}th" if cfg.first_after_patients else ""
+        )
+    else:
+        every = int(cfg.days)
+        start = design.raw.trial.start_date or (enrolled[0] if enrolled else cutoff)
+        if cfg.first_after_patients:
+            if len(enrolled) < cfg.first_after_patients:
+                start = None
+            else:
+                start = enrolled[cfg.first_after_patients - 1]
+        scheduled = 0 if start is None else (cutoff - start).days // every + int(cfg.first_after_patients > 0)
+        plan = f"every {every} days from {start}" if start is not None else f"every {every} days"
+    out = {"plan": plan, "scheduled": int(scheduled), "made": int(made), "sentence": None}
+    if made < scheduled - 1:
+        out["sentence"] = (
+            f"The design was simulated with looks {plan}: {scheduled} by this cutoff, but the ledger "
+            f"holds {made} (this one included). The simulated operating characteristics (error "
+            "rates, power, sample sizes) assume the early looks that were not made; they do not "
+            "describe this trial as run."
+        )
+    return out
+
+
 def _out_of_order_message(ledger: Path, cutoff: date, later: list[LookRecord]) -> str:
     last = max(later, key=lambda r: (r.cutoff, r.look))
     return (
@@ -1257,6 +1298,7 @@ def _run_look(
         }
         if later:
             look_block["out_of_order"] = {"later_looks": [r.look for r in later]}
+        look_block["schedule"] = look_schedule(design, table, cutoff, made=look_number)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", category=FutureWarning)
         fits = fit_endpoints(design, derived, seed)

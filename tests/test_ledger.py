@@ -21,7 +21,7 @@ from click.testing import CliRunner
 
 from adaptive import datadiff
 from adaptive.cli import main
-from adaptive.data import validate_frame
+from adaptive.data import load_patients, validate_frame
 from adaptive.ledger import Ledger, read_looks
 from tests.conftest import (
     EXAMPLE,
@@ -78,7 +78,23 @@ def test_rerun_is_idempotent_and_force_makes_a_new_look(fast_config, tmp_path):
     assert rec.out_dir == str((looks / "l1").resolve()) and rec.status == "ok" and rec.seed == 20260101
     assert {"python", "numpy", "pymc"} <= set(rec.versions) and "max_rhat" in rec.diagnostics
     report = json.loads((looks / "l1" / "recommendations.json").read_text())
+    schedule = report["look"].pop("schedule")
     assert report["look"] == {"number": 1, "ledger": "ledger.sqlite", "forced": False, "previous_look": None}
+    # the config's looks every 91 days from 2025-04-01: six by 2026-10-31, the ledger holds one
+    assert (schedule["plan"], schedule["scheduled"], schedule["made"]) == (
+        "every 91 days from 2025-04-01",
+        6,
+        1,
+    )
+    assert "6 by this cutoff, but the ledger holds 1 (this one included)" in schedule["sentence"]
+    assert "look schedule: The design was simulated with looks every 91 days" in res.output
+    # ... and both memos say so on their first page (no arm in it: the open report too)
+    from adaptive.report import data as rdata
+    from adaptive.report.render import render_closed, render_open
+
+    memo_look = rdata.load_look(looks / "l1", data=EXAMPLE, ledger=ledger)
+    for html in (render_closed(memo_look, generated="-"), render_open(memo_look, generated="-")):
+        assert "<strong>Look schedule:</strong> The design was simulated with looks every 91 days" in html
     assert report["data_changes"] is None and rec.recommendations == report["recommendations"]
 
     # same data, config, cutoff (and --out): reports the earlier look, writes nothing, exit 0
@@ -415,3 +431,19 @@ def test_history_prints_looks_and_arm_trajectories(fast_config, tmp_path):
     assert all(0 < r["allocation"] < 1 and r["status"] == "active" for r in arm4)
     assert arm4[1]["crc_evaluable"] > arm4[0]["crc_evaluable"]
     assert hist["arms"]["arm8"][0]["status"] == "queued"
+
+
+def test_look_schedule_counts_the_planned_looks(design):
+    from adaptive.interim import look_schedule
+    from tests.conftest import design_from
+
+    table = load_patients(EXAMPLE, design)
+    cut = date(2026, 10, 31)
+    assert look_schedule(design, table, cut, made=5)["sentence"] is None  # one missing is drift
+    assert look_schedule(design, table, cut, made=4)["sentence"] is not None
+    by_patients = config_dict()
+    by_patients["looks"] = {"every_patients": 40, "first_after_patients": 60}
+    d2 = design_from(by_patients)
+    n = sum(1 for x in table.frame["enrolled_on"] if x <= cut)
+    s2 = look_schedule(d2, load_patients(EXAMPLE, d2), cut, made=1)
+    assert s2["scheduled"] == (n - 60) // 40 + 1 and s2["plan"] == "every 40 patients from the 60th"

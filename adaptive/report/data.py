@@ -1294,6 +1294,7 @@ def summary(look: Look) -> dict:
         else None,
         "n_enrolled": sum(a["n_enrolled"] for a in look.arms),
         "n_reconciliation": (r.get("reconciliation") or {}).get("n_disagreements"),
+        "schedule": ((r.get("look") or {}).get("schedule") or {}).get("sentence"),
         "n_warnings": len(r.get("warnings") or []),
         "deviations": {
             "routing": sum("the routing rules send them" in w for w in r.get("warnings") or []),
@@ -1665,6 +1666,7 @@ def open_data(look: Look) -> dict:
         "completeness": completeness,
         "baseline": baseline_section(look, pooled=True),
         "adverse_events": adverse_events_section(look, pooled=True),
+        "schedule": ((r.get("look") or {}).get("schedule") or {}).get("sentence"),
         "data_changes": {
             k: dc.get(k)
             for k in (
