@@ -969,6 +969,13 @@ def _print_oc(report: dict) -> None:
                     f"any selection {_est(c['prob_any_selection'])}",
                     soft_wrap=True,
                 )
+            cs = (s.get("error_summary") or {}).get("max_comparison_false_selection")
+            if cs:
+                console.print(
+                    f"  {cs['rule']}: two equal arms, one declared superior in {_est(cs)} (the comparison's "
+                    "type I error)",
+                    soft_wrap=True,
+                )
             if s.get("fwer") is not None:
                 console.print(
                     f"  family-wise error {_est(s['fwer'])} (null arms: {', '.join(s['null_arms'])}), "

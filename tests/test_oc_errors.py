@@ -167,3 +167,25 @@ def test_false_harm_counts_only_arms_at_or_below_their_mortality_reference():
     assert s["arms"][1]["false_harm"]["estimate"] == pytest.approx(harm["y"].mean())
     assert 0 < harm["y"].mean() < 0.5  # at the limit the rule fires sometimes, not mostly
     assert s["prob_any_false_harm"]["estimate"] == pytest.approx((harm["y"] | harm["z"]).mean())
+
+
+def test_a_comparison_of_equal_arms_reports_its_false_selections():
+    """Equal ITT rates: any superiority decision is the comparison's type I error (DSMB review)."""
+    spec = build(two_arm_config(threshold=0.95), scenario({"a": 0.4, "b": 0.4}))
+    res = simulate_chunk(spec, 3, np.arange(400))
+    s = summarise(spec, res)
+    trials = per_trial_frame(spec, res, "equal")
+    (comp,) = s["comparisons"]
+    inferior = trials[trials.decision == "drop_inferior"].groupby("trial").size()
+    assert comp["truly_better"] is None and comp["prob_select_better"] is None
+    assert comp["prob_false_selection"]["estimate"] == pytest.approx(len(inferior) / 400)
+    assert 0 < comp["prob_false_selection"]["estimate"] < 0.5
+    assert s["error_summary"]["max_comparison_false_selection"] == {
+        "rule": comp["rule"],
+        **comp["prob_false_selection"],
+    }
+    # unequal arms: no false selection to report
+    spec2 = build(two_arm_config(threshold=0.95), scenario({"a": 0.3, "b": 0.5}))
+    s2 = summarise(spec2, simulate_chunk(spec2, 3, np.arange(100)))
+    assert s2["comparisons"][0]["prob_false_selection"] is None
+    assert s2["error_summary"]["max_comparison_false_selection"] is None

@@ -288,6 +288,11 @@ def report_data(oc: dict, run: dict, folder: Path) -> dict:
                     "fwer": _est(s.get("fwer")),
                     "false_grad": _est(s.get("expected_false_graduations"), pct=False, digits=3),
                     "max_arm": f"{worst['arm']}: {_est(worst)}" if worst else "-",
+                    "false_selection": (
+                        f"{cs['rule']}: {_est(cs)}"
+                        if (cs := es.get("max_comparison_false_selection"))
+                        else "-"
+                    ),
                     "false_harm": _est(s.get("prob_any_false_harm")),
                     "any_harm": _est(s.get("prob_any_drop_harm")),
                     "stopped": _est(s.get("prob_stopped_by_rule")),

@@ -55,7 +55,10 @@ decisions are actions.
   closed for another reason or the trial ended first), ``prob_worse_closed`` (the truly worse
   arm closed for lack of efficacy, as inferior or futile, and the better arm not),
   ``prob_better_estimated_higher`` (the final CRc estimates; superiority rules only). Arms
-  whose ITT rates differ by at most 0.005 are equal (no "better" arm).
+  whose ITT rates differ by at most 0.005 are equal (no "better" arm); then
+  ``prob_false_selection`` is the comparison's type I error (one of two equal arms declared
+  superior), and ``error_summary.max_comparison_false_selection`` the largest over the
+  comparisons.
 
 MCSE: ``sqrt(p (1 - p) / N)`` for probabilities, ``sd / sqrt(N)`` for means, the delta method
 for RMSE.
@@ -312,6 +315,8 @@ def summarise(spec: SimSpec, res: ChunkResult) -> dict:
                 "prob_select_worse": _prop(sel_worse) if differ else None,
                 "prob_worse_closed": _prop(worse_closed) if differ else None,
                 "prob_any_selection": _prop(decided),
+                # arms equal: any selection declares one of two equal arms superior (type I error)
+                "prob_false_selection": None if differ else _prop(decided),
                 "prob_decided": _prop(decided),
                 "prob_ran_to_max_n": _prop(~decided & full),
                 "prob_decided_or_max_n": _prop(decided | full),
@@ -349,6 +354,15 @@ def summarise(spec: SimSpec, res: ChunkResult) -> dict:
             "expected_false_graduations": n_false,
             "max_arm_type_i_error": ({"arm": worst[0], **worst[1]} if worst is not None else None),
             "prob_any_false_harm": any_false_harm,
+            "max_comparison_false_selection": max(
+                (
+                    {"rule": c["rule"], **c["prob_false_selection"]}
+                    for c in comparisons
+                    if c["prob_false_selection"]
+                ),
+                key=lambda x: x["estimate"],
+                default=None,
+            ),
         },
         "arms": arms_out,
         "comparisons": comparisons,
