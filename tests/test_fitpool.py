@@ -22,7 +22,7 @@ import pytest
 
 from adaptive.exceptions import FitWorkerError
 from adaptive.fitpool import FitPool, shared_pool, worker_status
-from tests.conftest import EXAMPLE, ROOT, small_sampler, without_survival, write_config
+from tests.conftest import EXAMPLE, ROOT, small_sampler, write_config
 from tests.test_recommend import borrowing_doc
 
 
@@ -186,8 +186,9 @@ def test_a_further_look_reuses_the_workers_compiled_models(tmp_path):
     """Two looks in one process with ``fit_processes: 2``: same workers, no new compile, same bytes."""
     from adaptive.interim import run_interim
 
-    # borrowing within a group (EXNEX and hierarchical endpoints): two model classes, two workers
-    cfg = without_survival(small_sampler(borrowing_doc()))
+    # borrowing within a group (EXNEX CRc and ORR) and the survival model: two MCMC model classes,
+    # two workers (with one MCMC class the look fits in-process: adaptive.interim.fit_endpoints)
+    cfg = small_sampler(borrowing_doc())
     cfg["sampler"]["fit_processes"] = 2
     path = write_config(tmp_path, cfg)
     pool = shared_pool()
@@ -214,8 +215,9 @@ def test_a_failing_worker_makes_interim_exit_5_and_write_nothing(tmp_path, monke
     from adaptive.cli import main
     from adaptive.ledger import read_looks
 
-    # borrowing within a group (EXNEX and hierarchical endpoints): two model classes, two workers
-    cfg = without_survival(small_sampler(borrowing_doc()))
+    # borrowing within a group (EXNEX CRc and ORR) and the survival model: two MCMC model classes,
+    # two workers (with one MCMC class the look fits in-process: adaptive.interim.fit_endpoints)
+    cfg = small_sampler(borrowing_doc())
     cfg["sampler"]["fit_processes"] = 2
     path = write_config(tmp_path, cfg)
     # the workers run the job function by name: a built-in that refuses the job's five arguments

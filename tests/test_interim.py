@@ -621,12 +621,13 @@ def test_twelve_arm_trial_runs_the_same_way(tmp_path):
 def test_parallel_fitting_processes_give_identical_looks(tmp_path):
     """Endpoints fitted in two worker processes give the same bytes as fitting in one.
 
-    Borrowing within a declared group: two MCMC model classes, so two processes fit (with one
-    MCMC class everything is fitted in-process: ``test_one_mcmc_model_class_is_fitted_here``).
+    Borrowing within a declared group (EXNEX) and the survival model: two MCMC model classes, so
+    two processes fit (with one MCMC class everything is fitted in-process:
+    ``test_one_mcmc_model_class_is_fitted_here``).
     """
     from tests.test_recommend import borrowing_doc
 
-    cfg = without_survival(small_sampler(borrowing_doc()))
+    cfg = small_sampler(borrowing_doc())
     outs = []
     for n in (1, 2):
         cfg["sampler"]["fit_processes"] = n
@@ -639,6 +640,9 @@ def test_parallel_fitting_processes_give_identical_looks(tmp_path):
         for key in ("config", "config_sha256", "config_file", "look"):
             rep.pop(key)
         outs.append(rep)
+    from adaptive.fitpool import shared_pool
+
+    assert len(shared_pool().pids()) == 2  # the second look did fit in two worker processes
     assert outs[0] == outs[1]
 
 
