@@ -55,6 +55,7 @@ from adaptive.randomization import (
     concurrent_analysis,
     concurrent_counts,
     concurrent_window,
+    opening_warnings,
 )
 from adaptive.recommend import arm_stages, build_recommendations, check_coherence, stopping_arms
 from adaptive.reconcile import FILE_NAME as RECONCILIATION_FILE
@@ -867,7 +868,9 @@ def build_report(
         "remission_span": derived.survival.remission_span if derived.survival is not None else None,
         "fired": [r.sentence for r in results if r.fired] if converged else [],
         "reconciliation": recon.to_dict() if recon is not None else None,
-        "warnings": [str(w) for w in (*table.warnings, *derived.warnings)] + recon_warning,
+        "warnings": [str(w) for w in (*table.warnings, *derived.warnings)]
+        + recon_warning
+        + opening_warnings(design, table, derived.cutoff),
         "config": design.as_dict(),
     }
     return report

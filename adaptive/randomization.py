@@ -159,6 +159,48 @@ def concurrent_window(design: Design, table: PatientTable, arms: Iterable[str], 
     return (start, end) if start <= end else None
 
 
+#: an opening run of one arm less likely than this under the starting allocation is named
+OPENING_RUN_ALPHA = 0.05
+
+
+def opening_warnings(design: Design, table: PatientTable, cutoff: date) -> list[str]:
+    """Randomized cohorts whose first randomized patients all went to some arms but not another.
+
+    The concurrent window of a comparison starts when every arm was open (``opened_on``, else the
+    trial's start). If the first ``k`` patients randomized in it all went to the other arms before
+    an arm's first, with probability ``(1 - share)^k`` under the cohort's starting allocation
+    below :data:`OPENING_RUN_ALPHA`, that arm was probably not open to randomization yet: its
+    "concurrent" controls include patients it could not have received. Said as a data warning
+    (check the arm's ``opened_on``); nothing is changed.
+    """
+    out = []
+    for rule in allocation_rules(design):
+        window = concurrent_window(design, table, rule.arms, cutoff)
+        if window is None:
+            continue
+        f = table.frame
+        keep = (f["randomized"] == True) & f["arm"].isin(rule.arms)  # noqa: E712 - nullable flags
+        lo, hi = window
+        keep &= f["enrolled_on"].map(lambda d, lo=lo, hi=hi: d is not None and lo <= d <= hi)
+        seq = list(f.loc[keep].sort_values(["enrolled_on", "subject_id"])["arm"])
+        share = dict(zip(rule.arms, rule.ratio_array / rule.ratio_array.sum(), strict=True))
+        for arm in rule.arms:
+            k = seq.index(arm) if arm in seq else len(seq)
+            p = (1.0 - share[arm]) ** k
+            if k and p < OPENING_RUN_ALPHA:
+                first = (
+                    f.loc[keep & (f["arm"] == arm), "enrolled_on"].min() if arm in seq else "no patient yet"
+                )
+                out.append(
+                    f"cohort {rule.cohort}: the first {k} patients randomized from {window[0]} went to "
+                    f"{', '.join(sorted(set(seq[:k])))}, none to {arm} (its first: {first}); under the "
+                    f"starting allocation ({100 * share[arm]:.0f}% to {arm}) that has probability "
+                    f"{100 * p:.1f}%. Check {arm}'s opened_on: patients randomized before it was open "
+                    "are not its concurrent controls."
+                )
+    return out
+
+
 def _all_counts(derived, endpoint, arms):
     n = {a: derived.counts[endpoint][a].n_evaluable for a in arms}
     y = {a: derived.counts[endpoint][a].responders for a in arms}

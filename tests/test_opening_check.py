@@ -1,0 +1,50 @@
+"""A randomized comparison whose first patients all went to one arm (DSMB review): probably an arm
+not yet open to randomization, so its "concurrent" window starts too early. Said, not changed."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from adaptive.data import load_patients
+from adaptive.randomization import concurrent_window, opening_warnings
+from tests.conftest import EXAMPLE, config_dict, design_from
+
+CUTOFF = date(2026, 10, 31)
+
+
+def test_the_bundled_trials_opening_run_is_named(design):
+    table = load_patients(EXAMPLE, design)
+    (warning,) = opening_warnings(design, table, CUTOFF)
+    # recount: the randomized fit-cohort patients in the window, in enrolment order
+    f = table.frame
+    rand = f[(f["randomized"] == True) & f["arm"].isin(["arm3", "arm4"])]  # noqa: E712
+    seq = list(rand.sort_values(["enrolled_on", "subject_id"])["arm"])
+    k = seq.index("arm3")
+    assert k == 6 and set(seq[:k]) == {"arm4"}
+    assert warning.startswith(
+        "cohort fit_no_target: the first 6 patients randomized from 2025-04-01 went to arm4"
+    )
+    assert f"probability {100 * 0.5**6:.1f}%" in warning and "Check arm3's opened_on" in warning
+
+
+def test_no_warning_once_the_window_starts_when_the_arm_opened(design):
+    doc = config_dict()
+    doc["arms"]["arm3"]["opened_on"] = "2025-05-10"
+    d2 = design_from(doc)
+    table = load_patients(EXAMPLE, d2)
+    assert concurrent_window(d2, table, ["arm3", "arm4"], CUTOFF)[0] == date(2025, 5, 10)
+    assert opening_warnings(d2, table, CUTOFF) == []
+
+
+def test_a_short_run_is_chance(design):
+    """Two patients to one arm first happen in a quarter of 1:1 trials: nothing to say."""
+    table = load_patients(EXAMPLE, design)
+    doc = config_dict()
+    doc["arms"]["arm3"]["opened_on"] = "2025-04-20"  # after 4 of the 6 arm4 patients
+    d2 = design_from(doc)
+    window = concurrent_window(d2, table, ["arm3", "arm4"], CUTOFF)
+    f = table.frame
+    rand = f[(f["randomized"] == True) & f["arm"].isin(["arm3", "arm4"])]  # noqa: E712
+    rand = rand[rand["enrolled_on"].map(lambda x: window[0] <= x <= window[1])]
+    k = list(rand.sort_values(["enrolled_on", "subject_id"])["arm"]).index("arm3")
+    assert (0.5**k >= 0.05) == (opening_warnings(d2, load_patients(EXAMPLE, d2), CUTOFF) == [])
