@@ -1236,10 +1236,8 @@ def look_schedule(design: Design, table: PatientTable, cutoff: date, made: int) 
     out = {"plan": plan, "scheduled": int(scheduled), "made": int(made), "sentence": None}
     if made < scheduled - 1:
         out["sentence"] = (
-            f"The design was simulated with looks {plan}: {scheduled} by this cutoff, but the ledger "
-            f"holds {made} (this one included). The simulated operating characteristics (error "
-            "rates, power, sample sizes) assume the early looks that were not made; they do not "
-            "describe this trial as run."
+            f"simulated with looks {plan} ({scheduled} by this cutoff), but the ledger holds {made}: "
+            "the simulated error rates and power assume looks that were not made."
         )
     return out
 

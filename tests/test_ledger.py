@@ -86,15 +86,15 @@ def test_rerun_is_idempotent_and_force_makes_a_new_look(fast_config, tmp_path):
         6,
         1,
     )
-    assert "6 by this cutoff, but the ledger holds 1 (this one included)" in schedule["sentence"]
-    assert "look schedule: The design was simulated with looks every 91 days" in res.output
+    assert "(6 by this cutoff), but the ledger holds 1: the simulated error rates" in schedule["sentence"]
+    assert "look schedule: simulated with looks every 91 days from 2025-04-01" in res.output
     # ... and both memos say so on their first page (no arm in it: the open report too)
     from adaptive.report import data as rdata
     from adaptive.report.render import render_closed, render_open
 
     memo_look = rdata.load_look(looks / "l1", data=EXAMPLE, ledger=ledger)
     for html in (render_closed(memo_look, generated="-"), render_open(memo_look, generated="-")):
-        assert "<strong>Look schedule:</strong> The design was simulated with looks every 91 days" in html
+        assert "<strong>Look schedule:</strong> simulated with looks every 91 days" in html
     assert report["data_changes"] is None and rec.recommendations == report["recommendations"]
 
     # same data, config, cutoff (and --out): reports the earlier look, writes nothing, exit 0

@@ -296,7 +296,12 @@ def _counted_rows(data: Path, report: dict) -> dict[str, dict[str, str]]:
     n = {a: int((df["arm"] == a).sum()) for a in arms} | {"Total": len(df)}
 
     def cell(k: int, a: str) -> str:
-        return f"{k} ({math.floor(Fraction(100 * k, n[a]) + Fraction(1, 2))}%)" if n[a] else str(k)  # half up
+        if not n[a]:
+            return str(k)
+        pct = math.floor(Fraction(100 * k, n[a]) + Fraction(1, 2))  # half up
+        if pct == 0 < k:
+            return f"{k} (<1%)"  # a patient is never "0%"
+        return f"{k} (>99%)" if pct == 100 and k < n[a] else f"{k} ({pct}%)"
 
     out: dict[str, dict[str, str]] = {}
     for col, value, label in _COUNTED_ROWS:
