@@ -76,6 +76,34 @@ OPTIONAL_ADSL = ("new_drug_eligible", "karyotype_risk", "treatment_start_on", *B
 SUFFIXES = (".xpt", ".csv", ".parquet", ".pq")
 
 
+def _record_problem(
+    where: str, sid: str, code: str, n, codes, verb: str, section: str, subjects, adsl: str, first: dict
+) -> Problem | None:
+    """What is wrong with one record of a parameter dataset (ADRS, ADTTE), or ``None``.
+
+    An unknown ``PARAMCD``, a subject not in ADSL, or a second record of a subject and parameter
+    (``first`` remembers where each one was seen, and learns this record when it is fine).
+    """
+    from adaptive.data import excerpt  # adaptive.data imports this module
+
+    if code not in codes:
+        return Problem(
+            f"{where}, variable 'PARAMCD'",
+            f"unknown parameter {excerpt(code)}; the engine {verb} {', '.join(codes)} "
+            f"(data.{section} in the config names them; data.{section}.ignore skips others).",
+        )
+    if sid not in subjects:
+        return Problem(f"{where}, variable 'USUBJID'", f"subject {excerpt(sid)} is not in {adsl}.")
+    if (sid, code) in first:
+        return Problem(
+            f"{where}, variable 'PARAMCD'",
+            f"a second {code} record for this subject (first at {first[sid, code]}); one per "
+            "subject and parameter.",
+        )
+    first[sid, code] = f"row {n}"
+    return None
+
+
 def _find(folder: Path, dataset: str) -> Path | None:
     hits = [p for p in folder.iterdir() if p.stem.lower() == dataset.lower() and p.suffix.lower() in SUFFIXES]
     if len(hits) > 1:
@@ -205,30 +233,10 @@ def load_adam(folder: str | Path, design: Design):
         where = f"{rs} row {n} (USUBJID {excerpt(sid, 30)})"
         if code in data.adrs.ignore:
             continue
-        if code not in codes:
-            problems.append(
-                Problem(
-                    f"{where}, variable 'PARAMCD'",
-                    f"unknown parameter {excerpt(code)}; the engine reads {', '.join(codes)} "
-                    "(data.adrs in the config names them; data.adrs.ignore skips others).",
-                )
-            )
+        bad = _record_problem(where, sid, code, n, codes, "reads", "adrs", index, sl, first)
+        if bad is not None:
+            problems.append(bad)
             continue
-        if sid not in index:
-            problems.append(
-                Problem(f"{where}, variable 'USUBJID'", f"subject {excerpt(sid)} is not in {sl}.")
-            )
-            continue
-        if (sid, code) in first:
-            problems.append(
-                Problem(
-                    f"{where}, variable 'PARAMCD'",
-                    f"a second {code} record for this subject (first at {first[sid, code]}); one per "
-                    "subject and parameter.",
-                )
-            )
-            continue
-        first[sid, code] = f"row {n}"
         per.setdefault(sid, {})[codes[code]] = (avalc, adt)
 
     def adrs_col(key: str, part: int) -> list[str]:
@@ -407,30 +415,10 @@ def read_adtte(
         where = f"{name} {label}"
         if code in cfg.ignore:
             continue
-        if code not in codes:
-            problems.append(
-                Problem(
-                    f"{where}, variable 'PARAMCD'",
-                    f"unknown parameter {excerpt(code)}; the engine reconciles {', '.join(codes)} "
-                    "(data.adtte in the config names them; data.adtte.ignore skips others).",
-                )
-            )
+        bad = _record_problem(where, sid, code, n, codes, "reconciles", "adtte", subjects, adsl_name, first)
+        if bad is not None:
+            problems.append(bad)
             continue
-        if sid not in subjects:
-            problems.append(
-                Problem(f"{where}, variable 'USUBJID'", f"subject {excerpt(sid)} is not in {adsl_name}.")
-            )
-            continue
-        if (sid, code) in first:
-            problems.append(
-                Problem(
-                    f"{where}, variable 'PARAMCD'",
-                    f"a second {code} record for this subject (first at {first[sid, code]}); one per "
-                    "subject and parameter.",
-                )
-            )
-            continue
-        first[sid, code] = f"row {n}"
         ok = True
         try:
             aval = float(aval_s)

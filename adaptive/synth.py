@@ -247,24 +247,19 @@ def _outcomes(truth: ArmTruth, sc: Scenario, enrolled: date, export: date, rng) 
     return out
 
 
-#: ADSL variables (v5 names) written for the engine's columns: the ADaM reader's defaults
-ADSL_NAMES = {
-    "subject_id": "USUBJID",
-    "site": "SITEID",
-    "arm": "ARMCD",
-    "randomized": "RANDFL",
-    "enrolled_on": "RANDDT",
-    "death_on": "DTHDT",
-    "last_contact_on": "LSTALVDT",
-    "idh1": "IDH1FL",
-    "flt3_itd": "FLT3ITD",
-    "flt3_tkd": "FLT3TKD",
-    "intensive_eligible": "INTELFL",
-    "prior_venetoclax_3m": "PRIORVEN",
-    "new_drug_eligible": "NEWDRGFL",
-    "karyotype_risk": "KARYRISK",
-    "hsct_on": "HSCTDT",
-}
+def _adsl_names() -> dict[str, str]:
+    """ADSL variables (v5 names) written for the engine's columns: the ADaM reader's defaults.
+
+    The standard ones (:data:`adaptive.adam.ADSL_DEFAULTS`, without the optional treatment start
+    and baseline characteristics, written apart) and then the trial-specific ones
+    (:data:`adaptive.adam.ADSL_TRIAL_NAMES`), in that order (the XPT's column order).
+    """
+    from adaptive.adam import ADSL_DEFAULTS, ADSL_TRIAL_NAMES
+
+    core = {c: v for c, v in ADSL_DEFAULTS.items() if c != "treatment_start_on" and c not in BASELINE_COLUMNS}
+    return core | ADSL_TRIAL_NAMES
+
+
 _PARAM = {
     "os": "Overall Survival (days)",
     "efs": "Event-Free Survival, ELN 2022 (days)",
@@ -294,8 +289,9 @@ def adam_datasets(flat: pd.DataFrame, design: Design, export: date) -> dict[str,
     from adaptive.data import PatientTable, validate_frame
     from adaptive.derive import derive
 
-    adsl = pd.DataFrame({v: flat[c] for c, v in ADSL_NAMES.items() if c not in ADRS_COLUMNS})
-    for c, v in ADSL_NAMES.items():
+    names = _adsl_names()
+    adsl = pd.DataFrame({v: flat[c] for c, v in names.items() if c not in ADRS_COLUMNS})
+    for c, v in names.items():
         if c in DATE_COLUMNS:
             adsl[v] = adsl[v].map(_sas_day)
         elif c in BOOL_COLUMNS:
