@@ -44,6 +44,8 @@ from adaptive.survival_data import SurvivalDerived, derive_survival
 
 RESPONSE_SETS = {"crc": ("CR", "CRi"), "orr": ("CR", "CRi", "PR")}
 MORTALITY_DAYS = {"mortality_30d": 30, "mortality_60d": 60}
+#: endpoints whose pending patients include the overdue ones (no response assessment recorded)
+OVERDUE_ENDPOINTS = (*RESPONSE_SETS, "mrd_negative_cr")
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,9 @@ class ArmCounts:
     n_lost: int = 0
     #: patients enrolled but not treated as of the cutoff (early mortality from treatment start)
     n_not_treated: int = 0
+    #: of ``n_pending``, the patients past the arm's landmark with no assessment recorded
+    #: (overdue: a missing outcome, not merely a future one); response endpoints only
+    n_overdue: int = 0
 
 
 @dataclass(frozen=True)
@@ -238,6 +243,7 @@ def derive(table: PatientTable, design: Design, cutoff: date) -> DerivedData:
         )
     lost: dict[tuple[str, str], int] = {}
     not_treated: dict[str, int] = {}
+    overdue: dict[str, int] = {}
     for rec in enrolled.to_dict("records"):
         landmark = design.arm(rec["arm"]).response_landmark_days
         d = derive_patient(rec, cutoff, landmark, from_start)
@@ -245,6 +251,8 @@ def derive(table: PatientTable, design: Design, cutoff: date) -> DerivedData:
             if f == "not_treated":
                 not_treated[rec["arm"]] = not_treated.get(rec["arm"], 0) + 1
                 continue
+            if f == "overdue":
+                overdue[rec["arm"]] = overdue.get(rec["arm"], 0) + 1
             warnings.append(
                 Problem(
                     f"{table.source} {rec['row_label']}, subject {rec['subject_id']}",
@@ -272,6 +280,7 @@ def derive(table: PatientTable, design: Design, cutoff: date) -> DerivedData:
                 n_pending=int(len(vals) - len(known)) - n_lost - n_untreated,
                 n_lost=n_lost,
                 n_not_treated=n_untreated,
+                n_overdue=overdue.get(a, 0) if ep in OVERDUE_ENDPOINTS else 0,
             )
         counts[ep] = per_arm
     return DerivedData(

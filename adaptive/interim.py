@@ -497,6 +497,7 @@ def _endpoint_summary(
         "n_evaluable": counts.n_evaluable,
         "responders": counts.responders,
         "n_pending": counts.n_pending,
+        "n_overdue": counts.n_overdue,
         "n_not_evaluable": counts.n_lost,
         "observed_rate": counts.responders / counts.n_evaluable if counts.n_evaluable else None,
         "null_rate": rates.null_rate,

@@ -84,6 +84,7 @@ def look_of(table, design) -> SimpleNamespace:
                 ep: {
                     "n_evaluable": c[a].n_evaluable,
                     "n_pending": c[a].n_pending,
+                    "n_overdue": c[a].n_overdue,
                     "n_not_evaluable": c[a].n_lost,
                 }
                 for ep, c in d.counts.items()
@@ -148,7 +149,9 @@ def test_disposition_table_counted_by_hand(hand, design):
         "Randomized": ["2 (100%)", "1 (50%)", "3 (75%)"],
         "Treated": ["2 (100%)", "1 (50%)", "3 (75%)"],
         "Evaluable for CRc (primary endpoint)": ["2 (100%)", "0 (0%)", "2 (50%)"],
-        "CRc pending": ["0 (0%)", "2 (100%)", "2 (50%)"],
+        # arm4's second patient: landmark after the cutoff; its first: landmark passed, nothing recorded
+        "CRc pending: landmark not reached": ["0 (0%)", "1 (50%)", "1 (25%)"],
+        "CRc overdue": ["0 (0%)", "1 (50%)", "1 (25%)"],
         "Died": ["1 (50%)", "0 (0%)", "1 (25%)"],  # the death after the cutoff is not counted
         "Allogeneic HSCT": ["1 (50%)", "0 (0%)", "1 (25%)"],
         # the bundled design monitors 60-day mortality: arm4's first patient is lost for it
@@ -293,3 +296,15 @@ def test_synth_baseline_is_plausible_and_leaves_the_other_columns_alone(design):
 )  # fmt: skip
 def test_count_pct_never_prints_zero_for_a_patient(k, n, cell):
     assert rdata.count_pct(k, n) == cell
+
+
+def test_without_overdue_patients_pending_is_one_row(hand, design):
+    """A look with no overdue patient (or made before they were counted) keeps one pending row."""
+    table, f, masks = hand
+    look = look_of(table, design)
+    for a in look.arms:
+        for e in a["endpoints"].values():
+            e.pop("n_overdue")
+    rows = rdata.disposition_rows(look, f, masks, [["arm3"], ["arm4"], ["arm3", "arm4"]])
+    got = {r["label"]: r["cells"] for r in rows}
+    assert got["CRc pending"] == ["0 (0%)", "2 (100%)", "2 (50%)"] and "CRc overdue" not in got

@@ -198,3 +198,34 @@ def test_response_after_the_landmark_is_a_failure_and_flagged(design):
     )
     assert (v["crc"], v["orr"], v["mrd_negative_cr"]) == (0, 0, 0)
     assert any("response dated after the arm's response landmark (56 days)" in w.message for w in d.warnings)
+
+
+def test_overdue_patients_are_counted_apart_among_the_pending(design):
+    """n_overdue: past the arm's landmark, no assessment and no death recorded by the cutoff;
+    recounted here from the export's text (the bundled trial has some)."""
+    from datetime import date
+
+    import pandas as pd
+
+    from adaptive.data import load_patients
+    from tests.conftest import EXAMPLE
+
+    cutoff = date(2026, 10, 31)
+    d = derive(load_patients(EXAMPLE, design), design, cutoff)
+    df = pd.read_csv(EXAMPLE, dtype=str, keep_default_na=False)
+    want: dict[str, int] = {}
+    for r in df.itertuples():
+        enr = date.fromisoformat(r.enrolled_on)
+        landmark = design.arm(r.arm).response_landmark_days
+        if enr > cutoff or (cutoff - enr).days < landmark:
+            continue
+        assessed = r.best_response in ("NR", "NE") or (r.response_on and r.response_on <= str(cutoff))
+        died = bool(r.death_on) and r.death_on <= str(cutoff)
+        if not assessed and not died:
+            want[r.arm] = want.get(r.arm, 0) + 1
+    assert sum(want.values()) >= 1
+    for ep in ("crc", "orr", "mrd_negative_cr"):
+        got = {a: c.n_overdue for a, c in d.counts[ep].items() if c.n_overdue}
+        assert got == want, ep
+        assert all(c.n_overdue <= c.n_pending for c in d.counts[ep].values())
+    assert all(c.n_overdue == 0 for c in d.counts["mortality_60d"].values())

@@ -280,9 +280,16 @@ _COUNTED_ROWS = (
 #: (endpoint, count, row label) of the disposition rows the look itself counted
 _LOOK_ROWS = (
     ("crc", "n_evaluable", "Evaluable for CRc (primary endpoint)"),
-    ("crc", "n_pending", "CRc pending"),
+    ("crc", "n_pending - n_overdue", "CRc pending: landmark not reached"),
+    ("crc", "n_overdue", "CRc overdue"),
     ("mortality_60d", "n_not_evaluable", "Lost to follow-up by day 60"),
 )
+
+
+def _look_count(block: dict, key: str) -> int:
+    """A count of the look's endpoint block; ``"a - b"`` is a difference of two."""
+    a, _, b = key.partition(" - ")
+    return int(block[a] or 0) - (int(block[b] or 0) if b else 0)
 
 
 def _counted_rows(data: Path, report: dict) -> dict[str, dict[str, str]]:
@@ -310,7 +317,7 @@ def _counted_rows(data: Path, report: dict) -> dict[str, dict[str, str]]:
             k = {a: int((hit & (df["arm"] == a)).sum()) for a in arms}
             out[label] = {a: cell(k[a], a) for a in arms} | {"Total": cell(int(hit.sum()), "Total")}
     for ep, key, label in _LOOK_ROWS:
-        k = {a["arm"]: int(a["endpoints"][ep][key] or 0) for a in report["arms"]}
+        k = {a["arm"]: _look_count(a["endpoints"][ep], key) for a in report["arms"]}
         out[label] = {a: cell(k[a], a) for a in arms} | {"Total": cell(sum(k.values()), "Total")}
     return out
 

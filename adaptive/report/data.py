@@ -626,10 +626,8 @@ def disposition_rows(
             counts=from_look(PRIMARY_ENDPOINT, "n_evaluable"),
             note="past the arm's response landmark, as counted by the look",
         ),
-        row(
-            f"{label} pending",
-            counts=from_look(PRIMARY_ENDPOINT, "n_pending"),
-            note="landmark not reached, or no assessment recorded (overdue)",
+        *_pending_rows(
+            label, from_look(PRIMARY_ENDPOINT, "n_pending"), from_look(PRIMARY_ENDPOINT, "n_overdue"), row
         ),
         row("Died", by_date("death_on"), note="death on or before the cutoff, any cause"),
         row("Allogeneic HSCT", by_date("hsct_on"), note="transplant on or before the cutoff"),
@@ -643,6 +641,30 @@ def disposition_rows(
             )
         )
     return rows
+
+
+def _pending_rows(label: str, pending: list[int], overdue: list[int], row) -> list[dict]:
+    """The primary endpoint's pending patients: landmark still to come, and overdue.
+
+    Overdue: the landmark passed with no assessment recorded (a missing outcome, not a future one).
+    A look made before overdue patients were counted apart gives one row.
+    """
+    if not any(overdue):
+        return [
+            row(f"{label} pending", counts=pending, note="landmark not reached, or no assessment recorded")
+        ]
+    return [
+        row(
+            f"{label} pending: landmark not reached",
+            counts=[p - o for p, o in zip(pending, overdue, strict=True)],
+            note="the arm's response landmark is after the cutoff",
+        ),
+        row(
+            f"{label} overdue",
+            counts=overdue,
+            note="landmark passed, no assessment recorded: a missing outcome (see the data warnings)",
+        ),
+    ]
 
 
 def _patient_columns(
