@@ -32,25 +32,17 @@ from tests.test_data_mapping import cli
 EXPORT = date(2026, 11, 3)
 
 
+def synth_adam(out: Path, n: int = 220, seed: int = 7):
+    """``adaptive synth --format adam`` of the realistic scenario into ``out``."""
+    args = ["synth", "--config", CONFIG, "--scenario", SCENARIOS / "realistic.yaml", "--n", n, "--seed", seed]
+    return cli(*args, "--format", "adam", "--out", out)
+
+
 @pytest.fixture(scope="module")
 def adam(tmp_path_factory) -> Path:
     """The bundled synthetic trial written by ``adaptive synth --format adam`` (the README's line)."""
     out = tmp_path_factory.mktemp("synth") / "adam"
-    res = cli(
-        "synth",
-        "--config",
-        CONFIG,
-        "--scenario",
-        SCENARIOS / "realistic.yaml",
-        "--n",
-        220,
-        "--seed",
-        7,
-        "--format",
-        "adam",
-        "--out",
-        out,
-    )
+    res = synth_adam(out)
     assert res.exit_code == 0, res.output
     assert f"export date {EXPORT}" in res.output
     return out
@@ -84,8 +76,7 @@ def test_synth_writes_v5_xpt_files_of_the_flat_trial(adam, design):
 def test_synth_adam_is_byte_identical_across_runs(adam, tmp_path):
     """The headers carry the export date, not the time of writing: same trial, same bytes."""
     again = tmp_path / "again"
-    args = ["synth", "--config", CONFIG, "--scenario", SCENARIOS / "realistic.yaml", "--n", 220]
-    assert cli(*args, "--seed", 7, "--format", "adam", "--out", again).exit_code == 0
+    assert synth_adam(again).exit_code == 0
     for p in adam.iterdir():
         assert (again / p.name).read_bytes() == p.read_bytes(), p.name
         stamp = EXPORT.strftime("%d%b%y").upper().encode() + b":00:00:00"
@@ -109,21 +100,7 @@ def test_pinning_stamps_leaves_the_observations_alone(tmp_path):
 
 def test_synth_adam_refuses_to_overwrite(adam):
     before = {p.name: p.read_bytes() for p in adam.iterdir()}
-    res = cli(
-        "synth",
-        "--config",
-        CONFIG,
-        "--scenario",
-        SCENARIOS / "realistic.yaml",
-        "--n",
-        5,
-        "--seed",
-        1,
-        "--format",
-        "adam",
-        "--out",
-        adam,
-    )
+    res = synth_adam(adam, n=5, seed=1)
     assert res.exit_code == 2
     assert "exists; synth never overwrites" in res.output
     assert {p.name: p.read_bytes() for p in adam.iterdir()} == before

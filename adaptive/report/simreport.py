@@ -92,6 +92,11 @@ def _rate(x) -> str:
 
 
 # ============================================================================= figures
+def _adaptive(sc: dict) -> dict:
+    """A scenario's results under adaptive allocation (its only allocation when it has one)."""
+    return sc["allocations"].get("adaptive") or next(iter(sc["allocations"].values()))
+
+
 def outcome_figure(scenarios: list[dict], arms: list[str]):
     """Stacked bars: how each arm ended, per scenario (adaptive allocation)."""
     n = len(scenarios)
@@ -99,7 +104,7 @@ def outcome_figure(scenarios: list[dict], arms: list[str]):
     colors = ["#1b7837", "#b2182b", "#762a83", "#e08214", "#4393c3", "#bababa"]
     for k, sc in enumerate(scenarios):
         ax = axes[k, 0]
-        s = sc["allocations"].get("adaptive") or next(iter(sc["allocations"].values()))
+        s = _adaptive(sc)
         rows = {a["arm"]: a for a in s["arms"]}
         left = np.zeros(len(arms))
         for (key, label), color in zip(OUTCOMES, colors, strict=True):
@@ -123,7 +128,7 @@ def sample_size_figure(scenarios: list[dict], arms: list[str]):
     width = 0.8 / max(len(scenarios), 1)
     y = np.arange(len(arms))
     for k, sc in enumerate(scenarios):
-        s = sc["allocations"].get("adaptive") or next(iter(sc["allocations"].values()))
+        s = _adaptive(sc)
         rows = {a["arm"]: a for a in s["arms"]}
         med = np.array([rows[a]["n_q50"] for a in arms])
         lo = med - np.array([rows[a]["n_q10"] for a in arms])
@@ -144,7 +149,7 @@ def timing_figure(scenarios: list[dict], arms: list[str]):
     styles = fig.arm_styles(arms)
     for k, sc in enumerate(scenarios):
         ax = axes[k, 0]
-        s = sc["allocations"].get("adaptive") or next(iter(sc["allocations"].values()))
+        s = _adaptive(sc)
         for a in s["arms"]:
             timing = a.get("decision_timing")
             if not timing:
@@ -169,7 +174,7 @@ def allocation_figure(scenarios: list[dict], arms: list[str]):
     """
     panels = []
     for sc in scenarios:
-        s = sc["allocations"].get("adaptive") or next(iter(sc["allocations"].values()))
+        s = _adaptive(sc)
         for cohort, block in (s.get("allocation_over_time") or {}).items():
             panels.append((sc["scenario"], cohort, block))
     if not panels:
@@ -344,12 +349,7 @@ def report_data(oc: dict, run: dict, folder: Path) -> dict:
         "allocation_trace": [
             {"scenario": sc["scenario"], "cohort": cohort, **block}
             for sc in scenarios
-            for cohort, block in (
-                (sc["allocations"].get("adaptive") or next(iter(sc["allocations"].values()))).get(
-                    "allocation_over_time"
-                )
-                or {}
-            ).items()
+            for cohort, block in (_adaptive(sc).get("allocation_over_time") or {}).items()
         ],
     }
 
