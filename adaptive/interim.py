@@ -830,6 +830,7 @@ def build_report(
     recon_warning = (
         [f"{recon.source}: {recon.sentence()}"] if recon is not None and recon.n_disagreements else []
     )
+    opening = opening_warnings(design, table, derived.cutoff)
     failed = {ep: f.diagnostics.failures for ep, f in fits.items() if not f.converged}
     report = {
         "schema": SCHEMA,
@@ -865,13 +866,13 @@ def build_report(
         "diagnostics": _diagnostics_block(fits),
         "arms": arms,
         "comparisons": comparisons,
+        # beside the comparisons (whose concurrent window they question) and among the warnings
+        "opening_checks": opening,
         "survival_comparisons": survival_comparisons(design, fits, derived) if converged else [],
         "remission_span": derived.survival.remission_span if derived.survival is not None else None,
         "fired": [r.sentence for r in results if r.fired] if converged else [],
         "reconciliation": recon.to_dict() if recon is not None else None,
-        "warnings": [str(w) for w in (*table.warnings, *derived.warnings)]
-        + recon_warning
-        + opening_warnings(design, table, derived.cutoff),
+        "warnings": [str(w) for w in (*table.warnings, *derived.warnings)] + recon_warning + opening,
         "config": design.as_dict(),
     }
     return report
@@ -921,6 +922,7 @@ _KEY_ORDER = (
     "diagnostics",
     "arms",
     "comparisons",
+    "opening_checks",
     "survival_comparisons",
     "remission_span",
     "fired",

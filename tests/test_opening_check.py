@@ -48,3 +48,28 @@ def test_a_short_run_is_chance(design):
     rand = rand[rand["enrolled_on"].map(lambda x: window[0] <= x <= window[1])]
     k = list(rand.sort_values(["enrolled_on", "subject_id"])["arm"]).index("arm3")
     assert (0.5**k >= 0.05) == (opening_warnings(d2, load_patients(EXAMPLE, d2), CUTOFF) == [])
+
+
+def test_the_check_stands_beside_the_comparison(fast_config, tmp_path):
+    """In recommendations.json next to the comparisons, on the terminal and in the memo's
+    randomized comparisons (page 1), as well as among the data warnings."""
+    import json
+
+    from click.testing import CliRunner
+
+    from adaptive.cli import main
+    from adaptive.report import data as rdata
+    from adaptive.report.render import render_closed
+
+    out = tmp_path / "look"
+    args = ["interim", "--config", fast_config, "--data", EXAMPLE, "--cutoff", str(CUTOFF), "--out", out]
+    res = CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    rep = json.loads((out / "recommendations.json").read_text())
+    (check,) = rep["opening_checks"]
+    assert (
+        check in rep["warnings"] and list(rep).index("opening_checks") == list(rep).index("comparisons") + 1
+    )
+    assert f"check the window: {check[:60]}" in " ".join(res.output.split())
+    html = render_closed(rdata.load_look(out, data=EXAMPLE, ledger=tmp_path / "ledger.sqlite"), generated="-")
+    assert f"<li><strong>Check the window:</strong> {check[:40]}" in html
