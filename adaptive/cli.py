@@ -297,7 +297,7 @@ def print_look(report: dict) -> None:
     for c in report.get("survival_comparisons", []):
         console.print(f"survival: {c['sentence']}", soft_wrap=True)
     for c in report.get("opening_checks", []):
-        console.print(f"[yellow]check the window:[/] {c}", soft_wrap=True)
+        console.print(f"[yellow]check the window:[/] {c['sentence']}", soft_wrap=True)
     span = (report.get("remission_span") or {}).get("trial")
     if span and span["n_remissions"]:
         console.print(

@@ -872,7 +872,9 @@ def build_report(
         "remission_span": derived.survival.remission_span if derived.survival is not None else None,
         "fired": [r.sentence for r in results if r.fired] if converged else [],
         "reconciliation": recon.to_dict() if recon is not None else None,
-        "warnings": [str(w) for w in (*table.warnings, *derived.warnings)] + recon_warning + opening,
+        "warnings": [str(w) for w in (*table.warnings, *derived.warnings)]
+        + recon_warning
+        + [c["sentence"] for c in opening],
         "config": design.as_dict(),
     }
     return report

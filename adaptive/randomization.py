@@ -163,7 +163,7 @@ def concurrent_window(design: Design, table: PatientTable, arms: Iterable[str], 
 OPENING_RUN_ALPHA = 0.05
 
 
-def opening_warnings(design: Design, table: PatientTable, cutoff: date) -> list[str]:
+def opening_warnings(design: Design, table: PatientTable, cutoff: date) -> list[dict]:
     """Randomized cohorts whose first randomized patients all went to some arms but not another.
 
     The concurrent window of a comparison starts when every arm was open (``opened_on``, else the
@@ -171,7 +171,8 @@ def opening_warnings(design: Design, table: PatientTable, cutoff: date) -> list[
     an arm's first, with probability ``(1 - share)^k`` under the cohort's starting allocation
     below :data:`OPENING_RUN_ALPHA`, that arm was probably not open to randomization yet: its
     "concurrent" controls include patients it could not have received. Said as a data warning
-    (check the arm's ``opened_on``); nothing is changed.
+    (check the arm's ``opened_on``); nothing is changed. Each check: ``cohort``, ``arm``, ``run``
+    (``k``), ``probability``, ``sentence`` (the data warning) and ``short`` (beside the comparison).
     """
     out = []
     for rule in allocation_rules(design):
@@ -191,12 +192,25 @@ def opening_warnings(design: Design, table: PatientTable, cutoff: date) -> list[
                 first = (
                     f.loc[keep & (f["arm"] == arm), "enrolled_on"].min() if arm in seq else "no patient yet"
                 )
+                others = ", ".join(sorted(set(seq[:k])))
                 out.append(
-                    f"cohort {rule.cohort}: the first {k} patients randomized from {window[0]} went to "
-                    f"{', '.join(sorted(set(seq[:k])))}, none to {arm} (its first: {first}); under the "
-                    f"starting allocation ({100 * share[arm]:.0f}% to {arm}) that has probability "
-                    f"{100 * p:.1f}%. Check {arm}'s opened_on: patients randomized before it was open "
-                    "are not its concurrent controls."
+                    {
+                        "cohort": rule.cohort,
+                        "arm": arm,
+                        "run": k,
+                        "probability": p,
+                        "sentence": (
+                            f"cohort {rule.cohort}: the first {k} patients randomized from {window[0]} went "
+                            f"to {others}, none to {arm} (its first: {first}); under the starting "
+                            f"allocation ({100 * share[arm]:.0f}% to {arm}) that has probability "
+                            f"{100 * p:.1f}%. Check {arm}'s opened_on: patients randomized before it was "
+                            "open are not its concurrent controls."
+                        ),
+                        "short": (
+                            f"check {arm}'s opened_on: the first {k} randomized went to {others} "
+                            f"({100 * p:.1f}% under the starting allocation)."
+                        ),
+                    }
                 )
     return out
 

@@ -14,7 +14,10 @@ CUTOFF = date(2026, 10, 31)
 
 def test_the_bundled_trials_opening_run_is_named(design):
     table = load_patients(EXAMPLE, design)
-    (warning,) = opening_warnings(design, table, CUTOFF)
+    (check,) = opening_warnings(design, table, CUTOFF)
+    warning = check["sentence"]
+    assert (check["cohort"], check["arm"], check["run"]) == ("fit_no_target", "arm3", 6)
+    assert check["probability"] == 0.5**6
     # recount: the randomized fit-cohort patients in the window, in enrolment order
     f = table.frame
     rand = f[(f["randomized"] == True) & f["arm"].isin(["arm3", "arm4"])]  # noqa: E712
@@ -52,7 +55,7 @@ def test_a_short_run_is_chance(design):
 
 def test_the_check_stands_beside_the_comparison(fast_config, tmp_path):
     """In recommendations.json next to the comparisons, on the terminal and in the memo's
-    randomized comparisons (page 1), as well as among the data warnings."""
+    randomization section, as well as among the data warnings."""
     import json
 
     from click.testing import CliRunner
@@ -67,9 +70,11 @@ def test_the_check_stands_beside_the_comparison(fast_config, tmp_path):
     assert res.exit_code == 0, res.output
     rep = json.loads((out / "recommendations.json").read_text())
     (check,) = rep["opening_checks"]
-    assert (
-        check in rep["warnings"] and list(rep).index("opening_checks") == list(rep).index("comparisons") + 1
-    )
-    assert f"check the window: {check[:60]}" in " ".join(res.output.split())
+    assert check["sentence"] in rep["warnings"]
+    assert list(rep).index("opening_checks") == list(rep).index("comparisons") + 1
+    assert f"check the window: {check['sentence'][:60]}" in " ".join(res.output.split())
     html = render_closed(rdata.load_look(out, data=EXAMPLE, ledger=tmp_path / "ledger.sqlite"), generated="-")
-    assert f"<li><strong>Check the window:</strong> {check[:40]}" in html
+    assert (
+        '<p class="note"><strong>Concurrent window:</strong> check arm3&#39;s opened_on: the first 6 '
+        "randomized went to arm4 (1.6%" in html
+    )

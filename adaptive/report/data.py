@@ -1300,7 +1300,7 @@ def summary(look: Look) -> dict:
         "coherence": [c["sentence"] for c in r.get("coherence") or []],
         "n_action": sum(x["action"] != Action.CONTINUE for x in recs),
         "comparisons": [c["sentence"] for c in r.get("comparisons") or []],
-        "opening_checks": r.get("opening_checks") or [],
+        "opening_checks": [c["short"] for c in r.get("opening_checks") or []],
         "survival_comparisons": [c["sentence"] for c in r.get("survival_comparisons") or []],
         "queue": [q["sentence"] for q in r.get("queue") or []],
         "data_changes": {
