@@ -96,6 +96,7 @@ import xarray as xr
 
 from models.binary import _tau_rv
 from models.sampling import SamplerSettings, sample_nuts
+from models.survival_batch import POINT_MASS_PRIOR
 
 HORIZONS = (180, 365, 730)
 #: events at which an arm's level is sampled half centred, half non-centred (see the module docstring)
@@ -338,7 +339,7 @@ class PiecewiseExponential:
     tau_dist: TauDist = "half_normal"
     tau_scale: float = 1.0
     smoothing_sd: float = 0.5
-    day0_prior: tuple[float, float] = (1.0, 1.0)
+    day0_prior: tuple[float, float] = POINT_MASS_PRIOR
     shape_groups: tuple[int, ...] | None = None
     name = "piecewise_exponential"
 

@@ -35,8 +35,24 @@ arms of one group ``P(eta_a - eta_b < log r) = E[ int f_b(y) F_a(y + log r) dy |
 
 With one interval there is no shape and the result is exact (the tests compare it with
 :mod:`models.survival_exact`); with several it is checked against NUTS fits of the PyMC model
-(``tests/test_survival_batch.py``: decision probabilities within 0.01 of the fits). Point masses (ELN EFS)
-and the hierarchical kind are not covered: the simulator refuses rules that would need them.
+(``tests/test_survival_batch.py``: decision probabilities within 0.01 of the fits). The
+hierarchical kind is not covered: the simulator refuses rules that would need it.
+
+**Point mass** (ELN 2022 EFS: treatment failures on day ``p = point_mass_days``). The model
+gives arm ``k`` an event at ``p`` with probability ``pi_k ~ Beta(a, b)``
+(:data:`POINT_MASS_PRIOR`), independent of the hazards in prior and likelihood, so its posterior
+is ``Beta(a + d0_k, b + n0_k - d0_k)`` (``n0_k`` the arm's patients, ``d0_k`` its point-mass
+events) and ``S_k(t) = (1 - pi_k) exp(-H_k(t))`` for ``t >= p``. The median exceeds ``t >= p``
+exactly when ``pi_k < 1/2`` and ``H_k(t) < log(2 (1 - pi_k))``
+(:func:`models.survival.median_survival`), so
+
+    P(median_k > t) = int_0^{1/2} Beta(pi | a + d0, b + n0 - d0)
+                      E[F_k(log log(2 (1 - pi)) - log sum_j o_j(t) e^gamma_j | eps)] dpi,
+
+integrated by Gauss-Legendre (:data:`PI_NODES` nodes) on the window of ``pi`` that carries the
+Beta posterior (mean ± :data:`PI_WINDOW_SD` sds, clipped to ``[0, 1/2]``); see
+:meth:`SurvivalBatchPosterior.prob_median_above`. The hazard ratio is ``exp(eta_a - eta_b)``, of
+the continuous part only (as :class:`decision_rules.survival.SurvivalPosterior` reads it).
 """
 
 from __future__ import annotations
@@ -53,6 +69,18 @@ LN2 = float(np.log(2.0))
 #: the level grid, in curvature sds around the conditional mode (the left tail of a log hazard is
 #: the longer one)
 GRID_SPAN = (-9.0, 6.0)
+#: ``(a, b)`` of the Beta prior of a point-mass probability (the PyMC model's default ``day0_prior``)
+POINT_MASS_PRIOR = (1.0, 1.0)
+#: Gauss-Legendre nodes over the window of the point-mass probability ``pi``, and the window's
+#: half-width in posterior sds of ``pi``. The Beta mass outside ``mean ± 12 sd`` is below 3e-6 for
+#: every ``(a, b)`` with ``a, b >= 1`` (the worst case, ``Beta(1, b)``, has an exponential tail
+#: beyond ``(1 + 12) / b``: ``e^-13``), and 64 nodes integrate the Beta density times the
+#: smooth, monotone ``P(S_cont(t) > 1 / (2 (1 - pi)))`` over that window within 1e-5 of
+#: :func:`scipy.integrate.quad` (80 data sets, 0 to 400 patients, pi up to 0.6, references near
+#: the median: worst 4e-6; 48 nodes: 8e-5, when pi's window reaches 1/2 with 400 patients,
+#: where that probability falls steeply; ``tests/test_survival_batch.py`` keeps such a battery).
+PI_NODES = 64
+PI_WINDOW_SD = 12.0
 
 
 def walk_matrix(n_intervals: int, sigma: float) -> np.ndarray:
@@ -210,6 +238,8 @@ class SurvivalBatch:
         reference the tests compare the rule with).
     grid
         Grid points of each level's conditional posterior.
+    point_mass_days, point_mass_prior
+        The day of the point mass (``None``: none) and the Beta prior of its probability.
     """
 
     cut_points: tuple[float, ...]
@@ -221,6 +251,8 @@ class SurvivalBatch:
     n_draws: int = 4096
     grid: int = 25
     seed: int = 20260101
+    point_mass_days: float | None = None
+    point_mass_prior: tuple[float, float] = POINT_MASS_PRIOR
     _members: list[np.ndarray] = field(init=False, repr=False)
 
     def __post_init__(self):
@@ -275,21 +307,40 @@ class SurvivalBatch:
         self._u = np.linspace(*GRID_SPAN, self.grid)
 
     def posterior(
-        self, events: np.ndarray, exposure: np.ndarray, need: Sequence[int] | None = None
+        self,
+        events: np.ndarray,
+        exposure: np.ndarray,
+        need: Sequence[int] | None = None,
+        n0: np.ndarray | None = None,
+        d0: np.ndarray | None = None,
     ) -> SurvivalBatchPosterior:
         """The posterior of every data set: ``events`` and ``exposure`` are ``(T, K, J)``.
 
-        ``need``: the arms whose quantities will be asked for (default: all).
+        ``need``: the arms whose quantities will be asked for (default: all). With a point mass
+        (``point_mass_days`` set), ``n0`` and ``d0`` ``(T, K)``: each arm's patients (with and
+        without a point-mass event) and point-mass events (:class:`models.survival.SurvivalData`'s
+        ``n`` and ``day0_events``); ``events`` and ``exposure`` are those of the other patients.
         """
         d = np.asarray(events, float)
         e = np.asarray(exposure, float)
-        if d.shape != e.shape or d.ndim != 3 or d.shape[1:] != (len(self.level_means), self.n_intervals):
-            raise ValueError(f"events and exposure must be (T, {len(self.level_means)}, {self.n_intervals})")
-        wanted = np.ones(len(self.level_means), bool)
+        k = len(self.level_means)
+        if d.shape != e.shape or d.ndim != 3 or d.shape[1:] != (k, self.n_intervals):
+            raise ValueError(f"events and exposure must be (T, {k}, {self.n_intervals})")
+        if (self.point_mass_days is None) != (n0 is None or d0 is None):
+            raise ValueError("n0 and d0 are given exactly when the model has a point mass (point_mass_days)")
+        mass = None
+        if n0 is not None and d0 is not None:
+            n0, d0 = np.asarray(n0, float), np.asarray(d0, float)
+            if n0.shape != (len(d), k) or d0.shape != n0.shape:
+                raise ValueError(f"n0 and d0 must be ({len(d)}, {k})")
+            if np.any(d0 > n0) or np.any(d0 < 0):
+                raise ValueError("point-mass events must lie between 0 and the number of patients")
+            mass = (n0, d0)
+        wanted = np.ones(k, bool)
         if need is not None:
             wanted[:] = False
             wanted[list(need)] = True
-        return SurvivalBatchPosterior(self, d, e, wanted)
+        return SurvivalBatchPosterior(self, d, e, wanted, mass)
 
     # ------------------------------------------------------------------ one group
     def _mode(self, d, e, m) -> tuple[np.ndarray, np.ndarray]:
@@ -381,6 +432,12 @@ class SurvivalBatch:
         return lev
 
 
+def _legendre(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Gauss-Legendre nodes and weights on ``[0, 1]``."""
+    x, w = np.polynomial.legendre.leggauss(n)
+    return (x + 1.0) / 2.0, w / 2.0
+
+
 def _cdf(lev: dict, i: int, at: np.ndarray) -> np.ndarray:
     """``P(eta_i <= at)`` of level ``i`` of a group, ``at`` of shape ``(t, S, M)``."""
     t, s, m = at.shape
@@ -396,11 +453,19 @@ def _cdf(lev: dict, i: int, at: np.ndarray) -> np.ndarray:
 class SurvivalBatchPosterior:
     """Decision quantities of many data sets (see :class:`SurvivalBatch`)."""
 
-    def __init__(self, batch: SurvivalBatch, events: np.ndarray, exposure: np.ndarray, need: np.ndarray):
+    def __init__(
+        self,
+        batch: SurvivalBatch,
+        events: np.ndarray,
+        exposure: np.ndarray,
+        need: np.ndarray,
+        mass: tuple[np.ndarray, np.ndarray] | None = None,
+    ):
         self.batch = batch
         self.need = need
         self.events = events
         self.exposure = exposure
+        self.mass = mass  # (n0, d0) of the point mass, (T, K) each
         self._groups: dict[int, dict] = {}
 
     def _of(self, arm: int) -> tuple[dict, int]:
@@ -413,13 +478,48 @@ class SurvivalBatchPosterior:
         return grp, int(np.nonzero(grp["arms"] == arm)[0][0])
 
     def prob_median_above(self, arm: int, days: float) -> np.ndarray:
-        """``P(median_arm > days)`` per data set."""
+        """``P(median_arm > days)`` per data set (with a point mass: ``days >= point_mass_days``)."""
         grp, i = self._of(arm)
         o = overlap(self.batch.cut_points, days)
         with np.errstate(divide="ignore"):
-            at = np.log(LN2) - np.log(grp["eg"] @ o)  # (t, S)
-        f = _cdf(grp, i, at[..., None])[..., 0]
-        return np.sum(grp["is"] * f, axis=1)
+            log_o = np.log(grp["eg"] @ o)  # (t, S)
+        if self.mass is None:
+            f = _cdf(grp, i, (np.log(LN2) - log_o)[..., None])[..., 0]
+            return np.sum(grp["is"] * f, axis=1)
+        if days < float(self.batch.point_mass_days or 0.0):
+            raise ValueError(f"a median reference of {days:g} days lies before the point mass")
+        pi, dens = self.point_mass_nodes(arm)  # (t, M)
+        with np.errstate(divide="ignore"):
+            # median > t  <=>  pi < 1/2 and H(t) < log(2 (1 - pi))
+            at = np.log(LN2 + np.log1p(-pi))[:, None, :] - log_o[..., None]  # (t, S, M)
+        f = _cdf(grp, i, at)
+        return np.sum(dens * np.sum(grp["is"][..., None] * f, axis=1), axis=1)
+
+    def point_mass_nodes(self, arm: int) -> tuple[np.ndarray, np.ndarray]:
+        """Quadrature nodes of ``pi`` on ``[0, 1/2]`` and the Beta posterior's weights, ``(T, M)`` each.
+
+        ``sum(weights * g(nodes))`` approximates ``int_0^{1/2} Beta(pi | a + d0, b + n0 - d0) g(pi) dpi``
+        (Gauss-Legendre on the window of :data:`PI_WINDOW_SD` posterior sds around the mean).
+        """
+        if self.mass is None:
+            raise ValueError("the model has no point mass")
+        n0, d0 = self.mass[0][:, arm], self.mass[1][:, arm]
+        a0, b0 = self.batch.point_mass_prior
+        a, b = a0 + d0, b0 + n0 - d0
+        mean = a / (a + b)
+        sd = np.sqrt(mean * (1.0 - mean) / (a + b + 1.0))
+        lo = np.clip(mean - PI_WINDOW_SD * sd, 0.0, 0.5)
+        hi = np.clip(mean + PI_WINDOW_SD * sd, 0.0, 0.5)
+        x, w = _legendre(PI_NODES)
+        pi = lo[:, None] + (hi - lo)[:, None] * x[None, :]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            logpdf = (
+                (a - 1.0)[:, None] * np.log(pi)
+                + (b - 1.0)[:, None] * np.log1p(-pi)
+                - special.betaln(a, b)[:, None]
+            )
+        dens = np.where(hi > lo, 1.0, 0.0)[:, None] * np.exp(logpdf) * ((hi - lo)[:, None] * w[None, :])
+        return pi, np.nan_to_num(dens)
 
     def prob_hr_below(self, a: int, b: int, bound: float = 1.0) -> np.ndarray:
         """``P(HR_{a:b} < bound)`` per data set (``a`` and ``b`` in one shape group)."""
