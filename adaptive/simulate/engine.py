@@ -11,7 +11,9 @@ A chunk of virtual trials is simulated in lock step over patient arrivals, vecto
 * **Outcomes** follow the scenario's truth for the assigned arm: best response (CR, CRi, PR, NE,
   NR; CRc and ORR from it; a drift ``crc_trend_per_year`` shifts the log-odds of CR and CRi by
   calendar time), MRD negativity among CRc, death time (30/60-day mortality); the response day
-  is uniform over the arm's ``response_days`` (else the scenario's). They become known as
+  is uniform over the arm's ``response_days`` (else the scenario's); with an EFS or RFS rule,
+  relapse among CR/CRi on the response day plus an exponential time with the arm's
+  ``median_relapse_days`` (as :mod:`adaptive.synth` draws it). They become known as
   :func:`adaptive.derive.derive_patient` has them, with the arm's response landmark from the
   config (``arms.<arm>.response_landmark_days``): a response by the landmark, known for every
   patient at the landmark whatever the outcome (MRD-negative CRc as CRc); 30/60-day mortality at
@@ -57,7 +59,7 @@ import numpy as np
 from scipy import special
 
 from adaptive.config import Design
-from adaptive.endpoints import BINARY_ENDPOINTS
+from adaptive.endpoints import BINARY_ENDPOINTS, POINT_MASS_DAYS
 from adaptive.queue import date_breakpoints, evaluate_queue
 from adaptive.randomization import allocation_rules
 from adaptive.scenario import Scenario
@@ -67,6 +69,7 @@ from adaptive.simulate.kernels import ACTIVE, COMPLETE, QUEUED, SUSPENDED, enrol
 from adaptive.simulate.looks import OPEN
 from adaptive.simulate.patients import Patients, _survival
 from adaptive.simulate.patients import trial_streams as trial_streams  # re-exported
+from adaptive.survival_data import TREATMENT_FAILURE_DAY
 from decision_rules.beta import beta_prior, beta_prob_above, beta_prob_best
 from decision_rules.rules import Efficacy, Futility, Harm, PredictiveEfficacy, PredictiveFutility, Superiority
 from decision_rules.survival import HazardRatioSuperiority, MedianEfficacy, MedianFutility
@@ -127,9 +130,9 @@ _SUPPORTED_RULES = (
     MedianFutility,
     HazardRatioSuperiority,
 )
-#: survival endpoints the simulator draws: overall survival from the scenario's death times
-#: (the relapse-based EFS and RFS are not drawn yet)
-SIMULATED_SURVIVAL = ("os",)
+#: survival endpoints the simulator draws: overall survival from the scenario's death times, ELN
+#: 2022 EFS and RFS from its responses, relapses (``median_relapse_days``) and deaths
+SIMULATED_SURVIVAL = ("os", "efs", "rfs")
 
 
 # ============================================================================= specification
@@ -170,15 +173,17 @@ class SurvivalModel:
     """How one survival endpoint's posterior is computed in the simulator.
 
     The interim's piecewise-exponential model (:meth:`adaptive.config.Design.survival_prior`:
-    each arm's prior centre and shape group), its decision probabilities by
+    each arm's prior centre and shape group; EFS's treatment failures on a point mass with the
+    model's Beta prior), its decision probabilities by
     :class:`models.survival_batch.SurvivalBatch`; follow-up ends ``follow_up`` days after
-    enrolment.
+    enrolment. ``failure_day``: the day an EFS treatment failure is dated (and an NE censored).
     """
 
     name: str
     batch: SurvivalBatch
     cut_points: np.ndarray
     follow_up: float
+    failure_day: float = TREATMENT_FAILURE_DAY
 
 
 def survival_rules_not_simulated(design: Design) -> dict[str, str]:
@@ -189,8 +194,8 @@ def survival_rules_not_simulated(design: Design) -> dict[str, str]:
             continue
         if r.endpoint not in SIMULATED_SURVIVAL:
             out[r.id] = (
-                f"{r.endpoint} is not simulated: the simulator draws overall survival only "
-                "(relapse-based endpoints not yet)"
+                f"{r.endpoint} is not simulated: the simulator draws {', '.join(SIMULATED_SURVIVAL)} "
+                "(not the MRD status dates a responder endpoint with MRD needs)"
             )
         elif design.survival.endpoints[r.endpoint].model.kind != "independent":
             out[r.id] = (
@@ -210,6 +215,7 @@ def _survival_model(design: Design, endpoint: str, arms) -> SurvivalModel:
         cfg.level.sd,
         cfg.smoothing_sd,
         groups=groups,
+        point_mass_days=POINT_MASS_DAYS.get(endpoint),
     )
     return SurvivalModel(endpoint, batch, np.asarray(cuts), float(design.assessment.follow_up_days))
 
@@ -301,6 +307,7 @@ def compile_spec(
         "m30": col("mortality_30d", 0.05),
         "m60": col("mortality_60d", 0.1),
         "median_os": col("median_os_days", 365.0),
+        "median_relapse": col("median_relapse_days", 240.0),
         "trend": col("crc_trend_per_year"),
     }
     # each arm's response-day range (its own, else the scenario's) and response landmark (config)

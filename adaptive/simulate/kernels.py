@@ -26,7 +26,9 @@ Trials are independent, so they are processed one after another; the random numb
 with the patients (``arrival``, ``u_assign``), so the result does not depend on the order.
 
 **Counts** (:func:`count_known`): evaluable patients and responders per arm as of a look's day;
-(:func:`survival_counts`): events and days at risk per arm and interval of a survival endpoint.
+(:func:`survival_counts`): events and days at risk per arm and interval of a survival endpoint;
+(:func:`efs_counts`, :func:`rfs_counts`): the same for ELN 2022 EFS (with its treatment failures,
+the point mass, and its pending patients) and RFS, as :mod:`adaptive.survival_data` derives them.
 """
 
 from __future__ import annotations
@@ -236,4 +238,112 @@ def survival_counts(rows, upto, arm_of, arrival, event_time, dropout, when, foll
                 while j < n_int - 1 and time >= cuts[j + 1]:
                     j += 1
                 events[r, a, j] += 1.0
+    return events, exposure
+
+
+@numba.njit(cache=True)
+def _at_risk(events, exposure, r, a, time, is_event, cuts):
+    """Add one patient's days at risk on ``[0, time)`` (and its event at ``time``) per interval."""
+    n_int = cuts.shape[0] - 1
+    for j in range(n_int):
+        lo = cuts[j]
+        if time <= lo:
+            break
+        hi = cuts[j + 1] if j < n_int - 1 else np.inf
+        exposure[r, a, j] += min(time, hi) - lo
+    if is_event:
+        j = 0
+        while j < n_int - 1 and time >= cuts[j + 1]:
+            j += 1
+        events[r, a, j] += 1.0
+
+
+@numba.njit(cache=True)
+def efs_counts(rows, upto, arm_of, arrival, death, dropout, relapse, response_day, category, landmark,
+               when, follow_up, cuts, n_arms, failure_day):  # fmt: skip
+    """ELN 2022 EFS as of each trial's look: the point mass and the continuous part per arm.
+
+    As :func:`adaptive.survival_data.survival_patient` derives it from the patient's record as of
+    the look (``tau`` days after enrolment; a response is on record once assessed, alive and
+    followed, ``response_day <= min(death, dropout, tau)``; a death once ``death <= min(dropout,
+    tau)``): pending (left out) before the arm's ``landmark``; then a CR/CRi (``category`` 0, 1)
+    on record by the landmark is followed from enrolment to relapse or death (censored at the
+    look, ``follow_up`` days after enrolment or dropout); an NE on record, alive as far as known,
+    is censored on ``failure_day``; any other response on record (PR, NR, a CR/CRi after the
+    landmark) or a death on record is a treatment failure (the point mass); neither is pending
+    (overdue: not yet assessed, or lost before assessment).
+
+    Returns
+    -------
+    events, exposure
+        ``(len(rows), K, J)`` of the continuous part (the patients without a point-mass event).
+    n0, d0
+        ``(len(rows), K)``: patients counted (pending ones left out) and treatment failures.
+    """
+    n_int = cuts.shape[0] - 1
+    events = np.zeros((rows.shape[0], n_arms, n_int))
+    exposure = np.zeros((rows.shape[0], n_arms, n_int))
+    n0 = np.zeros((rows.shape[0], n_arms), np.int64)
+    d0 = np.zeros((rows.shape[0], n_arms), np.int64)
+    for r in range(rows.shape[0]):
+        t = rows[r]
+        for p in range(upto[t]):
+            a = arm_of[t, p]
+            if a < 0:
+                continue
+            tau = when[r] - arrival[t, p]
+            if tau < landmark[a]:
+                continue  # pending: the landmark has not passed
+            dth, drop, resp = death[t, p], dropout[t, p], response_day[t, p]
+            on_record = resp <= dth and resp <= drop and resp <= tau
+            died = dth <= drop and dth <= tau
+            cat = category[t, p]
+            if on_record and cat <= 1 and resp <= landmark[a]:
+                obs = min(tau, follow_up, drop)
+                ev_time = min(relapse[t, p], dth)
+                is_event = ev_time <= obs
+                time = ev_time if is_event else max(obs, 0.0)
+                if is_event and time == 0.0:
+                    time = 0.5  # an event on day 0 gets half a day at risk (survival_data)
+                n0[r, a] += 1
+                _at_risk(events, exposure, r, a, time, is_event, cuts)
+            elif on_record and cat == 3 and not died:
+                n0[r, a] += 1  # alive and not evaluable: censored on the failure day
+                _at_risk(events, exposure, r, a, failure_day, False, cuts)
+            elif on_record or died:
+                n0[r, a] += 1
+                d0[r, a] += 1
+    return events, exposure, n0, d0
+
+
+@numba.njit(cache=True)
+def rfs_counts(rows, upto, arm_of, arrival, death, dropout, relapse, response_day, category, when,
+               follow_up, cuts, n_arms):  # fmt: skip
+    """RFS as of each trial's look: events and days at risk per arm and interval, ``(len(rows), K, J)``.
+
+    As :func:`adaptive.survival_data.survival_patient`: the patients with a CR/CRi (``category``
+    0, 1) on record by the look (``response_day <= min(death, dropout, tau)``, ``tau`` days since
+    enrolment), from the response day to relapse or death; follow-up ends at the look, at
+    ``follow_up`` days after *enrolment* or at dropout.
+    """
+    n_int = cuts.shape[0] - 1
+    events = np.zeros((rows.shape[0], n_arms, n_int))
+    exposure = np.zeros((rows.shape[0], n_arms, n_int))
+    for r in range(rows.shape[0]):
+        t = rows[r]
+        for p in range(upto[t]):
+            a = arm_of[t, p]
+            if a < 0 or category[t, p] > 1:
+                continue
+            tau = when[r] - arrival[t, p]
+            dth, drop, resp = death[t, p], dropout[t, p], response_day[t, p]
+            if not (resp <= dth and resp <= drop and resp <= tau):
+                continue
+            obs = min(tau, follow_up, drop)
+            ev_time = min(relapse[t, p], dth)
+            is_event = ev_time <= obs
+            time = ev_time - resp if is_event else max(obs - resp, 0.0)
+            if is_event and time == 0.0:
+                time = 0.5
+            _at_risk(events, exposure, r, a, time, is_event, cuts)
     return events, exposure

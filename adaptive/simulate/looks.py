@@ -190,8 +190,8 @@ def survival_look(spec: SimSpec, patients: Patients, rows, when, eligible, enrol
     idx = {a: i for i, a in enumerate(spec.arms)}
     out = {}
     for ep, sm in spec.survival.items():
-        d, e = patients.survival_counts(rows, when, sm)
-        ev = d.sum(-1)
+        d, e, n0, d0 = patients.survival_counts(rows, when, sm)
+        ev = d.sum(-1) if d0 is None else d.sum(-1) + d0  # EFS: treatment failures are events
         masks = {}
         for rule in spec.rules:
             if getattr(rule, "family", "") != "survival" or rule.endpoint != ep:
@@ -218,6 +218,7 @@ def survival_look(spec: SimSpec, patients: Patients, rows, when, eligible, enrol
                     need |= set(key) if isinstance(key, tuple) else {key}
         sel = np.nonzero(union)[0]
         pos = np.cumsum(union) - 1
-        post = sm.batch.posterior(d[sel], e[sel], need=sorted(need)) if len(sel) else None
+        mass = {} if n0 is None or d0 is None else {"n0": n0[sel], "d0": d0[sel]}
+        post = sm.batch.posterior(d[sel], e[sel], need=sorted(need), **mass) if len(sel) else None
         out[ep] = {"events": ev, "masks": masks, "pos": pos, "post": post}
     return out

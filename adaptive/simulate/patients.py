@@ -15,7 +15,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 from scipy import special
 
-from adaptive.simulate.kernels import count_known, count_known_randomized, survival_counts
+from adaptive.simulate.kernels import (
+    count_known,
+    count_known_randomized,
+    efs_counts,
+    rfs_counts,
+    survival_counts,
+)
 from adaptive.simulate.rng import trial_uniforms
 
 if TYPE_CHECKING:
@@ -25,6 +31,10 @@ if TYPE_CHECKING:
 BLOCK = 256  # patients drawn per trial at a time
 #: offset of the block numbers of the dropout stream (as :func:`trial_streams`, another stream)
 DROPOUT_STREAM = 1 << 40
+#: offset of the block numbers of the relapse stream (drawn only for the relapse-based endpoints)
+RELAPSE_STREAM = 2 << 40
+#: survival endpoints that need each patient's response and relapse (:attr:`Patients.relapse`)
+RELAPSE_ENDPOINTS = ("efs", "rfs")
 
 
 def trial_streams(seed: int, trials: np.ndarray, block: int, size: int = BLOCK) -> dict[str, np.ndarray]:
@@ -105,6 +115,14 @@ class Patients:
         # days from enrolment to death and to dropout (survival endpoints)
         self.death = np.zeros((t, 0))
         self.dropout = np.zeros((t, 0))
+        # EFS and RFS: best-response category (0 CR, 1 CRi, 2 PR, 3 NE, 4 NR), the response
+        # assessment day and the relapse day (CR/CRi only, else inf), days from enrolment; drawn
+        # only when a simulated rule reads one of them
+        self.with_relapse = any(ep in RELAPSE_ENDPOINTS for ep in spec.survival)
+        self.category = np.zeros((t, 0), np.int64)
+        self.response_day = np.zeros((t, 0))
+        self.relapse = np.zeros((t, 0))
+        self.u_relapse = np.zeros((t, 0))
 
     # ------------------------------------------------------------------ accrual
     def extend(self) -> None:
@@ -135,6 +153,13 @@ class Patients:
         else:
             dropout = np.full((t, BLOCK), np.inf)
         self.dropout = cat([self.dropout, dropout], axis=1)
+        if self.with_relapse:
+            # a stream of its own, as the dropouts: the other draws do not change
+            u_rel = trial_uniforms(self.seed, self.trials, block + RELAPSE_STREAM, (BLOCK,))
+            self.u_relapse = cat([self.u_relapse, u_rel], axis=1)
+            self.category = cat([self.category, np.full((t, BLOCK), 4, np.int64)], axis=1)
+            self.response_day = cat([self.response_day, np.full((t, BLOCK), np.inf)], axis=1)
+            self.relapse = cat([self.relapse, np.full((t, BLOCK), np.inf)], axis=1)
         self.cap += BLOCK
 
     def _routing_matrix(self, u_cov) -> np.ndarray:
@@ -241,6 +266,13 @@ class Patients:
             if e in need:
                 self.value[e][rows, p] = death <= days
                 self.known[e][rows, p] = t_arr + np.minimum(death, days)
+        if self.with_relapse:
+            # relapse among CR/CRi: exponential from the response day, as adaptive.synth draws it
+            self.category[rows, p] = cat
+            self.response_day[rows, p] = resp_day
+            scale = tr["median_relapse"][arm] / np.log(2.0)
+            rel = resp_day - np.log1p(-self.u_relapse[rows, p]) * scale
+            self.relapse[rows, p] = np.where(cat <= 1, rel, np.inf)
         # the patient's true probability of counting as a CRc responder (alive at assessment)
         self.truth_crc[rows, p] = (
             cum[:, 1] * _survival(tr["m30"][arm], tr["m60"][arm], tr["median_os"][arm], resp_day)
@@ -277,10 +309,31 @@ class Patients:
             self.spec.k, self.randomized, self.arrival, since,
         )  # fmt: skip
 
-    def survival_counts(self, rows, when, sm: SurvivalModel) -> tuple[np.ndarray, np.ndarray]:
-        """Events and days at risk per arm and interval of a survival endpoint, as of ``when``."""
+    def survival_counts(
+        self, rows, when, sm: SurvivalModel
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
+        """A survival endpoint's counts as of ``when``: events, days at risk, ``n0``, ``d0``.
+
+        Events and days at risk ``(len(rows), K, J)`` per arm and interval (of the continuous
+        part); with a point mass (EFS), the patients counted and the point-mass events per arm
+        ``(len(rows), K)``, else ``None``.
+        """
         when = np.broadcast_to(np.asarray(when, float), rows.shape).copy()
-        return survival_counts(
+        k = self.spec.k
+        if sm.name == "efs":
+            return efs_counts(
+                rows, self.ptr, self.arm_of, self.arrival, self.death, self.dropout, self.relapse,
+                self.response_day, self.category, self.spec.truth["landmark"], when, sm.follow_up,
+                sm.cut_points, k, sm.failure_day,
+            )  # fmt: skip
+        if sm.name == "rfs":
+            d, e = rfs_counts(
+                rows, self.ptr, self.arm_of, self.arrival, self.death, self.dropout, self.relapse,
+                self.response_day, self.category, when, sm.follow_up, sm.cut_points, k,
+            )  # fmt: skip
+            return d, e, None, None
+        d, e = survival_counts(
             rows, self.ptr, self.arm_of, self.arrival, self.death, self.dropout, when, sm.follow_up,
-            sm.cut_points, self.spec.k,
+            sm.cut_points, k,
         )  # fmt: skip
+        return d, e, None, None
