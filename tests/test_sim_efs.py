@@ -331,7 +331,15 @@ def test_efs_and_rfs_rules_are_simulated():
     cfg["survival"]["endpoints"]["efs_mrd"] = copy.deepcopy(cfg["survival"]["endpoints"]["efs"])
     cfg["rules"].append({**cfg["rules"][0], "id": "fut_mrd", "endpoint": "efs_mrd", "reference": 200})
     design = parse_config(yaml.safe_dump(cfg), "design.yaml")
-    assert list(survival_rules_not_simulated(design)) == ["fut_mrd"]
+    reasons = survival_rules_not_simulated(design)
+    assert list(reasons) == ["fut_mrd"] and "efs_mrd is not simulated" in reasons["fut_mrd"]
+
+
+def test_a_median_reference_before_the_point_mass_is_refused():
+    cfg = efs_config()
+    cfg["rules"][0]["reference"] = 0.5
+    with pytest.raises(ValueError, match=r"fut_efs \(a: 0.5 days\)"):
+        build(cfg, efs_scenario({"a": (0.7, 200.0, 200.0), "b": (0.7, 200.0, 200.0)}))
 
 
 def test_efs_design_does_not_depend_on_chunking():

@@ -194,8 +194,8 @@ def survival_rules_not_simulated(design: Design) -> dict[str, str]:
             continue
         if r.endpoint not in SIMULATED_SURVIVAL:
             out[r.id] = (
-                f"{r.endpoint} is not simulated: the simulator draws {', '.join(SIMULATED_SURVIVAL)} "
-                "(not the MRD status dates a responder endpoint with MRD needs)"
+                f"{r.endpoint} is not simulated: the simulator covers {', '.join(SIMULATED_SURVIVAL)} "
+                "(the responder endpoint with MRD, its day-0 point mass and unknown MRD statuses, not yet)"
             )
         elif design.survival.endpoints[r.endpoint].model.kind != "independent":
             out[r.id] = (
@@ -286,6 +286,18 @@ def compile_spec(
     if any(r in design.raw.looks.stop_trial_on for r in skipped):
         raise ValueError(f"looks.stop_trial_on names survival rules {list(skipped)}, which are not simulated")
     design = dataclasses.replace(design, rules=tuple(r for r in design.rules if r.id not in skipped))
+    early = [
+        f"{r.id} ({arm}: {ref:g} days)"
+        for r in design.rules
+        if getattr(r, "family", "") == "survival" and r.endpoint in POINT_MASS_DAYS
+        for arm, ref in getattr(r, "references", {}).items()
+        if ref < POINT_MASS_DAYS[r.endpoint]
+    ]
+    if early:
+        raise ValueError(
+            f"adaptive simulate needs median references on or after the point mass (day "
+            f"{POINT_MASS_DAYS['efs']:g} for EFS's treatment failures); got {', '.join(early)}"
+        )
     status0 = np.array([_FROM_CONFIG[ArmStatus(a.status)] for a in design.arms])
     closed0 = np.isin(status0, (GRADUATED, DROPPED, COMPLETED))
     max_n = np.array([a.max_n for a in design.arms])
