@@ -143,6 +143,8 @@ def _eln_efs(
     relapse = _known(rec["relapse_on"], cutoff)
     rdate = _known(rec["response_on"], cutoff)
     resp = rec["best_response"]
+    if rec["response_on"] is not None and rec["response_on"] > cutoff:
+        resp = None  # assessed after the cutoff: not known yet (as adaptive.derive.derive_patient)
     remission = resp in REMISSION and rdate is not None
     if cutoff < landmark:
         return None  # counted once the landmark has passed, whatever happened (as the responses)

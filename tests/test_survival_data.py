@@ -363,6 +363,19 @@ def test_eln_efs_pending_before_the_landmark(design):
     assert te(patient(design, landmark=56, **kw)["efs"]) == (1.0, 1, "treatment_failure")
 
 
+def test_eln_efs_assessment_dated_after_the_cutoff_is_not_known_yet(design):
+    # NR assessed on day 200 (after the cutoff, day 180), landmark 56 passed, alive at the
+    # cutoff: not known yet, pending (overdue) as for CRc in adaptive.derive, not a failure
+    kw = dict(
+        enrolled_on="2026-01-01", best_response="NR", response_on="2026-07-20", last_contact_on="2026-07-20"
+    )
+    r = patient(design, cutoff=date(2026, 6, 30), **kw)
+    assert r["efs"] is None and r["efs_pending"]
+    assert derived_for(design, kw).patients["crc"].isna().all()
+    late = patient(design, cutoff=date(2026, 7, 31), **kw)
+    assert te(late["efs"]) == (1.0, 1, "treatment_failure")
+
+
 def test_eln_efs_cr_after_the_landmark_is_a_treatment_failure(design):
     kw = dict(
         enrolled_on="2026-01-01",
