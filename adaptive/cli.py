@@ -341,6 +341,10 @@ def print_adaptation(report: dict) -> None:
         alt = block.get("if_recommendations_accepted")
         if alt:
             console.print(f"  if the recommendations are accepted: {alt['sentence']}", soft_wrap=True)
+    from rich.markup import escape
+
+    from adaptive.provenance import is_decisive
+
     recs = report.get("recommendations") or []
     signals = [(r["arm"], s) for r in recs for s in r.get("safety_signals") or []]
     if signals:
@@ -352,6 +356,9 @@ def print_adaptation(report: dict) -> None:
         for r in recs:
             flag = " [yellow](Monte Carlo-uncertain)[/]" if r.get("mc_uncertain") else ""
             console.print(f"  - [bold]{r['action']}[/]{flag}: {r['sentence']}", soft_wrap=True)
+            if r.get("reference_note") and is_decisive(r):
+                # one short line: the grades print as [M], [D]: escaped, not rich markup
+                console.print(f"    [yellow]{escape(r['reference_note'])}[/]", soft_wrap=True)
     for note in report.get("coherence") or []:
         console.print(f"[bold]coherence check:[/] {note['sentence']}", soft_wrap=True)
     panel = report.get("robustness")
