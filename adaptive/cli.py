@@ -155,9 +155,12 @@ def main() -> None:
 @click.option("--cutoff", callback=_date, help="Also derive endpoints as of this date (YYYY-MM-DD).")
 def validate(config_path: str, data_path: str | None, cutoff: date | None) -> None:
     """Check a config (and a data export) and list every problem; exit 2 if any."""
+    from rich.markup import escape
+
     from adaptive.config import load_config
     from adaptive.data import load_patients
     from adaptive.exceptions import ConfigError
+    from adaptive.provenance import provenance_summary
     from decision_rules.rules import rule_arms
 
     try:
@@ -177,6 +180,7 @@ def validate(config_path: str, data_path: str | None, cutoff: date | None) -> No
         )
     for rule in design.rules:
         console.print(f"  - {rule}; on {', '.join(rule_arms(rule)) or 'no arm'}", soft_wrap=True)
+    console.print(escape(provenance_summary(design)), soft_wrap=True)
     for arm in design.arms:
         if arm.is_descriptive:
             console.print(f"  - {arm.id} ({arm.label}) is descriptive: counts, estimates and safety only")

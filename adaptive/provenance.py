@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from adaptive.config import RATE_FIELDS, Design, benchmark_key, rate_key
+from adaptive.config import RATE_FIELDS, Design, benchmark_key, rate_key, reference_values
 from adaptive.endpoints import BINARY_ENDPOINTS, SURVIVAL_ENDPOINTS
 from decision_rules import RuleResult
 from decision_rules.vocabulary import Action, Grade
@@ -28,6 +28,7 @@ __all__ = [
     "recommendation_references",
     "reference_note",
     "is_decisive",
+    "provenance_summary",
 ]
 
 #: how each reference is named in a short label ("arm2 CRc null 0.22")
@@ -126,3 +127,18 @@ def reference_note(references: Sequence[Mapping]) -> str:
         return ""
     what = "an unverified reference" if len(weak) == 1 else "unverified references"
     return f"Rests on {what}: " + "; ".join(f"{grade_tag(r.get('grade'))} {r['label']}" for r in weak) + "."
+
+
+def provenance_summary(design: Design) -> str:
+    """One line for ``adaptive validate``: the config's reference values by grade."""
+    keys = list(reference_values(design.raw))
+    counts = {g: 0 for g in Grade}
+    for k in keys:
+        if k in design.provenance:
+            counts[Grade(design.provenance[k].grade)] += 1
+    missing = len(keys) - sum(counts.values())
+    graded = ", ".join(f"{grade_tag(g)} {n}" for g, n in counts.items())
+    return (
+        f"reference values: {len(keys)}; provenance {graded}, {grade_tag(None)} {missing} "
+        f"(not [V]: {len(keys) - counts[Grade.VERIFIED]}, said beside each decision resting on one)"
+    )

@@ -149,3 +149,25 @@ def test_only_verified_references_leave_no_note():
     assert reference_note(refs) == ""
     two = [{"grade": "M", "label": "arm2 CRc null 0.22"}, {"grade": "none", "label": "x"}]
     assert reference_note(two) == "Rests on unverified references: [M] arm2 CRc null 0.22; [none] x."
+
+
+def test_validate_counts_the_reference_values_by_grade(tmp_path):
+    from click.testing import CliRunner
+
+    from adaptive.cli import main
+
+    text = CONFIG.read_text()
+    counts = {g: text.count(f"{{grade: {g},") for g in ("V", "M", "D", "none")}
+    assert counts == {"V": 13, "M": 12, "D": 70, "none": 0}  # grep of configs/rr_aml.yaml
+    res = CliRunner().invoke(main, ["validate", "--config", str(CONFIG)], catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    assert (
+        "reference values: 95; provenance [V] 13, [M] 12, [D] 70, [none] 0, [?] 0 (not [V]: 82," in res.output
+    )
+    # without the block every value is unrecorded
+    path = tmp_path / "bare.yaml"
+    path.write_text(yaml.safe_dump(config_dict(), sort_keys=False))
+    res = CliRunner().invoke(main, ["validate", "--config", str(path)], catch_exceptions=False)
+    assert (
+        "reference values: 95; provenance [V] 0, [M] 0, [D] 0, [none] 0, [?] 95 (not [V]: 95," in res.output
+    )
