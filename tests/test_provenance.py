@@ -171,3 +171,13 @@ def test_validate_counts_the_reference_values_by_grade(tmp_path):
     assert (
         "reference values: 95; provenance [V] 0, [M] 0, [D] 0, [none] 0, [?] 95 (not [V]: 95," in res.output
     )
+
+
+def test_a_predictive_rule_is_compared_with_its_success_rules_reference(design):
+    from decision_rules import BetaPredictive
+
+    rule = next(r for r in design.rules if r.kind == "predictive_futility")
+    (res,) = rule.evaluate(BetaPredictive(["arm1"], [0.15 + 2], [0.85 + 18]), {"arm1": 20}, design.labels)
+    (ref,) = result_references(design, res)
+    assert (ref["key"], ref["value"], ref["grade"]) == ("arms.arm1.rates.crc.null_rate", 0.15, "V")
+    assert ref["rules"] == ["pp_futility_crc"] and reference_note([ref]) == ""
