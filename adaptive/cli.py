@@ -155,9 +155,12 @@ def main() -> None:
 @click.option("--cutoff", callback=_date, help="Also derive endpoints as of this date (YYYY-MM-DD).")
 def validate(config_path: str, data_path: str | None, cutoff: date | None) -> None:
     """Check a config (and a data export) and list every problem; exit 2 if any."""
+    from rich.markup import escape
+
     from adaptive.config import load_config
     from adaptive.data import load_patients
     from adaptive.exceptions import ConfigError
+    from adaptive.provenance import provenance_summary
     from decision_rules.rules import rule_arms
 
     try:
@@ -177,6 +180,7 @@ def validate(config_path: str, data_path: str | None, cutoff: date | None) -> No
         )
     for rule in design.rules:
         console.print(f"  - {rule}; on {', '.join(rule_arms(rule)) or 'no arm'}", soft_wrap=True)
+    console.print(escape(provenance_summary(design)), soft_wrap=True)
     for arm in design.arms:
         if arm.is_descriptive:
             console.print(f"  - {arm.id} ({arm.label}) is descriptive: counts, estimates and safety only")
@@ -341,6 +345,10 @@ def print_adaptation(report: dict) -> None:
         alt = block.get("if_recommendations_accepted")
         if alt:
             console.print(f"  if the recommendations are accepted: {alt['sentence']}", soft_wrap=True)
+    from rich.markup import escape
+
+    from adaptive.provenance import is_decisive
+
     recs = report.get("recommendations") or []
     signals = [(r["arm"], s) for r in recs for s in r.get("safety_signals") or []]
     if signals:
@@ -352,6 +360,9 @@ def print_adaptation(report: dict) -> None:
         for r in recs:
             flag = " [yellow](Monte Carlo-uncertain)[/]" if r.get("mc_uncertain") else ""
             console.print(f"  - [bold]{r['action']}[/]{flag}: {r['sentence']}", soft_wrap=True)
+            if r.get("reference_note") and is_decisive(r):
+                # one short line: the grades print as [M], [D]: escaped, not rich markup
+                console.print(f"    [yellow]{escape(r['reference_note'])}[/]", soft_wrap=True)
     for note in report.get("coherence") or []:
         console.print(f"[bold]coherence check:[/] {note['sentence']}", soft_wrap=True)
     panel = report.get("robustness")

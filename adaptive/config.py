@@ -46,6 +46,7 @@ from decision_rules.vocabulary import (
     HARM_TIERS,
     OPEN_STATUSES,
     ArmStatus,
+    Grade,
     Monitoring,
     RuleKind,
 )
@@ -847,6 +848,47 @@ class DataCfg(_Strict):
         return frozenset(s.strip().lower() for s in true), frozenset(s.strip().lower() for s in false)
 
 
+# ----------------------------------------------------------------------------- provenance
+class ProvenanceCfg(_Strict):
+    """Where one reference value comes from (``provenance.<key>``; see :func:`reference_values`).
+
+    ``grade``: :class:`~decision_rules.vocabulary.Grade` (``V`` verified published figure, ``M``
+    published but unverified, ``D`` design choice, ``none`` no published benchmark). ``source``:
+    the publication, or why the value was chosen.
+    """
+
+    grade: Grade
+    source: Annotated[str, Field(min_length=1)]
+
+
+#: the reference rates of an arm's endpoint, in :class:`RatesCfg`'s order
+RATE_FIELDS: tuple[str, ...] = ("null_rate", "futility_rate", "target_rate", "limit_rate")
+
+
+def rate_key(arm: str, endpoint: str, field: str) -> str:
+    """The provenance key of an arm's reference rate: ``arms.<arm>.rates.<endpoint>.<field>``."""
+    return f"arms.{arm}.rates.{endpoint}.{field}"
+
+
+def benchmark_key(arm: str, endpoint: str) -> str:
+    """The provenance key of an arm's survival benchmark (``...survival_benchmarks.<ep>_median_days``)."""
+    return f"arms.{arm}.survival_benchmarks.{endpoint}_median_days"
+
+
+def reference_values(cfg: ConfigFile) -> dict[str, float]:
+    """Every reference value of the config by its provenance key (YAML anchors resolved)."""
+    out: dict[str, float] = {}
+    for arm_id, arm in cfg.arms.items():
+        for ep, rates in arm.rates.items():
+            for f in RATE_FIELDS:
+                if getattr(rates, f) is not None:
+                    out[rate_key(arm_id, ep, f)] = getattr(rates, f)
+        for ep in SURVIVAL_ENDPOINTS:
+            if arm.survival_benchmarks.get(ep) is not None:
+                out[benchmark_key(arm_id, ep)] = arm.survival_benchmarks.get(ep)
+    return out
+
+
 class TrialCfg(_Strict):
     """Free-text identification of the trial."""
 
@@ -873,6 +915,8 @@ class ConfigFile(_Strict):
     safety: SafetyCfg = SafetyCfg()
     sensitivity: SensitivityCfg = SensitivityCfg()
     data: DataCfg = Field(default_factory=DataCfg)
+    #: reference-value key (:func:`reference_values`) -> its grade and source
+    provenance: dict[str, ProvenanceCfg] = Field(default_factory=dict)
 
 
 register_tags(
@@ -995,6 +1039,11 @@ class Design:
     @property
     def safety(self) -> SafetyCfg:
         return self.raw.safety
+
+    @property
+    def provenance(self) -> Mapping[str, ProvenanceCfg]:
+        """Reference-value key -> its recorded grade and source (``provenance``; may be empty)."""
+        return self.raw.provenance
 
     def borrowing_group(self, endpoint: str) -> tuple[str, ...]:
         """The arms of ``endpoint``'s declared exchangeable set (empty: no borrowing)."""
@@ -1162,7 +1211,24 @@ def _cross_check(cfg: ConfigFile, source: str) -> list[Problem]:
         + _check_stop_trial_on(cfg, source)
         + _check_survival(cfg, source)
         + _check_sampler(cfg, source)
+        + _check_provenance(cfg, source)
     )
+
+
+def _check_provenance(cfg: ConfigFile, source: str) -> list[Problem]:
+    """Each ``provenance`` key names a reference value the config sets (so it cannot drift)."""
+    known = list(reference_values(cfg))
+    return [
+        Problem(
+            f"{source}: provenance.{key}",
+            f"{key!r} names no reference value of this config; a provenance key is "
+            "arms.<arm>.rates.<endpoint>.<null_rate|futility_rate|target_rate|limit_rate> or "
+            "arms.<arm>.survival_benchmarks.<endpoint>_median_days, for a value the arm sets."
+            f"{_did_you_mean(key, known)}",
+        )
+        for key in cfg.provenance
+        if key not in known
+    ]
 
 
 def _arm_ref(cfg: ConfigFile, arm: str, where: str, source: str) -> list[Problem]:

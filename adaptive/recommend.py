@@ -57,9 +57,10 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 
-from adaptive.config import Design
+from adaptive.config import Design, rate_key
 from adaptive.derive import DerivedData
 from adaptive.endpoints import BINARY_ENDPOINTS, SURVIVAL_ENDPOINTS
+from adaptive.provenance import recommendation_references, reference_note
 from adaptive.queue import QueueDecision, evaluate_queue
 from decision_rules import SURVIVAL_RULE_KINDS, Allocation, RuleResult
 from decision_rules.beta import beta_prior
@@ -187,8 +188,9 @@ def arm_stages(design: Design, derived: DerivedData) -> dict[str, Stage]:
 def safety_signals(design: Design, arm: str, arm_summary: Mapping | None) -> list[dict]:
     """Mortality endpoints of an arm with ``P(rate > reference) > safety.signal_prob``.
 
-    The reference is the arm's ``null_rate`` of the endpoint (its expected mortality). Named in
-    the arm's sentence whether or not a harm rule fires, so that a signal is never buried.
+    The reference is the arm's ``null_rate`` of the endpoint (its expected mortality), with its
+    provenance key, grade and source (``reference_key``, ``reference_grade``, ``reference_source``).
+    Named in the arm's sentence whether or not a harm rule fires, so that a signal is never buried.
     """
     level = design.safety.signal_prob
     out = []
@@ -199,6 +201,8 @@ def safety_signals(design: Design, arm: str, arm_summary: Mapping | None) -> lis
         p = float(e["prob_above_null"])
         if p <= level:
             continue
+        key = rate_key(arm, ep, "null_rate")
+        prov = design.provenance.get(key)
         n, y = e.get("n_evaluable", 0), e.get("responders", 0)
         observed = y / n if n else None
         out.append(
@@ -208,6 +212,9 @@ def safety_signals(design: Design, arm: str, arm_summary: Mapping | None) -> lis
                 "n_evaluable": n,
                 "observed_rate": observed,
                 "reference_rate": e.get("null_rate"),
+                "reference_key": key,
+                "reference_grade": prov.grade if prov else None,
+                "reference_source": prov.source if prov else None,
                 "prob_above_reference": p,
                 "limit_rate": e.get("limit_rate"),
                 "prob_above_limit": e.get("prob_above_limit"),
@@ -359,8 +366,17 @@ def arm_recommendation(
     arm_summary: Mapping | None = None,
     stage: Stage | None = None,
 ) -> dict:
-    """The recommendation for one open arm; a survival model that misfits its data is named."""
+    """The recommendation for one open arm; a survival model that misfits its data is named.
+
+    ``references``: the config reference values its rules were compared against, with their
+    recorded grade and source (:mod:`adaptive.provenance`); ``rests_on_unverified`` and
+    ``reference_note`` say when any is not a verified published figure.
+    """
     rec = _arm_recommendation(design, derived, arm, results, arm_summary, stage)
+    cited = {(c["rule"], tuple(c["arms"])) for c in rec["rules"] + rec["also_fired"]}
+    refs = recommendation_references(design, [r for r in results if (r.rule, tuple(r.arms)) in cited])
+    note = reference_note(refs)
+    rec.update(references=refs, rests_on_unverified=bool(note), reference_note=note)
     misfits = model_misfits(arm_summary)
     rec["model_misfits"] = misfits
     if misfits:
@@ -633,9 +649,15 @@ def build_recommendations(
                     "also_fired": [],
                     "mc_uncertain": False,
                     "sentence": q.sentence,
+                    **_no_references(),
                 }
             )
     return out
+
+
+def _no_references() -> dict:
+    """The provenance keys of a recommendation that compares no arm with a reference value."""
+    return {"references": [], "rests_on_unverified": False, "reference_note": ""}
 
 
 def _allocation_rec(cohort: str, alloc: Allocation, note: str = "") -> dict:
@@ -651,6 +673,7 @@ def _allocation_rec(cohort: str, alloc: Allocation, note: str = "") -> dict:
         "also_fired": [],
         "mc_uncertain": False,
         "sentence": f"Recommend changing the randomization.{note} {alloc.sentence}",
+        **_no_references(),
     }
 
 

@@ -29,6 +29,8 @@ __all__ = [
     "FUTILITY_KINDS",
     "fmt_prob",
     "fmt_rate",
+    "Grade",
+    "GRADE_MEANINGS",
 ]
 
 #: the trial's primary endpoint (CR + CRi)
@@ -136,6 +138,31 @@ class Monitoring(StrEnum):
 
     FULL = "full"
     DESCRIPTIVE = "descriptive"
+
+
+class Grade(StrEnum):
+    """How well a reference value (null, futility, target or limit rate, survival benchmark) is supported.
+
+    The config's ``provenance.<key>.grade``; the tags of ``shared/reference/benchmarks_aml.md``
+    (``[V]``, ``[M]``, ``[D]``, ``[—]``).
+
+    Only ``V`` counts as verified: a decision compared against any other grade (or against a value
+    with no recorded provenance) says that it rests on an unverified reference.
+    """
+
+    VERIFIED = "V"  # a published figure, seen verbatim in the source
+    UNVERIFIED = "M"  # a published figure recalled, not re-verified
+    DESIGN = "D"  # a design choice of this config, no published number behind it
+    NONE = "none"  # no published benchmark exists
+
+
+#: each grade in words (memo appendix, CLI)
+GRADE_MEANINGS = {
+    Grade.VERIFIED: "verified published figure",
+    Grade.UNVERIFIED: "published but unverified number",
+    Grade.DESIGN: "design choice",
+    Grade.NONE: "no published benchmark",
+}
 
 
 # ============================================================================= formatting

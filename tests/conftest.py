@@ -28,9 +28,28 @@ SCENARIOS = ROOT / "configs" / "scenarios"
 
 
 def config_dict() -> dict:
-    """The bundled config as a dict (YAML anchors resolved, x- keys dropped)."""
+    """The bundled config as a dict (YAML anchors resolved, x- keys dropped).
+
+    Without its ``provenance`` block: tests rename arms and drop values freely, and a provenance
+    key naming a value the config no longer sets is a config error. :func:`with_provenance` puts
+    back the entries whose values are still there.
+    """
     doc = yaml.safe_load(CONFIG.read_text())
-    return {k: v for k, v in doc.items() if not k.startswith("x-")}
+    return {k: v for k, v in doc.items() if not k.startswith("x-") and k != "provenance"}
+
+
+def with_provenance(doc: dict) -> dict:
+    """``doc`` with the bundled ``provenance`` entries of every value it still sets (a copy)."""
+    doc = copy.deepcopy(doc)
+    kept = {}
+    for key, entry in yaml.safe_load(CONFIG.read_text())["provenance"].items():
+        node = doc
+        for part in key.split("."):
+            node = node.get(part) if isinstance(node, dict) else None
+        if node is not None:
+            kept[key] = entry
+    doc["provenance"] = kept
+    return doc
 
 
 def in_shape_group(doc: dict, arm: str, group: str = "non_intensive") -> dict:
@@ -142,4 +161,4 @@ def fast_config(tmp_path_factory):
     doc = small_sampler(without_survival(config_dict()), draws=250, tune=200)
     for ep in doc["endpoints"].values():
         ep["model"] = {"kind": "independent"}
-    return write_config(tmp_path_factory.mktemp("cfg"), doc)
+    return write_config(tmp_path_factory.mktemp("cfg"), with_provenance(doc))

@@ -35,7 +35,7 @@ from adaptive.derive import derive
 from adaptive.report import CLOSED_SECTIONS, FILES, OPEN_SECTIONS, build_memo, memo_paths
 from adaptive.report import data as rdata
 from adaptive.report import figures as rfig
-from tests.conftest import EXAMPLE, config_dict, small_sampler, write_config
+from tests.conftest import EXAMPLE, config_dict, small_sampler, with_provenance, write_config
 
 NOW = datetime(2026, 11, 5, 9, 0, tzinfo=UTC)
 HEX = re.compile(r"\b[0-9a-f]{12,64}\b")
@@ -63,7 +63,7 @@ def fast_doc(**limits) -> dict:
     for ep in doc["endpoints"].values():
         ep["model"] = {"kind": "independent"}
     doc["sampler"]["limits"].update(limits)
-    return doc
+    return with_provenance(doc)
 
 
 def cleaned_export(path: Path) -> str:
@@ -88,7 +88,14 @@ def trial(tmp_path_factory):
     res = interim(cfg, data2, "2026-10-31", looks / "2026-10-31", "--memo")
     assert res.exit_code == 0, res.output
     assert "wrote the DSMB memo" in res.output
-    return {"root": root, "cfg": cfg, "data2": data2, "look": looks / "2026-10-31", "subject": subject}
+    return {
+        "root": root,
+        "cfg": cfg,
+        "data2": data2,
+        "look": looks / "2026-10-31",
+        "subject": subject,
+        "output": res.output,
+    }
 
 
 def pdf_pages(path: Path) -> list[dict]:
@@ -212,6 +219,40 @@ def test_closed_pdf_has_one_section_per_page_run_and_a_one_page_summary(trial):
     # figures-only sections fit one page each
     for t in ("Posterior distributions of CRc", "Forest plot", "Survival"):
         assert headers.count(t) == 1
+
+
+def test_unverified_references_beside_actions_in_the_memo_and_the_terminal(trial):
+    """arm2 graduates against its CRc null 0.22, ADMIRAL's CRc 21.8%: a recalled number ([M])."""
+    report = json.loads((trial["look"] / "recommendations.json").read_text())
+    recs = {r["arm"]: r for r in report["recommendations"] if r["arm"]}
+    arm2 = recs["arm2"]
+    assert arm2["action"] == "graduate" and arm2["rests_on_unverified"]
+    assert [(r["key"], r["value"], r["grade"]) for r in arm2["references"]] == [
+        ("arms.arm2.rates.crc.null_rate", 0.22, "M")
+    ]
+    note = "Rests on an unverified reference: [M] arm2 CRc null 0.22."
+    assert arm2["reference_note"] == note
+    html = memo_paths(trial["look"])["closed_html"].read_text(encoding="utf-8")
+    text = html_text(memo_paths(trial["look"])["closed_html"])
+    # page 1: the grade only, beside the action; the note in full with the sentence
+    summary = html[html.index('<section id="summary">') : html.index('<section id="recommendations-full">')]
+    acting = [
+        r for r in report["recommendations"] if r["reference_note"] and r["action"] not in ("continue",)
+    ]
+    assert summary.count('class="flag reference-tags"') == len(acting) >= 1
+    assert 'Graduate <span class="flag reference-tags">[M]</span>' in summary and note not in summary
+    assert "[M], [D]: rests on an unverified reference" in summary
+    full = text[text.index("Recommendations in full") :]
+    assert f"{arm2['sentence']} {note}" in full
+    # the appendix table: value, grade and source of every value compared at this look
+    table = text[text.index("Reference values and their sources") :]
+    source = arm2["references"][0]["source"]
+    assert "arm2 CRc null 0.22 arms.arm2.rates.crc.null_rate 0.22 [M] " + source + " graduate_crc" in table
+    assert "[M] published but unverified number" in table
+    # the terminal: one short line under the recommendation
+    out = re.sub(r"\s+", " ", trial["output"])
+    assert "(40 of 40 enrolled)." in out and f" {note} " in out
+    assert out.count("Rests on ") == len(acting)
 
 
 def test_open_pdf_has_exactly_its_sections(trial):

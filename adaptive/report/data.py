@@ -47,8 +47,9 @@ from adaptive.derive import DerivedData, derive
 from adaptive.endpoints import BINARY_ENDPOINTS, SURVIVAL_ENDPOINTS
 from adaptive.exceptions import AdaptiveError, LedgerError, MemoError
 from adaptive.ledger import LookRecord, look_summary, read_looks, relative_path
+from adaptive.provenance import grade_tag, is_decisive
 from adaptive.survival_data import kaplan_meier_fit
-from decision_rules.vocabulary import PRECEDENCE, PRIMARY_ENDPOINT, Action, Stage
+from decision_rules.vocabulary import GRADE_MEANINGS, PRECEDENCE, PRIMARY_ENDPOINT, Action, Grade, Stage
 from decision_rules.vocabulary import fmt_prob as vocab_fmt_prob
 
 SCHEMA = "rr-aml-adaptive/interim/v1"
@@ -1281,6 +1282,9 @@ def summary(look: Look) -> dict:
             "reason": short_reason(x),
             "sentence": x["sentence"],
             "mc_uncertain": bool(x.get("mc_uncertain")),
+            # beside an action only: the note in full, and its grades for the first page
+            "reference_note": x.get("reference_note", "") if is_decisive(x) else "",
+            "reference_tags": reference_tags(x),
         }
         for x in r.get("recommendations") or []
     ]
@@ -1324,6 +1328,19 @@ def summary(look: Look) -> dict:
             "randomized_flag": sum("column 'randomized'" in w for w in r.get("warnings") or []),
         },
     }
+
+
+def reference_tags(rec: Mapping) -> str:
+    """The grades of an acting recommendation's unverified references (``"[M] [D]"``), else ``""``.
+
+    The first page prints them beside the action; the values and sources follow in "Recommendations
+    in full" (the note) and in the appendix table.
+    """
+    if not (rec.get("reference_note") and is_decisive(rec)):
+        return ""
+    refs = rec.get("references") or []
+    tags = [grade_tag(x.get("grade")) for x in refs if x.get("grade") != Grade.VERIFIED]
+    return " ".join(dict.fromkeys(tags))
 
 
 def short_reason(rec: Mapping) -> str:
@@ -1507,6 +1524,36 @@ def reproducibility(look: Look) -> dict:
     }
 
 
+def reference_values(look: Look) -> dict:
+    """The appendix table "Reference values and their sources".
+
+    Every reference value this look's recommendations were compared against
+    (``recommendations[].references``), with its grade and source as the config records them, and
+    the grades in words.
+    """
+    rows: dict[str, dict] = {}
+    for rec in look.report.get("recommendations") or []:
+        for ref in rec.get("references") or []:
+            ident = ref.get("key") or ref["label"]
+            row = rows.setdefault(
+                ident,
+                {
+                    "key": ref.get("key") or "-",
+                    "label": ref["label"],
+                    "value": f"{ref['value']:g}",
+                    "grade": grade_tag(ref.get("grade")),
+                    "verified": ref.get("grade") == Grade.VERIFIED,
+                    "source": ref.get("source") or "no provenance recorded in the config",
+                    "rules": [],
+                },
+            )
+            row["rules"] += [x for x in ref.get("rules") or [] if x not in row["rules"]]
+    return {
+        "rows": [rows[k] for k in sorted(rows)],
+        "legend": [(grade_tag(g), words) for g, words in GRADE_MEANINGS.items()],
+    }
+
+
 def closed_data(look: Look) -> dict:
     """Everything the closed (unblinded) report shows, in section order."""
     return {
@@ -1526,6 +1573,7 @@ def closed_data(look: Look) -> dict:
         "data_changes": data_changes(look),
         "diagnostics": diagnostics(look),
         "appendix": reproducibility(look),
+        "references": reference_values(look),
         "notes": list(look.notes),
     }
 
