@@ -45,6 +45,17 @@ def trial_streams(seed: int, trials: np.ndarray, block: int, size: int = BLOCK) 
     return out
 
 
+#: streams used only when a block is drawn (arrival gaps, routing characteristics): not kept
+_AT_DRAW = ("gap", "cov")
+#: binary outcomes a patient can have (those of the endpoints the design reads are stored)
+_OUTCOMES = ("crc", "orr", "mrd_negative_cr", "mortality_30d", "mortality_60d")
+
+
+def _grow(old: np.ndarray, new: np.ndarray) -> np.ndarray:
+    """``old`` with the new block's columns (axis 1) appended (no copy for the first block)."""
+    return new if old.shape[1] == 0 else np.concatenate([old, new], axis=1)
+
+
 # ============================================================================= outcome laws
 def _survival(m30, m60, med, t):
     """``P(death time > t)`` of the piecewise-constant hazard of :func:`_vec_death_times`."""
@@ -97,9 +108,9 @@ class Patients:
         self.match = np.zeros((t, 0, len(spec.steps)), bool)
         self.arm_of = np.zeros((t, 0), np.int64)
         self.randomized = np.zeros((t, 0), bool)
-        self.value = {
-            e: np.zeros((t, 0)) for e in ("crc", "orr", "mrd_negative_cr", "mortality_30d", "mortality_60d")
-        }
+        # outcomes of the endpoints the looks read (per-patient arrays are most of a chunk's
+        # memory, and memory traffic most of its time)
+        self.value = {e: np.zeros((t, 0)) for e in _OUTCOMES if e in spec.endpoints or e == "crc"}
         self.known = {e: np.zeros((t, 0)) for e in self.value}
         self.truth_crc = np.zeros((t, 0))
         # days from enrolment to death and to dropout (survival endpoints)
@@ -115,17 +126,20 @@ class Patients:
         gap = 30.4375 / self.spec.scenario.accrual_per_month
         start = self.arrival[:, -1:] if self.cap else np.zeros((t, 1))
         arrival = start + np.cumsum(-np.log1p(-u["gap"]) * gap, axis=1)
-        cat = np.concatenate
-        self.u = {n: cat([self.u[n], v], axis=1) if self.u else v for n, v in u.items()}
-        self.arrival = cat([self.arrival, arrival], axis=1)
-        self.match = cat([self.match, self._routing_matrix(u["cov"])], axis=1)
-        self.arm_of = cat([self.arm_of, np.full((t, BLOCK), -1, np.int64)], axis=1)
-        self.randomized = cat([self.randomized, np.zeros((t, BLOCK), bool)], axis=1)
+        cat = _grow
+        # the streams read after enrolment, as contiguous arrays (the block's draw of all of them
+        # is one interleaved array: the arrival gaps and routing characteristics are used here)
+        kept = {n: np.ascontiguousarray(v) for n, v in u.items() if n not in _AT_DRAW}
+        self.u = {n: cat(self.u[n], v) if self.u else v for n, v in kept.items()}
+        self.arrival = cat(self.arrival, arrival)
+        self.match = cat(self.match, self._routing_matrix(u["cov"]))
+        self.arm_of = cat(self.arm_of, np.full((t, BLOCK), -1, np.int64))
+        self.randomized = cat(self.randomized, np.zeros((t, BLOCK), bool))
         for e in self.value:
-            self.value[e] = cat([self.value[e], np.zeros((t, BLOCK))], axis=1)
-            self.known[e] = cat([self.known[e], np.full((t, BLOCK), np.inf)], axis=1)
-        self.truth_crc = cat([self.truth_crc, np.zeros((t, BLOCK))], axis=1)
-        self.death = cat([self.death, np.full((t, BLOCK), np.inf)], axis=1)
+            self.value[e] = cat(self.value[e], np.zeros((t, BLOCK)))
+            self.known[e] = cat(self.known[e], np.full((t, BLOCK), np.inf))
+        self.truth_crc = cat(self.truth_crc, np.zeros((t, BLOCK)))
+        self.death = cat(self.death, np.full((t, BLOCK), np.inf))
         rate = self.spec.scenario.dropout_per_year
         if self.spec.survival and rate > 0:
             # a stream of its own (block numbers far from the patients'), so that the other
@@ -134,7 +148,7 @@ class Patients:
             dropout = -np.log1p(-u_drop) * 365.25 / rate
         else:
             dropout = np.full((t, BLOCK), np.inf)
-        self.dropout = cat([self.dropout, dropout], axis=1)
+        self.dropout = cat(self.dropout, dropout)
         self.cap += BLOCK
 
     def _routing_matrix(self, u_cov) -> np.ndarray:
@@ -144,21 +158,29 @@ class Patients:
         kt = list(prev.karyotype_risk)
         kp = np.cumsum([prev.karyotype_risk[x] for x in kt])
         kp = kp / kp[-1]
-        kidx = np.minimum(np.searchsorted(kp, u_cov[..., 7], side="right"), len(kt) - 1)
+        # each characteristic computed when a routing condition first reads it
         cov = {
-            "new_drug_eligible": u_cov[..., 0] < prev.new_drug_eligible,
-            "idh1": u_cov[..., 1] < prev.idh1,
-            "flt3_itd": flt3 & ~tkd,
-            "flt3_tkd": tkd,
-            "intensive_eligible": u_cov[..., 4] < prev.intensive_eligible,
-            "prior_venetoclax_3m": u_cov[..., 5] < prev.prior_venetoclax_3m,
+            "new_drug_eligible": lambda: u_cov[..., 0] < prev.new_drug_eligible,
+            "idh1": lambda: u_cov[..., 1] < prev.idh1,
+            "flt3_itd": lambda: flt3 & ~tkd,
+            "flt3_tkd": lambda: tkd,
+            "intensive_eligible": lambda: u_cov[..., 4] < prev.intensive_eligible,
+            "prior_venetoclax_3m": lambda: u_cov[..., 5] < prev.prior_venetoclax_3m,
+            # the index of the risk group in ``kt`` (compared with the index of the one asked for)
+            "karyotype_risk": lambda: np.minimum(
+                np.searchsorted(kp, u_cov[..., 7], side="right"), len(kt) - 1
+            ),
         }
-        karyo = np.array(kt)[kidx]
+        seen: dict[str, np.ndarray] = {}
 
         def holds(cond):
             out = np.ones(u_cov.shape[:2], bool)
             for c, v in cond.items():
-                out &= (karyo == v) if c == "karyotype_risk" else (cov[c] == v)
+                if c not in seen:
+                    seen[c] = cov[c]()
+                out &= (
+                    (seen[c] == (kt.index(v) if v in kt else -1)) if c == "karyotype_risk" else (seen[c] == v)
+                )
             return out
 
         mats = []
