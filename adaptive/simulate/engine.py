@@ -677,7 +677,7 @@ class _Chunk:
         at_final = looks.stage_final(spec, self.status[rows], self.enrolled[rows], post, final)
         # each comparison's posterior once per look: its rule and coherence rule 2 both read it
         comparisons = {
-            r.id: looks.comparison(spec, self.patients, self.opened_at, rows, when, r)
+            r.id: looks.comparison(spec, self.patients, self.opened_at, rows, when, r, post)
             for r in spec.rules
             if isinstance(r, Superiority)
         }
