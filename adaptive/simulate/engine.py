@@ -52,6 +52,7 @@ import bisect
 import dataclasses
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 import numpy as np
 from scipy import special
@@ -71,8 +72,11 @@ from decision_rules.beta import beta_prior, beta_prob_above, beta_prob_best
 from decision_rules.rules import Efficacy, Futility, Harm, PredictiveEfficacy, PredictiveFutility, Superiority
 from decision_rules.survival import HazardRatioSuperiority, MedianEfficacy, MedianFutility
 from decision_rules.vocabulary import PRIMARY_ENDPOINT, Action, ArmStatus
-from models.batch import HierarchicalBatch, tri_index, triangle
-from models.survival_batch import SurvivalBatch
+
+if TYPE_CHECKING:  # imported where a design needs them: both load scipy.stats (~0.5 s of a short
+    # `adaptive simulate`), which a design of Beta endpoints without survival rules never uses
+    from models.batch import HierarchicalBatch
+    from models.survival_batch import SurvivalBatch
 
 # arm status codes of the simulator: ACTIVE, QUEUED, COMPLETE (accrual complete, still open) and
 # SUSPENDED (0-3) come from the enrolment kernel; the closed ones follow
@@ -153,16 +157,19 @@ class EndpointModel:
     def beta_prob_above(self, arm: int, ref: float, n: np.ndarray, y: np.ndarray) -> np.ndarray:
         """``P(p_arm > ref)`` of the Beta posterior after ``y`` of ``n``, by table lookup.
 
-        The table holds :func:`decision_rules.beta.beta_prob_above` of every ``(n, y)`` with
-        ``0 <= y <= n <= max_n`` (built on first use): the same numbers, computed once.
+        The table ``[n, y]`` holds :func:`decision_rules.beta.beta_prob_above` of every
+        ``(n, y)`` with ``0 <= y <= n <= max_n`` (built on first use): the same numbers, computed
+        once.
         """
         key = (arm, float(ref))
         tab = self._above.get(key)
         if tab is None:
-            nn, yy = triangle(int(self.max_n[arm]))
-            tab = beta_prob_above(self.a0[arm] + yy, self.b0[arm] + nn - yy, ref)
+            m = int(self.max_n[arm])
+            nn, yy = np.tril_indices(m + 1)
+            tab = np.full((m + 1, m + 1), np.nan)
+            tab[nn, yy] = beta_prob_above(self.a0[arm] + yy, self.b0[arm] + nn - yy, ref)
             self._above[key] = tab
-        return tab[tri_index(n, y)]
+        return tab[n, y]
 
 
 @dataclass
@@ -203,6 +210,8 @@ def survival_rules_not_simulated(design: Design) -> dict[str, str]:
 def _survival_model(design: Design, endpoint: str, arms) -> SurvivalModel:
     cfg = design.survival.endpoints[endpoint].model
     medians, groups = design.survival_prior(endpoint, arms)
+    from models.survival_batch import SurvivalBatch
+
     cuts = tuple(float(c) for c in design.survival.cut_points_days)
     batch = SurvivalBatch(
         cuts,
@@ -453,6 +462,8 @@ def _endpoint_model(design: Design, endpoint: str, arms, max_n, table_options) -
         {arms.index(a) for r in allocation_rules(design) if r.endpoint == endpoint for a in r.arms}
     )
     mu, tau = (comps[0].mu, comps[0].tau) if comps else (cfg.mu, cfg.tau)  # one component
+    from models.batch import HierarchicalBatch
+
     batch = HierarchicalBatch(
         null,
         max_n,
