@@ -26,7 +26,7 @@ from decision_rules import beta
 from tests.conftest import CONFIG, SCENARIOS
 
 
-def _two_arm_spec():
+def _two_arm_docs() -> tuple[dict, dict]:
     """The two-arm design of benchmarks/bench_simulate.py (Thall-Wathen, stop at P(best) > 0.99)."""
     arms = {a: {"label": a.upper(), "max_n": 120, "rates": {"crc": {"null_rate": 0.3, "target_rate": 0.5}}}
             for a in ("a0", "a1")}  # fmt: skip
@@ -48,6 +48,11 @@ def _two_arm_spec():
         "arms": {a: {"cr": cr, "cri": 0, "pr": 0, "ne": 0, "mortality_30d": 1e-6, "mortality_60d": 2e-6,
                      "median_os_days": 1e6} for a, cr in (("a0", 0.3), ("a1", 0.45))},
     }  # fmt: skip
+    return cfg, sc
+
+
+def _two_arm_spec():
+    cfg, sc = _two_arm_docs()
     design = parse_config(yaml.safe_dump(cfg), "two_arm.yaml")
     return compile_spec(design, parse_scenario(yaml.safe_dump(sc), "alt.yaml", design))
 
@@ -140,3 +145,26 @@ def test_routing_matrix_equals_the_direct_computation(extra):
     want = _routing_reference(spec.scenario.prevalence, steps, u_cov)
     assert got.dtype == bool and np.array_equal(got, want)
     assert 0 < want.mean() < 1
+
+
+def test_pilot_does_not_time_the_kernels_loading(monkeypatch, tmp_path):
+    """The first call of a chunk in a process loads the compiled kernels: not a per-trial cost."""
+    import time
+
+    from adaptive.simulate import run
+
+    calls = []
+    real = run.run_chunk
+
+    def slow_first(job, seed, trials):
+        calls.append(len(trials))
+        if len(calls) == 1:
+            time.sleep(2.0)  # as if the kernels were compiled now
+        return real(job, seed, trials)
+
+    monkeypatch.setattr(run, "run_chunk", slow_first)
+    cfg, sc = _two_arm_docs()
+    job = run.Job(yaml.safe_dump(cfg), "c.yaml", yaml.safe_dump(sc), "s.yaml", False, str(tmp_path))
+    first, local = run.pilot(job, 10_000, 1, 250, 1)
+    assert calls == [run.WARM_UP_TRIALS, 250] and len(first.trial) == 250
+    assert local  # 10,000 trials of this design take ~2 s here; counting the 2 s load: ~80 s
