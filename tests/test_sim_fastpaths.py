@@ -21,6 +21,7 @@ from adaptive.config import load_config, parse_config
 from adaptive.scenario import load_scenario, parse_scenario
 from adaptive.simulate import looks
 from adaptive.simulate.engine import compile_spec, simulate_chunk
+from adaptive.simulate.kernels import enrolled_between
 from adaptive.simulate.patients import Patients, trial_streams
 from decision_rules import beta
 from tests.conftest import CONFIG, SCENARIOS
@@ -168,3 +169,16 @@ def test_pilot_does_not_time_the_kernels_loading(monkeypatch, tmp_path):
     first, local = run.pilot(job, 10_000, 1, 250, 1)
     assert calls == [run.WARM_UP_TRIALS, 250] and len(first.trial) == 250
     assert local  # 10,000 trials of this design take ~2 s here; counting the 2 s load: ~80 s
+
+
+def test_enrolled_between_is_the_nonzero_of_the_mask():
+    g = np.random.default_rng(8)
+    arm_of = np.where(g.uniform(size=(40, 30)) < 0.2, -1, g.integers(0, 3, (40, 30)))
+    upto = g.integers(0, 31, 40)
+    rows = np.sort(g.choice(40, 25, replace=False))
+    before = np.minimum(g.integers(0, 31, 25), upto[rows])
+    idx = np.arange(30)
+    mask = (idx >= before[:, None]) & (idx < upto[rows][:, None]) & (arm_of[rows] >= 0)
+    want_i, want_p = np.nonzero(mask)
+    got_i, got_p = enrolled_between(rows, before, upto, arm_of)
+    assert np.array_equal(got_i, want_i) and np.array_equal(got_p, want_p) and len(want_i) > 50

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from scipy import special
 
-from adaptive.simulate.kernels import count_known, count_known_randomized, survival_counts
+from adaptive.simulate.kernels import count_known, count_known_randomized, enrolled_between, survival_counts
 from adaptive.simulate.rng import trial_uniforms
 
 if TYPE_CHECKING:
@@ -51,9 +51,10 @@ _AT_DRAW = ("gap", "cov")
 _OUTCOMES = ("crc", "orr", "mrd_negative_cr", "mortality_30d", "mortality_60d")
 
 
-def _grow(old: np.ndarray, new: np.ndarray) -> np.ndarray:
-    """``old`` with the new block's columns (axis 1) appended (no copy for the first block)."""
-    return new if old.shape[1] == 0 else np.concatenate([old, new], axis=1)
+def _concatenate(parts: list[np.ndarray], axis: int = 1) -> np.ndarray:
+    """``np.concatenate`` of a per-patient array and a new block, without copying the first block."""
+    old, new = parts
+    return new if old.shape[axis] == 0 else np.concatenate(parts, axis=axis)
 
 
 # ============================================================================= outcome laws
@@ -126,20 +127,20 @@ class Patients:
         gap = 30.4375 / self.spec.scenario.accrual_per_month
         start = self.arrival[:, -1:] if self.cap else np.zeros((t, 1))
         arrival = start + np.cumsum(-np.log1p(-u["gap"]) * gap, axis=1)
-        cat = _grow
+        cat = _concatenate
         # the streams read after enrolment, as contiguous arrays (the block's draw of all of them
         # is one interleaved array: the arrival gaps and routing characteristics are used here)
         kept = {n: np.ascontiguousarray(v) for n, v in u.items() if n not in _AT_DRAW}
-        self.u = {n: cat(self.u[n], v) if self.u else v for n, v in kept.items()}
-        self.arrival = cat(self.arrival, arrival)
-        self.match = cat(self.match, self._routing_matrix(u["cov"]))
-        self.arm_of = cat(self.arm_of, np.full((t, BLOCK), -1, np.int64))
-        self.randomized = cat(self.randomized, np.zeros((t, BLOCK), bool))
+        self.u = {n: cat([self.u[n], v], axis=1) if self.u else v for n, v in kept.items()}
+        self.arrival = cat([self.arrival, arrival], axis=1)
+        self.match = cat([self.match, self._routing_matrix(u["cov"])], axis=1)
+        self.arm_of = cat([self.arm_of, np.full((t, BLOCK), -1, np.int64)], axis=1)
+        self.randomized = cat([self.randomized, np.zeros((t, BLOCK), bool)], axis=1)
         for e in self.value:
-            self.value[e] = cat(self.value[e], np.zeros((t, BLOCK)))
-            self.known[e] = cat(self.known[e], np.full((t, BLOCK), np.inf))
-        self.truth_crc = cat(self.truth_crc, np.zeros((t, BLOCK)))
-        self.death = cat(self.death, np.full((t, BLOCK), np.inf))
+            self.value[e] = cat([self.value[e], np.zeros((t, BLOCK))], axis=1)
+            self.known[e] = cat([self.known[e], np.full((t, BLOCK), np.inf)], axis=1)
+        self.truth_crc = cat([self.truth_crc, np.zeros((t, BLOCK))], axis=1)
+        self.death = cat([self.death, np.full((t, BLOCK), np.inf)], axis=1)
         rate = self.spec.scenario.dropout_per_year
         if self.spec.survival and rate > 0:
             # a stream of its own (block numbers far from the patients'), so that the other
@@ -148,7 +149,7 @@ class Patients:
             dropout = -np.log1p(-u_drop) * 365.25 / rate
         else:
             dropout = np.full((t, BLOCK), np.inf)
-        self.dropout = cat(self.dropout, dropout)
+        self.dropout = cat([self.dropout, dropout], axis=1)
         self.cap += BLOCK
 
     def _routing_matrix(self, u_cov) -> np.ndarray:
@@ -197,9 +198,7 @@ class Patients:
     # ------------------------------------------------------------------ outcomes
     def outcomes_since(self, rows: np.ndarray, before: np.ndarray) -> None:
         """Draw the outcomes of the patients of trials ``rows`` enrolled from patient ``before`` on."""
-        idx = np.arange(self.cap)
-        new = (idx >= before[:, None]) & (idx < self.ptr[rows][:, None]) & (self.arm_of[rows] >= 0)
-        i, p = np.nonzero(new)
+        i, p = enrolled_between(rows, before, self.ptr, self.arm_of)
         if len(i):
             self.outcomes(rows[i], p, self.arm_of[rows[i], p])
 
