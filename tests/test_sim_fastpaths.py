@@ -19,7 +19,7 @@ import yaml
 
 from adaptive.config import load_config, parse_config
 from adaptive.scenario import load_scenario, parse_scenario
-from adaptive.simulate import looks
+from adaptive.simulate import engine, looks
 from adaptive.simulate.engine import compile_spec, simulate_chunk
 from adaptive.simulate.kernels import enrolled_between
 from adaptive.simulate.patients import Patients, trial_streams
@@ -182,3 +182,10 @@ def test_enrolled_between_is_the_nonzero_of_the_mask():
     want_i, want_p = np.nonzero(mask)
     got_i, got_p = enrolled_between(rows, before, upto, arm_of)
     assert np.array_equal(got_i, want_i) and np.array_equal(got_p, want_p) and len(want_i) > 50
+
+
+def test_passes_change_no_bit(monkeypatch):
+    spec = _two_arm_spec()
+    whole = simulate_chunk(spec, 5, np.arange(3, 60))
+    monkeypatch.setattr(engine, "PASS_TRIALS", 7)
+    _assert_same_chunks(simulate_chunk(spec, 5, np.arange(3, 60)), whole)
