@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -189,3 +190,31 @@ def test_passes_change_no_bit(monkeypatch):
     whole = simulate_chunk(spec, 5, np.arange(3, 60))
     monkeypatch.setattr(engine, "PASS_TRIALS", 7)
     _assert_same_chunks(simulate_chunk(spec, 5, np.arange(3, 60)), whole)
+
+
+def test_simulating_a_beta_design_loads_no_heavy_module(tmp_path):
+    """`adaptive simulate` of Beta endpoints without survival rules: no PyMC, xarray, scipy.stats.
+
+    Their imports were most of a short command's fixed cost (issue 14).
+    """
+    import os
+    import subprocess
+    import sys
+
+    cfg, sc = _two_arm_docs()
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
+    (tmp_path / "s.yaml").write_text(yaml.safe_dump(sc))
+    code = (
+        "import sys\n"
+        "from adaptive.simulate.study import simulate_study\n"
+        f"simulate_study({str(tmp_path / 'c.yaml')!r}, [{str(tmp_path / 's.yaml')!r}], 30, "
+        f"{str(tmp_path / 'out')!r}, workers=1)\n"
+        "heavy = ('pymc', 'pytensor', 'arviz', 'xarray', 'scipy.stats', 'statsmodels', 'dask')\n"
+        "print(sorted(m for m in heavy if m in sys.modules))\n"
+    )
+    root = str(Path(__file__).resolve().parents[1])
+    env = {**os.environ, "PYTHONPATH": root}
+    out = subprocess.run([sys.executable, "-c", code], cwd=root, env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-1] == "[]"
+    assert (tmp_path / "out" / "trials.parquet").exists()
