@@ -218,3 +218,29 @@ def test_simulating_a_beta_design_loads_no_heavy_module(tmp_path):
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().splitlines()[-1] == "[]"
     assert (tmp_path / "out" / "trials.parquet").exists()
+
+
+def test_prob_best_memo_gives_the_computed_numbers(monkeypatch):
+    g = np.random.default_rng(9)
+    a = np.floor(g.uniform(1, 60, (3000, 2)))
+    b = np.floor(g.uniform(1, 60, (3000, 2)))
+    want = beta.beta_prob_best(a, b)
+    memo: dict = {}
+    first = beta.beta_prob_best(a[:2000], b[:2000], memo=memo)
+    again = beta.beta_prob_best(a, b, memo=memo)  # two thirds from the memo
+    assert np.array_equal(first, want[:2000]) and np.array_equal(again, want)
+    memo.clear()
+    beta.beta_prob_best(a[:2000], b[:2000], memo=memo)
+    monkeypatch.setattr(beta, "MEMO_SIZE", 2500)  # full: starts again, same numbers
+    assert np.array_equal(beta.beta_prob_best(a[2000:], b[2000:], memo=memo), want[2000:])
+    assert 0 < len(memo) <= 1000
+
+
+def test_a_spec_reused_across_chunks_gives_the_same_trials():
+    spec = _two_arm_spec()
+    fresh = simulate_chunk(spec, 4, np.arange(200))
+    assert len(looks.PAIR_MEMO) > 0
+    _assert_same_chunks(simulate_chunk(spec, 4, np.arange(200)), fresh)  # every row from the memo
+    _assert_same_chunks(
+        simulate_chunk(_two_arm_spec(), 4, np.arange(100, 200)), simulate_chunk(spec, 4, np.arange(100, 200))
+    )

@@ -24,6 +24,10 @@ if TYPE_CHECKING:
 
 #: status codes of the arms still open (enrolling, accrual complete, or suspended)
 OPEN = (ACTIVE, COMPLETE, SUSPENDED)
+#: two-arm P(best) of the Beta posteriors this process has met (the memo of
+#: :func:`decision_rules.beta.beta_prob_best`, a pure function of each row): a worker's later
+#: chunks, and calibration's reruns of the same trials at other thresholds, meet many again
+PAIR_MEMO: dict = {}
 
 
 # ============================================================================= posteriors
@@ -95,7 +99,9 @@ def prob_better(entry, i: int, j: int) -> np.ndarray:
         em = entry["model"]
         if em.kind == "beta":
             a, b = entry["a"], entry["b"]
-            pb = beta_prob_best(a[:, [i, j]], b[:, [i, j]], higher_is_better=em.higher_is_better)
+            pb = beta_prob_best(
+                a[:, [i, j]], b[:, [i, j]], higher_is_better=em.higher_is_better, memo=PAIR_MEMO
+            )
             cache[(i, j)], cache[(j, i)] = pb[:, 0], pb[:, 1]
         else:
             rows = entry.get("pair_rows", {}).get(frozenset((i, j)))
