@@ -51,10 +51,14 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-from statsmodels.duration.survfunc import CumIncidenceRight, SurvfuncRight
+
+if TYPE_CHECKING:  # imported where used: statsmodels (with scipy.stats) costs ~0.5 s, and
+    # `adaptive simulate` reaches this module (derive) without estimating any curve
+    from statsmodels.duration.survfunc import SurvfuncRight
 
 from adaptive.endpoints import CUMULATIVE_INCIDENCE_ENDPOINTS, SURVIVAL_ENDPOINTS
 
@@ -264,6 +268,8 @@ def cumulative_incidence(
         out["competing_at"] = {int(h): dict(zero) if h <= last else None for h in horizons}
         return out
     # statsmodels numbers the causes 1..max: a cause that never occurs gets a zero curve
+    from statsmodels.duration.survfunc import CumIncidenceRight
+
     with np.errstate(divide="ignore", invalid="ignore"):
         f = CumIncidenceRight(time, cause)
     times = np.asarray(f.times, dtype=float)
@@ -282,6 +288,8 @@ def kaplan_meier_fit(time: np.ndarray, event: np.ndarray) -> SurvfuncRight | Non
     event = np.asarray(event, dtype=float)
     if time.size == 0:
         return None
+    from statsmodels.duration.survfunc import SurvfuncRight
+
     return SurvfuncRight(time, event)
 
 

@@ -1,7 +1,8 @@
 """Throughput of `adaptive simulate` (virtual trials per second).
 
-    python benchmarks/bench_simulate.py --runs 3            # the two issue targets
-    python benchmarks/bench_simulate.py --runs 3 --scaling  # cost vs trials, arms, looks
+    python benchmarks/bench_simulate.py --runs 3                 # the two issue targets
+    python benchmarks/bench_simulate.py --runs 3 --only two-arm  # the two-arm design only
+    python benchmarks/bench_simulate.py --runs 3 --scaling       # cost vs trials, arms, looks
 
 1. Two arms, binary endpoint (Beta-binomial), looks every 30 patients from 60 to 240, Thall-Wathen
    allocation by P(best) with c = n/(2N), stop when P(best) > 0.99. Target: >= 5,000 trials/s on
@@ -227,10 +228,11 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--scaling", action="store_true")
+    ap.add_argument("--only", choices=("two-arm", "rr_aml"), help="run one design's part (default: both)")
     args = ap.parse_args()
     cache = Path(tempfile.mkdtemp(prefix="bench-tables-"))
     print(f"machine: {platform.machine()} cores={os.cpu_count()} python={platform.python_version()}")
-    if not args.scaling:
+    if not args.scaling and args.only != "rr_aml":
         cfg, sc = two_arm()
         print("two-arm, 1 process, 5,000 trials:", fmt(in_process(cfg, sc, 5000, args.runs, cache)))
         print(
@@ -241,10 +243,16 @@ def main() -> None:
             "two-arm, `adaptive simulate` command, 10,000 trials (wall s):",
             cli_seconds(cfg, sc, 10_000, args.runs),
         )
+        secs = [10_000 / r for r in in_process(cfg, sc, 10_000, args.runs, cache)]
+        print(
+            "two-arm, the same 10,000 trials in 1 process (s):",
+            f"median {statistics.median(secs):.2f} s ({', '.join(f'{x:.2f}' for x in secs)})",
+        )
         print("two-arm, 2 warm workers, 40,000 trials:",
               fmt(warm_cluster(cfg, sc, 40000, args.runs, cache, 5000)))  # fmt: skip
         print("two-arm, simulate_study 2 workers, 40,000 trials:",
               fmt(two_workers(cfg, sc, 40000, args.runs, cache, 5000)))  # fmt: skip
+    if not args.scaling and args.only != "two-arm":
         for kind, survival in (
             ("independent", True),
             ("independent", False),
@@ -276,6 +284,7 @@ def main() -> None:
                 f"rr_aml ({kind} CRc), simulate_study 2 workers, 2,000 trials:",
                 fmt(two_workers(cfg, sc, 2000, args.runs, cache, 250)),
             )
+    if not args.scaling:
         return
     cfg, sc = two_arm()
     for n in (1000, 4000, 16000):

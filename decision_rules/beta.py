@@ -263,13 +263,24 @@ except ImportError:  # pragma: no cover
     _pair_logit_grid = _pair_logit_grid_py
 
 
+#: most two-arm results a :func:`beta_prob_best` memo keeps (then it starts again; ~400 bytes each)
+MEMO_SIZE = 100_000
+
+
 def beta_prob_best(
-    a: npt.ArrayLike, b: npt.ArrayLike, *, higher_is_better: bool = True, is_open: npt.ArrayLike | None = None
+    a: npt.ArrayLike,
+    b: npt.ArrayLike,
+    *,
+    higher_is_better: bool = True,
+    is_open: npt.ArrayLike | None = None,
+    memo: dict | None = None,
 ) -> np.ndarray:
     """``P(arm k has the best rate)`` among the (open) arms, ``(..., K)`` in, ``(..., K)`` out.
 
     Closed arms (``is_open`` false) are left out of the comparison and get 0. Identical parameter
-    rows are computed once (virtual trials repeat them a lot).
+    rows are computed once (virtual trials repeat them a lot); with ``memo`` (a dict the caller
+    keeps, e.g. one per simulated design) two-arm rows computed by earlier calls are looked up
+    instead of computed again: each row is its own quadrature, so the numbers are the same.
     """
     a = np.asarray(a, float)
     b = np.asarray(b, float)
@@ -294,13 +305,31 @@ def beta_prob_best(
             continue
         keys = np.concatenate([flat_a[np.ix_(rows, cols)], flat_b[np.ix_(rows, cols)]], axis=1)
         uniq, inverse = np.unique(keys, axis=0, return_inverse=True)
-        if len(cols) == 2:
+        if len(cols) == 2 and memo is not None:
+            res = _pair_memoized(uniq, memo)
+        elif len(cols) == 2:
             res = np.empty((len(uniq), 2))
             _pair_logit_grid(np.ascontiguousarray(uniq[:, :2]), np.ascontiguousarray(uniq[:, 2:]), res)
         else:
             res = _prob_best_logit_grid(uniq[:, : len(cols)], uniq[:, len(cols) :])
         out[np.ix_(rows, cols)] = res[inverse.reshape(-1)]
     return out.reshape(shape)
+
+
+def _pair_memoized(uniq: np.ndarray, memo: dict) -> np.ndarray:
+    """Two-arm P(best) of the rows ``(a1, a2, b1, b2)``, from ``memo`` where it has them."""
+    keys = list(map(tuple, uniq.tolist()))
+    found = [memo.get(k) for k in keys]
+    todo = [r for r, v in enumerate(found) if v is None]
+    if todo:
+        rows = uniq[todo]
+        new = np.empty((len(todo), 2))
+        _pair_logit_grid(np.ascontiguousarray(rows[:, :2]), np.ascontiguousarray(rows[:, 2:]), new)
+        if len(memo) + len(todo) > MEMO_SIZE:
+            memo.clear()
+        for r, v in zip(todo, map(tuple, new.tolist()), strict=True):
+            found[r] = memo[keys[r]] = v
+    return np.array(found, float).reshape(len(keys), 2)
 
 
 class BetaPosterior:

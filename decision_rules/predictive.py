@@ -39,7 +39,7 @@ from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
-from scipy import special, stats
+from scipy import special
 
 from decision_rules.quantities import DrawsPosterior, Estimate, indicator_estimate
 
@@ -361,6 +361,8 @@ class DrawsPredictive:
         elif crit == 0:
             est = Estimate(1.0, 0.0, 0)
         else:
+            from scipy import stats  # here: scipy.stats costs ~0.3 s to import (`adaptive simulate`)
+
             g = stats.binom.sf(crit - 1, m, np.clip(draws, 0.0, 1.0))
             if not np.all(np.diff(success.astype(int)) >= 0):
                 # not monotone (Monte Carlo noise): sum over every succeeding count instead

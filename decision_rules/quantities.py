@@ -17,10 +17,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
-import xarray as xr
+
+if TYPE_CHECKING:  # draws arrive as xarray objects; the simulator, on exact posteriors, never loads it
+    import xarray as xr
 
 __all__ = ["Estimate", "DrawsPosterior", "Posterior", "indicator_estimate"]
 

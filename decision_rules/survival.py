@@ -23,10 +23,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
-import xarray as xr
+
+if TYPE_CHECKING:  # posteriors arrive as xarray objects; the simulator never loads it
+    import xarray as xr
 
 from decision_rules.quantities import Estimate, indicator_estimate
 from decision_rules.rules import Comparison, RuleResult, _name, _ProbAboveRule, _ThresholdRule

@@ -186,6 +186,32 @@ def count_known(rows, upto, arm_of, known, value, when, n_arms):
 
 
 @numba.njit(cache=True)
+def enrolled_between(rows, before, upto, arm_of):
+    """The patients enrolled on an arm among ``before[i] .. upto[rows[i]] - 1`` of each trial.
+
+    Returns ``(i, p)``: positions in ``rows`` and patient indices, in the order of
+    ``np.nonzero`` of the same mask (the patients whose outcomes a round of enrolment draws).
+    """
+    count = 0
+    for i in range(rows.shape[0]):
+        t = rows[i]
+        for p in range(before[i], upto[t]):
+            if arm_of[t, p] >= 0:
+                count += 1
+    out_i = np.empty(count, np.int64)
+    out_p = np.empty(count, np.int64)
+    j = 0
+    for i in range(rows.shape[0]):
+        t = rows[i]
+        for p in range(before[i], upto[t]):
+            if arm_of[t, p] >= 0:
+                out_i[j] = i
+                out_p[j] = p
+                j += 1
+    return out_i, out_p
+
+
+@numba.njit(cache=True)
 def count_known_randomized(rows, upto, arm_of, known, value, when, n_arms, randomized, arrival, since):
     """As :func:`count_known`, among randomized patients who arrived on or after ``since[i]``.
 

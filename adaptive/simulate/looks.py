@@ -24,6 +24,10 @@ if TYPE_CHECKING:
 
 #: status codes of the arms still open (enrolling, accrual complete, or suspended)
 OPEN = (ACTIVE, COMPLETE, SUSPENDED)
+#: two-arm P(best) of the Beta posteriors this process has met (the memo of
+#: :func:`decision_rules.beta.beta_prob_best`, a pure function of each row): a worker's later
+#: chunks, and calibration's reruns of the same trials at other thresholds, meet many again
+PAIR_MEMO: dict = {}
 
 
 # ============================================================================= posteriors
@@ -84,16 +88,21 @@ def prob_better(entry, i: int, j: int) -> np.ndarray:
 
     Hierarchical models compute it only for the trials where a rule or an allocation will
     use it (``entry["pair_rows"]``, set by :func:`mark_pair_rows`); the others get NaN.
+    Beta models keep both directions of the one quadrature: ``P(arm j best)`` of the pair
+    ``(i, j)`` is bit for bit ``P(arm j best)`` of the pair ``(j, i)`` (the two-arm kernel of
+    :func:`decision_rules.beta.beta_prob_best` treats its arms symmetrically; tested).
     """
     cache = entry.setdefault("pairs", {})
-    if (j, i) in cache:
+    if (j, i) in cache and (i, j) not in cache:
         return 1.0 - cache[(j, i)]
     if (i, j) not in cache:
         em = entry["model"]
         if em.kind == "beta":
             a, b = entry["a"], entry["b"]
-            pb = beta_prob_best(a[:, [i, j]], b[:, [i, j]], higher_is_better=em.higher_is_better)
-            cache[(i, j)] = pb[:, 0]
+            pb = beta_prob_best(
+                a[:, [i, j]], b[:, [i, j]], higher_is_better=em.higher_is_better, memo=PAIR_MEMO
+            )
+            cache[(i, j)], cache[(j, i)] = pb[:, 0], pb[:, 1]
         else:
             rows = entry.get("pair_rows", {}).get(frozenset((i, j)))
             cache[(i, j)] = entry["batch"].prob_better(i, j, em.higher_is_better, rows=rows)
@@ -124,13 +133,15 @@ def mark_pair_rows(spec: SimSpec, status: np.ndarray, post) -> None:
 
 # ============================================================================= comparisons
 def comparison(
-    spec: SimSpec, patients: Patients, opened_at: np.ndarray, rows, when, rule: Superiority
+    spec: SimSpec, patients: Patients, opened_at: np.ndarray, rows, when, rule: Superiority, post=None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(P(a better), P(b better), min evaluable)`` of a superiority rule, per trial of ``rows``.
 
     As in `adaptive interim`: the concurrently randomized patients (randomized, arrived once
     both arms were open, ``opened_at``: ``(T, K)`` days) with the rule's independent conjugate
-    Beta prior per arm.
+    Beta prior per arm. ``post``: the look's posteriors (:func:`posteriors`); where the
+    comparison's Beta posterior is the endpoint's own, its probability is shared
+    (:func:`prob_better`).
     """
     i, j = spec.arms.index(rule.arms[0]), spec.arms.index(rule.arms[1])
     since = np.maximum(opened_at[rows, i], opened_at[rows, j])
@@ -142,9 +153,23 @@ def comparison(
     )
     first, second = rule.arms
     hib = rule.higher_is_better
-    p_ij = beta_prob_better(
-        a_[first], b_[first], a_[second], b_[second], rule.margin_rate, higher_is_better=hib
-    )
+    entry = post.get(rule.endpoint) if post is not None else None
+    if (
+        entry is not None
+        and rule.margin_rate == 0.0
+        and entry["model"].kind == "beta"
+        and entry["model"].higher_is_better == hib
+        and all(np.array_equal(a_[x], entry["a"][:, k]) for x, k in ((first, i), (second, j)))
+        and all(np.array_equal(b_[x], entry["b"][:, k]) for x, k in ((first, i), (second, j)))
+    ):
+        # the same numbers as the endpoint's own posterior (every patient randomized while both
+        # arms were open, the rule's prior the model's): one quadrature for the rule and the
+        # allocation, the same function of the same numbers (tests/test_sim_kernels.py)
+        p_ij = prob_better(entry, i, j)
+    else:
+        p_ij = beta_prob_better(
+            a_[first], b_[first], a_[second], b_[second], rule.margin_rate, higher_is_better=hib
+        )
     p_ji = (
         1.0 - p_ij
         if rule.margin_rate == 0.0

@@ -19,6 +19,7 @@ from adaptive.simulate.kernels import (
     count_known,
     count_known_randomized,
     efs_counts,
+    enrolled_between,
     rfs_counts,
     survival_counts,
 )
@@ -53,6 +54,18 @@ def trial_streams(seed: int, trials: np.ndarray, block: int, size: int = BLOCK) 
         v = raw[..., cols[j] : cols[j + 1]]
         out[n] = v[..., 0] if v.shape[-1] == 1 else v  # views: the chunk copies them as it grows
     return out
+
+
+#: streams used only when a block is drawn (arrival gaps, routing characteristics): not kept
+_AT_DRAW = ("gap", "cov")
+#: binary outcomes a patient can have (those of the endpoints the design reads are stored)
+_OUTCOMES = ("crc", "orr", "mrd_negative_cr", "mortality_30d", "mortality_60d")
+
+
+def _concatenate(parts: list[np.ndarray], axis: int = 1) -> np.ndarray:
+    """``np.concatenate`` of a per-patient array and a new block, without copying the first block."""
+    old, new = parts
+    return new if old.shape[axis] == 0 else np.concatenate(parts, axis=axis)
 
 
 # ============================================================================= outcome laws
@@ -107,9 +120,9 @@ class Patients:
         self.match = np.zeros((t, 0, len(spec.steps)), bool)
         self.arm_of = np.zeros((t, 0), np.int64)
         self.randomized = np.zeros((t, 0), bool)
-        self.value = {
-            e: np.zeros((t, 0)) for e in ("crc", "orr", "mrd_negative_cr", "mortality_30d", "mortality_60d")
-        }
+        # outcomes of the endpoints the looks read (per-patient arrays are most of a chunk's
+        # memory, and memory traffic most of its time)
+        self.value = {e: np.zeros((t, 0)) for e in _OUTCOMES if e in spec.endpoints or e == "crc"}
         self.known = {e: np.zeros((t, 0)) for e in self.value}
         self.truth_crc = np.zeros((t, 0))
         # days from enrolment to death and to dropout (survival endpoints)
@@ -133,8 +146,11 @@ class Patients:
         gap = 30.4375 / self.spec.scenario.accrual_per_month
         start = self.arrival[:, -1:] if self.cap else np.zeros((t, 1))
         arrival = start + np.cumsum(-np.log1p(-u["gap"]) * gap, axis=1)
-        cat = np.concatenate
-        self.u = {n: cat([self.u[n], v], axis=1) if self.u else v for n, v in u.items()}
+        cat = _concatenate
+        # the streams read after enrolment, as contiguous arrays (the block's draw of all of them
+        # is one interleaved array: the arrival gaps and routing characteristics are used here)
+        kept = {n: np.ascontiguousarray(v) for n, v in u.items() if n not in _AT_DRAW}
+        self.u = {n: cat([self.u[n], v], axis=1) if self.u else v for n, v in kept.items()}
         self.arrival = cat([self.arrival, arrival], axis=1)
         self.match = cat([self.match, self._routing_matrix(u["cov"])], axis=1)
         self.arm_of = cat([self.arm_of, np.full((t, BLOCK), -1, np.int64)], axis=1)
@@ -169,21 +185,29 @@ class Patients:
         kt = list(prev.karyotype_risk)
         kp = np.cumsum([prev.karyotype_risk[x] for x in kt])
         kp = kp / kp[-1]
-        kidx = np.minimum(np.searchsorted(kp, u_cov[..., 7], side="right"), len(kt) - 1)
+        # each characteristic computed when a routing condition first reads it
         cov = {
-            "new_drug_eligible": u_cov[..., 0] < prev.new_drug_eligible,
-            "idh1": u_cov[..., 1] < prev.idh1,
-            "flt3_itd": flt3 & ~tkd,
-            "flt3_tkd": tkd,
-            "intensive_eligible": u_cov[..., 4] < prev.intensive_eligible,
-            "prior_venetoclax_3m": u_cov[..., 5] < prev.prior_venetoclax_3m,
+            "new_drug_eligible": lambda: u_cov[..., 0] < prev.new_drug_eligible,
+            "idh1": lambda: u_cov[..., 1] < prev.idh1,
+            "flt3_itd": lambda: flt3 & ~tkd,
+            "flt3_tkd": lambda: tkd,
+            "intensive_eligible": lambda: u_cov[..., 4] < prev.intensive_eligible,
+            "prior_venetoclax_3m": lambda: u_cov[..., 5] < prev.prior_venetoclax_3m,
+            # the index of the risk group in ``kt`` (compared with the index of the one asked for)
+            "karyotype_risk": lambda: np.minimum(
+                np.searchsorted(kp, u_cov[..., 7], side="right"), len(kt) - 1
+            ),
         }
-        karyo = np.array(kt)[kidx]
+        seen: dict[str, np.ndarray] = {}
 
         def holds(cond):
             out = np.ones(u_cov.shape[:2], bool)
             for c, v in cond.items():
-                out &= (karyo == v) if c == "karyotype_risk" else (cov[c] == v)
+                if c not in seen:
+                    seen[c] = cov[c]()
+                out &= (
+                    (seen[c] == (kt.index(v) if v in kt else -1)) if c == "karyotype_risk" else (seen[c] == v)
+                )
             return out
 
         mats = []
@@ -200,9 +224,7 @@ class Patients:
     # ------------------------------------------------------------------ outcomes
     def outcomes_since(self, rows: np.ndarray, before: np.ndarray) -> None:
         """Draw the outcomes of the patients of trials ``rows`` enrolled from patient ``before`` on."""
-        idx = np.arange(self.cap)
-        new = (idx >= before[:, None]) & (idx < self.ptr[rows][:, None]) & (self.arm_of[rows] >= 0)
-        i, p = np.nonzero(new)
+        i, p = enrolled_between(rows, before, self.ptr, self.arm_of)
         if len(i):
             self.outcomes(rows[i], p, self.arm_of[rows[i], p])
 

@@ -105,6 +105,8 @@ def chunks_of(n_trials: int, chunk_size: int) -> list[np.ndarray]:
 #: a study whose trials would take less than this many seconds in one process runs there: a local
 #: cluster's start, worker imports and hand-over cost about as much (benchmarks/README.md)
 LOCAL_SECONDS = 8.0
+#: trials run untimed before the pilot's clock starts (:func:`pilot`)
+WARM_UP_TRIALS = 8
 
 
 @contextlib.contextmanager
@@ -123,11 +125,15 @@ def setting_up(progress, text: str) -> Iterator[None]:
 def pilot(job: Job, n_trials: int, seed: int, chunk_size: int, n_jobs: int) -> tuple[ChunkResult, bool]:
     """Run the first chunk of ``job`` here; whether ``n_jobs`` such runs are quicker in this process.
 
-    The estimate is the chunk's time per trial times every trial of the study (the tables are
-    built before the clock starts). Results do not depend on where chunks run.
+    The estimate is the chunk's time per trial times every trial of the study. The tables are
+    built and the compiled kernels loaded before the clock starts (a few of the chunk's trials
+    are run once untimed, and their result dropped): loading the kernels takes ~0.3 s, as long
+    as a thousand trials of a small design, and counting it sent short studies to a Dask cluster
+    whose start costs more than the whole study. Results do not depend on where chunks run.
     """
     spec_for(job)
     first = chunks_of(n_trials, chunk_size)[0]
+    run_chunk(job, seed, first[:WARM_UP_TRIALS])
     start = time.perf_counter()
     res = run_chunk(job, seed, first)
     per_trial = (time.perf_counter() - start) / len(first)
