@@ -2,6 +2,7 @@
 
     python benchmarks/bench_simulate.py --runs 3            # the two issue targets
     python benchmarks/bench_simulate.py --runs 3 --scaling  # cost vs trials, arms, looks
+    python benchmarks/bench_simulate.py --only hierarchical-binary independent  # some rr_aml designs
 
 1. Two arms, binary endpoint (Beta-binomial), looks every 30 patients from 60 to 240, Thall-Wathen
    allocation by P(best) with c = n/(2N), stop when P(best) > 0.99. Target: >= 5,000 trials/s on
@@ -219,17 +220,60 @@ def numpy_two_arm(n_trials: int, seed: int, p=(0.3, 0.45), grid: int = 64) -> fl
     return n_trials / (time.perf_counter() - t0)
 
 
+#: the rr_aml designs, by the name ``--only`` takes: (CRc model kind, survival rules kept)
+RR_AML = {
+    "independent": ("independent", True),
+    "independent-binary": ("independent", False),
+    "hierarchical-binary": ("hierarchical", False),
+    "exnex-binary": ("exnex", False),
+}
+
+
 def fmt(xs):
     return f"median {statistics.median(xs):,.0f} trials/s ({', '.join(f'{x:,.0f}' for x in xs)})"
+
+
+def rr_aml_runs(kind: str, survival: bool, runs: int, cache: Path) -> None:
+    """Table build, 1 process, 2 warm workers and simulate_study for one rr_aml design."""
+    cfg, sc = rr_aml(kind, survival)
+    kind = f"{kind}{'' if survival else ', binary rules only'}"
+    t = time.perf_counter()
+    design = parse_config(yaml.safe_dump(cfg), "bench.yaml")
+    compile_spec(
+        design,
+        parse_scenario(yaml.safe_dump(sc), "s.yaml", design),
+        table_options={"cache_dir": cache},
+    )
+    print(f"rr_aml ({kind} CRc): quadrature tables built in {time.perf_counter() - t:.1f} s (then cached)")
+    print(
+        f"rr_aml ({kind} CRc), 1 process, 500 trials:",
+        fmt(in_process(cfg, sc, 500, runs, cache)),
+    )
+    print(
+        f"rr_aml ({kind} CRc), 2 warm workers, 2,000 trials:",
+        fmt(warm_cluster(cfg, sc, 2000, runs, cache, 250)),
+    )
+    print(
+        f"rr_aml ({kind} CRc), simulate_study 2 workers, 2,000 trials:",
+        fmt(two_workers(cfg, sc, 2000, runs, cache, 250)),
+    )
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--scaling", action="store_true")
+    ap.add_argument(
+        "--only", nargs="+", choices=list(RR_AML), help="just these rr_aml designs (no two-arm benchmarks)"
+    )
+    ap.add_argument("--cache-dir", type=Path, help="quadrature tables folder (default: a new temporary one)")
     args = ap.parse_args()
-    cache = Path(tempfile.mkdtemp(prefix="bench-tables-"))
+    cache = args.cache_dir or Path(tempfile.mkdtemp(prefix="bench-tables-"))
     print(f"machine: {platform.machine()} cores={os.cpu_count()} python={platform.python_version()}")
+    if args.only:
+        for name in args.only:
+            rr_aml_runs(*RR_AML[name], args.runs, cache)
+        return
     if not args.scaling:
         cfg, sc = two_arm()
         print("two-arm, 1 process, 5,000 trials:", fmt(in_process(cfg, sc, 5000, args.runs, cache)))
@@ -245,37 +289,8 @@ def main() -> None:
               fmt(warm_cluster(cfg, sc, 40000, args.runs, cache, 5000)))  # fmt: skip
         print("two-arm, simulate_study 2 workers, 40,000 trials:",
               fmt(two_workers(cfg, sc, 40000, args.runs, cache, 5000)))  # fmt: skip
-        for kind, survival in (
-            ("independent", True),
-            ("independent", False),
-            ("hierarchical", False),
-            ("exnex", False),
-        ):
-            cfg, sc = rr_aml(kind, survival)
-            kind = f"{kind}{'' if survival else ', binary rules only'}"
-            t = time.perf_counter()
-            design = parse_config(yaml.safe_dump(cfg), "bench.yaml")
-            compile_spec(
-                design,
-                parse_scenario(yaml.safe_dump(sc), "s.yaml", design),
-                table_options={"cache_dir": cache},
-            )
-            print(
-                f"rr_aml ({kind} CRc): quadrature tables built in "
-                f"{time.perf_counter() - t:.1f} s (then cached)"
-            )
-            print(
-                f"rr_aml ({kind} CRc), 1 process, 500 trials:",
-                fmt(in_process(cfg, sc, 500, args.runs, cache)),
-            )
-            print(
-                f"rr_aml ({kind} CRc), 2 warm workers, 2,000 trials:",
-                fmt(warm_cluster(cfg, sc, 2000, args.runs, cache, 250)),
-            )
-            print(
-                f"rr_aml ({kind} CRc), simulate_study 2 workers, 2,000 trials:",
-                fmt(two_workers(cfg, sc, 2000, args.runs, cache, 250)),
-            )
+        for kind, survival in RR_AML.values():
+            rr_aml_runs(kind, survival, args.runs, cache)
         return
     cfg, sc = two_arm()
     for n in (1000, 4000, 16000):
