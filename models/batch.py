@@ -534,8 +534,9 @@ def _summary_kernel_py(weights, cutoff, rows, w, exnex, ratio, mean_t, m2_t, pa_
 
     ``P(exchangeable | g, data) = 1 / (1 + c D_g)`` (see :func:`_grid_weights_py`); the
     non-exchangeable part does not depend on g, so it is added once per arm at the end.
-    The grid points kept (weight at least ``cutoff``) are listed once per data set, then each
-    arm's table rows are averaged over them (contiguous reads, sums in grid order).
+    The grid points kept (weight at least ``cutoff``) and their weights are listed once per data
+    set, then each arm's table rows are averaged over them, one quantity per pass so that every
+    running sum stays in a register (contiguous reads; each sum in grid order).
     """
     t_count, k_count = rows.shape
     g_count = weights.shape[1]
@@ -545,7 +546,7 @@ def _summary_kernel_py(weights, cutoff, rows, w, exnex, ratio, mean_t, m2_t, pa_
     pa = np.zeros((t_count, k_count, j_count))
     pex = np.zeros((t_count, k_count))
     idx = np.empty(g_count, np.int64)
-    s_pa = np.empty(j_count)
+    wt = np.empty(g_count)  # weight of the kept point, times P(exchangeable | g) for EXNEX
     for t in range(t_count):
         kept = 0.0
         n_kept = 0
@@ -559,35 +560,33 @@ def _summary_kernel_py(weights, cutoff, rows, w, exnex, ratio, mean_t, m2_t, pa_
         for k in range(k_count):
             r = rows[t, k]
             wk = w[t, k]
-            s_mean = 0.0
-            s_m2 = 0.0
-            s_pex = 0.0
-            for j in range(j_count):
-                s_pa[j] = 0.0
+            n_arm = n_kept
             if not exnex or wk >= 1.0:
                 for i in range(n_kept):
-                    g = idx[i]
-                    wp = weights[t, g]
-                    s_mean += wp * mean_t[r, g]
-                    s_m2 += wp * m2_t[r, g]
-                    s_pex += wp
-                    for j in range(j_count):
-                        s_pa[j] += wp * pa_t[r, g, j]
+                    wt[i] = weights[t, idx[i]]
             elif wk > 0.0:
                 c = (1.0 - wk) / wk
                 for i in range(n_kept):
                     g = idx[i]
-                    wp = weights[t, g] / (1.0 + c * ratio[r, g])
-                    s_mean += wp * mean_t[r, g]
-                    s_m2 += wp * m2_t[r, g]
-                    s_pex += wp
-                    for j in range(j_count):
-                        s_pa[j] += wp * pa_t[r, g, j]
+                    wt[i] = weights[t, g] / (1.0 + c * ratio[r, g])
+            else:  # non-exchangeable only
+                n_arm = 0
+            s_mean = 0.0
+            s_m2 = 0.0
+            s_pex = 0.0
+            for i in range(n_arm):
+                g = idx[i]
+                s_mean += wt[i] * mean_t[r, g]
+                s_m2 += wt[i] * m2_t[r, g]
+                s_pex += wt[i]
             q = kept - s_pex  # weight of the non-exchangeable part
+            for j in range(j_count):
+                s_pa = 0.0
+                for i in range(n_arm):
+                    s_pa += wt[i] * pa_t[r, idx[i], j]
+                pa[t, k, j] = (s_pa + q * npa[r, j]) / kept
             mean[t, k] = (s_mean + q * nmean[r]) / kept
             m2[t, k] = (s_m2 + q * nm2[r]) / kept
-            for j in range(j_count):
-                pa[t, k, j] = (s_pa[j] + q * npa[r, j]) / kept
             pex[t, k] = s_pex / kept
     return mean, m2, pa, pex
 
