@@ -1,8 +1,9 @@
 """Throughput of `adaptive simulate` (virtual trials per second).
 
-    python benchmarks/bench_simulate.py --runs 3                 # the two issue targets
+    python benchmarks/bench_simulate.py --runs 3                 # the issue targets
     python benchmarks/bench_simulate.py --runs 3 --only two-arm  # the two-arm design only
     python benchmarks/bench_simulate.py --runs 3 --scaling       # cost vs trials, arms, looks
+    python benchmarks/bench_simulate.py --only hierarchical-binary independent  # some rr_aml designs
 
 1. Two arms, binary endpoint (Beta-binomial), looks every 30 patients from 60 to 240, Thall-Wathen
    allocation by P(best) with c = n/(2N), stop when P(best) > 0.99. Target: >= 5,000 trials/s on
@@ -87,16 +88,26 @@ def two_arm(k: int = 2, looks: int = 7) -> tuple[dict, dict]:
 GROUP = ["arm1", "arm2", "arm3", "arm4", "arm5", "arm6"]
 
 
-def rr_aml(kind: str, survival: bool = True) -> tuple[dict, dict]:
+def rr_aml(kind: str, survival: bool = True, relapse: bool = False) -> tuple[dict, dict]:
     """The bundled design with CRc modelled ``independent`` (as bundled), ``hierarchical`` or ``exnex``.
 
     ``survival=False`` drops the survival rules (OS futility, the DAV:HAV hazard ratio): the
-    binary-only design of the issue's 500 trials/s target.
+    binary-only design of the issue's 500 trials/s target. ``relapse=True`` adds rules on the
+    relapse-based endpoints (RFS futility of arm1 against its 250-day benchmark, the DAV:HAV EFS
+    hazard ratio): the issue's "OS/EFS/RFS rules simulated" design (the bundled config has OS
+    rules only).
     """
     doc = yaml.safe_load((ROOT / "configs/rr_aml.yaml").read_text())
     doc = {k: v for k, v in doc.items() if not k.startswith("x-")}
     if not survival:
         doc["rules"] = [r for r in doc["rules"] if r["kind"] not in ("survival_futility", "hazard_ratio")]
+    if relapse:
+        doc["rules"] += [
+            {"id": "futility_rfs", "kind": "survival_futility", "endpoint": "rfs", "reference": "benchmark",
+             "threshold": 0.10, "min_events": 10, "arms": ["arm1"]},
+            {"id": "dav_vs_hav_efs", "kind": "hazard_ratio", "endpoint": "efs", "arms": ["arm4", "arm3"],
+             "threshold": 0.99, "min_events": 20},
+        ]  # fmt: skip
     prior = {"mu": {"mean": 0, "sd": 1}, "tau": {"dist": "half_normal", "scale": 0.5}}
     if kind == "hierarchical":
         doc["endpoints"]["crc"]["model"] = {"kind": "hierarchical", "borrowing_group": GROUP, **prior}
@@ -220,19 +231,62 @@ def numpy_two_arm(n_trials: int, seed: int, p=(0.3, 0.45), grid: int = 64) -> fl
     return n_trials / (time.perf_counter() - t0)
 
 
+#: the rr_aml designs, by the name ``--only`` takes: (CRc model kind, survival rules kept)
+RR_AML = {
+    "independent": ("independent", True, False),
+    "independent-efs-rfs": ("independent", True, True),
+    "independent-binary": ("independent", False, False),
+    "hierarchical-binary": ("hierarchical", False, False),
+    "exnex-binary": ("exnex", False, False),
+}
+
+
 def fmt(xs):
     return f"median {statistics.median(xs):,.0f} trials/s ({', '.join(f'{x:,.0f}' for x in xs)})"
+
+
+def rr_aml_runs(kind: str, survival: bool, relapse: bool, runs: int, cache: Path) -> None:
+    """Table build, 1 process, 2 warm workers and simulate_study for one rr_aml design."""
+    cfg, sc = rr_aml(kind, survival, relapse)
+    kind = f"{kind}{'' if survival else ', binary rules only'}{', OS/EFS/RFS rules' if relapse else ''}"
+    t = time.perf_counter()
+    design = parse_config(yaml.safe_dump(cfg), "bench.yaml")
+    compile_spec(
+        design,
+        parse_scenario(yaml.safe_dump(sc), "s.yaml", design),
+        table_options={"cache_dir": cache},
+    )
+    print(f"rr_aml ({kind} CRc): quadrature tables built in {time.perf_counter() - t:.1f} s (then cached)")
+    print(
+        f"rr_aml ({kind} CRc), 1 process, 500 trials:",
+        fmt(in_process(cfg, sc, 500, runs, cache)),
+    )
+    print(
+        f"rr_aml ({kind} CRc), 2 warm workers, 2,000 trials:",
+        fmt(warm_cluster(cfg, sc, 2000, runs, cache, 250)),
+    )
+    print(
+        f"rr_aml ({kind} CRc), simulate_study 2 workers, 2,000 trials:",
+        fmt(two_workers(cfg, sc, 2000, runs, cache, 250)),
+    )
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--scaling", action="store_true")
-    ap.add_argument("--only", choices=("two-arm", "rr_aml"), help="run one design's part (default: both)")
+    ap.add_argument(
+        "--only",
+        nargs="+",
+        choices=["two-arm", *RR_AML],
+        help="just these designs (two-arm and/or rr_aml variants; default: all)",
+    )
+    ap.add_argument("--cache-dir", type=Path, help="quadrature tables folder (default: a new temporary one)")
     args = ap.parse_args()
-    cache = Path(tempfile.mkdtemp(prefix="bench-tables-"))
+    cache = args.cache_dir or Path(tempfile.mkdtemp(prefix="bench-tables-"))
     print(f"machine: {platform.machine()} cores={os.cpu_count()} python={platform.python_version()}")
-    if not args.scaling and args.only != "rr_aml":
+    only = set(args.only or ["two-arm", *RR_AML])
+    if not args.scaling and "two-arm" in only:
         cfg, sc = two_arm()
         print("two-arm, 1 process, 5,000 trials:", fmt(in_process(cfg, sc, 5000, args.runs, cache)))
         print(
@@ -252,39 +306,10 @@ def main() -> None:
               fmt(warm_cluster(cfg, sc, 40000, args.runs, cache, 5000)))  # fmt: skip
         print("two-arm, simulate_study 2 workers, 40,000 trials:",
               fmt(two_workers(cfg, sc, 40000, args.runs, cache, 5000)))  # fmt: skip
-    if not args.scaling and args.only != "two-arm":
-        for kind, survival in (
-            ("independent", True),
-            ("independent", False),
-            ("hierarchical", False),
-            ("exnex", False),
-        ):
-            cfg, sc = rr_aml(kind, survival)
-            kind = f"{kind}{'' if survival else ', binary rules only'}"
-            t = time.perf_counter()
-            design = parse_config(yaml.safe_dump(cfg), "bench.yaml")
-            compile_spec(
-                design,
-                parse_scenario(yaml.safe_dump(sc), "s.yaml", design),
-                table_options={"cache_dir": cache},
-            )
-            print(
-                f"rr_aml ({kind} CRc): quadrature tables built in "
-                f"{time.perf_counter() - t:.1f} s (then cached)"
-            )
-            print(
-                f"rr_aml ({kind} CRc), 1 process, 500 trials:",
-                fmt(in_process(cfg, sc, 500, args.runs, cache)),
-            )
-            print(
-                f"rr_aml ({kind} CRc), 2 warm workers, 2,000 trials:",
-                fmt(warm_cluster(cfg, sc, 2000, args.runs, cache, 250)),
-            )
-            print(
-                f"rr_aml ({kind} CRc), simulate_study 2 workers, 2,000 trials:",
-                fmt(two_workers(cfg, sc, 2000, args.runs, cache, 250)),
-            )
     if not args.scaling:
+        for name, variant in RR_AML.items():
+            if name in only:
+                rr_aml_runs(*variant, args.runs, cache)
         return
     cfg, sc = two_arm()
     for n in (1000, 4000, 16000):
