@@ -1600,6 +1600,17 @@ def _check_survival(cfg: ConfigFile, source: str) -> list[Problem]:
     return problems
 
 
+#: survival endpoints whose model hazard ratio is not a comparison of all randomized patients
+_CONDITIONAL_HAZARD = {
+    "efs": (
+        "that of the patients in CR/CRi by the landmark (treatment failures are a day-1 point mass "
+        "of their own, outside the hazard)"
+    ),
+    "rfs": "that of the responders, from the response date",
+    "efs_mrd": "that of the responders with a known MRD status, from the response date",
+}
+
+
 def _check_survival_rule(cfg: ConfigFile, rule, where: str, source: str, i: int) -> list[Problem]:
     """A ``survival_efficacy`` / ``survival_futility`` / ``hazard_ratio`` rule."""
     problems: list[Problem] = []
@@ -1630,6 +1641,16 @@ def _check_survival_rule(cfg: ConfigFile, rule, where: str, source: str, i: int)
             )
     if isinstance(rule, HazardRatioRuleCfg) and rule.arms[0] == rule.arms[1]:
         problems.append(Problem(f"{where}.arms", "a comparison needs two different arms."))
+    if isinstance(rule, HazardRatioRuleCfg) and rule.endpoint in _CONDITIONAL_HAZARD:
+        problems.append(
+            Problem(
+                f"{where}.endpoint",
+                f"a hazard_ratio rule decides a randomized comparison, but the {rule.endpoint} model's "
+                f"hazard ratio is {_CONDITIONAL_HAZARD[rule.endpoint]}: it conditions on response, "
+                "which breaks the randomization. Compare on 'os', or use a single-arm "
+                f"survival_futility / survival_efficacy rule on {rule.endpoint}.",
+            )
+        )
     if isinstance(rule, HazardRatioRuleCfg) and rule.endpoint in modelled:
         groups = cfg.survival.endpoints[rule.endpoint].model.shape_groups or {}
         group_of = {a: g for g, members in groups.items() for a in members}

@@ -93,9 +93,10 @@ def rr_aml(kind: str, survival: bool = True, relapse: bool = False) -> tuple[dic
 
     ``survival=False`` drops the survival rules (OS futility, the DAV:HAV hazard ratio): the
     binary-only design of the issue's 500 trials/s target. ``relapse=True`` adds rules on the
-    relapse-based endpoints (RFS futility of arm1 against its 250-day benchmark, the DAV:HAV EFS
-    hazard ratio): the issue's "OS/EFS/RFS rules simulated" design (the bundled config has OS
-    rules only).
+    relapse-based endpoints (RFS futility of arm1 against its 250-day benchmark, EFS futility of
+    arm2 against a 30-day median, treatment failures included): the issue's "OS/EFS/RFS rules
+    simulated" design (the bundled config has OS rules only; a hazard ratio on EFS or RFS would
+    condition on response and is refused).
     """
     doc = yaml.safe_load((ROOT / "configs/rr_aml.yaml").read_text())
     doc = {k: v for k, v in doc.items() if not k.startswith("x-")}
@@ -105,8 +106,8 @@ def rr_aml(kind: str, survival: bool = True, relapse: bool = False) -> tuple[dic
         doc["rules"] += [
             {"id": "futility_rfs", "kind": "survival_futility", "endpoint": "rfs", "reference": "benchmark",
              "threshold": 0.10, "min_events": 10, "arms": ["arm1"]},
-            {"id": "dav_vs_hav_efs", "kind": "hazard_ratio", "endpoint": "efs", "arms": ["arm4", "arm3"],
-             "threshold": 0.99, "min_events": 20},
+            {"id": "futility_efs", "kind": "survival_futility", "endpoint": "efs", "reference": 30,
+             "threshold": 0.05, "min_events": 10, "arms": ["arm2"]},
         ]  # fmt: skip
     prior = {"mu": {"mean": 0, "sd": 1}, "tau": {"dist": "half_normal", "scale": 0.5}}
     if kind == "hierarchical":

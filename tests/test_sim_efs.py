@@ -299,14 +299,6 @@ def efs_config(rfs_rule: bool = False) -> dict:
                 "min_events": MIN_EVENTS,
                 "arms": ["a", "b"],
             },
-            {
-                "id": "hr_efs",
-                "kind": "hazard_ratio",
-                "endpoint": "efs",
-                "arms": ["b", "a"],
-                "threshold": 0.99,
-                "min_events": 20,
-            },  # fmt: skip
         ]
     return cfg
 

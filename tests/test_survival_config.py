@@ -79,6 +79,29 @@ def test_hazard_ratio_across_shape_groups_is_refused():
     assert "arm4 and arm3 have different baseline-shape groups (b, a) for os" in problems(doc)
 
 
+@pytest.mark.parametrize("endpoint", ["efs", "rfs"])
+def test_hazard_ratio_on_a_response_conditioned_endpoint_is_refused(endpoint):
+    # the EFS model's hazard is that of the patients in CR/CRi by the landmark (the failures are a
+    # point mass), RFS's that of the responders: neither compares all randomized patients
+    doc = config_dict()
+    doc["rules"].append(
+        {
+            "id": "hr",
+            "kind": "hazard_ratio",
+            "endpoint": endpoint,
+            "arms": ["arm4", "arm3"],
+            "threshold": 0.99,
+        }
+    )
+    text = problems(doc)
+    assert (
+        f"endpoint: a hazard_ratio rule decides a randomized comparison, but the {endpoint} model's" in text
+    )
+    assert "it conditions on response, which breaks the randomization" in text
+    doc["rules"][-1]["endpoint"] = "os"
+    parse_config(yaml.safe_dump(doc), "c.yaml")  # the same comparison on OS is accepted
+
+
 def test_response_landmark_within_follow_up():
     doc = config_dict()
     doc["arms"]["arm5"]["response_landmark_days"] = 800
