@@ -148,7 +148,10 @@ class SurvivalData:
     events, exposure
         ``(arm, interval)`` events and days at risk of the patients without a day-0 event.
     n
-        Patients per arm (with day-0 events).
+        Patients per arm whose point-mass status is known (with day-0 events): with a point mass,
+        a patient censored on or before ``point_mass_days`` (ELN 2022: alive with a response
+        "not evaluable", censored on day 1) is not known to have escaped it and is left out of
+        ``n`` (counting it would bias ``pi`` low); its days at risk still count.
     day0_events
         Events at day 0 per arm (zeros when the endpoint has none).
     has_day0
@@ -199,7 +202,8 @@ class SurvivalData:
         """Build from per-patient ``arm``, ``time`` (days), ``event`` (0/1) and ``day0`` flags.
 
         Patients flagged ``day0`` (a point-mass event at ``point_mass_days``) only count in ``n``
-        and ``day0_events``; their ``time`` and ``event`` are not used.
+        and ``day0_events``; their ``time`` and ``event`` are not used. With ``has_day0``, a
+        patient censored on or before ``point_mass_days`` does not count in ``n`` (see the class).
         """
         arm_of = np.asarray(arm, dtype=object)
         time = np.asarray(time, dtype=float)
@@ -212,7 +216,8 @@ class SurvivalData:
         d0 = np.zeros(len(arms), dtype=np.int64)
         for k, a in enumerate(arms):
             m = arm_of == a
-            n[k] = int(m.sum())
+            unknown = ~day0 & ~event & (time <= point_mass_days) if has_day0 else np.zeros_like(m)
+            n[k] = int((m & ~unknown).sum())
             d0[k] = int((m & day0).sum())
             cont = m & ~day0
             ev[k], ex[k] = split_exposure(time[cont], event[cont], cut_points)

@@ -97,8 +97,9 @@ def test_efs_and_rfs_counts_equal_the_interim_derivation(cutoff_day):
     for ep, got in (("efs", (ev, ex, n0, d0)), ("rfs", (rev, rex, None, None))):
         a, t, e, z = (np.array(c) for c in zip(*rows[ep], strict=True))
         sd = SurvivalData.from_times(
-            ("0", "1"), CUTS, a, t.astype(float), e, z.astype(bool), has_day0=ep == "efs"
-        )
+            ("0", "1"), CUTS, a, t.astype(float), e, z.astype(bool), has_day0=ep == "efs",
+            point_mass_days=POINT_MASS_DAYS.get(ep, 0.0),
+        )  # fmt: skip
         assert np.allclose(got[0][0], sd.events), ep
         assert np.allclose(got[1][0], sd.exposure), ep
         if ep == "efs":

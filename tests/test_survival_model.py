@@ -67,6 +67,28 @@ def test_from_times_per_arm_with_day0():
     assert list(data.constant_data().interval.values) == interval_labels(CUTS)
 
 
+def test_censored_on_the_point_mass_day_leaves_the_failure_share_unknown():
+    # ELN 2022 EFS: arm a has 2 treatment failures (day 1), 1 responder followed 200 days and 1
+    # NE alive censored on day 1: its failure status is unknown, so pi's posterior is
+    # Beta(1 + 2, 1 + 3 - 2) from the 3 patients whose status is known (not 4); its day at risk
+    # still counts in the continuous part
+    data = SurvivalData.from_times(
+        ("a",),
+        CUTS,
+        arm=["a"] * 4,
+        time=[1.0, 1.0, 200.0, 1.0],
+        event=[1, 1, 0, 0],
+        day0=[True, True, False, False],
+        has_day0=True,
+        point_mass_days=1.0,
+    )
+    assert data.n.tolist() == [3] and data.day0_events.tolist() == [2]
+    assert data.exposure.sum() == 201.0
+    # without a point mass nothing is left out of n
+    plain = SurvivalData.from_times(("a",), CUTS, arm=["a"] * 2, time=[1.0, 5.0], event=[0, 1])
+    assert plain.n.tolist() == [2]
+
+
 def test_survival_data_validation():
     with pytest.raises(ValueError, match="shape"):
         SurvivalData(("a",), CUTS, np.zeros((1, 5)), np.zeros((1, 6)), np.zeros(1), np.zeros(1))

@@ -304,7 +304,8 @@ def efs_counts(rows, upto, arm_of, arrival, death, dropout, relapse, response_da
     events, exposure
         ``(len(rows), K, J)`` of the continuous part (the patients without a point-mass event).
     n0, d0
-        ``(len(rows), K)``: patients counted (pending ones left out) and treatment failures.
+        ``(len(rows), K)``: patients whose failure status is known (pending ones and NEs censored on
+        the failure day left out) and treatment failures.
     """
     n_int = cuts.shape[0] - 1
     events = np.zeros((rows.shape[0], n_arms, n_int))
@@ -334,7 +335,8 @@ def efs_counts(rows, upto, arm_of, arrival, death, dropout, relapse, response_da
                 n0[r, a] += 1
                 _at_risk(events, exposure, r, a, time, is_event, cuts)
             elif on_record and cat == 3 and not died:
-                n0[r, a] += 1  # alive and not evaluable: censored on the failure day
+                # alive and not evaluable: censored on the failure day, its failure status unknown
+                # (not in n0: models.survival.SurvivalData)
                 _at_risk(events, exposure, r, a, failure_day, False, cuts)
             elif on_record or died:
                 n0[r, a] += 1
