@@ -120,13 +120,34 @@ def recommendation_references(design: Design, results: Sequence[RuleResult]) -> 
     return list(merged.values())
 
 
+#: what a value of each grade other than ``V`` is, in the note (singular, plural)
+_NOTE_WORDS = {
+    Grade.UNVERIFIED: ("an unverified published figure", "unverified published figures"),
+    Grade.DESIGN: ("a design choice", "design choices"),
+    Grade.NONE: ("a value with no published benchmark", "values with no published benchmark"),
+    None: ("a value with no recorded provenance", "values with no recorded provenance"),
+}
+
+
 def reference_note(references: Sequence[Mapping]) -> str:
-    """The sentence of a recommendation compared against any value not graded ``V`` (else ``""``)."""
+    """The sentence of a recommendation compared against any value not graded ``V`` (else ``""``).
+
+    Grouped by grade, in the vocabulary's order: "Rests on an unverified published figure ([M]
+    arm2 CRc null 0.22) and a design choice ([D] ...)." A design choice is not an unverified
+    number (there is nothing to verify), so the two are said apart.
+    """
     weak = [r for r in references if r.get("grade") != Grade.VERIFIED]
     if not weak:
         return ""
-    what = "an unverified reference" if len(weak) == 1 else "unverified references"
-    return f"Rests on {what}: " + "; ".join(f"{grade_tag(r.get('grade'))} {r['label']}" for r in weak) + "."
+    order = [g for g in (*Grade, None) if g != Grade.VERIFIED]
+    parts = []
+    for g in order:
+        these = [r for r in weak if (Grade(r["grade"]) if r.get("grade") else None) == g]
+        if these:
+            one, many = _NOTE_WORDS[g]
+            labels = "; ".join(f"{grade_tag(r.get('grade'))} {r['label']}" for r in these)
+            parts.append(f"{one if len(these) == 1 else many} ({labels})")
+    return "Rests on " + (parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]) + "."
 
 
 def provenance_summary(design: Design) -> str:

@@ -230,7 +230,7 @@ def test_unverified_references_beside_actions_in_the_memo_and_the_terminal(trial
     assert [(r["key"], r["value"], r["grade"]) for r in arm2["references"]] == [
         ("arms.arm2.rates.crc.null_rate", 0.22, "M")
     ]
-    note = "Rests on an unverified reference: [M] arm2 CRc null 0.22."
+    note = "Rests on an unverified published figure ([M] arm2 CRc null 0.22)."
     assert arm2["reference_note"] == note
     html = memo_paths(trial["look"])["closed_html"].read_text(encoding="utf-8")
     text = html_text(memo_paths(trial["look"])["closed_html"])
@@ -241,7 +241,7 @@ def test_unverified_references_beside_actions_in_the_memo_and_the_terminal(trial
     ]
     assert summary.count('class="flag reference-tags"') == len(acting) >= 1
     assert 'Graduate <span class="flag reference-tags">[M]</span>' in summary and note not in summary
-    assert "[M], [D]: rests on an unverified reference" in summary
+    assert "[M] unverified figure, [D] design choice" in summary
     full = text[text.index("Recommendations in full") :]
     assert f"{arm2['sentence']} {note}" in full
     # the appendix table: value, grade and source of every value compared at this look

@@ -44,7 +44,8 @@ def test_bundled_config_records_every_reference_value_with_its_grade():
     assert set(design.provenance) == set(values) and len(values) == 95
     arm2 = design.provenance[ARM2_NULL]
     assert values[ARM2_NULL] == 0.22 and arm2.grade == Grade.UNVERIFIED and "21.8%" in arm2.source
-    assert design.provenance["arms.arm3.rates.crc.target_rate"].grade == Grade.VERIFIED
+    # a verified number of another composite or regimen is a design choice (the config's convention)
+    assert design.provenance["arms.arm3.rates.crc.target_rate"].grade == Grade.DESIGN
     assert design.provenance["arms.arm3.survival_benchmarks.os_median_days"].grade == Grade.VERIFIED
     assert values["arms.arm3.survival_benchmarks.os_median_days"] == 271
     # anchored values are keyed per arm: arm5's 60-day mortality reference (frontline data) is [D]
@@ -107,7 +108,7 @@ def test_graduation_lists_the_unverified_null_it_was_compared_against(design):
     assert ref["key"] == ARM2_NULL and ref["value"] == 0.22 and ref["grade"] == "M"
     assert ref["rules"] == ["graduate_crc"] and "ADMIRAL" in ref["source"]
     assert rec["rests_on_unverified"] is True
-    assert rec["reference_note"] == "Rests on an unverified reference: [M] arm2 CRc null 0.22."
+    assert rec["reference_note"] == "Rests on an unverified published figure ([M] arm2 CRc null 0.22)."
 
 
 def test_harm_tiers_and_survival_benchmarks_are_keyed_to_the_arm(design):
@@ -141,14 +142,21 @@ def test_a_value_without_provenance_is_unverified():
     crc = neutral(bare) | {"arm2": 0.6}
     rec = by_arm(build_recommendations(bare, derived, evaluate(bare, derived, crc, spread=0.6)))["arm2"]
     assert rec["references"][0]["grade"] is None and rec["references"][0]["source"] is None
-    assert rec["reference_note"] == "Rests on an unverified reference: [?] arm2 CRc null 0.22."
+    assert rec["reference_note"] == "Rests on a value with no recorded provenance ([?] arm2 CRc null 0.22)."
 
 
 def test_only_verified_references_leave_no_note():
     refs = [{"grade": "V", "label": "a"}, {"grade": Grade.VERIFIED, "label": "b"}]
     assert reference_note(refs) == ""
     two = [{"grade": "M", "label": "arm2 CRc null 0.22"}, {"grade": "none", "label": "x"}]
-    assert reference_note(two) == "Rests on unverified references: [M] arm2 CRc null 0.22; [none] x."
+    assert reference_note(two) == (
+        "Rests on an unverified published figure ([M] arm2 CRc null 0.22) and a value with no "
+        "published benchmark ([none] x)."
+    )
+    three = [{"grade": "D", "label": "a"}, {"grade": "D", "label": "b"}, {"grade": None, "label": "c"}]
+    assert reference_note(three) == (
+        "Rests on design choices ([D] a; [D] b) and a value with no recorded provenance ([?] c)."
+    )
 
 
 def test_validate_counts_the_reference_values_by_grade(tmp_path):
@@ -158,11 +166,11 @@ def test_validate_counts_the_reference_values_by_grade(tmp_path):
 
     text = CONFIG.read_text()
     counts = {g: text.count(f"{{grade: {g},") for g in ("V", "M", "D", "none")}
-    assert counts == {"V": 13, "M": 12, "D": 70, "none": 0}  # grep of configs/rr_aml.yaml
+    assert counts == {"V": 7, "M": 9, "D": 79, "none": 0}  # grep of configs/rr_aml.yaml
     res = CliRunner().invoke(main, ["validate", "--config", str(CONFIG)], catch_exceptions=False)
     assert res.exit_code == 0, res.output
     assert (
-        "reference values: 95; provenance [V] 13, [M] 12, [D] 70, [none] 0, [?] 0 (not [V]: 82," in res.output
+        "reference values: 95; provenance [V] 7, [M] 9, [D] 79, [none] 0, [?] 0 (not [V]: 88," in res.output
     )
     # without the block every value is unrecorded
     path = tmp_path / "bare.yaml"
@@ -179,5 +187,6 @@ def test_a_predictive_rule_is_compared_with_its_success_rules_reference(design):
     rule = next(r for r in design.rules if r.kind == "predictive_futility")
     (res,) = rule.evaluate(BetaPredictive(["arm1"], [0.15 + 2], [0.85 + 18]), {"arm1": 20}, design.labels)
     (ref,) = result_references(design, res)
-    assert (ref["key"], ref["value"], ref["grade"]) == ("arms.arm1.rates.crc.null_rate", 0.15, "V")
-    assert ref["rules"] == ["pp_futility_crc"] and reference_note([ref]) == ""
+    assert (ref["key"], ref["value"], ref["grade"]) == ("arms.arm1.rates.crc.null_rate", 0.15, "D")
+    assert ref["rules"] == ["pp_futility_crc"]
+    assert reference_note([ref]) == "Rests on a design choice ([D] arm1 CRc null 0.15)."
