@@ -1001,7 +1001,7 @@ def _print_oc(report: dict) -> None:
                     f"  any arm dropped for harm {_est(s['prob_any_drop_harm'])}, any suspension "
                     f"{_est(s['prob_any_suspension'])}, any flag {_est(s['prob_any_flag'])}"
                     + (
-                        f"; an arm not above its mortality reference dropped for harm "
+                        f"; an arm not above its mortality limit dropped for harm "
                         f"{_est(s['prob_any_false_harm'])}"
                         if s.get("prob_any_false_harm") is not None
                         else ""

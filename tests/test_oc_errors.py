@@ -102,6 +102,24 @@ def test_coverage_equals_the_exact_coverage_without_early_stopping(p):
     assert np.allclose(frame.final_lo_crc, stats.beta.ppf(0.025, 1 + yy, 31 - yy))
 
 
+def test_a_null_arm_no_rule_can_graduate_is_no_family_wise_error():
+    # z at its null but left out of every efficacy rule: it cannot make a false positive, so it
+    # is not a null arm of the family (it was, with a vacuous type I error of 0%)
+    cfg = three_arm_config()
+    for rule in cfg["rules"]:
+        if rule["kind"] == "efficacy":
+            rule["arms"] = ["x", "y"]
+    spec = build(cfg, scenario({"x": 0.3, "y": 0.5, "z": 0.3}))
+    s = summarise(spec, simulate_chunk(spec, 11, np.arange(200)))
+    assert s["null_arms"] == ["x"]
+    assert [a["type_i_error"] is None for a in s["arms"]] == [False, True, True]
+    assert s["fwer"]["estimate"] == s["arms"][0]["type_i_error"]["estimate"]
+    cfg["rules"] = [r for r in cfg["rules"] if r["kind"] != "efficacy"]
+    spec = build(cfg, scenario({"x": 0.3, "y": 0.3, "z": 0.3}))
+    s = summarise(spec, simulate_chunk(spec, 11, np.arange(20)))
+    assert s["null_arms"] == [] and s["fwer"] is None and s["error_summary"]["fwer"] is None
+
+
 def test_power_is_not_reported_for_arms_no_rule_can_graduate():
     spec = build(two_arm_config(), scenario({"a": 0.5, "b": 0.5}))
     s = summarise(spec, simulate_chunk(spec, 1, np.arange(50)))

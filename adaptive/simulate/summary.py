@@ -18,8 +18,8 @@ decisions are actions.
 * ``true_crc`` (the scenario's CR + CRi) and ``true_crc_itt``, the intention-to-treat rate
   (deaths before the response assessment are failures, :func:`adaptive.simulate.engine.itt_crc`).
   Arms are classified as at their null or target by the ITT rate (within 0.005).
-* ``type_i_error``: for an arm whose ITT CRc rate equals its configured null rate,
-  P(graduated or declared superior); ``null`` elsewhere.
+* ``type_i_error``: for an arm whose ITT CRc rate equals its configured null rate and that a
+  rule can graduate or declare superior, P(graduated or declared superior); ``null`` elsewhere.
 * ``power``: for an arm whose ITT CRc rate is at least its target rate and that a rule can
   graduate, P(graduated); ``null`` elsewhere (an arm decided only by comparison has no
   graduation power: its power is the comparison's ``prob_select_better``).
@@ -40,10 +40,13 @@ decisions are actions.
   and the share decided at each look (``by_look``; ``final_analysis`` counted apart).
 * Trial level: ``duration_mean``/``_sd`` (days to the last analysis), ``looks_mean``,
   ``prob_stopped_by_rule``, ``prob_any_drop_harm``, ``prob_any_suspension``, ``prob_any_flag``.
-  ``null_arms``: the arms at their CRc null (ITT); ``fwer``, the family-wise error: P(any null
-  arm graduates or is declared superior); ``expected_false_graduations``: the mean number of
+  ``null_arms``: the arms at their CRc null (ITT) that some rule can graduate or declare
+  superior (an arm no efficacy rule covers cannot make a false positive: ``null`` rather than a
+  vacuous 0%); ``fwer``, the family-wise error: P(any null arm graduates or is declared
+  superior); ``expected_false_graduations``: the mean number of
   null arms graduated or declared superior per trial; ``harm_reference_arms`` and
-  ``prob_any_false_harm``: P(any arm not above its mortality reference is dropped for harm).
+  ``prob_any_false_harm``: P(any arm not above its mortality limit, the reference of its
+  ``drop_harm`` tier, is dropped for harm).
   ``error_summary``: these and the largest per-arm type I error, in one place.
 * Per comparison (superiority rule on a binary endpoint, ``hazard_ratio`` rule on a survival
   endpoint; selections counted per rule, so that the CRc and the OS comparison of one pair are
@@ -183,7 +186,12 @@ def summarise(spec: SimSpec, res: ChunkResult) -> dict:
             superior |= res.decision[:, j] == _CODE[Action.DROP_INFERIOR]
         graduated = decision == _CODE[Action.GRADUATE]
         # classified by the intention-to-treat rate (early deaths count as failures), within 0.005
-        at_null = bool(abs(truth_itt[i] - rates.null_rate) <= ITT_TOLERANCE)
+        # at its null and able to err: some rule can graduate it or declare it superior (an arm
+        # no efficacy rule covers, e.g. exploratory or descriptive, makes no false positive, and
+        # counting it would report a vacuous 0% error)
+        at_null = bool(abs(truth_itt[i] - rates.null_rate) <= ITT_TOLERANCE) and (
+            arm in can_graduate or bool(pairs.get(i))
+        )
         at_target = rates.target_rate is not None and truth_itt[i] >= rates.target_rate - ITT_TOLERANCE
         n = res.n_enrolled[:, i].astype(float)
         entered = n > 0
