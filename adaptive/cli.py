@@ -347,14 +347,18 @@ def print_adaptation(report: dict) -> None:
             console.print(f"  if the recommendations are accepted: {alt['sentence']}", soft_wrap=True)
     from rich.markup import escape
 
-    from adaptive.provenance import is_decisive
+    from adaptive.provenance import grade_tag, is_decisive
 
     recs = report.get("recommendations") or []
     signals = [(r["arm"], s) for r in recs for s in r.get("safety_signals") or []]
     if signals:
         console.print("[bold red]safety signals[/] (named whether or not a harm rule fires):")
         for arm, sig in signals:
-            console.print(f"  - {arm}: {sig['sentence']}", soft_wrap=True)
+            # what the reference the signal is measured against rests on (provenance grade)
+            graded = sig.get("reference_key") is not None
+            source = sig.get("reference_source") or "no provenance recorded"
+            src = f" (reference {grade_tag(sig.get('reference_grade'))}: {source})"
+            console.print(f"  - {arm}: {sig['sentence']}{src if graded else ''}", soft_wrap=True)
     if recs:
         console.print("[bold]recommendations (for the DSMB; nothing is applied automatically):[/]")
         for r in recs:

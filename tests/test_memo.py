@@ -253,6 +253,12 @@ def test_unverified_references_beside_actions_in_the_memo_and_the_terminal(trial
     out = re.sub(r"\s+", " ", trial["output"])
     assert "(40 of 40 enrolled)." in out and f" {note} " in out
     assert out.count("Rests on ") == len(acting)
+    # each safety signal says what its reference rests on (arm5's 30-day: a frontline figure, [D])
+    sig = next(
+        x for r in report["recommendations"] for x in r.get("safety_signals") or [] if r["arm"] == "arm5"
+    )
+    assert f"{sig['sentence']} (reference [{sig['reference_grade']}]: {sig['reference_source']})" in out
+    assert sig["reference_grade"] == "D" and "frontline" in sig["reference_source"]
 
 
 def test_open_pdf_has_exactly_its_sections(trial):
