@@ -212,6 +212,23 @@ def test_bundled_scenarios_place_os_against_the_benchmarks(design):
     assert better.arms["arm3"].median_os_days > better.arms["arm4"].median_os_days
 
 
+@pytest.mark.parametrize("arm", ["arm1", "arm2", "arm5"])
+def test_one_null_family_puts_exactly_one_arm_at_its_itt_null(design, arm):
+    """configs/scenarios/one_null: each graduating arm at its ITT CRc null, every other at its target."""
+    from pathlib import Path
+
+    from adaptive.scenario import load_scenario
+    from adaptive.simulate.engine import compile_spec
+
+    folder = Path(__file__).resolve().parents[1] / "configs" / "scenarios" / "one_null"
+    spec = compile_spec(design, load_scenario(folder / f"{arm}_null.yaml", design))
+    itt = dict(zip(spec.arms, spec.truth["crc_itt"], strict=True))
+    for a in design.arm_ids:
+        rates = design.arm(a).rates["crc"]
+        want = rates.null_rate if a == arm else rates.target_rate
+        assert abs(itt[a] - want) <= 0.005, (a, itt[a], want)
+
+
 @pytest.mark.parametrize(("medians", "futility"), [((200.0, 300.0), False), ((150.0, 200.0), True)])
 def test_os_rules_match_brute_force_simulation(medians, futility):
     n_trials = 800
