@@ -41,7 +41,7 @@ import numpy as np
 from adaptive.config import Design
 from adaptive.data import PatientTable
 from adaptive.derive import DerivedData
-from adaptive.endpoints import BINARY_ENDPOINTS, RESPONDER_ENDPOINTS, SURVIVAL_ENDPOINTS
+from adaptive.endpoints import BINARY_ENDPOINTS, POINT_MASS_DAYS, RESPONDER_ENDPOINTS, SURVIVAL_ENDPOINTS
 from adaptive.randomization import concurrent_counts, concurrent_window
 from adaptive.survival_data import kaplan_meier_fit, km_median
 
@@ -417,6 +417,12 @@ def companion_lines(block: dict | None) -> list[str]:
         parts += [
             f"{ep} KM median {km_text(c)} d" if c["events"] else f"{ep}: no event yet"
             for ep, c in e["survival"].items()
+        ]
+        parts += [
+            f"({ep} median on day {POINT_MASS_DAYS[ep]:g}: half or more are treatment failures, "
+            f"which ELN 2022 dates on day {POINT_MASS_DAYS[ep]:g})"
+            for ep, c in e["survival"].items()
+            if ep in POINT_MASS_DAYS and c["events"] and c["median_days"] == POINT_MASS_DAYS[ep]
         ]
         lines.append(f"{arm}: " + "; ".join(parts))
     lines += [p["sentence"] for p in block["pairs"]]

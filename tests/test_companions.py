@@ -279,6 +279,12 @@ def test_bundled_look_companions_cover_every_arm_endpoint_and_the_randomized_pai
     assert "Fisher's exact test" in crc["sentence"] and "log-rank" in os_pair["sentence"]
     lines = companion_lines(block)
     assert len(lines) == len(block["arms"]) + len(block["pairs"])
+    # an EFS median of day 1 (half or more ELN treatment failures) says why, on that arm's line only
+    day1 = [a for a, e in block["arms"].items() if (e["survival"].get("efs") or {}).get("median_days") == 1.0]
+    note = "(efs median on day 1: half or more are treatment failures, which ELN 2022 dates on day 1)"
+    assert day1 and all(
+        (note in line) == (line.split(":")[0] in day1) for line in lines[: len(block["arms"])]
+    )
 
 
 def test_companions_take_well_under_a_second(bundled):
