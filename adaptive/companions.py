@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Iterable, Sequence
-from datetime import date
 
 import numpy as np
 
@@ -42,7 +41,7 @@ from adaptive.config import Design
 from adaptive.data import PatientTable
 from adaptive.derive import DerivedData
 from adaptive.endpoints import BINARY_ENDPOINTS, POINT_MASS_DAYS, RESPONDER_ENDPOINTS, SURVIVAL_ENDPOINTS
-from adaptive.randomization import concurrent_counts, concurrent_window
+from adaptive.randomization import concurrent_counts, concurrent_ids, concurrent_window
 from adaptive.survival_data import kaplan_meier_fit, km_median
 
 #: the label of every companion number, in JSON, CLI and memo
@@ -284,13 +283,6 @@ def km_text(c: dict) -> str:
     return f"{d(c['median_days'])} ({d(c['median_ci95_low'])}-{d(c['median_ci95_high'])})"
 
 
-def _randomized_ids(table: PatientTable, window: tuple[date, date]) -> set:
-    start, end = window
-    f = table.frame
-    keep = [r is True and start <= e <= end for r, e in zip(f["randomized"], f["enrolled_on"], strict=True)]
-    return set(f.loc[keep, "subject_id"])
-
-
 def _pair_entry(design: Design, kind: str, endpoint: str, arms, window, block: dict, **extra) -> dict:
     """One randomized pair's companion on one endpoint, with its sentence (``extra`` before the window)."""
     entry = {"label": LABEL, "kind": kind, "endpoint": endpoint, "arms": list(arms)}
@@ -372,7 +364,7 @@ def frequentist_companions(
             out_pairs.append(_pair_entry(design, "binary", ep, (a, b), where, block))
         if surv is None:
             continue
-        ids = set() if window is None else _randomized_ids(table, window)
+        ids = set() if window is None else concurrent_ids(table, window)
         for ep in survival_eps:
             f = surv.times[ep]
             f = f[f["arm"].isin((a, b)) & f["subject_id"].isin(ids)]

@@ -62,6 +62,7 @@ from adaptive.reconcile import FILE_NAME as RECONCILIATION_FILE
 from adaptive.reconcile import Reconciliation, reconcile
 from adaptive.robustness import annotate as annotate_robustness
 from adaptive.robustness import robustness_panel
+from adaptive.survival_comparison import PairSurvival, PairSurvivalPosterior, pair_survival
 from decision_rules import (
     BetaPosterior,
     BetaPredictive,
@@ -73,6 +74,7 @@ from decision_rules import (
     SurvivalPosterior,
 )
 from decision_rules.rules import PREDICTIVE_KINDS, fmt_estimate
+from decision_rules.survival import HazardRatioSuperiority
 from decision_rules.vocabulary import FUTILITY_KINDS, PRIMARY_ENDPOINT, RuleKind, Stage, fmt_prob
 from models.binary import BinaryData, model_from_config
 from models.diagnostics import Limits
@@ -355,19 +357,83 @@ def comparison_results(design: Design, table: PatientTable, derived: DerivedData
     )
 
 
+def _population_words(pair: PairSurvival, arms: tuple[str, str], noun: str, counts: Mapping[str, int]) -> str:
+    """``enrolled X to Y; N and M <noun> in a and b; left out: ...`` of a pair's population."""
+    a, b = arms
+    where = (
+        "no period in which both arms were open"
+        if pair.window is None
+        else f"enrolled {pair.window[0]} to {pair.window[1]}"
+    )
+    left_out = ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in pair.excluded.items() if v)
+    return f"{where}; {counts[a]} and {counts[b]} {noun} in {a} and {b}" + (
+        f"; left out: {left_out}" if left_out else ""
+    )
+
+
+def _pair_extra(pair: PairSurvival) -> dict:
+    """The population fields of a pair's survival analysis (rule ``extra``, survival comparisons)."""
+    return {
+        "population": "concurrently_randomized" if pair.concurrent else "all_patients",
+        "window": None
+        if pair.window is None
+        else {"from": pair.window[0].isoformat(), "to": pair.window[1].isoformat()},
+        "events_by_arm": dict(pair.events),
+        "patients_by_arm": dict(pair.patients),
+        "excluded": dict(pair.excluded),
+        "model": "piecewise-exponential, independent arm levels, the endpoint's prior over the pair",
+        "method": PairSurvivalPosterior.method,
+    }
+
+
+def hazard_ratio_results(
+    design: Design, table: PatientTable | None, derived: DerivedData, rule: HazardRatioSuperiority
+) -> list[RuleResult]:
+    """A hazard-ratio rule on the concurrently randomized patients of its two arms (the primary analysis).
+
+    :func:`adaptive.survival_comparison.pair_survival`: the endpoint's piecewise-exponential
+    prior over the pair, exact by quadrature; ``min_events`` counted in that population.
+    Without a patient table, all patients of the two arms; nothing when an arm is not modelled
+    (queued), as for the other rules.
+    """
+    if not set(rule.arms) <= set(design.modelled_arms):
+        return []
+    pair = pair_survival(design, table, derived, rule.endpoint, rule.arms)
+    if pair.concurrent:
+        note = (
+            "Analysis: concurrently randomized patients only ("
+            + _population_words(pair, rule.arms, "events", pair.events)
+            + "), the endpoint's piecewise-exponential prior per arm, no borrowing from other arms "
+            "or cohorts; exact (quadrature)."
+        )
+    else:
+        note = "Analysis: all patients of the two arms (no patient table); exact (quadrature)."
+    return rule.evaluate(
+        pair.posterior, pair.events, design.labels, source_note=note, extra=_pair_extra(pair)
+    )
+
+
 def evaluate_rules(
     design: Design, derived: DerivedData, fits: dict[str, FitResult], table: PatientTable | None = None
 ) -> list[RuleResult]:
     """Every configured rule on the posterior of its endpoint, stage-aware.
 
-    Superiority rules read the concurrently randomized patients (``table`` needed; without it,
-    all evaluable patients of the two arms). Futility and predictive rules act only on arms
-    still enrolling; for the others they are reported as not applied (:func:`_not_applied`).
+    Superiority and hazard-ratio rules read the concurrently randomized patients of their two
+    arms (``table`` needed; without it, all evaluable patients of the two arms): the hazard ratio
+    by quadrature on them (:func:`hazard_ratio_results`), not the whole-arm fit. Futility and
+    predictive rules act only on arms still enrolling; for the others they are reported as not
+    applied (:func:`_not_applied`).
     """
     stages = arm_stages(design, derived)
     results: list[RuleResult] = []
     for rule in design.rules:
-        if rule.family == "survival":
+        if isinstance(rule, HazardRatioSuperiority):
+            out = hazard_ratio_results(design, table, derived, rule)
+            out = [
+                dataclasses.replace(r, sentence=f"{r.sentence} {SURVIVAL_MODEL_NOTE}") if r.fired else r
+                for r in out
+            ]
+        elif rule.family == "survival":
             # survival endpoints have no binary counts: read the survival posterior and events
             posterior = SurvivalPosterior(fits[rule.endpoint].idata.posterior)
             out = rule.evaluate(posterior, derived.survival.n_events(rule.endpoint), design.labels)
@@ -672,7 +738,10 @@ EFS_COMPARISON_DAYS = 180
 
 
 def survival_comparisons(
-    design: Design, fits: dict[str, FitResult], derived: DerivedData | None = None
+    design: Design,
+    fits: dict[str, FitResult],
+    derived: DerivedData | None = None,
+    table: PatientTable | None = None,
 ) -> list[dict]:
     """Each randomized pair on each survival endpoint, experimental : reference.
 
@@ -682,7 +751,10 @@ def survival_comparisons(
     counts the treatment failures (a hazard ratio of the
     continuous part alone would condition on not failing). RFS and EFS-MRD start at the response
     date: conditioning on response breaks the randomization, so their hazard ratio is labelled
-    "not randomized" (descriptive). The pair is oriented by its cohort's ``reference_arm``
+    "not randomized" (descriptive). A randomized hazard ratio (OS) is the hazard-ratio rule's
+    analysis, on the concurrently randomized patients by quadrature (:func:`hazard_ratio_results`;
+    with ``derived``), so that the DSMB sees one number; a descriptive one is the whole-arm fit's.
+    The pair is oriented by its cohort's ``reference_arm``
     (:meth:`Design.oriented`), the same way every comparison of the look is printed.
     """
     out = []
@@ -735,21 +807,34 @@ def survival_comparisons(
                     "Counts treatment failures (day 1) as ELN 2022 does." + risk_s,
                 }
             else:
-                lo, med, hi = post.hr_quantiles(a, b, [0.025, 0.5, 0.975])
-                est = post.prob_hr_below(a, b, 1.0)
+                pair = None
+                hr_post: SurvivalPosterior | PairSurvivalPosterior = post
+                if randomized and derived is not None and derived.survival is not None:
+                    pair = pair_survival(design, table, derived, endpoint, (a, b))
+                    hr_post = pair.posterior
+                lo, med, hi = hr_post.hr_quantiles(a, b, [0.025, 0.5, 0.975])
+                est = hr_post.prob_hr_below(a, b, 1.0)
+                exact = est.mcse == 0.0 and not est.n_draws
                 caveat = (
                     ""
                     if randomized
                     else " Not randomized: responders only, from the response date; conditioning on "
                     "response breaks the randomization, so this is descriptive."
                 )
+                if pair is not None and pair.concurrent:
+                    caveat = (
+                        " Concurrently randomized patients only ("
+                        + _population_words(pair, (a, b), "events", pair.events)
+                        + "); exact (quadrature)."
+                    )
                 entry |= {
                     "quantity": "hazard ratio",
                     "hr": {"median": med, "ci95_low": lo, "ci95_high": hi},
                     "prob_hr_below_1": est.prob,
                     "mcse_prob_hr_below_1": est.mcse,
+                    **(_pair_extra(pair) if pair is not None else {}),
                     "sentence": f"{label} hazard ratio {name_a} : {name_b} {med:.2f} "
-                    f"(95% CrI {lo:.2f}-{hi:.2f}); P(HR < 1) {fmt_prob(est.prob)}." + caveat,
+                    f"(95% CrI {lo:.2f}-{hi:.2f}); P(HR < 1) {fmt_prob(est.prob, exact=exact)}." + caveat,
                 }
             out.append(entry)
     return out
@@ -868,7 +953,7 @@ def build_report(
         "comparisons": comparisons,
         # beside the comparisons (whose concurrent window they question) and among the warnings
         "opening_checks": opening,
-        "survival_comparisons": survival_comparisons(design, fits, derived) if converged else [],
+        "survival_comparisons": survival_comparisons(design, fits, derived, table) if converged else [],
         "remission_span": derived.survival.remission_span if derived.survival is not None else None,
         "fired": [r.sentence for r in results if r.fired] if converged else [],
         "reconciliation": recon.to_dict() if recon is not None else None,
@@ -1028,7 +1113,7 @@ def adapt_report(
         recs, coherence = check_coherence(design, derived, recs, results, reallocate=reallocate)
     robustness = None
     if converged:
-        robustness = robustness_panel(design, derived, fits, results)
+        robustness = robustness_panel(design, derived, fits, results, table)
         recs = annotate_robustness(recs, robustness, design)
     # closed-form, from the data alone: shown whether or not the fits converged
     companions = frequentist_companions(design, table, derived, randomized_pairs(design))

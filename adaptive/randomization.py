@@ -159,6 +159,14 @@ def concurrent_window(design: Design, table: PatientTable, arms: Iterable[str], 
     return (start, end) if start <= end else None
 
 
+def concurrent_ids(table: PatientTable, window: tuple[date, date]) -> set:
+    """Subject ids of the concurrently randomized: ``randomized = true``, enrolled within ``window``."""
+    start, end = window
+    f = table.frame
+    keep = [r is True and start <= e <= end for r, e in zip(f["randomized"], f["enrolled_on"], strict=True)]
+    return set(f.loc[keep, "subject_id"])
+
+
 #: an opening run of one arm less likely than this under the starting allocation is named
 OPENING_RUN_ALPHA = 0.05
 

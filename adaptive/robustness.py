@@ -40,6 +40,7 @@ import numpy as np
 from scipy import stats
 
 from adaptive.config import Design
+from adaptive.data import PatientTable
 from adaptive.derive import DerivedData
 from decision_rules.beta import beta_prior, beta_prob_above, beta_prob_better
 from decision_rules.rules import Harm, PredictiveEfficacy, PredictiveFutility, RuleResult, Superiority
@@ -129,10 +130,13 @@ def prior_checks(design: Design, derived: DerivedData) -> list[dict]:
 class _Context:
     """What the alternatives read: the look's counts, fits and survival data (computed once)."""
 
-    def __init__(self, design: Design, derived: DerivedData, fits: Mapping):
+    def __init__(
+        self, design: Design, derived: DerivedData, fits: Mapping, table: PatientTable | None = None
+    ):
         self.design = design
         self.derived = derived
         self.fits = fits
+        self.table = table
         self._survival: dict = {}
 
     def survival_post(self, endpoint: str, level_sd: float):
@@ -240,16 +244,15 @@ def _alternative(ctx: _Context, rule, r: RuleResult, alt) -> dict | None:
     if isinstance(rule, HazardRatioSuperiority):
         if alt.survival_level_sd is None:
             return None
-        got = ctx.survival_post(rule.endpoint, alt.survival_level_sd)
-        if got is None:
-            return None
-        arms, post = got
+        # the rule's own population (the concurrently randomized patients of its pair), another sd
+        from adaptive.survival_comparison import pair_survival
+
         a, b = rule.arms
-        if a not in arms or b not in arms:
-            return None
-        ia, ib = arms.index(a), arms.index(b)
-        p_ab = float(post.prob_hr_below(ia, ib, rule.hr_margin)[0])
-        p_ba = float(post.prob_hr_below(ib, ia, rule.hr_margin)[0])
+        post = pair_survival(
+            ctx.design, ctx.table, ctx.derived, rule.endpoint, rule.arms, alt.survival_level_sd
+        ).posterior
+        p_ab = post.prob_hr_below(a, b, rule.hr_margin).prob
+        p_ba = post.prob_hr_below(b, a, rule.hr_margin).prob
         p = max(p_ab, p_ba)
         # the direction the primary analysis favours, for the table
         shown = p_ab if str(r.extra.get("better", a)) == a else p_ba
@@ -266,12 +269,20 @@ def _alternative(ctx: _Context, rule, r: RuleResult, alt) -> dict | None:
 
 
 def robustness_panel(
-    design: Design, derived: DerivedData, fits: Mapping, results: Sequence[RuleResult]
+    design: Design,
+    derived: DerivedData,
+    fits: Mapping,
+    results: Sequence[RuleResult],
+    table: PatientTable | None = None,
 ) -> dict:
-    """Every evaluated rule result under every declared alternative, prior ESS and conflict."""
+    """Every evaluated rule result under every declared alternative, prior ESS and conflict.
+
+    ``table``: the look's patients, for the hazard-ratio rules' concurrently randomized patients
+    (:func:`adaptive.survival_comparison.pair_survival`; without it, all patients of the pair).
+    """
     analyses = design.sensitivity.analyses
     by_id = {r.id: r for r in design.rules}
-    ctx = _Context(design, derived, fits)
+    ctx = _Context(design, derived, fits, table)
     rows = []
     for r in results:
         rule = by_id.get(r.rule)

@@ -22,8 +22,8 @@ Rules (built from the config's ``rules:`` by kind):
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import numpy as np
 
@@ -39,6 +39,7 @@ __all__ = [
     "MedianEfficacy",
     "MedianFutility",
     "HazardRatioSuperiority",
+    "HazardRatioSource",
     "SURVIVAL_RULE_KINDS",
 ]
 
@@ -99,6 +100,20 @@ class SurvivalPosterior:
     def hr_quantiles(self, a: str, b: str, q: Sequence[float]) -> list[float]:
         """Posterior quantiles of ``HR_{a:b}``."""
         return [float(v) for v in np.exp(np.quantile(self.log_hr(a, b), q))]
+
+
+class HazardRatioSource(Protocol):
+    """What :class:`HazardRatioSuperiority` reads: a :class:`SurvivalPosterior`, or an exact twin.
+
+    At a look the rule reads the quadrature posterior of its pair's concurrently randomized
+    patients (``adaptive.survival_comparison.PairSurvivalPosterior``: MCSE 0, no draws).
+    """
+
+    arms: tuple[str, ...]
+
+    def prob_hr_below(self, a: str, b: str, bound: float = 1.0) -> Estimate: ...
+
+    def hr_quantiles(self, a: str, b: str, q: Sequence[float]) -> list[float]: ...
 
 
 @dataclass(frozen=True)
@@ -189,11 +204,18 @@ class HazardRatioSuperiority(_ThresholdRule):
 
     def evaluate(
         self,
-        posterior: SurvivalPosterior,
+        posterior: HazardRatioSource,
         n_evaluable: Mapping[str, int],
         labels: Mapping[str, str] | None = None,
+        *,
+        source_note: str = "",
+        extra: Mapping[str, object] | None = None,
     ) -> list[RuleResult]:
-        """Evaluate the comparison; empty when either arm is absent from the posterior."""
+        """Evaluate the comparison; empty when either arm is absent from the posterior.
+
+        ``n_evaluable``: events per arm (``min_events``); ``source_note`` (what data and model the
+        posterior comes from) is added to the sentence, ``extra`` to the result's ``extra``.
+        """
         a, b = self.arms
         if a not in posterior.arms or b not in posterior.arms:
             return []
@@ -210,26 +232,28 @@ class HazardRatioSuperiority(_ThresholdRule):
             if better == a
             else f"P({self.label} hazard ratio {a}:{b} > {1.0 / self.hr_margin:g})"
         )
-        return [
-            self._result(
-                arms=(better, worse),
-                quantity=quantity,
-                est=est,
-                ns=ns,
-                subject=f"{_name(better, labels)} versus {_name(worse, labels)}",
-                extra={
-                    "better": better,
-                    "inferior": worse,
-                    "hr_margin": self.hr_margin,
-                    f"prob_hr_{a}_{b}_below_margin": est_ab.prob,
-                    f"prob_hr_{b}_{a}_below_margin": est_ba.prob,
-                    "hr_arms": [a, b],
-                    "hr_median": med,
-                    "hr_ci95_low": lo,
-                    "hr_ci95_high": hi,
-                },
-            )
-        ]
+        res = self._result(
+            arms=(better, worse),
+            quantity=quantity,
+            est=est,
+            ns=ns,
+            subject=f"{_name(better, labels)} versus {_name(worse, labels)}",
+            extra={
+                "better": better,
+                "inferior": worse,
+                "hr_margin": self.hr_margin,
+                f"prob_hr_{a}_{b}_below_margin": est_ab.prob,
+                f"prob_hr_{b}_{a}_below_margin": est_ba.prob,
+                "hr_arms": [a, b],
+                "hr_median": med,
+                "hr_ci95_low": lo,
+                "hr_ci95_high": hi,
+                **dict(extra or {}),
+            },
+        )
+        if source_note:
+            res = replace(res, sentence=f"{res.sentence} {source_note}")
+        return [res]
 
 
 #: closed registry of survival rule kinds, chosen in the config by ``kind:``

@@ -307,14 +307,26 @@ def test_survival_comparisons_and_hazard_ratio_rule(look):
     assert f"At risk at day 180: {efs['n_at_risk']['arm4']} (arm4 (HAV))" in efs["sentence"]
     for c in (rep["survival_comparisons"][0], rep["survival_comparisons"][2]):
         assert c["hr"]["ci95_low"] < c["hr"]["median"] < c["hr"]["ci95_high"]
-        assert 0 <= c["prob_hr_below_1"] <= 1 and c["mcse_prob_hr_below_1"] > 0
+        assert 0 <= c["prob_hr_below_1"] <= 1
+    # OS (randomized): the rule's analysis, concurrently randomized patients by quadrature (exact);
+    # RFS (descriptive): the whole-arm fit's draws
+    assert rep["survival_comparisons"][0]["mcse_prob_hr_below_1"] == 0.0
+    assert rep["survival_comparisons"][2]["mcse_prob_hr_below_1"] > 0
     (hr_rule,) = [c for c in rep["comparisons"] if c["kind"] == "hazard_ratio"]
     assert set(hr_rule["arms"]) == {"arm3", "arm4"}
     os_cmp = rep["survival_comparisons"][0]
+    assert os_cmp["population"] == hr_rule["extra"]["population"] == "concurrently_randomized"
+    assert os_cmp["events_by_arm"] == hr_rule["extra"]["events_by_arm"] == {"arm4": 15, "arm3": 15}
+    assert hr_rule["n_evaluable"] == [15, 15] and hr_rule["mcse"] == 0.0
     p43 = os_cmp["prob_hr_below_1"]
+    # 86.9% on the 15 + 15 concurrently randomized deaths (the whole-arm fit read 16 in arm4: 85.9%)
+    assert p43 == pytest.approx(0.8692924, abs=1e-6)
     assert hr_rule["prob"] == pytest.approx(max(p43, 1 - p43), abs=1e-6)
     assert hr_rule["extra"]["hr_arms"] == ["arm4", "arm3"]
     assert hr_rule["extra"]["hr_median"] == pytest.approx(os_cmp["hr"]["median"], rel=1e-6)
+    # the frequentist companion (log-rank/Cox) reads the same patients
+    (cox,) = [p for p in rep["companions"]["pairs"] if p["kind"] == "survival" and p["endpoint"] == "os"]
+    assert cox["population"] == "concurrently_randomized" and cox["events"] == [15, 15]
     assert set(rep["diagnostics"]["by_endpoint"]) >= {"os", "efs", "rfs"}
 
 

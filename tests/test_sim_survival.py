@@ -256,3 +256,70 @@ def test_os_rules_match_brute_force_simulation(medians, futility):
     n_sim = res.n_enrolled.sum(1)
     se = np.sqrt((n_sim.var() + np.var(bf["n"])) / n_trials)
     assert abs(n_sim.mean() - np.mean(bf["n"])) < 4 * se
+
+
+# ----------------------------------------------------------------------------- randomized patients only
+def _filled_design(max_n_a=40):
+    """The two-arm OS design with arm a closing at ``max_n_a``: b then takes patients unrandomized."""
+    cfg = os_config(futility=False)
+    cfg["arms"]["a"]["max_n"] = max_n_a
+    return build(cfg, os_scenario({"a": 200.0, "b": 200.0}))
+
+
+def test_hr_counts_are_the_concurrently_randomized_patients():
+    """``survival_counts(..., since=)`` against a loop over the patients written here (split_exposure)."""
+    from adaptive.simulate.engine import _Chunk
+    from models.survival import split_exposure
+
+    spec = _filled_design()
+    chunk = _Chunk(spec, 3, np.arange(12))
+    chunk.run()
+    pts = chunk.patients
+    rows = np.arange(12)
+    when = np.full(12, 900.0)
+    since = np.where(rows % 3 == 0, 0.0, 120.0)
+    sm = spec.survival["os"]
+    d, e, _, _ = pts.survival_counts(rows, when, sm, since=since)
+    cuts = np.asarray(sm.cut_points)
+    unrandomized = 0
+    for t in rows:
+        n = pts.ptr[t]
+        arm, arr = pts.arm_of[t, :n], pts.arrival[t, :n]
+        rand = pts.randomized[t, :n]
+        unrandomized += int(((arm == 1) & ~rand).sum())
+        for k in range(2):
+            keep = (arm == k) & rand & (arr >= since[t]) & (arr <= when[t])
+            obs = np.minimum(np.minimum(when[t] - arr[keep], FOLLOW_UP), pts.dropout[t, :n][keep])
+            death = pts.death[t, :n][keep]
+            ev, ex = split_exposure(np.minimum(death, obs), death <= obs, cuts)
+            assert np.allclose(d[t, k], ev) and np.allclose(e[t, k], ex), (t, k)
+    assert unrandomized > 0  # b took patients unrandomized once a was full: the filter matters here
+
+
+def test_hr_rule_reads_randomized_patients_only_in_simulation(monkeypatch):
+    """Without unrandomized patients on the pair the filter changes no bit; with them it does."""
+    from adaptive.simulate import patients as sim_patients
+    from adaptive.simulate.engine import simulate_chunk
+
+    full = sim_patients.Patients.survival_counts
+
+    def every_patient(self, rows, when, sm, since=None):
+        return full(self, rows, when, sm)
+
+    def both(spec):
+        res = simulate_chunk(spec, 5, np.arange(300))
+        with monkeypatch.context() as m:
+            m.setattr(sim_patients.Patients, "survival_counts", every_patient)
+            old = simulate_chunk(spec, 5, np.arange(300))
+        return res, old
+
+    res, old = both(build(os_config(futility=False), os_scenario({"a": 200.0, "b": 300.0})))
+    # here a patient is unrandomized only once the rule (or no rule) has closed the other arm
+    for f in ("status", "decision", "decision_rule", "decision_time", "n_enrolled"):
+        assert np.array_equal(getattr(res, f), getattr(old, f), equal_nan=f == "decision_time"), f
+    res, old = both(_filled_design(max_n_a=30))
+    assert (res.n_enrolled[:, 1] > res.n_randomized[:, 1]).mean() > 0.5
+    changed = (res.decision_time != old.decision_time) & ~(
+        np.isnan(res.decision_time) & np.isnan(old.decision_time)
+    )
+    assert changed.any()

@@ -1010,7 +1010,8 @@ def survival_section(look: Look) -> dict:
                         # experimental : reference, as the engine prints every hazard ratio
                         "arms": " : ".join(c["arms"]),
                         "hr": _hr_text(c.get("hr")),
-                        "p": fmt_prob(c.get("prob_hr_below_1")),
+                        # exact (quadrature) for a randomized pair's hazard ratio: MCSE 0
+                        "p": fmt_prob(c.get("prob_hr_below_1"), exact=c.get("mcse_prob_hr_below_1") == 0.0),
                         "sentence": c.get("sentence", ""),
                     }
                     for c in comps

@@ -65,29 +65,40 @@ def recommend_actions(spec: SimSpec, post, surv, comparisons, eligible: np.ndarr
 
 
 def _survival_rule(spec: SimSpec, rec: _Recommended, ri: int, rule, sv: dict) -> None:
-    """A median or hazard-ratio rule where it can fire (``sv["masks"]``), on the survival posterior."""
+    """A median or hazard-ratio rule where it can fire, on the survival posterior.
+
+    Median rules: ``sv["masks"]`` and the endpoint's posterior; hazard-ratio rules: their pair's
+    concurrently randomized patients (``sv["pairs"]``, :func:`adaptive.simulate.looks.survival_look`).
+    """
+    if isinstance(rule, HazardRatioSuperiority):
+        pair = sv["pairs"][rule.id]
+        sel = np.nonzero(pair["ok"])[0]
+        if not len(sel):
+            return
+        at = pair["pos"][sel]
+        a, b = spec.arms.index(rule.arms[0]), spec.arms.index(rule.arms[1])
+        ia, ib = pair["index"][a], pair["index"][b]
+        ev = pair["events"]
+        p_ab = pair["post"].prob_hr_below(ia, ib, rule.hr_margin)[at]
+        p_ba = pair["post"].prob_hr_below(ib, ia, rule.hr_margin)[at]
+        nmin = np.minimum(ev[sel, a], ev[sel, b])
+        # the more probable direction, as HazardRatioSuperiority.evaluate
+        f_a = rule.decide_arrays(p_ab, nmin) & (p_ab >= p_ba)  # a better: b inferior
+        f_b = rule.decide_arrays(p_ba, nmin) & (p_ba > p_ab)
+        rec.mark(Action.DROP_INFERIOR, b, f_a, ri, sel)
+        rec.mark(Action.DROP_INFERIOR, a, f_b, ri, sel)
+        if rule.id in spec.stop_on:
+            rec.stop[sel] |= f_a | f_b
+        return
     ev = sv["events"]
-    for key, ok in sv["masks"][rule.id].items():
+    for i, ok in sv["masks"][rule.id].items():
         sel = np.nonzero(ok)[0]
         if not len(sel):
             continue
         at = sv["pos"][sel]
-        if isinstance(rule, HazardRatioSuperiority):
-            a, b = key
-            p_ab = sv["post"].prob_hr_below(a, b, rule.hr_margin)[at]
-            p_ba = sv["post"].prob_hr_below(b, a, rule.hr_margin)[at]
-            nmin = np.minimum(ev[sel, a], ev[sel, b])
-            # the more probable direction, as HazardRatioSuperiority.evaluate
-            f_a = rule.decide_arrays(p_ab, nmin) & (p_ab >= p_ba)  # a better: b inferior
-            f_b = rule.decide_arrays(p_ba, nmin) & (p_ba > p_ab)
-            rec.mark(Action.DROP_INFERIOR, b, f_a, ri, sel)
-            rec.mark(Action.DROP_INFERIOR, a, f_b, ri, sel)
-            f = f_a | f_b
-        else:
-            i = key
-            prob = sv["post"].prob_median_above(i, rule.references[spec.arms[i]])[at]
-            f = rule.decide_arrays(prob, ev[sel, i])
-            rec.mark(rule.action, i, f, ri, sel)
+        prob = sv["post"].prob_median_above(i, rule.references[spec.arms[i]])[at]
+        f = rule.decide_arrays(prob, ev[sel, i])
+        rec.mark(rule.action, i, f, ri, sel)
         if rule.id in spec.stop_on:
             rec.stop[sel] |= f
 

@@ -257,6 +257,9 @@ class SimSpec:
     survival: dict[str, SurvivalModel] = field(default_factory=dict)
     #: per arm, the endpoints whose outcomes its decisions wait for (stage of the arm)
     decision_endpoints: tuple[tuple[str, ...], ...] = ()
+    #: per hazard-ratio rule id, its endpoint's model over its two arms alone, in the design's
+    #: order (:func:`adaptive.survival_comparison.pair_survival_batch`, as at an interim look)
+    pair_batches: dict[str, SurvivalBatch] = field(default_factory=dict)
     #: randomized cohorts: arm indices per cohort (more than one arm)
     randomized_cohorts: tuple[tuple[int, ...], ...] = ()
     #: rule ids in config order (decision attribution: ``decision_rule`` indexes this)
@@ -369,6 +372,14 @@ def compile_spec(
     dec_eps = tuple(tuple(sorted(decision_endpoints(design, a))) for a in arms)
     surv_eps = sorted({r.endpoint for r in design.rules if getattr(r, "family", "") == "survival"})
     survival = {ep: _survival_model(design, ep, arms) for ep in surv_eps}
+    hr_rules = [r for r in design.rules if isinstance(r, HazardRatioSuperiority)]
+    pair_batches = {}
+    if hr_rules:
+        from adaptive.survival_comparison import pair_survival_batch
+
+        pair_batches = {
+            r.id: pair_survival_batch(design, r.endpoint, sorted(r.arms, key=index.get)) for r in hr_rules
+        }
     needed = {r.endpoint for r in design.rules if getattr(r, "family", "") != "survival"}
     needed |= {r.endpoint for r in alloc if r.kind != "fixed"}
     needed |= {PRIMARY_ENDPOINT} | {ep for eps in dec_eps for ep in eps}
@@ -398,6 +409,7 @@ def compile_spec(
         n_patients=n_patients,
         max_delay=_max_delay(truth, [t is not None for t in truth_arms]),
         survival=survival,
+        pair_batches=pair_batches,
         decision_endpoints=dec_eps,
         randomized_cohorts=tuple(tuple(index[a] for a in s.arms) for s in design.routing if s.is_randomized),
         rule_ids=tuple(r.id for r in design.rules),
@@ -715,7 +727,9 @@ class _Chunk:
         eligible = np.isin(status, OPEN)
         enrolling = (self.enrolled[rows] < spec.max_n) & ~at_final
         surv = (
-            looks.survival_look(spec, self.patients, rows, when, eligible, enrolling) if spec.survival else {}
+            looks.survival_look(spec, self.patients, rows, when, eligible, enrolling, self.opened_at)
+            if spec.survival
+            else {}
         )
         fired, by_rule, stop = recommend_actions(spec, post, surv, comparisons, eligible, enrolling)
         self.n_looks[rows] += 1

@@ -232,6 +232,23 @@ def count_known_randomized(rows, upto, arm_of, known, value, when, n_arms, rando
 
 
 @numba.njit(cache=True)
+def _at_risk(events, exposure, r, a, time, is_event, cuts):
+    """Add one patient's days at risk on ``[0, time)`` (and its event at ``time``) per interval."""
+    n_int = cuts.shape[0] - 1
+    for j in range(n_int):
+        lo = cuts[j]
+        if time <= lo:
+            break
+        hi = cuts[j + 1] if j < n_int - 1 else np.inf
+        exposure[r, a, j] += min(time, hi) - lo
+    if is_event:
+        j = 0
+        while j < n_int - 1 and time >= cuts[j + 1]:
+            j += 1
+        events[r, a, j] += 1.0
+
+
+@numba.njit(cache=True)
 def survival_counts(rows, upto, arm_of, arrival, event_time, dropout, when, follow_up, cuts, n_arms):
     """Events and days at risk per arm and interval as of each trial's look, ``(len(rows), K, J)``.
 
@@ -252,36 +269,8 @@ def survival_counts(rows, upto, arm_of, arrival, event_time, dropout, when, foll
                 continue
             obs = min(when[r] - arrival[t, p], follow_up, dropout[t, p])
             is_event = event_time[t, p] <= obs
-            time = event_time[t, p] if is_event else obs
-            for j in range(n_int):
-                lo = cuts[j]
-                if time <= lo:
-                    break
-                hi = cuts[j + 1] if j < n_int - 1 else np.inf
-                exposure[r, a, j] += min(time, hi) - lo
-            if is_event:
-                j = 0
-                while j < n_int - 1 and time >= cuts[j + 1]:
-                    j += 1
-                events[r, a, j] += 1.0
+            _at_risk(events, exposure, r, a, event_time[t, p] if is_event else obs, is_event, cuts)
     return events, exposure
-
-
-@numba.njit(cache=True)
-def _at_risk(events, exposure, r, a, time, is_event, cuts):
-    """Add one patient's days at risk on ``[0, time)`` (and its event at ``time``) per interval."""
-    n_int = cuts.shape[0] - 1
-    for j in range(n_int):
-        lo = cuts[j]
-        if time <= lo:
-            break
-        hi = cuts[j + 1] if j < n_int - 1 else np.inf
-        exposure[r, a, j] += min(time, hi) - lo
-    if is_event:
-        j = 0
-        while j < n_int - 1 and time >= cuts[j + 1]:
-            j += 1
-        events[r, a, j] += 1.0
 
 
 @numba.njit(cache=True)

@@ -205,12 +205,18 @@ def stage_final(spec: SimSpec, status: np.ndarray, enrolled: np.ndarray, post, f
 
 
 # ============================================================================= survival
-def survival_look(spec: SimSpec, patients: Patients, rows, when, eligible, enrolling) -> dict[str, dict]:
+def survival_look(
+    spec: SimSpec, patients: Patients, rows, when, eligible, enrolling, opened_at: np.ndarray
+) -> dict[str, dict]:
     """Per survival endpoint: events per arm, where each rule can fire, and the posterior there.
 
     The posterior (:class:`models.survival_batch.SurvivalBatch`) is computed only for the
     trials where some rule has its minimum of events on an arm it may act on, and for the
-    arms the rules read.
+    arms the rules read. A hazard-ratio rule reads, as at an interim look
+    (:mod:`adaptive.survival_comparison`), the concurrently randomized patients of its two arms
+    (randomized, arrived once both were open: ``opened_at``, ``(T, K)`` days), on the endpoint's
+    model over the pair alone (``spec.pair_batches``); its ``min_events`` counts them
+    (``out[ep]["pairs"][rule.id]``: ``events``, ``ok``, ``pos``, ``post``, ``index``).
     """
     idx = {a: i for i, a in enumerate(spec.arms)}
     out = {}
@@ -218,13 +224,12 @@ def survival_look(spec: SimSpec, patients: Patients, rows, when, eligible, enrol
         d, e, n0, d0 = patients.survival_counts(rows, when, sm)
         ev = d.sum(-1) if d0 is None else d.sum(-1) + d0  # EFS: treatment failures are events
         masks = {}
+        pairs = {}
         for rule in spec.rules:
             if getattr(rule, "family", "") != "survival" or rule.endpoint != ep:
                 continue
             if isinstance(rule, HazardRatioSuperiority):
-                a, b = idx[rule.arms[0]], idx[rule.arms[1]]
-                ok = eligible[:, a] & eligible[:, b] & (np.minimum(ev[:, a], ev[:, b]) >= rule.min_evaluable)
-                masks[rule.id] = {(a, b): ok}
+                pairs[rule.id] = _pair_look(spec, patients, rows, when, eligible, opened_at, rule, sm)
             else:
                 m = {}
                 for arm in rule.references:
@@ -237,13 +242,33 @@ def survival_look(spec: SimSpec, patients: Patients, rows, when, eligible, enrol
         union = np.zeros(len(rows), bool)
         need = set()
         for m in masks.values():
-            for key, ok in m.items():
+            for i, ok in m.items():
                 union |= ok
                 if ok.any():
-                    need |= set(key) if isinstance(key, tuple) else {key}
+                    need.add(i)
         sel = np.nonzero(union)[0]
         pos = np.cumsum(union) - 1
         mass = {} if n0 is None or d0 is None else {"n0": n0[sel], "d0": d0[sel]}
         post = sm.batch.posterior(d[sel], e[sel], need=sorted(need), **mass) if len(sel) else None
-        out[ep] = {"events": ev, "masks": masks, "pos": pos, "post": post}
+        out[ep] = {"events": ev, "masks": masks, "pos": pos, "post": post, "pairs": pairs}
     return out
+
+
+def _pair_look(spec: SimSpec, patients: Patients, rows, when, eligible, opened_at, rule, sm) -> dict:
+    """A hazard-ratio rule's events and posterior on its concurrently randomized patients."""
+    i, j = spec.arms.index(rule.arms[0]), spec.arms.index(rule.arms[1])
+    since = np.maximum(opened_at[rows, i], opened_at[rows, j])
+    since = np.where(np.isfinite(since), since, np.inf)
+    d, e, n0, d0 = patients.survival_counts(rows, when, sm, since=since)
+    ev = d.sum(-1) if d0 is None else d.sum(-1) + d0
+    ok = eligible[:, i] & eligible[:, j] & (np.minimum(ev[:, i], ev[:, j]) >= rule.min_evaluable)
+    sel = np.nonzero(ok)[0]
+    cols = sorted((i, j))  # the pair batch's arms, in the design's order
+    post = spec.pair_batches[rule.id].posterior(d[sel][:, cols], e[sel][:, cols]) if len(sel) else None
+    return {
+        "events": ev,
+        "ok": ok,
+        "pos": np.cumsum(ok) - 1,
+        "post": post,
+        "index": {k: cols.index(k) for k in cols},
+    }

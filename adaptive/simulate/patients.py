@@ -332,30 +332,38 @@ class Patients:
         )  # fmt: skip
 
     def survival_counts(
-        self, rows, when, sm: SurvivalModel
+        self, rows, when, sm: SurvivalModel, since: np.ndarray | None = None
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
         """A survival endpoint's counts as of ``when``: events, days at risk, ``n0``, ``d0``.
 
         Events and days at risk ``(len(rows), K, J)`` per arm and interval (of the continuous
         part); with a point mass (EFS), the patients counted and the point-mass events per arm
-        ``(len(rows), K)``, else ``None``.
+        ``(len(rows), K)``, else ``None``. With ``since`` (per trial of ``rows``), only the
+        randomized patients arrived on or after it (the concurrently randomized patients of a
+        hazard-ratio rule, as :meth:`counts_randomized` for a superiority rule).
         """
         when = np.broadcast_to(np.asarray(when, float), rows.shape).copy()
         k = self.spec.k
+        arm_of = self.arm_of
+        if since is not None:
+            start = np.full(len(arm_of), np.inf)
+            start[rows] = since
+            keep = self.randomized & (self.arrival >= start[:, None])
+            arm_of = np.where(keep, arm_of, -1).astype(self.arm_of.dtype)
         if sm.name == "efs":
             return efs_counts(
-                rows, self.ptr, self.arm_of, self.arrival, self.death, self.dropout, self.relapse,
+                rows, self.ptr, arm_of, self.arrival, self.death, self.dropout, self.relapse,
                 self.response_day, self.category, self.spec.truth["landmark"], when, sm.follow_up,
                 sm.cut_points, k, sm.failure_day,
             )  # fmt: skip
         if sm.name == "rfs":
             d, e = rfs_counts(
-                rows, self.ptr, self.arm_of, self.arrival, self.death, self.dropout, self.relapse,
+                rows, self.ptr, arm_of, self.arrival, self.death, self.dropout, self.relapse,
                 self.response_day, self.category, when, sm.follow_up, sm.cut_points, k,
             )  # fmt: skip
             return d, e, None, None
         d, e = survival_counts(
-            rows, self.ptr, self.arm_of, self.arrival, self.death, self.dropout, when, sm.follow_up,
+            rows, self.ptr, arm_of, self.arrival, self.death, self.dropout, when, sm.follow_up,
             sm.cut_points, k,
         )  # fmt: skip
         return d, e, None, None
