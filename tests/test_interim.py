@@ -328,6 +328,12 @@ def test_survival_comparisons_and_hazard_ratio_rule(look):
     (cox,) = [p for p in rep["companions"]["pairs"] if p["kind"] == "survival" and p["endpoint"] == "os"]
     assert cox["population"] == "concurrently_randomized" and cox["events"] == [15, 15]
     assert set(rep["diagnostics"]["by_endpoint"]) >= {"os", "efs", "rfs"}
+    # the memo's survival section prints the exact probability (it crashed on the exact flag)
+    from adaptive.report.data import load_look, survival_section
+
+    section = survival_section(load_look(look[0], data=EXAMPLE))
+    shown = [c["p"] for e in section["endpoints"] for c in e["comparisons"] if c["arms"] == "arm4 : arm3"]
+    assert "86.9%" in shown
 
 
 @pytest.mark.slow

@@ -89,9 +89,9 @@ def fmt_pct(x: float | None, digits: int = 1) -> str:
     return "-" if x is None else f"{100 * x:.{digits}f}%"
 
 
-def fmt_prob(p: float | None) -> str:
+def fmt_prob(p: float | None, exact: bool = False) -> str:
     """A posterior probability: the engine's one formatter (:func:`decision_rules.vocabulary.fmt_prob`)."""
-    return vocab_fmt_prob(p)
+    return vocab_fmt_prob(p, exact=exact)
 
 
 def fmt_interval(lo: float | None, hi: float | None) -> str:
