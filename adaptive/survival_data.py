@@ -364,6 +364,10 @@ class SurvivalDerived:
         if endpoint == "efs":
             out["treatment_failures"] = int(f["day0"].sum())
             out["n_pending"] = int(self.n_excluded.get(endpoint, {}).get(arm, 0))
+            # censored on the failure day (alive, response NE): failure status unknown, so not in
+            # the failure share's denominator (models.survival.SurvivalData.n)
+            unknown = (f["event"] == 0) & (f["time"] <= TREATMENT_FAILURE_DAY)
+            out["n_failure_status_unknown"] = int(unknown.sum())
         elif endpoint == "efs_mrd":
             out["day0_events"] = int(f["day0"].sum())
             out["n_excluded"] = int(self.n_excluded.get(endpoint, {}).get(arm, 0))
