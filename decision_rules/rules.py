@@ -16,7 +16,7 @@ can watch it move.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import ClassVar, Literal, TypeVar
 
@@ -217,6 +217,35 @@ class _ThresholdRule:
             sentence=sentence,
             extra=dict(extra or {}),
         )
+
+    def _comparison(
+        self,
+        ab: tuple[str, str, Estimate],
+        ba: tuple[str, str, Estimate],
+        quantity: Callable[[str, str], str],
+        n_evaluable: Mapping[str, int],
+        labels: Mapping[str, str] | None,
+        extra: Mapping[str, object],
+        source_note: str = "",
+    ) -> list[RuleResult]:
+        """A two-arm comparison's result, the more probable direction first.
+
+        ``ab`` and ``ba``: ``(better, worse, P(better beats worse))`` of each direction;
+        ``quantity`` of ``(better, worse)``; ``extra`` follows ``better`` and ``inferior`` in the
+        result's ``extra``; ``source_note`` (the data and model) ends the sentence.
+        """
+        better, worse, est = ba if ba[2].prob > ab[2].prob else ab
+        res = self._result(
+            arms=(better, worse),
+            quantity=quantity(better, worse),
+            est=est,
+            ns=(int(n_evaluable.get(better, 0)), int(n_evaluable.get(worse, 0))),
+            subject=f"{_name(better, labels)} versus {_name(worse, labels)}",
+            extra={"better": better, "inferior": worse, **extra},
+        )
+        if source_note:
+            res = replace(res, sentence=f"{res.sentence} {source_note}")
+        return [res]
 
 
 @dataclass(frozen=True)
@@ -523,34 +552,20 @@ class Superiority(_ThresholdRule):
             return []
         est_ab = posterior.prob_better(a, b, margin=self.margin_rate, higher_is_better=self.higher_is_better)
         est_ba = posterior.prob_better(b, a, margin=self.margin_rate, higher_is_better=self.higher_is_better)
-        # report the more probable direction, the better arm first
-        if est_ba.prob > est_ab.prob:
-            better, worse, est = b, a, est_ba
-        else:
-            better, worse, est = a, b, est_ab
         op = ">" if self.higher_is_better else "<"
         shift = ""
         if self.margin_rate:
             shift = f" {'+' if self.higher_is_better else '-'} {fmt_rate(self.margin_rate)}"
-        quantity = f"P({self.label} {better} {op} {worse}{shift})"
-        ns = (int(n_evaluable.get(better, 0)), int(n_evaluable.get(worse, 0)))
-        res = self._result(
-            arms=(better, worse),
-            quantity=quantity,
-            est=est,
-            ns=ns,
-            subject=f"{_name(better, labels)} versus {_name(worse, labels)}",
-            extra={
-                "better": better,
-                "inferior": worse,
-                f"prob_{a}_better": est_ab.prob,
-                f"prob_{b}_better": est_ba.prob,
-                **dict(extra or {}),
-            },
+        probs = {f"prob_{a}_better": est_ab.prob, f"prob_{b}_better": est_ba.prob, **dict(extra or {})}
+        return self._comparison(
+            (a, b, est_ab),
+            (b, a, est_ba),
+            lambda better, worse: f"P({self.label} {better} {op} {worse}{shift})",
+            n_evaluable,
+            labels,
+            probs,
+            source_note,
         )
-        if source_note:
-            res = replace(res, sentence=f"{res.sentence} {source_note}")
-        return [res]
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ Rules (built from the config's ``rules:`` by kind):
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import numpy as np
@@ -31,7 +31,7 @@ if TYPE_CHECKING:  # posteriors arrive as xarray objects; the simulator never lo
     import xarray as xr
 
 from decision_rules.quantities import Estimate, indicator_estimate
-from decision_rules.rules import Comparison, RuleResult, _name, _ProbAboveRule, _ThresholdRule
+from decision_rules.rules import Comparison, RuleResult, _ProbAboveRule, _ThresholdRule
 from decision_rules.vocabulary import Action, RuleKind, fmt_rate
 
 __all__ = [
@@ -221,39 +221,30 @@ class HazardRatioSuperiority(_ThresholdRule):
             return []
         est_ab = posterior.prob_hr_below(a, b, self.hr_margin)
         est_ba = posterior.prob_hr_below(b, a, self.hr_margin)
-        if est_ba.prob > est_ab.prob:
-            better, worse, est = b, a, est_ba
-        else:
-            better, worse, est = a, b, est_ab
         lo, med, hi = posterior.hr_quantiles(a, b, [0.025, 0.5, 0.975])
-        ns = (int(n_evaluable.get(better, 0)), int(n_evaluable.get(worse, 0)))
-        quantity = (
-            f"P({self.label} hazard ratio {a}:{b} < {self.hr_margin:g})"
-            if better == a
-            else f"P({self.label} hazard ratio {a}:{b} > {1.0 / self.hr_margin:g})"
+        more = {
+            "hr_margin": self.hr_margin,
+            f"prob_hr_{a}_{b}_below_margin": est_ab.prob,
+            f"prob_hr_{b}_{a}_below_margin": est_ba.prob,
+            "hr_arms": [a, b],
+            "hr_median": med,
+            "hr_ci95_low": lo,
+            "hr_ci95_high": hi,
+            **dict(extra or {}),
+        }
+        return self._comparison(
+            (a, b, est_ab),
+            (b, a, est_ba),
+            lambda better, worse: (
+                f"P({self.label} hazard ratio {a}:{b} < {self.hr_margin:g})"
+                if better == a
+                else f"P({self.label} hazard ratio {a}:{b} > {1.0 / self.hr_margin:g})"
+            ),
+            n_evaluable,
+            labels,
+            more,
+            source_note,
         )
-        res = self._result(
-            arms=(better, worse),
-            quantity=quantity,
-            est=est,
-            ns=ns,
-            subject=f"{_name(better, labels)} versus {_name(worse, labels)}",
-            extra={
-                "better": better,
-                "inferior": worse,
-                "hr_margin": self.hr_margin,
-                f"prob_hr_{a}_{b}_below_margin": est_ab.prob,
-                f"prob_hr_{b}_{a}_below_margin": est_ba.prob,
-                "hr_arms": [a, b],
-                "hr_median": med,
-                "hr_ci95_low": lo,
-                "hr_ci95_high": hi,
-                **dict(extra or {}),
-            },
-        )
-        if source_note:
-            res = replace(res, sentence=f"{res.sentence} {source_note}")
-        return [res]
 
 
 #: closed registry of survival rule kinds, chosen in the config by ``kind:``

@@ -55,6 +55,13 @@ def _counts(rng, n_arms=2, follow=600):
     return SurvivalData.from_times(names, CUTS, np.array(arm), np.concatenate(time), np.concatenate(event))
 
 
+def _pair(names: tuple[str, str], seed: int) -> PairSurvivalPosterior:
+    """The pair posterior of random two-arm counts, both arms centred on a 240-day median."""
+    data = _counts(np.random.default_rng(seed))
+    batch = SurvivalBatch(CUTS, np.log(LN2 / np.array([240.0, 240.0])), 1.0, 0.5)
+    return PairSurvivalPosterior(names, batch, data.events, data.exposure)
+
+
 def test_bundled_hr_rule_reads_the_concurrently_randomized_patients(bundled):
     design, table, derived = bundled
     (rule,) = [r for r in design.rules if r.id == "dav_vs_hav_os"]
@@ -153,13 +160,7 @@ def test_one_interval_pair_is_exact():
 
 
 def test_hr_quantiles_invert_prob_hr_below():
-    data = _counts(np.random.default_rng(5))
-    post = PairSurvivalPosterior(
-        ("x", "y"),
-        SurvivalBatch(CUTS, np.log(LN2 / np.array([240.0, 240.0])), 1.0, 0.5),
-        data.events,
-        data.exposure,
-    )
+    post = _pair(("x", "y"), seed=5)
     qs = [0.025, 0.25, 0.5, 0.75, 0.975]
     hr = post.hr_quantiles("x", "y", qs)
     assert hr == sorted(hr)
@@ -171,13 +172,7 @@ def test_hr_quantiles_invert_prob_hr_below():
 
 
 def test_rule_reads_the_pair_posterior():
-    data = _counts(np.random.default_rng(6))
-    post = PairSurvivalPosterior(
-        ("hav", "dav"),
-        SurvivalBatch(CUTS, np.log(LN2 / np.array([240.0, 240.0])), 1.0, 0.5),
-        data.events,
-        data.exposure,
-    )
+    post = _pair(("hav", "dav"), seed=6)
     rule = HazardRatioSuperiority(id="hr", endpoint="os", threshold=0.5, min_evaluable=1, arms=("hav", "dav"))
     (res,) = rule.evaluate(post, {"hav": 5, "dav": 5}, source_note="Note.", extra={"population": "p"})
     p_ab, p_ba = post.prob_hr_below("hav", "dav").prob, post.prob_hr_below("dav", "hav").prob
