@@ -144,21 +144,14 @@ class _Context:
         key = (endpoint, level_sd)
         if key not in self._survival:
             from adaptive.interim import survival_data
-            from models.survival_batch import SurvivalBatch
+            from adaptive.survival_comparison import survival_batch
 
             cfg = self.design.survival.endpoints[endpoint].model
             data = survival_data(self.design, self.derived, endpoint)
             if cfg.kind != "independent" or data.has_day0:
                 self._survival[key] = None
             else:
-                medians, groups = self.design.survival_prior(endpoint, data.arms)
-                batch = SurvivalBatch(
-                    tuple(float(c) for c in data.cut_points),
-                    np.log(np.log(2.0) / np.asarray(medians)),
-                    float(level_sd),
-                    cfg.smoothing_sd,
-                    groups=groups,
-                )
+                batch = survival_batch(self.design, endpoint, data.arms, level_sd=level_sd)
                 post = batch.posterior(np.asarray(data.events)[None], np.asarray(data.exposure)[None])
                 self._survival[key] = (data.arms, post)
         return self._survival[key]

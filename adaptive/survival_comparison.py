@@ -32,12 +32,12 @@ import numpy as np
 from decision_rules.quantities import Estimate
 from models.survival_batch import SurvivalBatch
 
-if TYPE_CHECKING:  # the simulator imports pair_survival_batch only: no data, PyMC or pandas there
+if TYPE_CHECKING:  # the simulator imports the batch builders only: no data, PyMC or pandas there
     from adaptive.config import Design
     from adaptive.data import PatientTable
     from adaptive.derive import DerivedData
 
-__all__ = ["PairSurvivalPosterior", "PairSurvival", "pair_survival_batch", "pair_survival"]
+__all__ = ["PairSurvivalPosterior", "PairSurvival", "survival_batch", "pair_survival_batch", "pair_survival"]
 
 #: the bracket of ``log HR`` searched for a quantile (HR from 1e-6 to 1e6), and Brent's tolerance
 LOG_HR_BRACKET = (-np.log(1e6), np.log(1e6))
@@ -100,15 +100,21 @@ class PairSurvivalPosterior:
         return out
 
 
-def pair_survival_batch(
-    design: Design, endpoint: str, arms: Sequence[str], level_sd: float | None = None
+def survival_batch(
+    design: Design,
+    endpoint: str,
+    arms: Sequence[str],
+    level_sd: float | None = None,
+    point_mass_days: float | None = None,
 ) -> SurvivalBatch:
-    """The endpoint's configured model over ``arms`` alone (in that order), arm levels independent.
+    """The endpoint's configured model over ``arms`` (in that order), arm levels independent.
 
     Prior centres and shape groups from :meth:`Design.survival_prior` restricted to ``arms``; the
     level sd (``level_sd``: another one, the robustness panel's ``survival_level_sd``) and the
-    smoothing sd of the endpoint's model; no point mass (a hazard ratio is of the continuous
-    part, whose posterior the point mass does not enter).
+    smoothing sd of the endpoint's model; a point mass on ``point_mass_days`` (ELN EFS; none for
+    a hazard ratio, which is of the continuous part). The one builder of the quadrature model:
+    the simulator's endpoints (:mod:`adaptive.simulate.engine`), the robustness panel and the
+    randomized pair here.
     """
     cfg = design.survival.endpoints[endpoint].model
     medians, groups = design.survival_prior(endpoint, list(arms))
@@ -118,7 +124,15 @@ def pair_survival_batch(
         float(cfg.level.sd if level_sd is None else level_sd),
         float(cfg.smoothing_sd),
         groups=groups,
+        point_mass_days=point_mass_days,
     )
+
+
+def pair_survival_batch(
+    design: Design, endpoint: str, arms: Sequence[str], level_sd: float | None = None
+) -> SurvivalBatch:
+    """The model of a randomized pair's hazard ratio: :func:`survival_batch` over ``arms``, no point mass."""
+    return survival_batch(design, endpoint, arms, level_sd)
 
 
 @dataclass(frozen=True)
@@ -154,7 +168,7 @@ def pair_survival(
     posterior's arms are in the design's order, as in the simulator (the same numbers, bit for bit).
     """
     from adaptive.randomization import concurrent_ids, concurrent_window
-    from models.survival import split_exposure
+    from models.survival import SurvivalData
 
     arms = tuple(sorted(arms, key=design.arm_ids.index))
     f = derived.survival.times[endpoint]
@@ -172,18 +186,16 @@ def pair_survival(
             "outside_window": int((is_rand & ~keep).sum()),
         }
         f = f[keep]
-    cuts = design.survival.cut_points_days
-    j = len(cuts) - 1
-    events, exposure = np.zeros((2, j)), np.zeros((2, j))
-    arm_of = f["arm"].to_numpy()
-    day0 = f["day0"].to_numpy(dtype=bool)
-    time = f["time"].to_numpy(dtype=float)
-    event = f["event"].to_numpy(dtype=bool)
-    for k, a in enumerate(arms):
-        cont = (arm_of == a) & ~day0
-        events[k], exposure[k] = split_exposure(time[cont], event[cont], cuts)
+    data = SurvivalData.from_times(  # the continuous part's events and days at risk per arm
+        arms,
+        design.survival.cut_points_days,
+        f["arm"].to_numpy(),
+        f["time"].to_numpy(dtype=float),
+        f["event"].to_numpy(dtype=bool),
+        f["day0"].to_numpy(dtype=bool),
+    )
     post = PairSurvivalPosterior(
-        arms, pair_survival_batch(design, endpoint, arms, level_sd), events, exposure
+        arms, pair_survival_batch(design, endpoint, arms, level_sd), data.events, data.exposure
     )
     return PairSurvival(
         posterior=post,

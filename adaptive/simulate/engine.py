@@ -213,20 +213,11 @@ def survival_rules_not_simulated(design: Design) -> dict[str, str]:
 
 
 def _survival_model(design: Design, endpoint: str, arms) -> SurvivalModel:
-    cfg = design.survival.endpoints[endpoint].model
-    medians, groups = design.survival_prior(endpoint, arms)
-    from models.survival_batch import SurvivalBatch
+    from adaptive.survival_comparison import survival_batch
 
-    cuts = tuple(float(c) for c in design.survival.cut_points_days)
-    batch = SurvivalBatch(
-        cuts,
-        np.log(np.log(2.0) / np.asarray(medians)),
-        cfg.level.sd,
-        cfg.smoothing_sd,
-        groups=groups,
-        point_mass_days=POINT_MASS_DAYS.get(endpoint),
-    )
-    return SurvivalModel(endpoint, batch, np.asarray(cuts), float(design.assessment.follow_up_days))
+    batch = survival_batch(design, endpoint, arms, point_mass_days=POINT_MASS_DAYS.get(endpoint))
+    cuts = np.asarray(batch.cut_points, float)
+    return SurvivalModel(endpoint, batch, cuts, float(design.assessment.follow_up_days))
 
 
 @dataclass
