@@ -796,6 +796,9 @@ def survival_comparisons(
                     else ""
                 )
                 entry |= {
+                    # the whole-arm model: its point mass is not in the pair's quadrature engine,
+                    # so this difference is not restricted to the concurrently randomized patients
+                    "population": "all_patients",
                     "quantity": f"difference in survival at {h} days",
                     "horizon_days": h,
                     "difference": {"median": med, "ci95_low": lo, "ci95_high": hi},
@@ -804,7 +807,9 @@ def survival_comparisons(
                     "mcse_prob_a_better": est.mcse,
                     "sentence": f"{label} at {h} days {name_a} minus {name_b} {100 * med:+.1f} points "
                     f"(95% CrI {100 * lo:+.1f} to {100 * hi:+.1f}); P({name_a} better) {fmt_prob(est.prob)}. "
-                    "Counts treatment failures (day 1) as ELN 2022 does." + risk_s,
+                    "Counts treatment failures (day 1) as ELN 2022 does. All patients of the two "
+                    "arms, randomized or not (the whole-arm model); the log-rank/Cox companion "
+                    "reads the concurrently randomized ones." + risk_s,
                 }
             else:
                 pair = None

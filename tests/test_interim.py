@@ -305,6 +305,8 @@ def test_survival_comparisons_and_hazard_ratio_rule(look):
     assert efs["horizon_days"] == 180 and set(efs["n_at_risk"]) == {"arm3", "arm4"}
     assert d["ci95_low"] < d["median"] < d["ci95_high"] and 0 <= efs["prob_a_better"] <= 1
     assert f"At risk at day 180: {efs['n_at_risk']['arm4']} (arm4 (HAV))" in efs["sentence"]
+    # the whole-arm model (unrandomized patients included), said so beside the concurrent companion
+    assert efs["population"] == "all_patients" and "randomized or not" in efs["sentence"]
     for c in (rep["survival_comparisons"][0], rep["survival_comparisons"][2]):
         assert c["hr"]["ci95_low"] < c["hr"]["median"] < c["hr"]["ci95_high"]
         assert 0 <= c["prob_hr_below_1"] <= 1
