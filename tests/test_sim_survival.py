@@ -229,6 +229,21 @@ def test_one_null_family_puts_exactly_one_arm_at_its_itt_null(design, arm):
         assert abs(itt[a] - want) <= 0.005, (a, itt[a], want)
 
 
+def test_equal_effective_makes_the_randomized_pair_equal_while_both_work(design):
+    """configs/scenarios/equal_effective.yaml: DAV and HAV at their CRc target (ITT) and one median OS."""
+    from pathlib import Path
+
+    from adaptive.scenario import load_scenario
+    from adaptive.simulate.engine import compile_spec
+
+    path = Path(__file__).resolve().parents[1] / "configs" / "scenarios" / "equal_effective.yaml"
+    sc = load_scenario(path, design)
+    spec = compile_spec(design, sc)
+    itt = dict(zip(spec.arms, spec.truth["crc_itt"], strict=True))
+    assert abs(itt["arm3"] - itt["arm4"]) <= 0.005 and abs(itt["arm3"] - 0.60) <= 0.005
+    assert sc.arms["arm3"].median_os_days == sc.arms["arm4"].median_os_days == 400
+
+
 @pytest.mark.parametrize(("medians", "futility"), [((200.0, 300.0), False), ((150.0, 200.0), True)])
 def test_os_rules_match_brute_force_simulation(medians, futility):
     n_trials = 800
