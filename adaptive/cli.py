@@ -942,10 +942,12 @@ class AdaptiveErrorValue(AdaptiveError, ValueError):
 def _est(x, pct=True) -> str:
     if not x or x.get("estimate") is None:
         return "-"
+    from decision_rules.vocabulary import fmt_mcse
+
     e, m = x["estimate"], x.get("mcse")
     if pct:
-        return f"{100 * e:.1f}%" + (f" ±{100 * m:.1f}" if m is not None else "")
-    return f"{e:.1f}" + (f" ±{m:.1f}" if m is not None else "")
+        return f"{100 * e:.1f}%" + (f" ±{fmt_mcse(100 * m)}" if m is not None else "")
+    return f"{e:.1f}" + (f" ±{fmt_mcse(m)}" if m is not None else "")
 
 
 def _print_oc(report: dict) -> None:

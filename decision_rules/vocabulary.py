@@ -11,6 +11,7 @@ Probabilities are printed by :func:`fmt_prob` only (CLI, sentences, memo).
 
 from __future__ import annotations
 
+import math
 from enum import StrEnum
 
 __all__ = [
@@ -29,6 +30,7 @@ __all__ = [
     "FUTILITY_KINDS",
     "fmt_prob",
     "fmt_rate",
+    "fmt_mcse",
     "Grade",
     "GRADE_MEANINGS",
 ]
@@ -205,3 +207,15 @@ def fmt_rate(x: float | None, digits: int = 1, *, trim: bool = True) -> str:
     if trim and "." in s:
         s = s.rstrip("0").rstrip(".")
     return s + "%"
+
+
+def fmt_mcse(mcse: float, digits: int = 1) -> str:
+    """A Monte Carlo standard error to ``digits`` decimals, never shown as zero when it is not.
+
+    ``0.3 -> '0.3'``; ``0.05 -> '0.05'`` (one significant digit where ``digits`` would print
+    ``'0.0'``: "0.2 ± 0.0" reads as an exact figure); ``0.0 -> '0.0'``. Scale it first (percent).
+    """
+    m = float(mcse)
+    if m > 0 and round(m, digits) == 0:
+        return f"{m:.{max(digits + 1, -math.floor(math.log10(m)))}f}"
+    return f"{m:.{digits}f}"

@@ -280,3 +280,20 @@ def test_fmt_prob_never_prints_100_below_one():
 )
 def test_fmt_rate(x, trim, text):
     assert fmt_rate(x, trim=trim) == text
+
+
+@pytest.mark.parametrize(
+    ("mcse", "digits", "text"),
+    [
+        (0.3, 1, "0.3"),
+        (0.049, 1, "0.05"),
+        (0.004, 1, "0.004"),
+        (0.0, 1, "0.0"),
+        (0.12, 1, "0.1"),
+        (0.0004, 2, "0.0004"),
+    ],
+)
+def test_fmt_mcse_is_never_a_false_zero(mcse, digits, text):
+    from decision_rules.vocabulary import fmt_mcse
+
+    assert fmt_mcse(mcse, digits) == text

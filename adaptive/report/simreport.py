@@ -23,6 +23,7 @@ import numpy as np
 
 from adaptive.exceptions import SimReportError
 from adaptive.report import figures as fig
+from decision_rules.vocabulary import fmt_mcse
 
 #: report files written into the study folder
 FILES = {"html": "report.html", "pdf": "report.pdf"}
@@ -84,7 +85,7 @@ def _est(x, pct: bool = True, digits: int = 1) -> str:
     e, m = x["estimate"], x.get("mcse")
     scale = 100.0 if pct else 1.0
     out = f"{scale * e:.{digits}f}"
-    return out + (f" ± {scale * m:.{digits}f}" if m is not None else "")
+    return out + (f" ± {fmt_mcse(scale * m, digits)}" if m is not None else "")
 
 
 def _rate(x) -> str:
