@@ -11,7 +11,6 @@ Probabilities are printed by :func:`fmt_prob` only (CLI, sentences, memo).
 
 from __future__ import annotations
 
-import math
 from enum import StrEnum
 
 __all__ = [
@@ -217,5 +216,8 @@ def fmt_mcse(mcse: float, digits: int = 1) -> str:
     """
     m = float(mcse)
     if m > 0 and round(m, digits) == 0:
-        return f"{m:.{max(digits + 1, -math.floor(math.log10(m)))}f}"
+        shown = digits + 1  # decimals until the first significant digit shows
+        while round(m, shown) == 0:
+            shown += 1
+        return f"{m:.{shown}f}"
     return f"{m:.{digits}f}"
