@@ -56,9 +56,9 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING
 
 from adaptive.config import Design, rate_key
-from adaptive.derive import DerivedData
 from adaptive.endpoints import BINARY_ENDPOINTS, SURVIVAL_ENDPOINTS
 from adaptive.provenance import recommendation_references, reference_note
 from adaptive.queue import QueueDecision, evaluate_queue
@@ -77,6 +77,9 @@ from decision_rules.vocabulary import (
     fmt_prob,
     fmt_rate,
 )
+
+if TYPE_CHECKING:  # annotations only: the simulator imports this module and needs no pandas
+    from adaptive.derive import DerivedData
 
 __all__ = [
     "ACTIONS",

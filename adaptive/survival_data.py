@@ -54,10 +54,11 @@ from datetime import date, timedelta
 from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
-if TYPE_CHECKING:  # imported where used: statsmodels (with scipy.stats) costs ~0.5 s, and
-    # `adaptive simulate` reaches this module (derive) without estimating any curve
+if TYPE_CHECKING:  # imported where used: statsmodels (with scipy.stats) costs ~0.5 s and pandas
+    # ~0.2 s, and `adaptive simulate` reaches this module (TREATMENT_FAILURE_DAY) without
+    # estimating any curve or building any frame
+    import pandas as pd
     from statsmodels.duration.survfunc import SurvfuncRight
 
 from adaptive.endpoints import CUMULATIVE_INCIDENCE_ENDPOINTS, SURVIVAL_ENDPOINTS
@@ -451,6 +452,8 @@ def derive_survival(
     endpoints
         Survival endpoints to derive (OS, EFS and RFS always are; ``efs_mrd`` only when asked).
     """
+    import pandas as pd
+
     wanted = [ep for ep in SURVIVAL_ENDPOINTS if ep in ("os", "efs", "rfs") or ep in set(endpoints)]
     rows: dict[str, list[dict]] = {ep: [] for ep in wanted}
     competing: dict[str, list[dict]] = {name: [] for name in CUMULATIVE_INCIDENCE_ENDPOINTS}
