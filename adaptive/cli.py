@@ -813,12 +813,21 @@ def _progress(quiet: bool = False):
 @click.option("--seed", type=int, default=1, show_default=True, help="Seed of the whole study.")
 @click.option("--compare-fixed", is_flag=True, help="Also run every scenario with fixed allocation.")
 @click.option(
-    "--workers", type=click.IntRange(1), default=None, help="Local worker processes (default: all cores)."
+    "--workers",
+    type=click.IntRange(1),
+    default=None,
+    help="Local worker processes; 1: in this process, one thread (default: every core: a short study "
+    "in this process on one thread per core, a long one on a local Dask cluster).",
 )
 @click.option(
     "--scheduler", default=None, help="Address of an existing Dask scheduler, e.g. tcp://host:8786."
 )
-@click.option("--chunk-size", type=click.IntRange(1), default=250, show_default=True, help="Trials per task.")
+@click.option(
+    "--chunk-size",
+    type=click.IntRange(1),
+    default=None,
+    help="Trials per chunk (default: 250 per Dask task, the engine's pass in this process).",
+)
 @click.option(
     "--sweep",
     "sweep_text",

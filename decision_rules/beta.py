@@ -258,7 +258,7 @@ def _pair_logit_grid_py(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
 try:  # numba ships with nutpie/pytensor; the Python version gives the same numbers, slowly
     import numba
 
-    _pair_logit_grid = numba.njit(cache=True)(_pair_logit_grid_py)
+    _pair_logit_grid = numba.njit(cache=True, nogil=True)(_pair_logit_grid_py)
 except ImportError:  # pragma: no cover
     _pair_logit_grid = _pair_logit_grid_py
 

@@ -700,11 +700,11 @@ def _pair_kernel_py(
 try:  # numba ships with nutpie/pytensor; fall back to Python (slow but exact) without it
     import numba
 
-    _simpson_cdf = numba.njit(cache=True)(_simpson_cdf)
-    _inner = numba.njit(cache=True)(_inner)
-    _pair_kernel = numba.njit(cache=True)(_pair_kernel_py)
-    _grid_weights = numba.njit(cache=True)(_grid_weights_py)
-    _summary_kernel = numba.njit(cache=True)(_summary_kernel_py)
+    _simpson_cdf = numba.njit(cache=True, nogil=True)(_simpson_cdf)
+    _inner = numba.njit(cache=True, nogil=True)(_inner)
+    _pair_kernel = numba.njit(cache=True, nogil=True)(_pair_kernel_py)
+    _grid_weights = numba.njit(cache=True, nogil=True)(_grid_weights_py)
+    _summary_kernel = numba.njit(cache=True, nogil=True)(_summary_kernel_py)
 except ImportError:  # pragma: no cover
     _pair_kernel = _pair_kernel_py
     _grid_weights = _grid_weights_py

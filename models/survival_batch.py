@@ -99,7 +99,7 @@ def overlap(cut_points: Sequence[float], t: float) -> np.ndarray:
     return np.clip(t - b[:-1], 0.0, widths)
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _lambertw_exp(log_x: float) -> float:
     """``W(exp(log_x))``, the principal branch, without overflow for large ``log_x``."""
     if log_x > 1.0:  # w + log w = log_x, Newton from the asymptotic expansion
@@ -121,7 +121,7 @@ def _lambertw_exp(log_x: float) -> float:
     return w
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _levels_kernel(dd, ee, m, s2, u, need, x0, h, f, fp, cum, log_z):
     """The grid posterior of every level given the shape (see :meth:`SurvivalBatch._levels`).
 
@@ -182,7 +182,7 @@ def _levels_kernel(dd, ee, m, s2, u, need, x0, h, f, fp, cum, log_z):
                     )
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _cdf_kernel(x0, h, f, fp, cum, at, out):
     """``P(eta <= at)`` per row from one level's grid.
 

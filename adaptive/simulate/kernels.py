@@ -42,7 +42,7 @@ ACTIVE, QUEUED, COMPLETE, SUSPENDED = 0, 1, 2, 3
 NO_LOOK = np.iinfo(np.int64).max
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _assign(t, p, status, u, step_arms, step_n, step_rand, step_pass, rule_of_step, rule_arms, rule_n,
             others, others_n, alloc, match_tp, w, cand):  # fmt: skip
     """Arm of patient ``p`` of trial ``t`` (-1: not enrolled) and whether randomized."""
@@ -106,7 +106,7 @@ def _assign(t, p, status, u, step_arms, step_n, step_rand, step_pass, rule_of_st
     return -1, False
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def enrol(rows, ptr, cap, n_patients, max_duration, max_patients, max_n,
           arrival, match, u_assign, status, enrolled, n_rand, total, arm_of, randomized,
           done, end_time, last_time, next_look_time, next_look_count,
@@ -165,7 +165,7 @@ def enrol(rows, ptr, cap, n_patients, max_duration, max_patients, max_n,
     return need_more
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def count_known(rows, upto, arm_of, known, value, when, n_arms):
     """Evaluable patients (outcome known by ``when[i]``) and responders per arm, ``(len(rows), K)``.
 
@@ -185,7 +185,7 @@ def count_known(rows, upto, arm_of, known, value, when, n_arms):
     return n, y
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def enrolled_between(rows, before, upto, arm_of):
     """The patients enrolled on an arm among ``before[i] .. upto[rows[i]] - 1`` of each trial.
 
@@ -211,7 +211,7 @@ def enrolled_between(rows, before, upto, arm_of):
     return out_i, out_p
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def count_known_randomized(rows, upto, arm_of, known, value, when, n_arms, randomized, arrival, since):
     """As :func:`count_known`, among randomized patients who arrived on or after ``since[i]``.
 
@@ -231,7 +231,7 @@ def count_known_randomized(rows, upto, arm_of, known, value, when, n_arms, rando
     return n, y
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _at_risk(events, exposure, r, a, time, is_event, cuts):
     """Add one patient's days at risk on ``[0, time)`` (and its event at ``time``) per interval."""
     n_int = cuts.shape[0] - 1
@@ -248,7 +248,7 @@ def _at_risk(events, exposure, r, a, time, is_event, cuts):
         events[r, a, j] += 1.0
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def survival_counts(rows, upto, arm_of, arrival, event_time, dropout, when, follow_up, cuts, n_arms):
     """Events and days at risk per arm and interval as of each trial's look, ``(len(rows), K, J)``.
 
@@ -273,7 +273,7 @@ def survival_counts(rows, upto, arm_of, arrival, event_time, dropout, when, foll
     return events, exposure
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def efs_counts(rows, upto, arm_of, arrival, death, dropout, relapse, response_day, category, landmark,
                when, follow_up, cuts, n_arms, failure_day):  # fmt: skip
     """ELN 2022 EFS as of each trial's look: the point mass and the continuous part per arm.
@@ -333,7 +333,7 @@ def efs_counts(rows, upto, arm_of, arrival, death, dropout, relapse, response_da
     return events, exposure, n0, d0
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def rfs_counts(rows, upto, arm_of, arrival, death, dropout, relapse, response_day, category, when,
                follow_up, cuts, n_arms):  # fmt: skip
     """RFS as of each trial's look: events and days at risk per arm and interval, ``(len(rows), K, J)``.

@@ -36,7 +36,7 @@ _ONE = np.uint64(1)
 _TO_UNIT = 1.0 / 9007199254740992.0  # 2**-53
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _mix(z):
     """SplitMix64's output function of the state ``z`` (already advanced by the golden gamma)."""
     z = (z ^ (z >> _U30)) * _M1
@@ -44,7 +44,7 @@ def _mix(z):
     return z ^ (z >> _U31)
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _sfc_next(s):
     tmp = s[0] + s[1] + s[3]
     s[3] += _ONE
@@ -54,7 +54,7 @@ def _sfc_next(s):
     return tmp
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _fill(words, out):
     """Fill ``out[r]`` (any shape, flattened) from SFC64 seeded with the words ``words[r, :3]``."""
     s = np.empty(4, np.uint64)
@@ -70,7 +70,7 @@ def _fill(words, out):
             out[r, j] = np.float64(_sfc_next(s) >> _U11) * _TO_UNIT
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _seed_words(seed, trials, block):
     """SFC64 seed words of each trial's block: SplitMix64 started from a hash of (seed, trial, block)."""
     out = np.empty((trials.shape[0], 3), np.uint64)

@@ -1,18 +1,29 @@
-"""Running many virtual trials: chunks, Dask (local or a cluster), progress, interruption, outputs.
+"""Running many virtual trials: chunks, threads or Dask (local or a cluster), progress, interruption.
 
-Trials are split into chunks; each chunk runs :func:`adaptive.simulate.engine.simulate_chunk`
-on a worker. Every trial draws its randomness from its own stream, seeded from ``(seed, trial)``
-(:mod:`adaptive.simulate.rng`), so the results do not depend on the chunk size or on the number
-of workers.
+Trials are split into chunks; each chunk runs :func:`adaptive.simulate.engine.simulate_chunk`.
+Every trial draws its randomness from its own stream, seeded from ``(seed, trial)``
+(:mod:`adaptive.simulate.rng`), so the results do not depend on the chunk size, on the number of
+workers or threads, or on the order in which chunks finish.
 
-* ``workers=1`` (or a single chunk): in this process, no scheduler.
-* default: a Dask ``LocalCluster`` with one single-threaded worker process per core.
+* in this process (``workers=1``, a single chunk, or ``threads > 1``): chunks of the engine's pass
+  (:data:`~adaptive.simulate.engine.PASS_TRIALS` trials, smaller where that would leave a thread
+  without work) run one after the other or, with ``threads > 1``, on a pool of threads. The
+  compiled kernels release the GIL (``nogil=True``) and numpy does for its array work, so threads
+  use several cores without starting processes; ``adaptive simulate`` runs a short study this way
+  on every core (:func:`pilot` decides, :func:`cores` counts). What the threads share is safe to
+  share: the spec is read only, except for memos that map a key to the same numbers whoever
+  computes them (two-arm P(best) rows, the queue's openings, tables built on first use), and every
+  trial's random stream is its own.
+* default for long studies: a Dask ``LocalCluster`` with one single-threaded worker process per
+  core, tasks of :data:`TASK_TRIALS` trials.
 * ``scheduler="tcp://host:8786"``: an existing Dask distributed cluster.
 
 Workers rebuild the compiled design from the config and scenario texts (cheap) and load the
 quadrature tables of hierarchical endpoints from a shared disk cache (built once, in the parent,
 before any chunk is sent). Ctrl-C cancels what is still queued and keeps every finished chunk;
-the outputs then say ``"complete": false`` and how many trials finished.
+the outputs then say ``"complete": false`` and how many trials finished. (A thread cannot be
+stopped: chunks already running in threads finish, up to one per thread, before the process
+exits; their trials are not counted.)
 """
 
 from __future__ import annotations
@@ -23,7 +34,9 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import as_completed as threads_completed
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,7 +44,7 @@ import numpy as np
 
 from adaptive.config import parse_config
 from adaptive.scenario import parse_scenario
-from adaptive.simulate.engine import ChunkResult, SimSpec, compile_spec, simulate_chunk
+from adaptive.simulate.engine import PASS_TRIALS, ChunkResult, SimSpec, compile_spec, simulate_chunk
 
 
 def default_cache_dir() -> Path:
@@ -97,14 +110,35 @@ def run_chunk(job: Job, seed: int, trials: np.ndarray) -> ChunkResult:
     return simulate_chunk(spec_for(job), seed, trials)
 
 
-def chunks_of(n_trials: int, chunk_size: int) -> list[np.ndarray]:
-    """Trial indices ``0..n_trials-1`` in consecutive chunks."""
-    return [np.arange(s, min(s + chunk_size, n_trials)) for s in range(0, n_trials, chunk_size)]
+def chunks_of(n_trials: int, chunk_size: int, start: int = 0) -> list[np.ndarray]:
+    """Trial indices ``start..n_trials-1`` in consecutive chunks."""
+    return [np.arange(s, min(s + chunk_size, n_trials)) for s in range(start, n_trials, chunk_size)]
 
 
-#: a study whose trials would take less than this many seconds in one process runs there: a local
-#: cluster's start, worker imports and hand-over cost about as much (benchmarks/README.md)
+def cores() -> int:
+    """The cores this process may run on (its CPU affinity where the system has one)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0)) or 1
+    return os.cpu_count() or 1
+
+
+def local_chunk_size(n_trials: int, threads: int) -> int:
+    """Trials per chunk run in this process: the engine's pass, less where threads would idle.
+
+    A chunk costs a fixed overhead besides its trials, so in-process chunks are as large as one
+    pass of the engine (:data:`~adaptive.simulate.engine.PASS_TRIALS`; a larger chunk runs as
+    several passes anyway, and progress advances per chunk), but no larger than an equal share
+    of the trials per thread.
+    """
+    return max(1, min(PASS_TRIALS, -(-n_trials // max(threads, 1))))
+
+
+#: a study whose trials would take less than this many seconds in one process (on one core) runs in
+#: this process (on threads, one per core): a local cluster's start, worker imports and hand-over
+#: cost about as much (benchmarks/README.md)
 LOCAL_SECONDS = 8.0
+#: trials per Dask task unless ``chunk_size`` says otherwise (also the chunk :func:`pilot` times)
+TASK_TRIALS = 250
 #: trials run untimed before the pilot's clock starts (:func:`pilot`)
 WARM_UP_TRIALS = 8
 
@@ -145,9 +179,10 @@ def run_trials(
     n_trials: int,
     seed: int,
     *,
-    chunk_size: int = 250,
+    chunk_size: int | None = None,
     workers: int | None = None,
     scheduler: str | None = None,
+    threads: int = 1,
     progress=None,
     task_label: str = "",
     client=None,
@@ -155,13 +190,16 @@ def run_trials(
 ) -> tuple[list[ChunkResult], bool]:
     """Simulate ``n_trials`` trials; returns the finished chunks and whether all finished.
 
-    ``progress`` is a rich ``Progress`` (or ``None``); a task is added and advanced per chunk.
-    ``client``: an open Dask client to reuse (see :func:`open_client`). ``first``: the first
-    chunk's result, already computed (:func:`pilot`).
+    Runs in this process (see the module docstring) when no ``client`` or ``scheduler`` is given
+    and ``threads > 1``, ``workers`` is 1 (or the machine has one core) or the trials fit in one
+    task; else on Dask. ``chunk_size``: trials per chunk (default: :func:`local_chunk_size` in
+    this process, :data:`TASK_TRIALS` per Dask task). ``threads``: threads that run chunks in
+    this process. ``progress`` is a rich ``Progress`` (or ``None``); a task is added and advanced
+    per chunk. ``client``: an open Dask client to reuse (see :func:`open_client`). ``first``: the
+    first chunk's result (trials ``0..len(first.trial)-1``), already computed (:func:`pilot`).
     """
     with setting_up(progress, f"{task_label or 'trials'}: compiling the design (quadrature tables cached)"):
         spec_for(job)  # build (and cache on disk) the tables once, here, before any worker needs them
-    parts = chunks_of(n_trials, chunk_size)
     task = progress.add_task(task_label or "trials", total=n_trials) if progress is not None else None
     done: list[ChunkResult] = []
 
@@ -170,21 +208,21 @@ def run_trials(
         if progress is not None:
             progress.advance(task, len(res.trial))
 
+    start = 0
     if first is not None:
         advance(first)
-        parts = parts[1:]
-        if not parts:
+        start = len(first.trial)
+        if start >= n_trials:
             return done, True
 
+    task_trials = chunk_size or TASK_TRIALS
+    here = threads > 1 or (workers or cores()) == 1 or n_trials - start <= task_trials
+    if client is None and scheduler is None and here:
+        size = chunk_size or local_chunk_size(n_trials - start, threads)
+        return done, run_here(job, seed, chunks_of(n_trials, size, start), threads, advance)
+    parts = chunks_of(n_trials, task_trials, start)
     own = None
     if client is None:
-        if scheduler is None and ((workers or os.cpu_count() or 1) == 1 or len(parts) == 1):
-            try:
-                for trials in parts:
-                    advance(run_chunk(job, seed, trials))
-            except KeyboardInterrupt:
-                return done, False
-            return done, True
         own = client = open_client(workers=workers, scheduler=scheduler)
     from dask.distributed import as_completed
 
@@ -201,6 +239,34 @@ def run_trials(
         if own is not None:
             close_client(own)
     return done, complete
+
+
+def run_here(
+    job: Job, seed: int, parts: list[np.ndarray], threads: int, advance: Callable[[ChunkResult], None]
+) -> bool:
+    """Run the chunks ``parts`` in this process, on ``threads`` threads; whether all finished.
+
+    ``advance`` is called with each finished chunk, in this thread (in the order chunks finish).
+    Ctrl-C (or a ``KeyboardInterrupt`` raised by a chunk) cancels the chunks not yet started and
+    returns ``False``; chunks already running finish in their threads and are not counted.
+    """
+    if threads <= 1 or len(parts) <= 1:
+        try:
+            for trials in parts:
+                advance(run_chunk(job, seed, trials))
+        except KeyboardInterrupt:
+            return False
+        return True
+    pool = ThreadPoolExecutor(max_workers=min(threads, len(parts)), thread_name_prefix="adaptive-simulate")
+    futures = [pool.submit(run_chunk, job, seed, trials) for trials in parts]
+    try:
+        for fut in threads_completed(futures):
+            advance(fut.result())
+    except KeyboardInterrupt:
+        return False
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
+    return True
 
 
 def open_client(*, workers: int | None = None, scheduler: str | None = None):
@@ -225,7 +291,7 @@ def open_client(*, workers: int | None = None, scheduler: str | None = None):
     try:
         with dask.config.set({"distributed.nanny.pre-spawn-environ": environ}):
             cluster = LocalCluster(
-                n_workers=workers or os.cpu_count() or 1,
+                n_workers=workers or cores(),
                 threads_per_worker=1,
                 processes=True,
                 dashboard_address=None,

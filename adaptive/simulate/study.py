@@ -7,6 +7,13 @@ Outputs of ``simulate`` (in a new folder):
   the config's and every scenario's SHA-256, the seed, the trial counts, versions.
 * ``oc.csv``: the per-arm characteristics, one row per scenario x allocation x arm.
 * ``trials.parquet``: one row per scenario x allocation x trial x arm.
+* ``run.json``: how the study ran: wall seconds, ``workers``, ``threads`` (threads of an
+  in-process run, ``null`` on Dask) and ``scheduler``.
+
+A short study runs in this process on one thread per core, a long one on Dask
+(:func:`simulate_study`, :mod:`adaptive.simulate.run`). Nothing heavier than the simulation
+needs is imported before the outputs are written (pandas only then): imports are a good part of
+a short study's time.
 """
 
 from __future__ import annotations
@@ -24,8 +31,10 @@ from adaptive.output import atomic_dir, canonical_json, versions
 from adaptive.scenario import load_scenario
 from adaptive.simulate.engine import survival_rules_not_simulated
 from adaptive.simulate.run import (
+    TASK_TRIALS,
     Job,
     close_client,
+    cores,
     default_cache_dir,
     open_client,
     pilot,
@@ -78,11 +87,21 @@ def simulate_study(
     compare_fixed: bool = False,
     workers: int | None = None,
     scheduler: str | None = None,
-    chunk_size: int = 250,
+    chunk_size: int | None = None,
     progress=None,
     cache_dir: str | Path | None = None,
 ) -> dict:
-    """Simulate every scenario and write ``oc.json``, ``oc.csv`` and ``trials.parquet`` into ``out``."""
+    """Simulate every scenario and write ``oc.json``, ``oc.csv`` and ``trials.parquet`` into ``out``.
+
+    Where the trials run (:mod:`adaptive.simulate.run`): with neither ``workers`` nor
+    ``scheduler`` given, a study that :func:`~adaptive.simulate.run.pilot` predicts to take less
+    than :data:`~adaptive.simulate.run.LOCAL_SECONDS` on one core runs in this process on one
+    thread per core (``run.json``: ``"threads"``), a longer one on a local Dask cluster; with
+    ``workers=1`` it runs in this process on one thread; with ``workers > 1`` or a ``scheduler``,
+    on Dask. ``chunk_size``: trials per chunk (default: per Dask task
+    :data:`~adaptive.simulate.run.TASK_TRIALS`, in this process the engine's pass). The results
+    are the same wherever the trials run.
+    """
     design = load_config(config_path)  # validation with file names in the messages
     config = Input.read(config_path)
     scenarios = [Input.read(p) for p in scenario_paths]
@@ -94,16 +113,20 @@ def simulate_study(
     jobs = {sc.path: _jobs(config, sc, compare_fixed, cache) for sc in scenarios}
     first_job = next(iter(jobs[scenarios[0].path].values()))
     first = None
-    if scheduler is None and workers is None and n_trials > chunk_size:
-        # by default a short study runs in this process: the first chunk tells (run.pilot)
+    task_trials = chunk_size or TASK_TRIALS
+    threads = 1  # threads that run chunks in this process (1 on Dask)
+    if scheduler is None and workers is None and n_trials > task_trials:
+        # by default a short study runs in this process, on every core: the first chunk tells
         with setting_up(progress, "compiling the design and timing a first chunk"):
-            first, local = pilot(first_job, n_trials, seed, chunk_size, sum(len(j) for j in jobs.values()))
+            first, local = pilot(first_job, n_trials, seed, task_trials, sum(len(j) for j in jobs.values()))
         if local:
-            workers = 1
+            workers, threads = 1, cores()
         else:
             with setting_up(progress, "starting the Dask workers"):
                 client = open_client()
-    elif scheduler is not None or (workers or 2) > 1 and n_trials > chunk_size:
+    elif scheduler is None and workers is None:  # one task's trials: here, on every core
+        workers, threads = 1, cores()
+    elif scheduler is not None or (workers or 2) > 1 and n_trials > task_trials:
         with setting_up(progress, "starting the Dask workers"):
             client = open_client(workers=workers, scheduler=scheduler)
     results = []
@@ -118,8 +141,8 @@ def simulate_study(
                     break
                 chunks, ok = run_trials(
                     job, n_trials, seed, chunk_size=chunk_size, workers=workers, scheduler=scheduler,
-                    progress=progress, task_label=f"{sc.path.stem} ({label})", client=client,
-                    first=first if job is first_job else None,
+                    threads=threads, progress=progress, task_label=f"{sc.path.stem} ({label})",
+                    client=client, first=first if job is first_job else None,
                 )  # fmt: skip
                 complete &= ok
                 if not chunks:
@@ -164,7 +187,12 @@ def simulate_study(
             pd.concat(frames, ignore_index=True).to_parquet(tmp / "trials.parquet", index=False)
         (tmp / "run.json").write_text(
             canonical_json(
-                {"wall_seconds": time.perf_counter() - started, "workers": workers, "scheduler": scheduler}
+                {
+                    "wall_seconds": time.perf_counter() - started,
+                    "workers": workers,
+                    "threads": threads if client is None and scheduler is None else None,
+                    "scheduler": scheduler,
+                }
             ),
             encoding="utf-8",
         )
@@ -212,7 +240,7 @@ def calibrate(
     iterations: int = 8,
     workers: int | None = None,
     scheduler: str | None = None,
-    chunk_size: int = 250,
+    chunk_size: int | None = None,
     progress=None,
     cache_dir: str | Path | None = None,
     criterion: str = "max_arm",
@@ -243,7 +271,7 @@ def calibrate(
     names = [load_scenario(sc.path, design).name for sc in scenarios]
     cache = Path(cache_dir) if cache_dir else default_cache_dir()
     client = None
-    if scheduler is not None or (workers or 2) > 1 and n_trials > chunk_size:
+    if scheduler is not None or (workers or 2) > 1 and n_trials > (chunk_size or TASK_TRIALS):
         with setting_up(progress, "starting the Dask workers"):
             client = open_client(workers=workers, scheduler=scheduler)
     path = []
