@@ -132,7 +132,7 @@ def test_a_short_study_runs_here_on_every_core_and_says_so(tmp_path, monkeypatch
     simulate_study(CONFIG, scen, 60, tmp_path / "one", seed=11, workers=1)
     a = json.loads((tmp_path / "threads" / "run.json").read_text())
     b = json.loads((tmp_path / "one" / "run.json").read_text())
-    assert (a["workers"], a["threads"], a["scheduler"]) == (1, run.cores(), None)
+    assert (a["workers"], a["threads"], a["scheduler"]) == (1, run.local_threads(), None)
     assert (b["workers"], b["threads"]) == (1, 1)
     parquet = [(tmp_path / d / "trials.parquet").read_bytes() for d in ("threads", "one")]
     assert parquet[0] == parquet[1]

@@ -10,7 +10,8 @@ workers or threads, or on the order in which chunks finish.
   without work) run one after the other or, with ``threads > 1``, on a pool of threads. The
   compiled kernels release the GIL (``nogil=True``) and numpy does for its array work, so threads
   use several cores without starting processes; ``adaptive simulate`` runs a short study this way
-  on every core (:func:`pilot` decides, :func:`cores` counts). What the threads share is safe to
+  on every core (:func:`pilot` decides; :func:`local_threads`: one thread per core, at most
+  :data:`LOCAL_THREADS`). What the threads share is safe to
   share: the spec is read only, except for memos that map a key to the same numbers whoever
   computes them (two-arm P(best) rows, the queue's openings, tables built on first use), and every
   trial's random stream is its own.
@@ -120,6 +121,17 @@ def cores() -> int:
     if hasattr(os, "sched_getaffinity"):
         return len(os.sched_getaffinity(0)) or 1
     return os.cpu_count() or 1
+
+
+#: most threads an in-process run uses: part of a chunk's work holds the GIL (Python between the
+#: compiled kernels and numpy calls), so beyond a few threads they mostly wait for each other;
+#: (measured on two cores only: a cautious cap)
+LOCAL_THREADS = 4
+
+
+def local_threads() -> int:
+    """Threads of an in-process run: one per core, at most :data:`LOCAL_THREADS`."""
+    return min(cores(), LOCAL_THREADS)
 
 
 def local_chunk_size(n_trials: int, threads: int) -> int:

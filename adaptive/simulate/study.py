@@ -34,8 +34,8 @@ from adaptive.simulate.run import (
     TASK_TRIALS,
     Job,
     close_client,
-    cores,
     default_cache_dir,
+    local_threads,
     open_client,
     pilot,
     run_trials,
@@ -120,12 +120,12 @@ def simulate_study(
         with setting_up(progress, "compiling the design and timing a first chunk"):
             first, local = pilot(first_job, n_trials, seed, task_trials, sum(len(j) for j in jobs.values()))
         if local:
-            workers, threads = 1, cores()
+            workers, threads = 1, local_threads()
         else:
             with setting_up(progress, "starting the Dask workers"):
                 client = open_client()
     elif scheduler is None and workers is None:  # one task's trials: here, on every core
-        workers, threads = 1, cores()
+        workers, threads = 1, local_threads()
     elif scheduler is not None or (workers or 2) > 1 and n_trials > task_trials:
         with setting_up(progress, "starting the Dask workers"):
             client = open_client(workers=workers, scheduler=scheduler)
