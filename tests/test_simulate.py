@@ -15,6 +15,7 @@ who triggers it can be pending: counted at once as a responder, not yet as a non
 reference computations do the same.
 """
 
+import dataclasses
 import json
 
 import numpy as np
@@ -423,3 +424,12 @@ def test_hierarchical_chunks_give_the_same_trials():
     assert len(np.unique(whole.n_enrolled[:, 0])) > 1  # the allocation adapted
     for f in ("status", "decision", "n_enrolled", "final_mean", "final_prob_null", "duration"):
         assert np.array_equal(getattr(whole, f), getattr(parts, f), equal_nan=True), f
+    # and on threads (the kernels release the GIL; adaptive.simulate.run runs chunks so)
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(3) as pool:
+        threaded = merge_chunks(
+            list(pool.map(lambda s: simulate_chunk(spec, 5, np.arange(s, min(s + 7, 60))), range(0, 60, 7)))
+        )
+    for f in dataclasses.fields(whole):
+        assert np.array_equal(getattr(whole, f.name), getattr(threaded, f.name), equal_nan=True), f.name
