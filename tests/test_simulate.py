@@ -17,6 +17,7 @@ reference computations do the same.
 
 import dataclasses
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -300,6 +301,31 @@ def test_simulate_cli_outputs(files, tmp_path):
     csv = pd.read_csv(out / "oc.csv")
     assert {"prob_graduate", "prob_graduate_mcse", "type_i_error", "n_mean"} <= set(csv.columns)
     assert "rr-aml-adaptive/simulate/v1" == rep["schema"] and len(rep["config_sha256"]) == 64
+
+
+def test_the_simulate_program_exits_with_its_output_flushed_and_its_code(files, tmp_path):
+    """Run as a program, `simulate` skips the interpreter's teardown (cli._exit_now): the printed
+    summary, the files and the exit code (0; 2 for a bad scenario) are all there."""
+    import os
+    import subprocess
+    import sys
+
+    cfg, s1, _ = files
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")])}
+    cmd = [sys.executable, "-m", "adaptive.cli", "simulate", "--config", str(cfg), "--trials", "40", "-q"]
+    ok = subprocess.run(
+        [*cmd, "--scenario", str(s1), "--out", str(tmp_path / "oc")], env=env, capture_output=True, text=True
+    )
+    assert ok.returncode == 0, ok.stderr
+    assert ok.stdout.rstrip().endswith("oc.csv and trials.parquet") and "40 trials" in ok.stdout
+    assert len(pd.read_parquet(tmp_path / "oc" / "trials.parquet")) == 80
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: bad\n")
+    fail = subprocess.run(
+        [*cmd, "--scenario", str(bad), "--out", str(tmp_path / "no")], env=env, capture_output=True, text=True
+    )
+    assert fail.returncode == 2 and "bad.yaml" in fail.stderr and not (tmp_path / "no").exists()
 
 
 @pytest.mark.slow
