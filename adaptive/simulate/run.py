@@ -11,10 +11,9 @@ workers or threads, or on the order in which chunks finish.
   compiled kernels release the GIL (``nogil=True``) and numpy does for its array work, so threads
   use several cores without starting processes; ``adaptive simulate`` runs a short study this way
   on every core (:func:`pilot` decides; :func:`local_threads`: one thread per core, at most
-  :data:`LOCAL_THREADS`). What the threads share is safe to
-  share: the spec is read only, except for memos that map a key to the same numbers whoever
-  computes them (two-arm P(best) rows, the queue's openings, tables built on first use), and every
-  trial's random stream is its own.
+  :data:`LOCAL_THREADS`). What the threads share is safe to share: the spec is read only, except
+  for memos that map a key to the same numbers whoever computes them (two-arm P(best) rows, the
+  queue's openings, tables built on first use), and every trial's random stream is its own.
 * default for long studies: a Dask ``LocalCluster`` with one single-threaded worker process per
   core, tasks of :data:`TASK_TRIALS` trials.
 * ``scheduler="tcp://host:8786"``: an existing Dask distributed cluster.
@@ -23,8 +22,8 @@ Workers rebuild the compiled design from the config and scenario texts (cheap) a
 quadrature tables of hierarchical endpoints from a shared disk cache (built once, in the parent,
 before any chunk is sent). Ctrl-C cancels what is still queued and keeps every finished chunk;
 the outputs then say ``"complete": false`` and how many trials finished. (A thread cannot be
-stopped: chunks already running in threads finish, up to one per thread, before the process
-exits; their trials are not counted.)
+stopped: chunks already running in threads, up to one per thread, are not counted, and finish
+before the interpreter exits; the ``adaptive`` program stops them with the process.)
 """
 
 from __future__ import annotations
@@ -124,7 +123,7 @@ def cores() -> int:
 
 
 #: most threads an in-process run uses: part of a chunk's work holds the GIL (Python between the
-#: compiled kernels and numpy calls), so beyond a few threads they mostly wait for each other;
+#: compiled kernels and numpy calls), so beyond a few threads they mostly wait for each other
 #: (measured on two cores only: a cautious cap)
 LOCAL_THREADS = 4
 
