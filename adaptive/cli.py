@@ -289,7 +289,11 @@ def print_look(report: dict) -> None:
                 fmt_prob(crc.get("prob_above_null")),
                 fmt_prob(crc.get("prob_above_target")),
                 f"{m30.get('responders', '-')}/{m30.get('n_evaluable', '-')}" if m30 else "-",
-                fmt_prob(m30.get("prob_above_limit")) if m30 else "-",
+                (
+                    f"{fmt_prob(m30.get('prob_above_limit'))} (limit {_pct(m30['limit_rate'])})"
+                    if m30 and m30.get("limit_rate") is not None
+                    else "-"
+                ),
                 _median_days(a.get("survival", {}).get("os")),
                 fired,
                 action,
