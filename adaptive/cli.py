@@ -542,9 +542,10 @@ def interim(
     console.print(
         f"wrote {', '.join(files[:-1])} and {files[-1]}; recorded as look {look.look_number} in {ledger}"
     )
-    schedule = ((look.report.get("look") or {}).get("schedule") or {}).get("sentence")
-    if schedule:
-        console.print(f"[yellow]look schedule:[/] {schedule}", soft_wrap=True)
+    schedule = (look.report.get("look") or {}).get("schedule") or {}
+    if schedule.get("sentence"):
+        remedy = f" {schedule['remedy'].replace('LEDGER', str(ledger))}." if schedule.get("remedy") else ""
+        console.print(f"[yellow]look schedule:[/] {schedule['sentence']}{remedy}", soft_wrap=True)
     _more_draws_advice(look.report)
     if make_memo:
         with shown(err_console, quiet=quiet, first="building the memo"):
@@ -834,6 +835,14 @@ def _progress(quiet: bool = False):
 @click.option(
     "--report", "with_report", is_flag=True, help="Also write report.html and report.pdf (see report-sim)."
 )
+@click.option(
+    "--looks-from-ledger",
+    "ledger_path",
+    default=None,
+    type=click.Path(dir_okay=False, exists=True),
+    help="Simulate the looks this ledger holds (their cutoffs, as days from trial.start_date), then the "
+    "config's schedule after the last: the operating characteristics of the trial as run so far.",
+)
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars on stderr.")
 def simulate(
     config_path,
@@ -847,11 +856,24 @@ def simulate(
     chunk_size,
     sweep_text,
     with_report,
+    ledger_path=None,
     quiet=False,
 ):
     """Operating characteristics of the design: virtual trials on the same rules as `interim`."""
-    from adaptive.simulate.study import simulate_study
+    from adaptive.simulate.study import looks_from_ledger, simulate_study
 
+    if sweep_text is not None and ledger_path is not None:
+        _fail(AdaptiveErrorValue("--sweep and --looks-from-ledger cannot be combined yet"))
+    held = None
+    if ledger_path is not None:
+        try:
+            held = looks_from_ledger(ledger_path, config_path)
+        except AdaptiveError as exc:
+            _fail(exc)
+        console.print(
+            f"looks as held ({held['ledger']}): days {', '.join(map(str, held['at_days']))} from "
+            f"{held['start_date']} (cutoffs {', '.join(held['cutoffs'])}), then the config's schedule"
+        )
     if sweep_text is not None:
         _simulate_sweep(
             config_path, scenario_paths, n_trials, out_dir, sweep_text, seed=seed,
@@ -864,6 +886,7 @@ def simulate(
             report = simulate_study(
                 config_path, list(scenario_paths), n_trials, out_dir, seed=seed, compare_fixed=compare_fixed,
                 workers=workers, scheduler=scheduler, chunk_size=chunk_size, progress=progress,
+                looks_as_held=held,
             )  # fmt: skip
     except AdaptiveError as exc:
         _fail(exc)
