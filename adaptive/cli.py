@@ -335,7 +335,11 @@ def print_look(report: dict) -> None:
                 fmt_prob(crc.get("prob_above_null")),
                 fmt_prob(crc.get("prob_above_target")),
                 f"{m30.get('responders', '-')}/{m30.get('n_evaluable', '-')}" if m30 else "-",
-                fmt_prob(m30.get("prob_above_limit")) if m30 else "-",
+                (
+                    f"{fmt_prob(m30.get('prob_above_limit'))} (limit {_pct(m30['limit_rate'])})"
+                    if m30 and m30.get("limit_rate") is not None
+                    else "-"
+                ),
                 _median_days(a.get("survival", {}).get("os")),
                 fired,
                 action,
@@ -584,9 +588,10 @@ def interim(
     console.print(
         f"wrote {', '.join(files[:-1])} and {files[-1]}; recorded as look {look.look_number} in {ledger}"
     )
-    schedule = ((look.report.get("look") or {}).get("schedule") or {}).get("sentence")
-    if schedule:
-        console.print(f"[yellow]look schedule:[/] {schedule}", soft_wrap=True)
+    schedule = (look.report.get("look") or {}).get("schedule") or {}
+    if schedule.get("sentence"):
+        remedy = f" {schedule['remedy'].replace('LEDGER', str(ledger))}." if schedule.get("remedy") else ""
+        console.print(f"[yellow]look schedule:[/] {schedule['sentence']}{remedy}", soft_wrap=True)
     _more_draws_advice(look.report)
     if make_memo:
         with shown(err_console, quiet=quiet, first="building the memo"):
@@ -885,6 +890,14 @@ def _progress(quiet: bool = False):
 @click.option(
     "--report", "with_report", is_flag=True, help="Also write report.html and report.pdf (see report-sim)."
 )
+@click.option(
+    "--looks-from-ledger",
+    "ledger_path",
+    default=None,
+    type=click.Path(dir_okay=False, exists=True),
+    help="Simulate the looks this ledger holds (their cutoffs, as days from trial.start_date), then the "
+    "config's schedule after the last: the operating characteristics of the trial as run so far.",
+)
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars on stderr.")
 def simulate(
     config_path,
@@ -898,12 +911,25 @@ def simulate(
     chunk_size,
     sweep_text,
     with_report,
+    ledger_path=None,
     quiet=False,
 ):
     """Operating characteristics of the design: virtual trials on the same rules as `interim`."""
-    from adaptive.simulate.study import simulate_study
+    from adaptive.simulate.study import looks_from_ledger, simulate_study
 
     _QUICK_EXIT["on"] = True  # once this command returns or exits, its work is written
+    if sweep_text is not None and ledger_path is not None:
+        _fail(AdaptiveErrorValue("--sweep and --looks-from-ledger cannot be combined yet"))
+    held = None
+    if ledger_path is not None:
+        try:
+            held = looks_from_ledger(ledger_path, config_path)
+        except AdaptiveError as exc:
+            _fail(exc)
+        console.print(
+            f"looks as held ({held['ledger']}): days {', '.join(map(str, held['at_days']))} from "
+            f"{held['start_date']} (cutoffs {', '.join(held['cutoffs'])}), then the config's schedule"
+        )
     if sweep_text is not None:
         _simulate_sweep(
             config_path, scenario_paths, n_trials, out_dir, sweep_text, seed=seed,
@@ -916,6 +942,7 @@ def simulate(
             report = simulate_study(
                 config_path, list(scenario_paths), n_trials, out_dir, seed=seed, compare_fixed=compare_fixed,
                 workers=workers, scheduler=scheduler, chunk_size=chunk_size, progress=progress,
+                looks_as_held=held,
             )  # fmt: skip
     except AdaptiveError as exc:
         _fail(exc)

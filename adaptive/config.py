@@ -583,7 +583,9 @@ class LooksCfg(_Strict):
 
     Real looks run whenever the DSMB meets; this describes the plan. Looks every ``every_days``
     days (default 91) or every ``every_patients`` enrolled patients,
-    starting once ``first_after_patients`` are enrolled. The trial stops enrolling at
+    starting once ``first_after_patients`` are enrolled; ``at_days`` puts the first looks on given
+    days from the trial's start (the looks actually held: ``adaptive simulate --looks-from-ledger``)
+    and the schedule goes on every ``every_days`` days after the last of them. The trial stops enrolling at
     ``max_patients`` (default: the sum of the arms' ``max_n``) or ``max_duration_days``, when no
     arm is open, or when a rule listed in ``stop_trial_on`` fires (e.g. a superiority rule in a
     two-arm design). With ``final_analysis`` the rules are evaluated once more when every
@@ -593,6 +595,7 @@ class LooksCfg(_Strict):
     every_days: PositiveInt | None = None
     every_patients: Annotated[int, Field(gt=0, le=MAX_PATIENTS)] | None = None
     first_after_patients: Annotated[int, Field(ge=0, le=MAX_PATIENTS)] = 0
+    at_days: list[PositiveInt] = Field(default_factory=list)
     max_patients: Annotated[int, Field(gt=0, le=MAX_PATIENTS)] | None = None
     max_duration_days: PositiveInt = 1826
     final_analysis: bool = True
@@ -602,6 +605,18 @@ class LooksCfg(_Strict):
     def _one_schedule(self):
         if self.every_days is not None and self.every_patients is not None:
             raise ValueError("give either every_days or every_patients, not both")
+        if self.at_days:
+            if self.every_patients is not None or self.first_after_patients:
+                raise ValueError(
+                    "at_days starts a calendar schedule: it cannot be combined with every_patients or "
+                    "first_after_patients"
+                )
+            if any(b <= a for a, b in zip(self.at_days, self.at_days[1:], strict=False)):
+                raise ValueError(f"at_days must increase strictly (got {self.at_days})")
+            if self.at_days[-1] > self.max_duration_days:
+                raise ValueError(
+                    f"at_days: day {self.at_days[-1]} is after max_duration_days ({self.max_duration_days})"
+                )
         return self
 
     @property

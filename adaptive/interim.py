@@ -1328,11 +1328,21 @@ def look_schedule(design: Design, table: PatientTable, cutoff: date, made: int) 
                 start = enrolled[cfg.first_after_patients - 1]
         scheduled = 0 if start is None else (cutoff - start).days // every + int(cfg.first_after_patients > 0)
         plan = f"every {every} days from {start}" if start is not None else f"every {every} days"
-    out = {"plan": plan, "scheduled": int(scheduled), "made": int(made), "sentence": None}
+        if cfg.at_days and start is not None:
+            day = (cutoff - start).days
+            held = [d for d in cfg.at_days if d <= day]
+            last = cfg.at_days[-1]
+            scheduled = len(held) + (max(day - last, 0) // every if day >= last else 0)
+            plan = f"on days {', '.join(map(str, cfg.at_days))} from {start}, then every {every} days"
+    out = {"plan": plan, "scheduled": int(scheduled), "made": int(made), "sentence": None, "remedy": None}
     if made < scheduled - 1:
         out["sentence"] = (
             f"simulated with looks {plan} ({scheduled} by this cutoff), but the ledger holds {made}: "
             "the simulated error rates and power assume looks that were not made."
+        )
+        out["remedy"] = (
+            "`adaptive simulate --looks-from-ledger LEDGER` simulates the looks the ledger holds, "
+            "then the config's schedule after the last"
         )
     return out
 

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import math
 import os
 import platform
 import re
 import shutil
+import subprocess
 import tempfile
 from collections.abc import Iterator
 from importlib import metadata
@@ -27,20 +29,52 @@ _PACKAGES = (
     "pymc",
     "pytensor",
     "nutpie",
+    "numba",
     "arviz",
     "pydantic",
+    "statsmodels",
 )
+
+#: the key of :func:`versions` that names the engine's source revision
+SOURCE_KEY = "rr-aml-adaptive source"
 
 
 def versions() -> dict[str, str]:
-    """Versions of Python and of every package that can change a number in the output."""
+    """Versions of Python and of every package that can change a number in the output.
+
+    The engine's own version number does not change between releases, so its source revision is
+    recorded beside it (:func:`source_revision`): the git commit it runs from.
+    """
     out = {"python": platform.python_version()}
     for pkg in _PACKAGES:
         try:
             out[pkg] = metadata.version(pkg)
         except metadata.PackageNotFoundError:
             out[pkg] = "not installed"
+        if pkg == "rr-aml-adaptive":
+            out[SOURCE_KEY] = source_revision()
     return out
+
+
+@functools.lru_cache(maxsize=1)
+def source_revision() -> str:
+    """The git commit the engine runs from, ``"<sha> with uncommitted changes"`` if its tracked files differ.
+
+    ``"not a git checkout"`` for an installed release (its version number then says it all), and
+    ``"unknown (...)"`` when git cannot be run. Computed once per process.
+    """
+    root = Path(__file__).resolve().parents[1]
+    if not (root / ".git").exists():
+        return "not a git checkout"
+    try:
+        run = functools.partial(
+            subprocess.run, capture_output=True, text=True, timeout=20, check=True, cwd=root
+        )
+        head = run(["git", "rev-parse", "HEAD"]).stdout.strip()
+        changed = run(["git", "status", "--porcelain", "--untracked-files=no"]).stdout.strip()
+    except (OSError, subprocess.SubprocessError) as exc:
+        return f"unknown ({type(exc).__name__})"
+    return f"{head} with uncommitted changes" if changed else head
 
 
 def _round(obj, digits: int):

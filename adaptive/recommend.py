@@ -637,7 +637,9 @@ def build_recommendations(
     for cohort, alloc in (allocations or {}).items():
         if not alloc.changed(tol):
             continue
-        out.append(_allocation_rec(cohort, alloc))
+        out.append(
+            _allocation_rec(cohort, alloc, capacity=randomization_capacity(design, derived, cohort, alloc))
+        )
     for q in queue:
         if q.opens:
             out.append(
@@ -663,7 +665,53 @@ def _no_references() -> dict:
     return {"references": [], "rests_on_unverified": False, "reference_note": ""}
 
 
-def _allocation_rec(cohort: str, alloc: Allocation, note: str = "") -> dict:
+def randomization_capacity(
+    design: Design, derived: DerivedData, cohort: str, alloc: Allocation
+) -> dict | None:
+    """How long the recommended randomization can run: places left per arm, and the first to fill.
+
+    Each arm of the allocation closes at its ``max_n`` (every enrolled patient counts, randomized
+    or not). At the recommended probabilities the arm with the fewest places per unit of
+    allocation fills first, after about ``left / p`` more randomized patients; from then on a
+    two-arm cohort's patients go to the other arm *unrandomized*, and they are not concurrent
+    controls for the comparison. ``None`` when fewer than two arms receive patients.
+    """
+    arms = [a for a, p in alloc.probabilities.items() if p > 0]
+    if len(arms) < 2:
+        return None
+    places = {
+        a: {
+            "enrolled": derived.n_enrolled.get(a, 0),
+            "max_n": design.arm(a).max_n,
+            "left": max(design.arm(a).max_n - derived.n_enrolled.get(a, 0), 0),
+        }
+        for a in arms
+    }
+    first = min(arms, key=lambda a: (places[a]["left"] / alloc.probabilities[a], arms.index(a)))
+    after = places[first]["left"] / alloc.probabilities[first]
+    others = [a for a in arms if a != first]
+    expected = {a: places[a]["enrolled"] + after * alloc.probabilities[a] for a in others}
+    listed = ", ".join(f"{a} {v['left']} of {v['max_n']}" for a, v in places.items())
+    then = (
+        f"after which cohort {cohort}'s patients go to {others[0]} without randomization (not "
+        "concurrent controls for the comparison)"
+        if len(others) == 1
+        else f"after which cohort {cohort} randomizes among {', '.join(others)}"
+    )
+    at = ", ".join(f"{a} about {expected[a]:.0f}" for a in others)
+    sentence = (
+        f"Places left: {listed}. At this allocation {first} is expected to fill after about "
+        f"{after:.0f} more randomized patients ({at} enrolled by then), {then}."
+    )
+    return {
+        "places": places,
+        "fills_first": first,
+        "expected_patients_until_full": after,
+        "sentence": sentence,
+    }
+
+
+def _allocation_rec(cohort: str, alloc: Allocation, note: str = "", capacity: dict | None = None) -> dict:
     return {
         "action": Action.ADJUST_RANDOMIZATION,
         "arm": None,
@@ -675,7 +723,9 @@ def _allocation_rec(cohort: str, alloc: Allocation, note: str = "") -> dict:
         "rules": [],
         "also_fired": [],
         "mc_uncertain": False,
-        "sentence": f"Recommend changing the randomization.{note} {alloc.sentence}",
+        "capacity": capacity,
+        "sentence": f"Recommend changing the randomization.{note} {alloc.sentence}"
+        + (f" {capacity['sentence']}" if capacity else ""),
         **_no_references(),
     }
 
@@ -876,6 +926,7 @@ def check_coherence(
                     alloc,
                     f" {', '.join(hit)} recommended to stop enrolling: the allocation below is without "
                     f"{'it' if len(hit) == 1 else 'them'}.",
+                    randomization_capacity(design, derived, step.cohort, alloc),
                 )
             )
             resolution = "allocation recomputed without the stopping arms"

@@ -196,9 +196,10 @@ def numpy_two_arm(n_trials: int, seed: int, p=(0.3, 0.45), grid: int = 64) -> fl
     draws with the current Thall-Wathen probabilities P(best)^c / sum, c = n / (2N), outcomes
     known at once, P(A better) of the two Beta(1 + y, 1 + n - y) posteriors by a 64-point
     midpoint rule over p (``P = E_A[F_B(p)]``; spectrally accurate here: within 5e-8 of scipy's
-    quad on skewed posteriors such as Beta(2, 60) against Beta(8, 54), as accurate as the
-    engine's decision probabilities), stop at P(best) > 0.99. No routing, calendar,
-    per-trial streams, landmarks, stages or outputs: a lower bound on the work, not the engine.
+    quad on skewed posteriors such as Beta(2, 60) against Beta(8, 54); the engine's are exact
+    finite sums for these whole-number parameters, within 1e-12), stop at P(best) > 0.99. No
+    routing, calendar, per-trial streams, landmarks, stages or outputs: a lower bound on the work,
+    not the engine.
     """
     from scipy import special
 

@@ -4,7 +4,11 @@ For arms with independent posteriors ``p_k ~ Beta(a_k, b_k)`` (the conjugate ind
 or any conjugate sensitivity analysis) these give the decision quantities without sampling:
 
 * ``P(p_k > c)``: the regularised incomplete beta function.
-* ``P(arm k is best)`` (and ``P(p_a > p_b)``): ``int g_k(u) prod_{j != k} F_j(u) du`` over
+* ``P(p_a > p_b)`` of two arms (``P(best)`` of a pair) when one of the four parameters is a whole
+  number (integer priors such as the uniform, plus counts): exactly, by the finite sum of Cook
+  (2005) over the smallest whole parameter (within 1e-12 of ``scipy.integrate.quad`` in the tests;
+  ~0.4 us a row against ~8 us on the grid below).
+* ``P(arm k is best)`` otherwise (and among more than two arms): ``int g_k(u) prod_{j != k} F_j(u) du`` over
   ``u = logit x``, where each ``logit p_j`` has the smooth, log-concave density
   ``x^a (1-x)^b / B(a, b)``: a trapezoid rule on a grid shared by the arms of a row (spacing at
   most a quarter of the narrowest arm's local sd), CDFs by the cumulative Simpson rule; accurate to
@@ -255,12 +259,95 @@ def _pair_logit_grid_py(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
             out[r, k] = min(max(acc * du, 0.0), 1.0)
 
 
-try:  # numba ships with nutpie/pytensor; the Python version gives the same numbers, slowly
+#: most terms :func:`_pair_exact` sums for a row (rows needing more go to the logit grid)
+EXACT_MAX_TERMS = 5000
+
+
+def _is_count(x: float) -> bool:
+    return x >= 1.0 and x <= EXACT_MAX_TERMS and x == math.floor(x)
+
+
+def _finite_sum(a1: float, b1: float, a2: float, b2: float) -> float:
+    """``P(Y > X)`` for ``X ~ Beta(a1, b1)``, ``Y ~ Beta(a2, b2)``, ``a2`` a positive integer.
+
+    The finite sum ``sum_{i<a2} B(a1 + i, b1 + b2) / ((b2 + i) B(1 + i, b2) B(a1, b1))`` (Cook
+    2005, "Exact calculation of beta inequalities"; Miller 2015), by the ratio of successive terms
+    ``(a1 + i)(b2 + i) / ((a1 + b1 + b2 + i)(1 + i))`` from the first term
+    ``B(a1, b1 + b2) / B(a1, b1)``: positive terms, no cancellation, relative error ~1e-15 x the
+    number of terms. The running sum is rescaled so that terms far below or above the first one
+    neither underflow nor overflow.
+    """
+    log_first = math.lgamma(a1 + b1) + math.lgamma(b1 + b2) - math.lgamma(a1 + b1 + b2) - math.lgamma(b1)
+    term = 1.0
+    total = 0.0
+    log_scale = 0.0
+    for i in range(int(a2)):
+        total += term
+        term *= (a1 + i) * (b2 + i) / ((a1 + b1 + b2 + i) * (1.0 + i))
+        if total > 1e250:
+            total *= 1e-250
+            term *= 1e-250
+            log_scale += 575.6462732485114  # 250 ln 10
+    if total <= 0.0:
+        return 0.0
+    return math.exp(log_first + math.log(total) + log_scale)
+
+
+def _prob_greater(a: float, b: float, c: float, d: float) -> float:
+    """``P(p > q)`` for ``p ~ Beta(a, b)``, ``q ~ Beta(c, d)`` by the shortest exact finite sum.
+
+    Four expansions are exact when one of the four parameters is a whole number (the common
+    case: integer priors such as the uniform plus counts): summing over ``a`` (``p`` as the
+    larger), over ``d`` (``1 - q > 1 - p``), or one minus the sum over ``c`` or ``b`` (the other
+    direction). The fewest terms win, direct sums first on ties. NaN when none is whole
+    (the caller then uses the logit grid). A function of the ordered pair only, so the two
+    columns of a row are each other's swap bit for bit.
+    """
+    best = -1
+    n = EXACT_MAX_TERMS + 1.0
+    for k, x in enumerate((a, d, c, b)):
+        if _is_count(x) and x < n:
+            best, n = k, x
+    if best == 0:
+        return _finite_sum(c, d, a, b)
+    if best == 1:
+        return _finite_sum(b, a, d, c)
+    if best == 2:
+        return 1.0 - _finite_sum(a, b, c, d)
+    if best == 3:
+        return 1.0 - _finite_sum(d, c, b, a)
+    return np.nan
+
+
+def _pair_exact_py(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """Two-arm P(best) of the rows that :func:`_prob_greater` computes exactly.
+
+    Writes ``out[r] = (P(arm 0 best), P(arm 1 best))`` for those rows and returns the indices
+    of the others (no whole-number parameter, or too many terms), left for the logit grid.
+    """
+    todo = np.zeros(a.shape[0], np.bool_)
+    for r in range(a.shape[0]):
+        p0 = _prob_greater(a[r, 0], b[r, 0], a[r, 1], b[r, 1])
+        p1 = _prob_greater(a[r, 1], b[r, 1], a[r, 0], b[r, 0])
+        if np.isnan(p0) or np.isnan(p1):
+            todo[r] = True
+        else:
+            out[r, 0] = min(max(p0, 0.0), 1.0)
+            out[r, 1] = min(max(p1, 0.0), 1.0)
+    return np.nonzero(todo)[0]
+
+
+try:  # numba ships with nutpie/pytensor; the Python versions give the same numbers, slowly
     import numba
 
     _pair_logit_grid = numba.njit(cache=True, nogil=True)(_pair_logit_grid_py)
+    _is_count = numba.njit(cache=True, nogil=True)(_is_count)
+    _finite_sum = numba.njit(cache=True, nogil=True)(_finite_sum)
+    _prob_greater = numba.njit(cache=True, nogil=True)(_prob_greater)
+    _pair_exact = numba.njit(cache=True, nogil=True)(_pair_exact_py)
 except ImportError:  # pragma: no cover
     _pair_logit_grid = _pair_logit_grid_py
+    _pair_exact = _pair_exact_py
 
 
 #: most two-arm results a :func:`beta_prob_best` memo keeps (then it starts again; ~400 bytes each)
@@ -303,17 +390,31 @@ def beta_prob_best(
         if len(cols) == 1:
             out[rows, cols[0]] = 1.0
             continue
-        keys = np.concatenate([flat_a[np.ix_(rows, cols)], flat_b[np.ix_(rows, cols)]], axis=1)
+        sub_a, sub_b = flat_a[np.ix_(rows, cols)], flat_b[np.ix_(rows, cols)]
+        if len(cols) == 2:
+            # exact finite sums where a parameter is a whole number (cheaper than a lookup)
+            res = np.empty((len(rows), 2))
+            grid = _pair_exact(np.ascontiguousarray(sub_a), np.ascontiguousarray(sub_b), res)
+            if len(grid):
+                res[grid] = _pair_grid(sub_a[grid], sub_b[grid], memo)
+            out[np.ix_(rows, cols)] = res
+            continue
+        keys = np.concatenate([sub_a, sub_b], axis=1)
         uniq, inverse = np.unique(keys, axis=0, return_inverse=True)
-        if len(cols) == 2 and memo is not None:
-            res = _pair_memoized(uniq, memo)
-        elif len(cols) == 2:
-            res = np.empty((len(uniq), 2))
-            _pair_logit_grid(np.ascontiguousarray(uniq[:, :2]), np.ascontiguousarray(uniq[:, 2:]), res)
-        else:
-            res = _prob_best_logit_grid(uniq[:, : len(cols)], uniq[:, len(cols) :])
+        res = _prob_best_logit_grid(uniq[:, : len(cols)], uniq[:, len(cols) :])
         out[np.ix_(rows, cols)] = res[inverse.reshape(-1)]
     return out.reshape(shape)
+
+
+def _pair_grid(a: np.ndarray, b: np.ndarray, memo: dict | None) -> np.ndarray:
+    """Two-arm P(best) on the logit grid, identical rows once (and from ``memo`` if given)."""
+    uniq, inverse = np.unique(np.concatenate([a, b], axis=1), axis=0, return_inverse=True)
+    if memo is not None:
+        res = _pair_memoized(uniq, memo)
+    else:
+        res = np.empty((len(uniq), 2))
+        _pair_logit_grid(np.ascontiguousarray(uniq[:, :2]), np.ascontiguousarray(uniq[:, 2:]), res)
+    return res[inverse.reshape(-1)]
 
 
 def _pair_memoized(uniq: np.ndarray, memo: dict) -> np.ndarray:

@@ -219,6 +219,8 @@ def test_a_narrow_terminal_wraps_the_look_instead_of_cutting_it(look_report, mon
     assert (
         f"CRc y/n: {arm6['endpoints']['crc']['responders']}/{arm6['endpoints']['crc']['n_evaluable']}" in flat
     )
+    # the harm limit the probability refers to is named beside it
+    assert f"(limit {100 * arm6['endpoints']['mortality_30d']['limit_rate']:.1f}%)" in flat
 
 
 def test_a_wide_terminal_gets_the_table(look_report, monkeypatch):

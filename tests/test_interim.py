@@ -48,6 +48,35 @@ def look(small_config, tmp_path_factory):
     return out, json.loads((out / "recommendations.json").read_text()), res.output
 
 
+def _git(*args: str) -> str | None:
+    """git's answer in this checkout, ``None`` when git cannot run here (then the engine says so)."""
+    import subprocess
+
+    root = Path(__file__).resolve().parents[1]
+    try:
+        done = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, check=True)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout.strip()
+
+
+def test_source_revision_names_the_commit_and_uncommitted_changes(monkeypatch, tmp_path):
+    from adaptive import output
+
+    output.source_revision.cache_clear()
+    got = output.versions()[output.SOURCE_KEY]
+    head, status = _git("rev-parse", "HEAD"), _git("status", "--porcelain", "--untracked-files=no")
+    if head is None or status is None:
+        assert got.startswith("unknown (")
+    else:
+        assert got == head + (" with uncommitted changes" if status else "")
+    output.source_revision.cache_clear()
+    fake = tmp_path / "site-packages" / "adaptive" / "output.py"
+    monkeypatch.setattr(output, "__file__", str(fake))  # an installed release: no checkout above it
+    assert output.source_revision() == "not a git checkout"
+    output.source_revision.cache_clear()
+
+
 @pytest.mark.slow
 def test_outputs_and_provenance(look, small_config):
     import hashlib
@@ -58,7 +87,8 @@ def test_outputs_and_provenance(look, small_config):
     assert rep["cutoff"] == CUTOFF and rep["seed"] == 42
     assert rep["data_sha256"] == hashlib.sha256(EXAMPLE.read_bytes()).hexdigest()
     assert rep["config_sha256"] == hashlib.sha256(Path(small_config).read_bytes()).hexdigest()
-    assert {"python", "pymc", "arviz", "numpy", "nutpie"} <= set(rep["versions"])
+    assert {"python", "pymc", "arviz", "numpy", "nutpie", "numba"} <= set(rep["versions"])
+    assert rep["versions"]["rr-aml-adaptive source"].split()[0] in (_git("rev-parse", "HEAD"), "unknown")
     d = rep["diagnostics"]
     assert {"max_rhat", "min_ess_bulk", "divergences", "converged"} <= set(d)
     assert d["converged"] is True and d["max_rhat"] <= 1.02

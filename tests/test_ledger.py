@@ -88,6 +88,8 @@ def test_rerun_is_idempotent_and_force_makes_a_new_look(fast_config, tmp_path):
     )
     assert "(6 by this cutoff), but the ledger holds 1: the simulated error rates" in schedule["sentence"]
     assert "look schedule: simulated with looks every 91 days from 2025-04-01" in res.output
+    assert schedule["remedy"].startswith("`adaptive simulate --looks-from-ledger LEDGER`")
+    assert "--looks-from-ledger" in " ".join(res.output.split())
     # ... and both memos say so on their first page (no arm in it: the open report too)
     from adaptive.report import data as rdata
     from adaptive.report.render import render_closed, render_open
@@ -447,3 +449,63 @@ def test_look_schedule_counts_the_planned_looks(design):
     n = sum(1 for x in table.frame["enrolled_on"] if x <= cut)
     s2 = look_schedule(d2, load_patients(EXAMPLE, d2), cut, made=1)
     assert s2["scheduled"] == (n - 60) // 40 + 1 and s2["plan"] == "every 40 patients from the 60th"
+
+
+# ----------------------------------------------------------------------------- looks as held
+def test_simulate_the_looks_the_ledger_holds(fast_config, tmp_path):
+    """Two looks held (cutoffs 2026-04-30 and 2026-10-31, twice the second): the simulation looks
+    on days 394 and 578 from the start (2025-04-01), then every 91 days (669, ...)."""
+    import numpy as np
+
+    looks = tmp_path / "looks"
+    for cutoff in ("2026-04-30", "2026-10-31"):
+        assert interim(fast_config, EXAMPLE, cutoff, looks / cutoff).exit_code == 0
+    assert interim(fast_config, EXAMPLE, "2026-10-31", looks / "again", "--force").exit_code == 0
+    ledger = looks / "ledger.sqlite"
+    sim = tmp_path / "sim"
+    res = run(
+        "simulate", "--config", fast_config, "--scenario", ROOT / "configs/scenarios/realistic.yaml",
+        "--trials", 30, "--seed", 2, "--out", sim, "--quiet", "--looks-from-ledger", ledger,
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    assert "looks as held (ledger.sqlite): days 394, 578 from 2025-04-01" in res.output
+    oc = json.loads((sim / "oc.json").read_text())
+    held = oc["looks_as_held"]
+    assert held["at_days"] == [394, 578] and held["cutoffs"] == ["2026-04-30", "2026-10-31"]
+    assert held["ledger_sha256"] == hashlib.sha256(ledger.read_bytes()).hexdigest()
+    assert oc["design"]["looks"]["at_days"] == [394, 578]
+    assert oc["config_sha256"] == hashlib.sha256(Path(fast_config).read_bytes()).hexdigest()
+    trials = pd.read_parquet(sim / "trials.parquet")
+    assert len(trials) > 0
+    # the look schedule the simulator followed, from the engine directly
+    from adaptive.scenario import load_scenario
+    from adaptive.simulate.engine import compile_spec, simulate_chunk
+    from adaptive.simulate.study import with_look_days
+
+    design = design_from(yaml_load(with_look_days(Path(fast_config).read_text(), held["at_days"])))
+    spec = compile_spec(design, load_scenario(ROOT / "configs/scenarios/realistic.yaml", design))
+    days = simulate_chunk(spec, 2, np.arange(5)).look_day[:, 1:4]
+    assert np.array_equal(days, np.tile([394.0, 578.0, 669.0], (5, 1)))
+
+
+def test_looks_from_a_ledger_need_the_trial_start(fast_config, tmp_path):
+    import yaml
+
+    looks = tmp_path / "looks"
+    assert interim(fast_config, EXAMPLE, CUTOFF, looks / CUTOFF).exit_code == 0
+    doc = yaml.safe_load(Path(fast_config).read_text())
+    del doc["trial"]["start_date"]
+    cfg = tmp_path / "no_start.yaml"
+    cfg.write_text(yaml.safe_dump(doc, sort_keys=False))
+    res = run(
+        "simulate", "--config", cfg, "--scenario", ROOT / "configs/scenarios/realistic.yaml",
+        "--trials", 10, "--out", tmp_path / "sim", "--quiet", "--looks-from-ledger", looks / "ledger.sqlite",
+    )  # fmt: skip
+    assert res.exit_code != 0 and "trial.start_date is needed" in res.output
+    assert "Traceback" not in res.output and not (tmp_path / "sim").exists()
+
+
+def yaml_load(text: str) -> dict:
+    import yaml
+
+    return {k: v for k, v in yaml.safe_load(text).items() if not k.startswith("x-")}

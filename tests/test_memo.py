@@ -259,6 +259,9 @@ def test_unverified_references_beside_actions_in_the_memo_and_the_terminal(trial
     )
     assert f"{sig['sentence']} (reference [{sig['reference_grade']}]: {sig['reference_source']})" in out
     assert sig["reference_grade"] == "D" and "frontline" in sig["reference_source"]
+    # ... and on the memo's first page, with its grade
+    first_page = " ".join(unescape(re.sub(r"<[^>]+>", " ", summary)).split())
+    assert f"{sig['sentence']} (reference [D])" in first_page
 
 
 def test_open_pdf_has_exactly_its_sections(trial):

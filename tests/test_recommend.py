@@ -681,3 +681,31 @@ def test_a_survival_model_that_misfits_is_named_in_the_arm_sentence(design):
     assert rec["model_misfits"] == [m]
     assert "Survival model check: the OS model does not follow" in rec["sentence"]
     assert arm_recommendation(design, derived, "arm5", [], {})["model_misfits"] == []
+
+
+def test_randomization_capacity_says_when_the_randomized_comparison_ends():
+    """The bundled look's numbers: arm3 40 and arm4 52 of 60 enrolled, 35% : 65% recommended."""
+    from types import SimpleNamespace
+
+    from adaptive.recommend import randomization_capacity
+
+    design = design_from(config_dict())
+    derived = SimpleNamespace(n_enrolled={"arm3": 40, "arm4": 52})
+    alloc = SimpleNamespace(probabilities={"arm3": 0.35, "arm4": 0.65})
+    cap = randomization_capacity(design, derived, "fit_no_target", alloc)
+    assert cap["places"] == {
+        "arm3": {"enrolled": 40, "max_n": 60, "left": 20},
+        "arm4": {"enrolled": 52, "max_n": 60, "left": 8},
+    }
+    # arm4 fills first: 8 / 0.65 = 12.3 patients, when arm3 has 40 + 12.3 x 0.35 = 44.3
+    assert cap["fills_first"] == "arm4" and cap["expected_patients_until_full"] == pytest.approx(8 / 0.65)
+    assert (
+        "arm4 is expected to fill after about 12 more randomized patients (arm3 about 44" in cap["sentence"]
+    )
+    assert "go to arm3 without randomization" in cap["sentence"]
+    # at 90% : 10% arm3 fills first (20 / 0.9 = 22 patients), arm4 then at 52 + 2.2
+    alloc.probabilities = {"arm3": 0.9, "arm4": 0.1}
+    cap = randomization_capacity(design, derived, "fit_no_target", alloc)
+    assert cap["fills_first"] == "arm3" and "after about 22 more" in cap["sentence"]
+    alloc.probabilities = {"arm3": 1.0, "arm4": 0.0}  # one arm: nothing to say
+    assert randomization_capacity(design, derived, "fit_no_target", alloc) is None

@@ -53,8 +53,9 @@ def _two_arm_docs() -> tuple[dict, dict]:
     return cfg, sc
 
 
-def _two_arm_spec():
+def _two_arm_spec(prior: str = "uniform"):
     cfg, sc = _two_arm_docs()
+    cfg["endpoints"]["crc"]["model"]["prior"] = prior  # jeffreys: no whole parameter, the grid
     design = parse_config(yaml.safe_dump(cfg), "two_arm.yaml")
     return compile_spec(design, parse_scenario(yaml.safe_dump(sc), "alt.yaml", design))
 
@@ -77,16 +78,17 @@ def test_two_arm_prob_best_is_symmetric_bit_for_bit():
     assert np.max(np.abs(fwd.sum(1) - 1.0)) < 1e-7
 
 
-def test_shared_comparison_equals_the_general_path(monkeypatch):
-    spec = _two_arm_spec()
+@pytest.mark.parametrize("prior, kernel_name", [("uniform", "_pair_exact"), ("jeffreys", "_pair_logit_grid")])
+def test_shared_comparison_equals_the_general_path(monkeypatch, prior, kernel_name):
+    spec = _two_arm_spec(prior)
     rows = []
-    kernel = beta._pair_logit_grid
+    kernel = getattr(beta, kernel_name)
 
     def counting(a, b, out):
         rows.append(len(a))
         return kernel(a, b, out)
 
-    monkeypatch.setattr(beta, "_pair_logit_grid", counting)
+    monkeypatch.setattr(beta, kernel_name, counting)
     shared = simulate_chunk(spec, 3, np.arange(400))
     n_shared = sum(rows)
     rows.clear()
@@ -221,9 +223,9 @@ def test_simulating_a_beta_design_loads_no_heavy_module(tmp_path):
 
 
 def test_prob_best_memo_gives_the_computed_numbers(monkeypatch):
-    g = np.random.default_rng(9)
-    a = np.floor(g.uniform(1, 60, (3000, 2)))
-    b = np.floor(g.uniform(1, 60, (3000, 2)))
+    g = np.random.default_rng(9)  # half-integers (a Jeffreys prior): the grid, which the memo keeps
+    a = np.floor(g.uniform(1, 60, (3000, 2))) + 0.5
+    b = np.floor(g.uniform(1, 60, (3000, 2))) + 0.5
     want = beta.beta_prob_best(a, b)
     memo: dict = {}
     first = beta.beta_prob_best(a[:2000], b[:2000], memo=memo)
@@ -237,10 +239,12 @@ def test_prob_best_memo_gives_the_computed_numbers(monkeypatch):
 
 
 def test_a_spec_reused_across_chunks_gives_the_same_trials():
-    spec = _two_arm_spec()
+    looks.PAIR_MEMO.clear()
+    spec = _two_arm_spec("jeffreys")
     fresh = simulate_chunk(spec, 4, np.arange(200))
     assert len(looks.PAIR_MEMO) > 0
     _assert_same_chunks(simulate_chunk(spec, 4, np.arange(200)), fresh)  # every row from the memo
     _assert_same_chunks(
-        simulate_chunk(_two_arm_spec(), 4, np.arange(100, 200)), simulate_chunk(spec, 4, np.arange(100, 200))
+        simulate_chunk(_two_arm_spec("jeffreys"), 4, np.arange(100, 200)),
+        simulate_chunk(spec, 4, np.arange(100, 200)),
     )

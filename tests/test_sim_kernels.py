@@ -6,8 +6,9 @@
 * Enrolment kernel: hand-built trials whose enrolment is worked out by hand (routing order,
   allocation draws, closure at ``max_n``, patients no step takes, looks by count and by day, the
   end of enrolment).
-* Exact Beta quantities: the compiled two-arm P(best) equals the vectorized grid version; the
-  tabulated P(p > c) equals the incomplete beta function.
+* Exact Beta quantities: the two-arm P(best) by exact finite sums against adaptive quadrature
+  (scipy), the compiled grid (rows without a whole-number parameter) against the vectorized grid
+  version; the tabulated P(p > c) equals the incomplete beta function.
 * The queue cache: decisions depend on the cutoff only through the ``earliest_on`` dates passed.
 """
 
@@ -279,15 +280,75 @@ def test_count_known_by_hand():
 
 
 # ----------------------------------------------------------------------------- Beta quantities
-def test_compiled_two_arm_prob_best_equals_the_vectorized_grid():
+def test_compiled_two_arm_grid_equals_the_vectorized_grid():
     g = np.random.default_rng(3)
     a = g.uniform(0.2, 150, (3000, 2))
     b = g.uniform(0.2, 150, (3000, 2))
     a[:3] = [[0.1, 200.0], [1.0, 1.0], [500.0, 3.0]]
     b[:3] = [[0.2, 3.0], [1.0, 1.0], [2.0, 480.0]]
+    grid = np.empty((len(a), 2))
+    beta._pair_logit_grid(a, b, grid)
+    assert np.max(np.abs(grid - beta._prob_best_logit_grid(a, b))) < 1e-12
+    assert grid[1, 0] == pytest.approx(0.5, abs=1e-9)
+    # rows with a whole-number parameter are summed exactly (rows 1 and 2 here), the others
+    # (no whole number) are the grid's
     got = beta.beta_prob_best(a, b)
-    assert np.max(np.abs(got - beta._prob_best_logit_grid(a, b))) < 1e-12
-    assert got[1, 0] == pytest.approx(0.5, abs=1e-9)
+    whole = (np.concatenate([a, b], 1) == np.floor(np.concatenate([a, b], 1))).any(1)
+    assert whole[1] and whole[2] and whole.sum() < 10
+    assert np.array_equal(got[~whole], grid[~whole])
+    assert got[1, 0] == 0.5 and np.max(np.abs(got - grid)) < 1e-9
+
+
+def _quad_prob_greater(a1, b1, a2, b2):
+    """``P(p_1 > p_2)`` by adaptive quadrature, split at the modes (an independent reference)."""
+    from scipy import integrate
+
+    def f(x):
+        return stats.beta.pdf(x, a1, b1) * stats.beta.cdf(x, a2, b2)
+
+    m1, m2 = (a1 - 1) / max(a1 + b1 - 2, 1e-9), (a2 - 1) / max(a2 + b2 - 2, 1e-9)
+    pts = sorted({min(max(m, 1e-9), 1 - 1e-9) for m in (m1, m2)})
+    return integrate.quad(f, 0, 1, points=pts, epsabs=1e-15, epsrel=1e-13, limit=1000)[0]
+
+
+@pytest.mark.parametrize(
+    "a, b",
+    [
+        ([1, 1], [1, 1]),  # identical arms: exactly 1/2
+        ([13, 8], [28, 33]),  # interim counts under a uniform prior
+        ([200, 1], [1, 300]),  # far apart: a tiny probability, no underflow to a false 0
+        ([1, 240], [240, 1]),  # the other extreme
+        ([3000, 2], [5, 4000]),  # large parameters, many terms in the long directions
+        ([2.5, 3.7], [7.0, 4.2]),  # one whole parameter (b of arm 0): the mirrored sums
+        ([0.5, 7.0], [9.5, 3.5]),  # whole a of arm 1 only (Jeffreys prior on one arm)
+        ([12.35, 7.0], [8.65, 13.65]),  # unit-information prior plus counts on one arm
+    ],
+)
+def test_exact_two_arm_prob_best_against_quadrature(a, b):
+    got = beta.beta_prob_best(np.array([a], float), np.array([b], float))[0]
+    want = _quad_prob_greater(a[0], b[0], a[1], b[1])
+    assert got[0] == pytest.approx(want, abs=1e-12, rel=1e-9)
+    assert got[1] == pytest.approx(1.0 - want, abs=1e-12)
+    out = np.empty((1, 2))
+    assert len(beta._pair_exact(np.array([a], float), np.array([b], float), out)) == 0  # summed, not grid
+
+
+def test_exact_sums_against_quadrature_on_a_battery():
+    g = np.random.default_rng(11)
+    a = np.floor(g.uniform(1, 260, (60, 2)))
+    b = np.floor(g.uniform(1, 260, (60, 2)))
+    got = beta.beta_prob_best(a, b)
+    want = np.array([_quad_prob_greater(a[r, 0], b[r, 0], a[r, 1], b[r, 1]) for r in range(len(a))])
+    assert np.max(np.abs(got[:, 0] - want)) < 1e-11
+    assert np.max(np.abs(got.sum(1) - 1.0)) < 1e-12
+
+
+def test_rows_without_a_whole_parameter_go_to_the_grid():
+    a = np.array([[0.5, 1.5], [2.0, 3.0]])
+    b = np.array([[2.5, 0.7], [5.0, 1.0]])
+    out = np.full((2, 2), np.nan)
+    assert list(beta._pair_exact(a, b, out)) == [0]
+    assert np.isnan(out[0]).all() and not np.isnan(out[1]).any()
 
 
 def test_tabulated_prob_above_is_the_incomplete_beta():
@@ -314,3 +375,44 @@ def test_queue_decisions_change_only_at_the_breakpoints():
 
     assert opens(date(2026, 6, 30)) == opens(date(2025, 1, 1)) == [False]
     assert opens(date(2026, 7, 1)) == opens(date(2026, 7, 1) + timedelta(days=500)) == [True]
+
+
+# ----------------------------------------------------------------------------- outcomes
+@pytest.mark.parametrize("scenario", ["realistic", "drift"])
+def test_compiled_outcomes_equal_the_numpy_derivation(scenario):
+    """``draw_outcomes`` against :meth:`Patients.draw_reference`, the same laws in numpy.
+
+    Every binary outcome and category equal; the days (death, relapse, when known) equal up to
+    the last bits of ``log`` (numpy's vectorized ``log`` and libm's may differ by an ulp).
+    """
+    import copy
+
+    from adaptive.scenario import load_scenario
+    from adaptive.simulate.engine import compile_spec
+    from adaptive.simulate.patients import _OUTCOMES, Patients
+
+    design = load_config(ROOT / "configs/rr_aml.yaml")
+    spec = compile_spec(design, load_scenario(ROOT / f"configs/scenarios/{scenario}.yaml", design))
+    spec.endpoints.update({e: spec.endpoints["crc"] for e in _OUTCOMES if e not in spec.endpoints})
+    kernel = Patients(spec, 3, np.arange(60))
+    kernel.with_relapse = True
+    kernel.extend()
+    kernel.u_relapse = np.random.default_rng(1).uniform(size=kernel.arrival.shape)
+    numpy_ = copy.deepcopy(kernel)
+    g = np.random.default_rng(2)
+    rows, p = np.repeat(np.arange(60), 200), np.tile(np.arange(200), 60)
+    arm = g.integers(0, spec.k, len(rows))
+    t_arr = kernel.arrival[rows, p]
+    drift = np.any(spec.truth["trend"])
+    assert drift == (scenario == "drift")
+    cr, cri = kernel._drifted(arm, t_arr) if drift else (spec.truth["cr"][arm], spec.truth["cri"][arm])
+    kernel.draw(rows, p, arm, t_arr, cr, cri)
+    numpy_.draw_reference(rows, p, arm, t_arr, cr, cri)
+    assert np.array_equal(kernel.category, numpy_.category)
+    assert np.array_equal(kernel.response_day, numpy_.response_day)
+    for e in _OUTCOMES:
+        assert np.array_equal(kernel.value[e], numpy_.value[e]), e
+        np.testing.assert_allclose(kernel.known[e], numpy_.known[e], rtol=1e-13)
+    for name in ("death", "relapse", "truth_crc"):
+        np.testing.assert_allclose(getattr(kernel, name), getattr(numpy_, name), rtol=1e-13, atol=1e-15)
+    assert 0 < kernel.value["crc"][rows, p].mean() < 1 and np.isfinite(kernel.relapse).any()

@@ -1292,7 +1292,13 @@ def summary(look: Look) -> dict:
     order = {a: i for i, a in enumerate(PRECEDENCE)}
     recs.sort(key=lambda x: order.get(x["action"], len(order)) if x["action"] != Action.CONTINUE else 99)
     signals = [
-        {"arm": x["arm"], "label": x.get("label") or "", "sentence": sig["sentence"]}
+        {
+            "arm": x["arm"],
+            "label": x.get("label") or "",
+            "sentence": sig["sentence"],
+            # the reference's provenance grade (V, M, D), "" when the config declares none
+            "grade": sig.get("reference_grade") or "",
+        }
         for x in r.get("recommendations") or []
         for sig in x.get("safety_signals") or []
     ]

@@ -209,6 +209,9 @@ def looks_lines(looks: dict) -> list[str]:
     else:
         days = looks.get("every_days") or 91
         when = f"every {days} days" + ("" if looks.get("every_days") else " (the default)")
+        if looks.get("at_days"):
+            given = ", ".join(str(d) for d in looks["at_days"])
+            when = f"on days {given} from the trial's start (looks as held), then {when} after the last"
     first = looks.get("first_after_patients") or 0
     lines = [when + (f", from {first} enrolled patients" if first else "")]
     cap = looks.get("max_patients")

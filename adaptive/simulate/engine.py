@@ -255,6 +255,8 @@ class SimSpec:
     randomized_cohorts: tuple[tuple[int, ...], ...] = ()
     #: rule ids in config order (decision attribution: ``decision_rule`` indexes this)
     rule_ids: tuple[str, ...] = ()
+    #: days of the first looks (``looks.at_days``), then every ``every_days`` after the last
+    at_days: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
     @property
     def k(self) -> int:
@@ -395,6 +397,7 @@ def compile_spec(
         every_days=looks.days,
         every_patients=looks.every_patients,
         first_after=looks.first_after_patients,
+        at_days=np.array(looks.at_days, float),
         final_analysis=looks.final_analysis,
         stop_on=frozenset(looks.stop_trial_on),
         n_patients=n_patients,
@@ -651,7 +654,7 @@ class _Chunk:
         else:
             self.next_look_count[:] = spec.first_after if spec.first_after > 0 else np.iinfo(np.int64).max
             if spec.first_after == 0:
-                self.next_look_time[:] = spec.every_days
+                self.next_look_time[:] = spec.at_days[0] if len(spec.at_days) else spec.every_days
         # allocation probabilities per randomized cohort (T, arms of the rule)
         # (rules, T, arms of the rule) in one array for the enrolment kernel; self.alloc are views
         width = max((len(r.arms) for r in spec.alloc_rules), default=1)
@@ -874,7 +877,10 @@ class _Chunk:
             self.next_look_count[rows] = self.total[rows] + spec.every_patients
             self.next_look_time[rows] = np.inf
         else:
-            self.next_look_time[rows] = when + spec.every_days
+            # the next of the given look days after this look, else every_days after it
+            i = np.searchsorted(spec.at_days, when, side="right")
+            given = spec.at_days[np.minimum(i, max(len(spec.at_days) - 1, 0))] if len(spec.at_days) else when
+            self.next_look_time[rows] = np.where(i < len(spec.at_days), given, when + spec.every_days)
             self.next_look_count[rows] = np.iinfo(np.int64).max
 
     def _end(self, rows, when) -> None:

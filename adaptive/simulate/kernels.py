@@ -29,6 +29,11 @@ with the patients (``arrival``, ``u_assign``), so the result does not depend on 
 (:func:`survival_counts`): events and days at risk per arm and interval of a survival endpoint;
 (:func:`efs_counts`, :func:`rfs_counts`): the same for ELN 2022 EFS (with its treatment failures,
 the point mass, and its pending patients) and RFS, as :mod:`adaptive.survival_data` derives them.
+
+**Outcomes** (:func:`draw_outcomes`): each newly enrolled patient's response category, death,
+response and relapse days and the binary endpoints with the days they become known, in one pass
+(the numpy version of the same laws, :meth:`adaptive.simulate.patients.Patients.draw_reference`,
+is the tests' reference).
 """
 
 from __future__ import annotations
@@ -364,3 +369,88 @@ def rfs_counts(rows, upto, arm_of, arrival, death, dropout, relapse, response_da
                 time = 0.5
             _at_risk(events, exposure, r, a, time, is_event, cuts)
     return events, exposure
+
+
+# ============================================================================= outcomes
+@numba.njit(cache=True, nogil=True)
+def death_time(m30, m60, median, u):
+    """Days to death of a patient with uniform ``u``: the piecewise-constant hazard of the arm.
+
+    Constant hazards on days 0-30 and 30-60 that give the arm's 30- and 60-day mortality, then
+    one that puts the median survival at ``median`` days (:mod:`adaptive.scenario`).
+    """
+    s = 1.0 - u
+    if s >= 1.0 - m30:
+        return -np.log(s) / (-np.log(1.0 - m30) / 30.0)
+    if s >= 1.0 - m60:
+        h2 = max(-np.log((1.0 - m60) / (1.0 - m30)) / 30.0, 1e-12)
+        return 30.0 - np.log(s / (1.0 - m30)) / h2
+    return 60.0 - np.log(s / (1.0 - m60)) / (np.log(2.0 * (1.0 - m60)) / (median - 60.0))
+
+
+@numba.njit(cache=True, nogil=True)
+def survival_prob(m30, m60, median, t):
+    """``P(death time > t)`` under :func:`death_time`'s hazard."""
+    if t <= 30:
+        return np.exp(-(-np.log(1.0 - m30) / 30.0) * t)
+    if t <= 60:
+        return (1 - m30) * np.exp(-(-np.log((1.0 - m60) / (1.0 - m30)) / 30.0) * (t - 30))
+    return (1 - m60) * np.exp(-(np.log(2.0 * (1.0 - m60)) / (median - 60.0)) * (t - 60))
+
+
+@numba.njit(cache=True, nogil=True)
+def draw_outcomes(rows, p, arm, t_arr, cr, cri, pr, ne, m30, m60, median, resp_lo, resp_hi, landmark,
+                  mrd, median_relapse, u_resp, u_death, u_delay, u_mrd, u_relapse, death,
+                  crc_value, crc_known, orr_value, orr_known, mrd_value, mrd_known,
+                  m30_value, m30_known, m60_value, m60_known, need, category, response_day, relapse,
+                  truth_crc):  # fmt: skip
+    """Outcomes of patient ``p[i]`` of trial ``rows[i]`` on arm ``arm[i]`` and the days they are known.
+
+    ``cr``, ``cri``: the patient's CR and CRi probabilities (the arm's, shifted by any calendar
+    trend); the other laws are the arm's (indexed by ``arm``). Each binary endpoint's value (0/1)
+    and the day it is known go to ``*_value`` and ``*_known``; ``need`` says which are written
+    (orr, mrd_negative_cr, mortality_30d, mortality_60d, then the relapse-based endpoints'
+    ``category``, ``response_day`` and ``relapse``); CRc always is. As
+    :func:`adaptive.derive.derive_patient`: a response counts when the patient is alive on its
+    day and it comes by the arm's landmark, and every response endpoint is known at the
+    landmark, whatever the outcome (counting early outcomes earlier would bias interim looks).
+    """
+    for i in range(rows.shape[0]):
+        t, q, k = rows[i], p[i], arm[i]
+        c1 = cr[i]
+        c2 = c1 + cri[i]
+        total = c2 + pr[k] + ne[k]
+        scale = 1.0 / total if total > 1.0 else 1.0
+        u = u_resp[t, q]
+        cat = 0  # 0 CR, 1 CRi, 2 PR, 3 NE, 4 NR
+        for c in (c1 * scale, c2 * scale, (c2 + pr[k]) * scale, (c2 + pr[k] + ne[k]) * scale):
+            if u >= c:
+                cat += 1
+        dth = death_time(m30[k], m60[k], median[k], u_death[t, q])
+        death[t, q] = dth
+        day = resp_lo[k] + np.floor(u_delay[t, q] * (resp_hi[k] - resp_lo[k] + 1))
+        lm = landmark[k]
+        alive = dth >= day and day <= lm
+        crc = cat <= 1 and alive
+        at_landmark = t_arr[i] + lm
+        crc_value[t, q] = crc
+        crc_known[t, q] = at_landmark
+        if need[0]:
+            orr_value[t, q] = cat <= 2 and alive
+            orr_known[t, q] = at_landmark
+        if need[1]:  # follows CRc (the MRD status comes with the response)
+            mrd_value[t, q] = crc and u_mrd[t, q] < mrd[k]
+            mrd_known[t, q] = at_landmark
+        if need[2]:
+            m30_value[t, q] = dth <= 30.0
+            m30_known[t, q] = t_arr[i] + min(dth, 30.0)
+        if need[3]:
+            m60_value[t, q] = dth <= 60.0
+            m60_known[t, q] = t_arr[i] + min(dth, 60.0)
+        if need[4]:  # relapse among CR/CRi: exponential from the response day (as adaptive.synth)
+            category[t, q] = cat
+            response_day[t, q] = day
+            rel = day - np.log1p(-u_relapse[t, q]) * (median_relapse[k] / np.log(2.0))
+            relapse[t, q] = rel if cat <= 1 else np.inf
+        # the patient's true probability of counting as a CRc responder (alive at assessment)
+        truth_crc[t, q] = c2 * scale * survival_prob(m30[k], m60[k], median[k], day) if day <= lm else 0.0

@@ -18,6 +18,7 @@ from scipy import special
 from adaptive.simulate.kernels import (
     count_known,
     count_known_randomized,
+    draw_outcomes,
     efs_counts,
     enrolled_between,
     rfs_counts,
@@ -255,6 +256,27 @@ class Patients:
         return cr, cri
 
     def draw(self, rows, p, arm, t_arr, cr, cri):
+        """Outcomes and the days they become known, given the CR and CRi probabilities.
+
+        One pass of the compiled :func:`adaptive.simulate.kernels.draw_outcomes` (the laws and
+        derivation are documented there; ``draw_reference`` is the same in numpy, for the tests).
+        """
+        tr = self.spec.truth
+        none = np.zeros((0, 0))
+        v = {e: (self.value[e], self.known[e]) if e in self.value else (none, none) for e in _OUTCOMES}
+        need = np.array([e in self.value for e in _OUTCOMES[1:]] + [self.with_relapse])
+        u_mrd = self.u["mrd"] if "mrd" in self.u else none
+        draw_outcomes(
+            rows, p, arm, t_arr, np.broadcast_to(np.asarray(cr, float), rows.shape),
+            np.broadcast_to(np.asarray(cri, float), rows.shape), tr["pr"], tr["ne"], tr["m30"],
+            tr["m60"], tr["median_os"], tr["resp_lo"], tr["resp_hi"], tr["landmark"], tr["mrd"],
+            tr["median_relapse"], self.u["resp"], self.u["death"], self.u["delay"], u_mrd,
+            self.u_relapse, self.death, *v["crc"], *v["orr"], *v["mrd_negative_cr"],
+            *v["mortality_30d"], *v["mortality_60d"], need, self.category, self.response_day,
+            self.relapse, self.truth_crc,
+        )  # fmt: skip
+
+    def draw_reference(self, rows, p, arm, t_arr, cr, cri):
         """Outcomes and the days they become known, given the CR and CRi probabilities."""
         tr = self.spec.truth
         pr, ne = tr["pr"][arm], tr["ne"][arm]

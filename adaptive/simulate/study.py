@@ -18,15 +18,17 @@ a short study's time.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 
 import numpy as np
 
-from adaptive.config import load_config
+from adaptive.config import load_config, parse_config
 from adaptive.output import atomic_dir, canonical_json, versions
 from adaptive.scenario import load_scenario
 from adaptive.simulate.engine import survival_rules_not_simulated
@@ -62,6 +64,53 @@ class Input:
         return cls(p, raw.decode("utf-8"), hashlib.sha256(raw).hexdigest())
 
 
+def with_look_days(config_text: str, days: Sequence[int]) -> str:
+    """The config's text with ``looks.at_days`` set (the rest of the schedule kept)."""
+    import yaml
+
+    doc = yaml.safe_load(config_text)
+    doc.setdefault("looks", {})["at_days"] = [int(d) for d in days]
+    return yaml.safe_dump(doc, sort_keys=False, allow_unicode=True)
+
+
+def looks_from_ledger(ledger_path: str | Path, config_path: str | Path) -> dict:
+    """The looks a ledger holds, as days from the config's ``trial.start_date`` (``looks_as_held``).
+
+    Every recorded look's cutoff counts once (several analyses of one cutoff are one look of the
+    data). Raises :class:`~adaptive.exceptions.ConfigError` when the config has no start date,
+    and ``LedgerError`` for a file that is not a ledger or holds no look.
+    """
+    from adaptive.exceptions import ConfigError, LedgerError
+    from adaptive.ledger import read_looks
+
+    design = load_config(config_path)
+    start = design.raw.trial.start_date
+    if start is None:
+        raise ConfigError(
+            [
+                f"{Path(config_path).name}: trial.start_date is needed to place the ledger's looks on "
+                "the simulated trial's calendar (days from the start)"
+            ]
+        )
+    records = read_looks(ledger_path)
+    cutoffs = sorted({date.fromisoformat(r.cutoff) for r in records})
+    if not cutoffs:
+        raise LedgerError(f"the ledger {ledger_path} holds no recorded look")
+    early = [c for c in cutoffs if c <= start]
+    if early:
+        raise LedgerError(
+            f"the ledger {ledger_path} has a look with cutoff {early[0]}, on or before the trial's "
+            f"start_date {start} in {Path(config_path).name}"
+        )
+    return {
+        "ledger": Path(ledger_path).name,
+        "ledger_sha256": hashlib.sha256(Path(ledger_path).read_bytes()).hexdigest(),
+        "start_date": start.isoformat(),
+        "cutoffs": [c.isoformat() for c in cutoffs],
+        "at_days": [(c - start).days for c in cutoffs],
+    }
+
+
 def _jobs(
     config: Input, scenario: Input, compare_fixed: bool, cache_dir: Path, overrides=()
 ) -> dict[str, Job]:
@@ -90,6 +139,7 @@ def simulate_study(
     chunk_size: int | None = None,
     progress=None,
     cache_dir: str | Path | None = None,
+    looks_as_held: dict | None = None,
 ) -> dict:
     """Simulate every scenario and write ``oc.json``, ``oc.csv`` and ``trials.parquet`` into ``out``.
 
@@ -101,9 +151,16 @@ def simulate_study(
     on Dask. ``chunk_size``: trials per chunk (default: per Dask task
     :data:`~adaptive.simulate.run.TASK_TRIALS`, in this process the engine's pass). The results
     are the same wherever the trials run.
+
+    ``looks_as_held`` (:func:`looks_from_ledger`) replaces the start of the config's look schedule
+    by the looks a ledger holds (``looks.at_days``); ``oc.json`` records it under that key, and
+    ``config_sha256`` stays the config file's.
     """
     design = load_config(config_path)  # validation with file names in the messages
     config = Input.read(config_path)
+    if looks_as_held is not None:
+        config = dataclasses.replace(config, text=with_look_days(config.text, looks_as_held["at_days"]))
+        design = parse_config(config.text, config.path.name)
     scenarios = [Input.read(p) for p in scenario_paths]
     for sc in scenarios:
         load_scenario(sc.path, design)
@@ -167,6 +224,7 @@ def simulate_study(
         "seed": seed,
         "config_file": config.path.name,
         "config_sha256": config.sha256,
+        "looks_as_held": looks_as_held,
         "scenarios": results,
         "versions": versions(),
         "design": {
