@@ -118,7 +118,7 @@ def test_a_decision_that_flips_is_fragile_and_one_that_does_not_is_not(look):
 
 
 def test_panel_values_equal_looks_run_with_the_alternative_config(look):
-    """uniform_prior in the panel = a look whose config puts a uniform prior on CRc (its draws)."""
+    """uniform_prior in the panel = a look whose config puts a uniform prior on CRc (both exact)."""
     design, derived, fits, results = look
     panel = robustness_panel(design, derived, fits, results)
     doc = without_survival(config_dict())
@@ -130,7 +130,7 @@ def test_panel_values_equal_looks_run_with_the_alternative_config(look):
         got = next(
             a for a in _row(panel, "graduate_crc", arm)["alternatives"] if a["analysis"] == "uniform_prior"
         )
-        assert got["prob"] == pytest.approx(alt.prob, abs=4 * max(alt.mcse, 1e-3))
+        assert alt.mcse == 0.0 and got["prob"] == pytest.approx(alt.prob, abs=1e-12)
         assert got["fired"] == alt.fired
 
 
