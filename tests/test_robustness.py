@@ -140,3 +140,18 @@ def test_no_declared_analyses_no_panel_rows(look):
     design, derived, fits, results = _look(doc)
     panel = robustness_panel(design, derived, fits, results)
     assert panel["results"] == [] and panel["priors"]
+
+
+def test_an_alternative_with_the_looks_own_priors_reproduces_every_exact_result():
+    """binary_prior: unit_information is CRc's own prior and the comparison's: the panel's values
+    are then the look's exact results themselves (the same Beta, the same quadrature grid)."""
+    doc = without_survival(config_dict())
+    doc["sensitivity"]["analyses"] = [{"id": "same_prior", "binary_prior": "unit_information"}]
+    design, derived, fits, results = _look(doc)
+    panel = robustness_panel(design, derived, fits, results)
+    rows = [r for r in panel["results"] if r["endpoint"] == "crc" and r["kind"] != "predictive_futility"]
+    assert {"superiority", "efficacy", "futility"} <= {r["kind"] for r in rows}
+    for row in rows:
+        (alt,) = row["alternatives"]
+        assert alt["prob"] == pytest.approx(row["prob"], abs=1e-12), (row["rule"], row["arms"])
+        assert alt["fired"] == row["fired"] and not row["fragile"]
