@@ -250,6 +250,33 @@ def fit_endpoints(design: Design, derived: DerivedData, seed: int) -> dict[str, 
     return {endpoint: fits[endpoint] for endpoint, _, _ in tasks}
 
 
+#: how a conjugate endpoint's quantities are computed at a look (``method`` of its rule results
+#: and endpoint summaries); an exact method's name starts with "exact"
+EXACT_BETA_METHOD = "exact conjugate Beta posterior (closed form and quadrature, no draws)"
+#: how the quantities of an endpoint fitted by MCMC are computed
+DRAWS_METHOD = "posterior draws, with Monte Carlo standard errors"
+
+
+def binary_posterior(
+    design: Design, derived: DerivedData, fit: FitResult, endpoint: str
+) -> BetaPosterior | DrawsPosterior:
+    """The posterior a look reads for a binary endpoint: exact for the conjugate model, else the draws.
+
+    Independent endpoint (``model.kind: independent``): the closed-form ``Beta(a + y, b + n - y)``
+    of every modelled arm (:class:`~decision_rules.beta.BetaPosterior`: tail probabilities,
+    quantiles, comparisons and P(best) exact, MCSE 0), the posterior the simulator, the
+    robustness panel and the randomization compute with. The fit's draws (posterior.nc) come
+    from it and are kept as a record. Hierarchical / EXNEX / logit-normal: the fitted draws
+    (:class:`~decision_rules.quantities.DrawsPosterior`, with MCSEs).
+    """
+    cfg = design.endpoints[endpoint].model
+    if cfg.kind == "independent":
+        data = binary_data(design, derived, endpoint)
+        a, b = model_from_config(cfg).posterior_ab(data)
+        return BetaPosterior(data.arms, a, b)
+    return DrawsPosterior(fit.idata.posterior["p"])
+
+
 def predictive_source(design: Design, derived: DerivedData, fit: FitResult, endpoint: str):
     """What predictive-probability rules evaluate on: exact for the conjugate model, else the draws.
 
@@ -258,12 +285,18 @@ def predictive_source(design: Design, derived: DerivedData, fit: FitResult, endp
     the fitted posterior draws (:class:`~decision_rules.predictive.DrawsPredictive`: predictive
     distribution averaged over the draws, final posterior by importance reweighting of them).
     """
-    cfg = design.endpoints[endpoint].model
-    if cfg.kind == "independent":
-        data = binary_data(design, derived, endpoint)
-        a, b = model_from_config(cfg).posterior_ab(data)
-        return BetaPredictive(data.arms, a, b)
-    return DrawsPredictive(DrawsPosterior(fit.idata.posterior["p"]))
+    post = binary_posterior(design, derived, fit, endpoint)
+    if isinstance(post, BetaPosterior):
+        return BetaPredictive(post.arms, post.a, post.b)
+    return DrawsPredictive(post)
+
+
+def _exact_method(results: list[RuleResult]) -> list[RuleResult]:
+    """Results computed on a :class:`BetaPosterior`, with ``extra.method`` saying they are exact."""
+    return [
+        r if "method" in r.extra else dataclasses.replace(r, extra={**r.extra, "method": EXACT_BETA_METHOD})
+        for r in results
+    ]
 
 
 #: said of every survival decision: the model's assumptions are not checked at the look
@@ -345,6 +378,7 @@ def comparison_results(design: Design, table: PatientTable, derived: DerivedData
         design.labels,
         source_note=note,
         extra={
+            "method": EXACT_BETA_METHOD,
             "population": "concurrently_randomized",
             "window": None
             if window is None
@@ -446,7 +480,7 @@ def evaluate_rules(
                 out = comparison_results(design, table, derived, rule)
             else:
                 post, n, _, _, _ = comparison_posterior(design, None, derived, rule)
-                out = rule.evaluate(post, n, design.labels)
+                out = _exact_method(rule.evaluate(post, n, design.labels))
         else:
             n_eval = {a: c.n_evaluable for a, c in derived.counts[rule.endpoint].items()}
             if rule.kind in PREDICTIVE_KINDS:
@@ -454,8 +488,11 @@ def evaluate_rules(
                 counts = {a: (c.responders, c.n_evaluable) for a, c in derived.counts[rule.endpoint].items()}
                 out = rule.evaluate(source, n_eval, design.labels, counts)
             else:
-                posterior = DrawsPosterior(fits[rule.endpoint].idata.posterior["p"])
+                # exact for a conjugate endpoint, the draws of an MCMC fit otherwise
+                posterior = binary_posterior(design, derived, fits[rule.endpoint], rule.endpoint)
                 out = rule.evaluate(posterior, n_eval, design.labels)
+                if isinstance(posterior, BetaPosterior):
+                    out = _exact_method(out)
                 if rule.kind in (RuleKind.EFFICACY, RuleKind.FUTILITY):
                     out = _beside_no_borrowing(design, derived, rule, out)
         if rule.kind in (*FUTILITY_KINDS, *PREDICTIVE_KINDS):
@@ -559,6 +596,7 @@ def _endpoint_summary(
 ) -> dict:
     counts = derived.counts[endpoint][arm]
     rates = design.arm(arm).rates[endpoint]
+    kind = design.endpoints[endpoint].model.kind
     out: dict = {
         "n_evaluable": counts.n_evaluable,
         "responders": counts.responders,
@@ -570,7 +608,8 @@ def _endpoint_summary(
         "futility_rate": rates.futility_rate,
         "target_rate": rates.target_rate,
         "limit_rate": rates.limit_rate,
-        "model": design.endpoints[endpoint].model.kind,
+        "model": kind,
+        "method": EXACT_BETA_METHOD if kind == "independent" else DRAWS_METHOD,
     }
     if fit is None or not fit.converged or arm not in design.modelled_arms:
         out.update(
@@ -587,12 +626,15 @@ def _endpoint_summary(
         if design.endpoints[endpoint].model.kind == "exnex":
             out["prob_exchangeable"] = None
         return out
-    post = DrawsPosterior(fit.idata.posterior["p"])
-    draws = fit.idata.posterior["p"].sel(arm=arm).values
-    sd = float(draws.std(ddof=1))
-    from arviz import ess
+    post = binary_posterior(design, derived, fit, endpoint)
+    if isinstance(post, BetaPosterior):
+        mcse = 0.0  # the exact Beta's mean, median and equal-tailed interval (its quantiles)
+    else:
+        draws = fit.idata.posterior["p"].sel(arm=arm).values
+        sd = float(draws.std(ddof=1))
+        from arviz import ess
 
-    ess_mean = float(ess(draws, method="mean"))
+        mcse = sd / np.sqrt(float(ess(draws, method="mean")))
     lo, med, hi = post.quantile(arm, [0.025, 0.5, 0.975])
     above_null = post.prob_above(arm, rates.null_rate)
     out.update(
@@ -601,7 +643,7 @@ def _endpoint_summary(
         ci95_low=lo,
         ci95_high=hi,
         prob_above_null=above_null.prob,
-        mcse=sd / np.sqrt(ess_mean),
+        mcse=mcse,
         mcse_prob_above_null=above_null.mcse,
     )
     for name, ref in (
@@ -976,7 +1018,19 @@ def write_posterior(path: Path, fits: dict[str, FitResult]) -> None:
     Read one back with ``az.InferenceData.from_netcdf(path, base_group="orr")``. The primary
     endpoint (CRc) is also at the file's root, so the plain ``az.from_netcdf(path)`` gives it
     (without a root group it would return an empty InferenceData).
+
+    A conjugate endpoint's draws are a record: its posterior's attributes give the exact
+    ``Beta(posterior_a, posterior_b)`` and say (``decisions``) that the look's probabilities,
+    estimates and intervals were computed from it, not from the draws.
     """
+    for fit in fits.values():
+        attrs = fit.idata.posterior.attrs
+        if "posterior_a" in attrs:
+            attrs["decisions"] = (
+                "this look's decision probabilities, estimates and credible intervals of this endpoint "
+                f"are computed exactly from Beta(posterior_a, posterior_b) ({EXACT_BETA_METHOD}), not "
+                "from these draws"
+            )
     first = True
     if PRIMARY_ENDPOINT in fits:
         fits[PRIMARY_ENDPOINT].idata.to_netcdf(str(path))
@@ -1029,14 +1083,15 @@ def allocation_posterior(design: Design, table: PatientTable, derived: DerivedDa
     A randomized cohort whose arms are compared by a superiority rule on the allocation's
     endpoint allocates from that rule's posterior (concurrently randomized patients, the rule's
     independent Beta prior): one number for P(arm better) across the comparison, the allocation and
-    the memo. Otherwise the endpoint's fitted posterior.
+    the memo. Otherwise the endpoint's posterior (:func:`binary_posterior`: exact for a
+    conjugate endpoint).
     """
     for r in design.rules:
         if isinstance(r, Superiority) and r.endpoint == rule.endpoint and set(r.arms) == set(rule.arms):
             post, _, _, window, _ = comparison_posterior(design, table, derived, r)
             if window is not None:
                 return post
-    return DrawsPosterior(fits[rule.endpoint].idata.posterior["p"])
+    return binary_posterior(design, derived, fits[rule.endpoint], rule.endpoint)
 
 
 def adapt_report(

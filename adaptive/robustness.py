@@ -42,7 +42,7 @@ from scipy import stats
 from adaptive.config import Design
 from adaptive.data import PatientTable
 from adaptive.derive import DerivedData
-from decision_rules.beta import beta_prior, beta_prob_above, beta_prob_better
+from decision_rules.beta import LOOK_GRID_SPACING, beta_prior, beta_prob_above, beta_prob_better
 from decision_rules.rules import Harm, PredictiveEfficacy, PredictiveFutility, RuleResult, Superiority
 from decision_rules.survival import HazardRatioSuperiority, MedianEfficacy, MedianFutility, SurvivalPosterior
 from decision_rules.vocabulary import fmt_prob
@@ -190,8 +190,12 @@ def _alternative(ctx: _Context, rule, r: RuleResult, alt) -> dict | None:
         ab = {x: beta_prior(alt.binary_prior, nulls[x]) for x in rule.arms}
         post = {x: (float(ab[x][0]) + y[x], float(ab[x][1]) + n[x] - y[x]) for x in rule.arms}
         p = float(
-            beta_prob_better(
-                *post[better], *post[worse], rule.margin_rate, higher_is_better=rule.higher_is_better
+            beta_prob_better(  # on the look's grid, as the comparison itself (BetaPosterior)
+                *post[better],
+                *post[worse],
+                rule.margin_rate,
+                higher_is_better=rule.higher_is_better,
+                spacing=LOOK_GRID_SPACING,
             )
         )
         return {"prob": p, "fired": bool(rule.decide(p, (n[better], n[worse])))}

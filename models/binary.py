@@ -137,7 +137,12 @@ class IndependentBetaBinomial:
         return a + y, b + n - y
 
     def fit(self, data: BinaryData, *, seed: int, settings: SamplerSettings) -> az.InferenceData:
-        """Independent draws from the conjugate posterior, shaped like an MCMC run."""
+        """Independent draws from the conjugate posterior, shaped like an MCMC run.
+
+        The posterior's attributes carry its parameters (``posterior_a``, ``posterior_b``): an
+        interim look computes this endpoint's quantities from them exactly
+        (:func:`adaptive.interim.binary_posterior`); the draws are a record.
+        """
         a, b = self.posterior_ab(data)
         rng = np.random.default_rng(seed)
         draws = rng.beta(a, b, size=(settings.chains, settings.draws, len(data.arms)))
@@ -154,7 +159,15 @@ class IndependentBetaBinomial:
             coords={"chain": post.chain, "draw": post.draw},
         )
         idata = az.InferenceData(posterior=post, sample_stats=stats)
-        return _with_constant_data(idata, data, self.name)
+        idata = _with_constant_data(idata, data, self.name)
+        # the exact posterior these draws come from (netCDF attributes: numbers and strings)
+        idata["posterior"].attrs.update(
+            posterior_a=[float(v) for v in a],
+            posterior_b=[float(v) for v in b],
+            exact_posterior="Beta(posterior_a, posterior_b) per arm (conjugate, in the order of `arm`); "
+            "the draws are independent draws from it",
+        )
+        return idata
 
 
 # ----------------------------------------------------------------------------- hierarchical

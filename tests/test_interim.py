@@ -162,16 +162,29 @@ def test_recommendations_allocation_and_queue_of_the_bundled_look(look):
 
 @pytest.mark.slow
 def test_crc_posterior_is_the_conjugate_beta_of_the_same_counts(look):
-    """The independent CRc posterior agrees with the closed-form Beta on the counts the look derived."""
+    """The independent CRc posterior is the closed-form Beta on the counts the look derived, exactly.
+
+    Its decision probabilities too, printed "exact" in the terminal (tests/test_exact_look.py checks
+    them to 1e-12 in memory; recommendations.json rounds to 6 decimals).
+    """
     from scipy import stats
 
-    _, rep, _ = look
+    _, rep, output = look
     for a in [a for a in rep["arms"] if a["status"] != "queued"]:
         crc = a["endpoints"]["crc"]
         null, n, y = crc["null_rate"], crc["n_evaluable"], crc["responders"]
         post = stats.beta(null + y, 1 - null + n - y)  # unit-information prior Beta(null, 1 - null)
-        assert crc["mean"] == pytest.approx(post.mean(), abs=4 * crc["mcse"] + 1e-9)
-        assert abs(crc["prob_above_null"] - post.sf(null)) < max(0.005, 4 * crc["mcse_prob_above_null"])
+        assert crc["mean"] == pytest.approx(post.mean(), abs=5e-7) and crc["mcse"] == 0.0
+        assert crc["prob_above_null"] == pytest.approx(post.sf(null), abs=5e-7)
+        assert crc["mcse_prob_above_null"] == 0.0
+        for r in a["rules"]:
+            if r["endpoint"] == "crc" and r["kind"] in ("efficacy", "futility"):
+                assert r["prob"] == pytest.approx(post.sf(r["extra"]["reference"]), abs=5e-7)
+                assert r["mcse"] == 0.0 and r["extra"]["method"].startswith("exact")
+                if "not_applied" not in r["extra"]:  # a rule not applied says its probability only
+                    assert "(exact)" in r["sentence"]
+    arm6 = stats.beta(0.08, 1 - 0.08 + 16).sf(0.15)  # 0/16 responders, null 8%: the futility rule fires
+    assert f"P(CRc > 15%) is {100 * arm6:.1f}% (exact) for arm6" in " ".join(output.split())
 
 
 @pytest.mark.slow

@@ -177,6 +177,21 @@ def test_closed_report_content_matches_the_look(trial):
     assert str(report["seed"]) in text and report["versions"]["pymc"] in text and "schema_version: 1" in text
 
 
+def test_density_figure_draws_the_exact_beta_and_prints_the_looks_probabilities(trial):
+    """A conjugate CRc: the figure's curve is the exact Beta of the counts, its probabilities the
+    look's (the tables' numbers), not the share of the draws in posterior.nc."""
+    report = json.loads((trial["look"] / "recommendations.json").read_text())
+    d = rdata.crc_density_inputs(rdata.load_look(trial["look"]))
+    arms = [a for a in report["arms"] if a["status"] != "queued"]
+    assert set(d["beta"]) == {a["arm"] for a in arms}
+    for a in arms:
+        e = a["endpoints"]["crc"]
+        null, n, y = e["null_rate"], e["n_evaluable"], e["responders"]
+        assert d["beta"][a["arm"]] == pytest.approx((null + y, 1 - null + n - y), abs=1e-12)
+        assert d["prob_above_null"][a["arm"]] == e["prob_above_null"]
+        assert d["prob_above_target"][a["arm"]] == e["prob_above_target"]
+
+
 def test_closed_report_marks_fragile_decisions_on_page_one_and_in_the_robustness_grid(trial):
     report = json.loads((trial["look"] / "recommendations.json").read_text())
     panel = report["robustness"]

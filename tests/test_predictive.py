@@ -264,3 +264,112 @@ def test_beta_posterior_has_the_draws_posterior_interface():
     assert post.quantile("a", [0.5])[0] == pytest.approx(stats.beta.median(12.35, 8.65))
     with pytest.raises(KeyError, match="not in the posterior"):
         post.mean("z")
+
+
+# ----------------------------------------------------------------------------- a look's precision
+def _quad_prob_best(a: np.ndarray, b: np.ndarray, k: int) -> float:
+    """``P(X_k > X_j for all j != k)`` by ``scipy.integrate.quad`` in ``u = logit x``, split at the mode."""
+    from scipy import integrate, special
+
+    def f(u):
+        dens = np.exp(a[k] * special.log_expit(u) + b[k] * special.log_expit(-u) - special.betaln(a[k], b[k]))
+        return dens * np.prod(
+            [special.betainc(a[j], b[j], special.expit(u)) for j in range(len(a)) if j != k]
+        )
+
+    m, s = np.log(a[k] / b[k]), np.sqrt(1 / a[k] + 1 / b[k])
+    cuts = [-np.inf, m - 10 * s, m, m + 10 * s, np.inf]
+    return sum(
+        integrate.quad(f, lo, hi, epsabs=1e-14, epsrel=1e-12, limit=500)[0]
+        for lo, hi in zip(cuts, cuts[1:], strict=False)
+    )
+
+
+# (a, b) of two arms: the bundled look's DAV and HAV CRc, an arm with no responder, rare events,
+# Jeffreys priors, large counts (the slowest convergence of the grid)
+PAIRS = [
+    ((28.35, 17.35), (15.65, 21.65)),
+    ((0.35, 1.35), (16.65, 8.65)),
+    ((3.35, 28.35), (13.65, 15.65)),
+    ((0.5, 1.0), (0.5, 1.0)),
+    ((200.5, 190.5), (100.5, 110.5)),
+]
+
+
+@pytest.mark.parametrize(("a", "b"), PAIRS)
+def test_prob_better_at_a_looks_spacing_matches_quad_to_1e9(a, b):
+    """A look's grid (LOOK_GRID_SPACING) gives P(p_1 > p_2) within 1e-9 of quad; the simulator's
+    (GRID_SPACING, unchanged) within 5e-7, its documented 'about 1e-7'."""
+    from decision_rules.beta import LOOK_GRID_SPACING
+
+    a, b = np.array(a), np.array(b)
+    want = _quad_prob_best(a, b, 0)
+    assert float(beta_prob_better(a[0], b[0], a[1], b[1], spacing=LOOK_GRID_SPACING)) == pytest.approx(
+        want, abs=1e-9
+    )
+    assert float(beta_prob_better(a[0], b[0], a[1], b[1])) == pytest.approx(want, abs=5e-7)
+    post = BetaPosterior(["x", "y"], a, b)  # a look's posterior: the fine grid by default
+    assert post.prob_better("x", "y").prob == pytest.approx(want, abs=1e-9)
+
+
+def test_prob_best_of_three_arms_at_a_looks_spacing_matches_quad():
+    a, b = np.array([28.35, 17.35, 5.2]), np.array([15.65, 21.65, 3.1])
+    post = BetaPosterior(["x", "y", "z"], a, b)
+    best = post.prob_best(["x", "y", "z"])
+    for k, arm in enumerate("xyz"):
+        assert best[arm].prob == pytest.approx(_quad_prob_best(a, b, k), abs=1e-9)
+        assert best[arm].mcse == 0.0 and best[arm].n_draws == 0
+    low = post.prob_best(["x", "y", "z"], higher_is_better=False)  # lowest rate best: 1 - p is Beta(b, a)
+    assert low["y"].prob == pytest.approx(_quad_prob_best(b, a, 1), abs=1e-9)
+
+
+@pytest.mark.parametrize("margin", [0.05, -0.05, 0.1])
+def test_prob_better_with_a_margin_at_a_looks_spacing_matches_quad(margin):
+    """``P(p_1 > p_2 + margin)``: Gauss-Legendre, 4096 nodes at a look, within 1e-9 of quad."""
+    from scipy import integrate, special
+
+    a1, b1, a2, b2 = 28.35, 15.65, 17.35, 21.65
+
+    def f(u):  # density of logit p_1 times P(p_2 < p_1 - margin)
+        dens = np.exp(a1 * special.log_expit(u) + b1 * special.log_expit(-u) - special.betaln(a1, b1))
+        return dens * special.betainc(a2, b2, np.clip(special.expit(u) - margin, 0.0, 1.0))
+
+    # the integrand starts at p_1 = margin and has a kink where p_1 - margin reaches 1
+    lo = special.logit(margin) if margin > 0 else -60.0
+    kinks = [special.logit(1.0 + margin)] if margin < 0 else []
+    cuts = [lo, *sorted(c for c in (-1.0, 0.6, 2.0, *kinks) if c > lo), np.inf]
+    want = sum(
+        integrate.quad(f, x0, x1, epsabs=1e-14, epsrel=1e-12, limit=500)[0]
+        for x0, x1 in zip(cuts, cuts[1:], strict=False)
+    )
+    post = BetaPosterior(["x", "y"], [a1, a2], [b1, b2])
+    assert post.prob_better("x", "y", margin=margin).prob == pytest.approx(want, abs=1e-9)
+    # lower is better: P(p_1 < p_2 - margin) = P(1 - p_1 > (1 - p_2) + margin)
+    flipped = BetaPosterior(["x", "y"], [b1, b2], [a1, a2])
+    assert flipped.prob_better("x", "y", margin=margin, higher_is_better=False).prob == pytest.approx(
+        want, abs=1e-9
+    )
+
+
+def test_beta_posterior_estimates_against_independent_computations():
+    """Tail probabilities, median, quantiles and sd of BetaPosterior against quad and Monte Carlo."""
+    from scipy import integrate
+
+    a, b = 3.35, 13.65  # arm1's CRc at the bundled look: 3/16 on Beta(0.35, 0.65)
+    post = BetaPosterior(["arm1"], [a], [b])
+    pdf = stats.beta(a, b).pdf
+    q = lambda lo, hi: integrate.quad(pdf, lo, hi, epsabs=1e-14, epsrel=1e-13, limit=200)[0]  # noqa: E731
+    assert post.prob_above("arm1", 0.15).prob == pytest.approx(q(0.15, 1.0), abs=1e-12)
+    assert post.prob_below("arm1", 0.15).prob == pytest.approx(q(0.0, 0.15), abs=1e-12)
+    assert post.prob_below("arm1", 0.15).mcse == 0.0 and post.prob_below("arm1", 0.15).n_draws == 0
+    assert q(0.0, post.median("arm1")) == pytest.approx(0.5, abs=1e-12)
+    lo, hi = post.quantile("arm1", [0.025, 0.975])
+    assert q(0.0, lo) == pytest.approx(0.025, abs=1e-12) and q(hi, 1.0) == pytest.approx(0.025, abs=1e-12)
+    mean = integrate.quad(lambda x: x * pdf(x), 0, 1, epsabs=1e-14)[0]
+    var = integrate.quad(lambda x: (x - mean) ** 2 * pdf(x), 0, 1, epsabs=1e-14)[0]
+    assert post.mean("arm1") == pytest.approx(mean, abs=1e-12)
+    assert post.sd("arm1") == pytest.approx(np.sqrt(var), abs=1e-10)
+    draws = np.random.default_rng(3).beta(a, b, 10**6)  # and a large Monte Carlo sample
+    np.testing.assert_allclose(
+        np.quantile(draws, [0.025, 0.5, 0.975]), [lo, post.median("arm1"), hi], atol=2e-3
+    )

@@ -118,7 +118,7 @@ def test_a_decision_that_flips_is_fragile_and_one_that_does_not_is_not(look):
 
 
 def test_panel_values_equal_looks_run_with_the_alternative_config(look):
-    """uniform_prior in the panel = a look whose config puts a uniform prior on CRc (its draws)."""
+    """uniform_prior in the panel = a look whose config puts a uniform prior on CRc (both exact)."""
     design, derived, fits, results = look
     panel = robustness_panel(design, derived, fits, results)
     doc = without_survival(config_dict())
@@ -130,7 +130,7 @@ def test_panel_values_equal_looks_run_with_the_alternative_config(look):
         got = next(
             a for a in _row(panel, "graduate_crc", arm)["alternatives"] if a["analysis"] == "uniform_prior"
         )
-        assert got["prob"] == pytest.approx(alt.prob, abs=4 * max(alt.mcse, 1e-3))
+        assert alt.mcse == 0.0 and got["prob"] == pytest.approx(alt.prob, abs=1e-12)
         assert got["fired"] == alt.fired
 
 
@@ -140,3 +140,18 @@ def test_no_declared_analyses_no_panel_rows(look):
     design, derived, fits, results = _look(doc)
     panel = robustness_panel(design, derived, fits, results)
     assert panel["results"] == [] and panel["priors"]
+
+
+def test_an_alternative_with_the_looks_own_priors_reproduces_every_exact_result():
+    """binary_prior: unit_information is CRc's own prior and the comparison's: the panel's values
+    are then the look's exact results themselves (the same Beta, the same quadrature grid)."""
+    doc = without_survival(config_dict())
+    doc["sensitivity"]["analyses"] = [{"id": "same_prior", "binary_prior": "unit_information"}]
+    design, derived, fits, results = _look(doc)
+    panel = robustness_panel(design, derived, fits, results)
+    rows = [r for r in panel["results"] if r["endpoint"] == "crc" and r["kind"] != "predictive_futility"]
+    assert {"superiority", "efficacy", "futility"} <= {r["kind"] for r in rows}
+    for row in rows:
+        (alt,) = row["alternatives"]
+        assert alt["prob"] == pytest.approx(row["prob"], abs=1e-12), (row["rule"], row["arms"])
+        assert alt["fired"] == row["fired"] and not row["fragile"]

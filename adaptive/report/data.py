@@ -864,7 +864,13 @@ def _borrow_text(w: Mapping | None) -> str:
 
 
 def crc_density_inputs(look: Look, endpoint: str = "crc") -> dict | None:
-    """Posterior draws of the CRc rate per modelled arm, with each arm's null and target."""
+    """The CRc posterior per modelled arm, with each arm's null and target and the look's probabilities.
+
+    ``draws``: the posterior draws (posterior.nc); ``beta``: the exact ``(a, b)`` per arm of a
+    conjugate endpoint (the posterior's ``posterior_a`` / ``posterior_b`` attributes), else
+    ``None``; ``prob_above_null`` / ``prob_above_target``: the look's own numbers
+    (recommendations.json), so that the figure prints what the tables print.
+    """
     if look.refused:
         return None
     idata = look.posterior(endpoint)
@@ -873,10 +879,19 @@ def crc_density_inputs(look: Look, endpoint: str = "crc") -> dict | None:
     p = idata.posterior["p"]
     arms = [str(a) for a in p.coords["arm"].values]
     by_arm = {a["arm"]: a for a in look.arms}
+    attrs = idata.posterior.attrs
+    beta = None
+    if "posterior_a" in attrs and "posterior_b" in attrs:
+        a_, b_ = np.atleast_1d(attrs["posterior_a"]), np.atleast_1d(attrs["posterior_b"])
+        beta = {a: (float(a_[i]), float(b_[i])) for i, a in enumerate(arms)}
+    summary = {a: by_arm[a]["endpoints"][endpoint] for a in arms}
     return {
         "draws": {a: p.sel(arm=a).values.ravel() for a in arms},
-        "null": {a: by_arm[a]["endpoints"][endpoint]["null_rate"] for a in arms},
-        "target": {a: by_arm[a]["endpoints"][endpoint].get("target_rate") for a in arms},
+        "beta": beta,
+        "null": {a: summary[a]["null_rate"] for a in arms},
+        "target": {a: summary[a].get("target_rate") for a in arms},
+        "prob_above_null": {a: summary[a].get("prob_above_null") for a in arms},
+        "prob_above_target": {a: summary[a].get("prob_above_target") for a in arms},
     }
 
 

@@ -26,6 +26,7 @@ import matplotlib.dates as mdates  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
+from scipy import stats  # noqa: E402
 
 #: Okabe & Ito (2008) colour-blind-safe palette, with black last
 PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000")
@@ -187,12 +188,18 @@ def crc_densities(
     labels: Mapping[str, str],
     *,
     endpoint_label: str = "CRc",
+    beta: Mapping[str, tuple[float, float]] | None = None,
+    prob_above_null: Mapping[str, float | None] | None = None,
+    prob_above_target: Mapping[str, float | None] | None = None,
 ) -> Figure:
     """Posterior density of each arm's rate: null and target lines, the region above the null shaded.
 
     The shaded (hatched) area is ``P(rate > null)``, the probability the efficacy rule compares
     with its threshold; the darker area beyond the target line is ``P(rate > target)``, the one
-    the futility rule compares with its threshold.
+    the futility rule compares with its threshold. With ``beta`` (an arm's exact conjugate
+    posterior ``(a, b)``) the curve is that Beta density, else a kernel density of the draws.
+    The probabilities printed are ``prob_above_null`` / ``prob_above_target`` where given (the
+    look's own numbers), else the share of the draws.
     """
     arms = list(draws)
     ncols = 2
@@ -202,19 +209,26 @@ def crc_densities(
         ax = axes[i // ncols, i % ncols]
         st = styles[arm]
         x = np.asarray(draws[arm], dtype=float).ravel()
-        grid, pdf = az.kde(x, bound_correction=True)
+        if beta is not None and arm in beta:
+            grid = np.linspace(0.0005, 0.9995, 1000)
+            pdf = stats.beta.pdf(grid, *beta[arm])
+        else:
+            grid, pdf = az.kde(x, bound_correction=True)
         ax.plot(grid, pdf, color=st.color, linestyle=st.linestyle, lw=1.4)
         n0 = null[arm]
         above = grid >= n0
         ax.fill_between(grid, 0, pdf, where=above, facecolor=st.color, alpha=0.25, hatch=st.hatch, lw=0)
         ax.axvline(n0, color="black", linestyle="--", lw=0.9)
-        p_null = float(np.mean(x > n0))
+        p_null = (prob_above_null or {}).get(arm)
+        p_null = float(np.mean(x > n0)) if p_null is None else p_null
         text = f"P(>null {100 * n0:.0f}%) = {_fmt_prob(p_null)}"
         t = target.get(arm)
         if t is not None:
             ax.fill_between(grid, 0, pdf, where=grid >= t, facecolor=st.color, alpha=0.55, lw=0)
             ax.axvline(t, color="black", linestyle=":", lw=1.1)
-            text += f"\nP(>target {100 * t:.0f}%) = {_fmt_prob(float(np.mean(x > t)))}"
+            p_t = (prob_above_target or {}).get(arm)
+            p_t = float(np.mean(x > t)) if p_t is None else p_t
+            text += f"\nP(>target {100 * t:.0f}%) = {_fmt_prob(p_t)}"
         ax.text(0.98, 0.95, text, transform=ax.transAxes, ha="right", va="top", fontsize=6.5)
         ax.set_title(f"{arm}: {labels.get(arm, arm)}", loc="left")
         ax.set_yticks([])

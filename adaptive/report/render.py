@@ -104,7 +104,16 @@ def closed_figures(d: dict, arm_ids: list[str], labels: dict[str, str]) -> dict[
     if d["densities"] is not None:
         dd = d["densities"]
         out["densities"] = fig.to_png_base64(
-            fig.crc_densities(dd["draws"], dd["null"], dd["target"], styles, labels)
+            fig.crc_densities(
+                dd["draws"],
+                dd["null"],
+                dd["target"],
+                styles,
+                labels,
+                beta=dd.get("beta"),
+                prob_above_null=dd.get("prob_above_null"),
+                prob_above_target=dd.get("prob_above_target"),
+            )
         )
     if d["forest"]:
         eps = [(t["endpoint"], t["label"]) for t in d["tables"]]
