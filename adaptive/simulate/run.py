@@ -146,8 +146,10 @@ def local_chunk_size(n_trials: int, threads: int) -> int:
 
 #: a study whose trials would take less than this many seconds in one process (on one core) runs in
 #: this process (on threads, one per core): a local cluster's start, worker imports and hand-over
-#: cost about as much (benchmarks/README.md)
-LOCAL_SECONDS = 8.0
+#: cost about as much. Threads run ~1.4x one core, two Dask workers ~1.9x after ~3 s of start:
+#: they break even near 16 s (100,000 two-arm trials, ~5.8 s on one core: 7.6 s on Dask, 4.4 s
+#: on threads; benchmarks/README.md)
+LOCAL_SECONDS = 16.0
 #: trials per Dask task unless ``chunk_size`` says otherwise (also the chunk :func:`pilot` times)
 TASK_TRIALS = 250
 #: trials run untimed before the pilot's clock starts (:func:`pilot`)
