@@ -454,3 +454,21 @@ def draw_outcomes(rows, p, arm, t_arr, cr, cri, pr, ne, m30, m60, median, resp_l
             relapse[t, q] = rel if cat <= 1 else np.inf
         # the patient's true probability of counting as a CRc responder (alive at assessment)
         truth_crc[t, q] = c2 * scale * survival_prob(m30[k], m60[k], median[k], day) if day <= lm else 0.0
+
+
+@numba.njit(cache=True, nogil=True)
+def arm_sums(values, arm_of, upto, n_arms):
+    """Per trial and arm, the sum of ``values`` over its patients and their number, ``(T, K)`` each.
+
+    Patients ``0 .. upto[t] - 1`` in enrolment order, so the result does not depend on how many
+    patient columns the arrays have (chunking).
+    """
+    total = np.zeros((values.shape[0], n_arms))
+    cnt = np.zeros((values.shape[0], n_arms), np.int64)
+    for t in range(values.shape[0]):
+        for p in range(upto[t]):
+            a = arm_of[t, p]
+            if a >= 0:
+                total[t, a] += values[t, p]
+                cnt[t, a] += 1
+    return total, cnt

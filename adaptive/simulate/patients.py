@@ -16,6 +16,7 @@ import numpy as np
 from scipy import special
 
 from adaptive.simulate.kernels import (
+    arm_sums,
     count_known,
     count_known_randomized,
     draw_outcomes,
@@ -325,16 +326,11 @@ class Patients:
     def true_crc(self) -> np.ndarray:
         """``(T, K)``: the patient-averaged true CRc rate of each arm's patients (nominal if none)."""
         spec = self.spec
-        truth = np.full((len(self.trials), spec.k), np.nan)
-        for i in range(spec.k):
-            mask = self.arm_of == i
-            cnt = mask.sum(1)
-            truth[:, i] = np.where(
-                cnt > 0,
-                (self.truth_crc * mask).sum(1) / np.maximum(cnt, 1),
-                spec.truth["cr"][i] + spec.truth["cri"][i],
-            )
-        return truth
+        # summed patient by patient in enrolment order: the same bits whatever the chunk's width
+        # (numpy's pairwise row sums depend on how many patient columns the chunk drew)
+        total, cnt = arm_sums(self.truth_crc, self.arm_of, self.ptr, spec.k)
+        nominal = spec.truth["cr"] + spec.truth["cri"]
+        return np.where(cnt > 0, total / np.maximum(cnt, 1), nominal[None, :])
 
     # ------------------------------------------------------------------ counts at a look
     def counts(self, rows, endpoint, when) -> tuple[np.ndarray, np.ndarray]:
