@@ -679,6 +679,18 @@ def randomization_capacity(
     arms = [a for a, p in alloc.probabilities.items() if p > 0]
     if len(arms) < 2:
         return None
+
+    def filling(probs: Mapping[str, float]) -> tuple[str, float, dict[str, float]]:
+        """The arm that fills first at ``probs``, after how many patients, the others' totals then."""
+        live = [a for a in arms if probs.get(a, 0.0) > 0]
+        first = min(live, key=lambda a: (places[a]["left"] / probs[a], arms.index(a)))
+        after = places[first]["left"] / probs[first]
+        return (
+            first,
+            after,
+            {a: places[a]["enrolled"] + after * probs.get(a, 0.0) for a in arms if a != first},
+        )
+
     places = {
         a: {
             "enrolled": derived.n_enrolled.get(a, 0),
@@ -687,10 +699,8 @@ def randomization_capacity(
         }
         for a in arms
     }
-    first = min(arms, key=lambda a: (places[a]["left"] / alloc.probabilities[a], arms.index(a)))
-    after = places[first]["left"] / alloc.probabilities[first]
-    others = [a for a in arms if a != first]
-    expected = {a: places[a]["enrolled"] + after * alloc.probabilities[a] for a in others}
+    first, after, expected = filling(alloc.probabilities)
+    others = list(expected)
     listed = ", ".join(f"{a} {v['left']} of {v['max_n']}" for a, v in places.items())
     then = (
         f"after which cohort {cohort}'s patients go to {others[0]} without randomization (not "
@@ -703,12 +713,30 @@ def randomization_capacity(
         f"Places left: {listed}. At this allocation {first} is expected to fill after about "
         f"{after:.0f} more randomized patients ({at} enrolled by then), {then}."
     )
-    return {
-        "places": places,
-        "fills_first": first,
-        "expected_patients_until_full": after,
-        "sentence": sentence,
-    }
+    out = {"places": places, "fills_first": first, "expected_patients_until_full": after}
+    ref = {a: alloc.reference.get(a, 0.0) for a in arms}
+    if sum(ref.values()) > 0 and any(
+        abs(ref[a] / sum(ref.values()) - alloc.probabilities[a]) > 1e-9 for a in arms
+    ):
+        total = sum(ref.values())
+        ref_first, ref_after, ref_expected = filling({a: v / total for a, v in ref.items()})
+        ref_at = ", ".join(f"{a} about {v:.0f}" for a, v in ref_expected.items())
+        diff = ref_after - after
+        effect = (
+            f"ends the randomized comparison about {diff:.0f} randomized patients sooner"
+            if diff >= 0.5
+            else f"keeps the randomized comparison going for about {-diff:.0f} more randomized patients"
+            if diff <= -0.5
+            else "ends the randomized comparison at about the same time"
+        )
+        sentence += (
+            f" At the fixed ratio {ref_first} would fill after about {ref_after:.0f} ({ref_at}): "
+            f"each arm's total is capped by its max_n either way, so the change {effect}, and does not "
+            "change how many patients each arm gets."
+        )
+        out["fixed_ratio"] = {"fills_first": ref_first, "expected_patients_until_full": ref_after}
+    out["sentence"] = sentence
+    return out
 
 
 def _allocation_rec(cohort: str, alloc: Allocation, note: str = "", capacity: dict | None = None) -> dict:

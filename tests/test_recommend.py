@@ -691,7 +691,7 @@ def test_randomization_capacity_says_when_the_randomized_comparison_ends():
 
     design = design_from(config_dict())
     derived = SimpleNamespace(n_enrolled={"arm3": 40, "arm4": 52})
-    alloc = SimpleNamespace(probabilities={"arm3": 0.35, "arm4": 0.65})
+    alloc = SimpleNamespace(probabilities={"arm3": 0.35, "arm4": 0.65}, reference={"arm3": 1, "arm4": 1})
     cap = randomization_capacity(design, derived, "fit_no_target", alloc)
     assert cap["places"] == {
         "arm3": {"enrolled": 40, "max_n": 60, "left": 20},
@@ -703,6 +703,10 @@ def test_randomization_capacity_says_when_the_randomized_comparison_ends():
         "arm4 is expected to fill after about 12 more randomized patients (arm3 about 44" in cap["sentence"]
     )
     assert "go to arm3 without randomization" in cap["sentence"]
+    # the fixed 1:1 for comparison: arm4 fills after 8 / 0.5 = 16, arm3 at 48; 3.7 patients sooner
+    assert cap["fixed_ratio"] == {"fills_first": "arm4", "expected_patients_until_full": 16.0}
+    assert "At the fixed ratio arm4 would fill after about 16 (arm3 about 48)" in cap["sentence"]
+    assert "ends the randomized comparison about 4 randomized patients sooner" in cap["sentence"]
     # at 90% : 10% arm3 fills first (20 / 0.9 = 22 patients), arm4 then at 52 + 2.2
     alloc.probabilities = {"arm3": 0.9, "arm4": 0.1}
     cap = randomization_capacity(design, derived, "fit_no_target", alloc)
