@@ -962,7 +962,7 @@ def build_report(
     recon_warning = (
         [f"{recon.source}: {recon.sentence()}"] if recon is not None and recon.n_disagreements else []
     )
-    opening = opening_warnings(design, table, derived.cutoff)
+    opening = opening_warnings(design, table, derived.cutoff, derived)
     failed = {ep: f.diagnostics.failures for ep, f in fits.items() if not f.converged}
     report = {
         "schema": SCHEMA,

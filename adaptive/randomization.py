@@ -175,7 +175,9 @@ def concurrent_ids(table: PatientTable, window: tuple[date, date]) -> set:
 OPENING_RUN_ALPHA = 0.05
 
 
-def opening_warnings(design: Design, table: PatientTable, cutoff: date) -> list[dict]:
+def opening_warnings(
+    design: Design, table: PatientTable, cutoff: date, derived: DerivedData | None = None
+) -> list[dict]:
     """Randomized cohorts whose first randomized patients all went to some arms but not another.
 
     The concurrent window of a comparison starts when every arm was open (``opened_on``, else the
@@ -185,6 +187,9 @@ def opening_warnings(design: Design, table: PatientTable, cutoff: date) -> list[
     "concurrent" controls include patients it could not have received. Said as a data warning
     (check the arm's ``opened_on``); nothing is changed. Each check: ``cohort``, ``arm``, ``run``
     (``k``), ``probability``, ``sentence`` (the data warning) and ``short`` (beside the comparison).
+    With ``derived``, each superiority rule of the cohort that compares the arm is also evaluated
+    on the window from the arm's first randomized patient (``sensitivity``; the rule's own window
+    beside it), and both sentences give the probability the comparison would then have.
     """
     out = []
     for rule in allocation_rules(design):
@@ -205,6 +210,18 @@ def opening_warnings(design: Design, table: PatientTable, cutoff: date) -> list[
                     f.loc[keep & (f["arm"] == arm), "enrolled_on"].min() if arm in seq else "no patient yet"
                 )
                 others = ", ".join(sorted(set(seq[:k])))
+                sens = (
+                    _from_first(design, table, derived, rule.arms, arm, first)
+                    if derived is not None and arm in seq
+                    else []
+                )
+                said = "".join(
+                    f" Without the patients randomized before {arm}'s first, P({x['endpoint_label']} "
+                    f"{x['leader']} > {x['other']}) would be {fmt_prob(x['prob_from_first'])} "
+                    f"({fmt_prob(x['prob_window'])} on the rule's window; '{x['rule']}' needs "
+                    f"{fmt_rate(x['threshold'])})."
+                    for x in sens
+                )
                 out.append(
                     {
                         "cohort": rule.cohort,
@@ -216,14 +233,57 @@ def opening_warnings(design: Design, table: PatientTable, cutoff: date) -> list[
                             f"to {others}, none to {arm} (its first: {first}); under the starting "
                             f"allocation ({100 * share[arm]:.0f}% to {arm}) that has probability "
                             f"{100 * p:.1f}%. Check {arm}'s opened_on: patients randomized before it was "
-                            "open are not its concurrent controls."
+                            f"open are not its concurrent controls.{said}"
                         ),
                         "short": (
                             f"check {arm}'s opened_on: the first {k} randomized went to {others} "
-                            f"({100 * p:.1f}% under the starting allocation)."
+                            f"({100 * p:.1f}% under the starting allocation).{said}"
                         ),
+                        "sensitivity": sens,
                     }
                 )
+    return out
+
+
+def _from_first(
+    design: Design, table: PatientTable, derived: DerivedData, cohort_arms, arm, first
+) -> list[dict]:
+    """Each superiority rule comparing ``arm`` in the cohort, on the window from ``arm``'s first patient.
+
+    The rule's probabilities on its concurrent window and on the window starting at ``first`` (the
+    arm's first randomized patient), in the direction of the arm that leads on the rule's window.
+    """
+    out = []
+    for r in design.rules:
+        if not (isinstance(r, Superiority) and arm in r.arms and set(r.arms) <= set(cohort_arms)):
+            continue
+        window = concurrent_window(design, table, r.arms, derived.cutoff)
+        if window is None or first is None or first <= window[0]:
+            continue
+        probs = []
+        for w in (window, (first, window[1])):
+            n, y, _ = concurrent_counts(design, table, derived, r.endpoint, r.arms, w)
+            (res,) = r.evaluate(_beta(design, r.endpoint, r.arms, n, y), n)
+            probs.append({x: res.extra[f"prob_{x}_better"] for x in r.arms})
+        leader = max(r.arms, key=lambda x: probs[0][x])
+        other = next(x for x in r.arms if x != leader)
+        out.append(
+            {
+                "rule": r.id,
+                "endpoint": r.endpoint,
+                "endpoint_label": BINARY_ENDPOINTS[r.endpoint].label
+                if r.endpoint in BINARY_ENDPOINTS
+                else r.endpoint,
+                "leader": leader,
+                "other": other,
+                "from": first.isoformat(),
+                "n_evaluable": dict(n),
+                "responders": dict(y),
+                "prob_window": probs[0][leader],
+                "prob_from_first": probs[1][leader],
+                "threshold": r.threshold,
+            }
+        )
     return out
 
 
