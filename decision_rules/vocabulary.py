@@ -185,7 +185,10 @@ def fmt_prob(p: float | None, *, exact: bool = False, digits: int = 1) -> str:
         return "100%"
     if p <= 0.0 and exact:
         return "0%"
-    pct = 100.0 * p
+    # the percentage to 4 decimals (the 6 decimals of a probability in recommendations.json), then
+    # half up: the memo, which reads the file, and the terminal, which prints the computed number,
+    # give one figure (0.0255 was "2.5%" from the file, its unrounded value "2.6%" on the terminal)
+    pct = round(100.0 * p, 4) + 5e-10
     if pct >= 100.0 - floor / 2:
         return f">{100.0 - floor:.{digits}f}%"
     if pct < floor / 2:

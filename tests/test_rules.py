@@ -261,6 +261,11 @@ def test_prob_best_sums_to_one():
         (0.0, False, "<0.1%"),
         (0.0, True, "0%"),
         (None, False, "-"),
+        # the file's six decimals and the unrounded value print alike (half up at 4 decimals of %)
+        (0.0255, False, "2.6%"),  # as recommendations.json stores arm3's P(CRc > 60%)
+        (0.025500123, False, "2.6%"),  # the value the terminal printed
+        (0.0254996, False, "2.6%"),  # stored as 0.0255
+        (0.02549, False, "2.5%"),
     ],
 )
 def test_one_probability_formatter(p, exact, text):
