@@ -262,8 +262,7 @@ def _from_first(
             continue
         probs = []
         for w in (window, (first, window[1])):
-            n, y, _ = concurrent_counts(design, table, derived, r.endpoint, r.arms, w)
-            (res,) = r.evaluate(_beta(design, r.endpoint, r.arms, n, y), n)
+            n, y, res = _rule_on_window(design, table, derived, r, w)
             probs.append({x: res.extra[f"prob_{x}_better"] for x in r.arms})
         leader = max(r.arms, key=lambda x: probs[0][x])
         other = next(x for x in r.arms if x != leader)
@@ -361,6 +360,13 @@ def concurrent_analysis(
     return _concurrent_allocation(design, table, derived, rule, allocation, open_arms, window, comparisons)
 
 
+def _rule_on_window(design: Design, table: PatientTable, derived: DerivedData, r: Superiority, window):
+    """A superiority rule on the patients randomized within ``window``: counts and its result."""
+    n, y, _ = concurrent_counts(design, table, derived, r.endpoint, r.arms, window)
+    (res,) = r.evaluate(_beta(design, r.endpoint, r.arms, n, y), n)
+    return n, y, res
+
+
 def _concurrent_comparison(
     design: Design, table: PatientTable, derived: DerivedData, r: Superiority
 ) -> dict | None:
@@ -373,8 +379,7 @@ def _concurrent_comparison(
     if window is None:
         return None
     a, b = r.arms
-    n, y, _ = concurrent_counts(design, table, derived, r.endpoint, r.arms, window)
-    (res,) = r.evaluate(_beta(design, r.endpoint, r.arms, n, y), n)
+    n, y, res = _rule_on_window(design, table, derived, r, window)
     n_all, y_all = _all_counts(derived, r.endpoint, r.arms)
     (res_all,) = r.evaluate(_beta(design, r.endpoint, r.arms, n_all, y_all), n_all)
     return {
