@@ -28,6 +28,8 @@ import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from scipy import stats  # noqa: E402
 
+from decision_rules.vocabulary import fmt_prob  # noqa: E402
+
 #: Okabe & Ito (2008) colour-blind-safe palette, with black last
 PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000")
 LINESTYLES = ("-", "--", ":", "-.", (0, (5, 1, 1, 1)), (0, (1, 1)), (0, (8, 2)), (0, (3, 1, 1, 1, 1, 1)))
@@ -221,14 +223,14 @@ def crc_densities(
         ax.axvline(n0, color="black", linestyle="--", lw=0.9)
         p_null = (prob_above_null or {}).get(arm)
         p_null = float(np.mean(x > n0)) if p_null is None else p_null
-        text = f"P(>null {100 * n0:.0f}%) = {_fmt_prob(p_null)}"
+        text = f"P(>null {100 * n0:.0f}%) = {fmt_prob(p_null)}"
         t = target.get(arm)
         if t is not None:
             ax.fill_between(grid, 0, pdf, where=grid >= t, facecolor=st.color, alpha=0.55, lw=0)
             ax.axvline(t, color="black", linestyle=":", lw=1.1)
             p_t = (prob_above_target or {}).get(arm)
             p_t = float(np.mean(x > t)) if p_t is None else p_t
-            text += f"\nP(>target {100 * t:.0f}%) = {_fmt_prob(p_t)}"
+            text += f"\nP(>target {100 * t:.0f}%) = {fmt_prob(p_t)}"
         ax.text(0.98, 0.95, text, transform=ax.transAxes, ha="right", va="top", fontsize=6.5)
         ax.set_title(f"{arm}: {labels.get(arm, arm)}", loc="left")
         ax.set_yticks([])
@@ -244,14 +246,6 @@ def crc_densities(
     )
     fig.tight_layout()
     return fig
-
-
-def _fmt_prob(p: float) -> str:
-    if p >= 0.9995:
-        return ">99.9%"
-    if 0 < p < 0.0005:
-        return "<0.1%"
-    return f"{100 * p:.1f}%"
 
 
 # ============================================================================= forest plot
